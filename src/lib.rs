@@ -1,0 +1,1 @@
+//! mudshard: a thread-per-core multiplayer text-world server.
