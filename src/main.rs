@@ -1,6 +1,145 @@
+//! `mudshard`: serve a shard map. With no arguments, `shards/default.toml`.
+
+use clap::Parser;
 use mimalloc::MiMalloc;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mudshard::config::{Config, WorldSource};
+use mudshard::server::Server;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-fn main() {}
+/// A thread-per-core multiplayer text-world (MUD) server over WebSocket.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The shard map (TOML).
+    #[arg(long, env = "MUDSHARD_CONFIG", default_value = "shards/default.toml")]
+    config: PathBuf,
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, env = "MUDSHARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Number of shards (executor threads).
+    #[arg(long, env = "MUDSHARD_SHARDS")]
+    shards: Option<usize>,
+    /// Cores to pin shards to, one per shard: shard k runs on the k-th.
+    #[arg(long, env = "MUDSHARD_CORES", value_delimiter = ',')]
+    cores: Option<Vec<usize>>,
+    /// Redis URL of the cross-host bridge.
+    #[arg(long, env = "MUDSHARD_REDIS")]
+    redis: Option<String>,
+    /// Where the SQLite file lives.
+    #[arg(long, env = "MUDSHARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// This host's id.
+    #[arg(long, env = "MUDSHARD_HOST_ID")]
+    host_id: Option<String>,
+    /// A generated load-test world instead of the zone files: grid:WIDTHxHEIGHT.
+    #[arg(long, env = "MUDSHARD_WORLD")]
+    world: Option<String>,
+    /// Let everyone use `goto` (always on in a generated world).
+    #[arg(long)]
+    allow_goto: bool,
+    /// Turn NPC ambient lines off (a quiet world for measurements).
+    #[arg(long)]
+    no_ambient: bool,
+    /// Log format: text or json.
+    #[arg(long, env = "MUDSHARD_LOG", default_value = "text")]
+    log: String,
+}
+
+fn config_from(args: &Args) -> Result<Config, String> {
+    let mut config = Config::from_file(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(cores) = &args.cores {
+        config.cores = cores.clone();
+        config.shards = cores.len();
+    }
+    if let Some(shards) = args.shards {
+        config.shards = shards;
+    }
+    if let Some(redis) = &args.redis {
+        config.redis = Some(redis.clone());
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(id) = &args.host_id {
+        config.host_id = id.clone();
+    }
+    if let Some(world) = &args.world {
+        config.world = WorldSource::parse_generated(world)?;
+    }
+    if args.allow_goto {
+        config.game.goto_everyone = true;
+    }
+    if args.no_ambient {
+        config.game.ambient_interval_ms = 0;
+    }
+    config.log_json = match args.log.as_str() {
+        "json" => true,
+        "text" => false,
+        other => return Err(format!("--log {other:?}: expected text or json")),
+    };
+    config.normalize()?;
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match config_from(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("mudshard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_json);
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("mudshard: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shards = config.shards;
+    let host = config.host_id.clone();
+    let server = match Server::start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("mudshard: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Tests and scripts read this line to find the port.
+    println!("listening on {}", server.addr);
+    tracing::info!(addr = %server.addr, shards, host, "serving");
+    let signal = signals.forever().next();
+    tracing::info!(?signal, "shutting down");
+    if server.shutdown() {
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("mudshard: a shard failed while stopping");
+        ExitCode::from(1)
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

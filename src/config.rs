@@ -1,0 +1,341 @@
+//! The one source of truth for configuration: a typed struct with defaults,
+//! loaded from a shard map (`shards/default.toml`), overridden by flags and
+//! environment variables (see `main.rs` for the flag names).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything a host needs to run: where it listens, how many shards, which
+/// world, and every bound of DESIGN §7.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This host's id, shown in `welcome` and `/healthz`.
+    pub host_id: String,
+    pub listen: SocketAddr,
+    /// Number of shards (executor threads); 0 in the file means one per online core.
+    pub shards: usize,
+    /// Core for each shard: shard k is pinned to `cores[k]`. Empty: not pinned.
+    pub cores: Vec<usize>,
+    pub data_dir: PathBuf,
+    /// Redis URL for the cross-host bridge; `None` runs this host alone.
+    pub redis: Option<String>,
+    pub world: WorldSource,
+    pub game: GameConfig,
+    pub limits: Limits,
+    /// Log as JSON lines instead of human text.
+    pub log_json: bool,
+}
+
+/// Where the world comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorldSource {
+    /// Zone files `dir/<zone>.toml`, and the room new players start in.
+    Zones {
+        dir: PathBuf,
+        zones: Vec<String>,
+        start: String,
+    },
+    /// A generated grid of `width × height` rooms (`grid:X_Y`) for load tests.
+    Grid { width: u32, height: u32 },
+}
+
+impl WorldSource {
+    /// Parses the `--world` flag: `grid:WxH`.
+    pub fn parse_generated(spec: &str) -> Result<WorldSource, String> {
+        let dims = spec.strip_prefix("grid:").ok_or_else(|| {
+            format!("--world {spec:?}: expected grid:WIDTHxHEIGHT, e.g. grid:100x100")
+        })?;
+        let (w, h) = dims
+            .split_once('x')
+            .ok_or_else(|| format!("--world {spec:?}: expected grid:WIDTHxHEIGHT"))?;
+        let width: u32 = w
+            .parse()
+            .map_err(|_| format!("--world {spec:?}: bad width"))?;
+        let height: u32 = h
+            .parse()
+            .map_err(|_| format!("--world {spec:?}: bad height"))?;
+        if width == 0 || height == 0 || u64::from(width) * u64::from(height) > GRID_ROOMS_MAX {
+            return Err(format!(
+                "--world {spec:?}: the grid must have between 1 and {GRID_ROOMS_MAX} rooms"
+            ));
+        }
+        Ok(WorldSource::Grid { width, height })
+    }
+
+    /// A generated world is a load-test world: `goto` is open to everyone there.
+    pub fn is_load_test(&self) -> bool {
+        matches!(self, WorldSource::Grid { .. })
+    }
+}
+
+/// The largest generated world: a million rooms keeps start-up under a second.
+pub const GRID_ROOMS_MAX: u64 = 1_000_000;
+
+/// Game rules that are configuration rather than code.
+#[derive(Clone, Debug)]
+pub struct GameConfig {
+    /// Whether `{"type":"guest"}` is accepted.
+    pub guests: bool,
+    /// Whether everyone may use `goto` (always true in a load-test world).
+    pub goto_everyone: bool,
+    /// Interval of the world tick on which NPCs speak; 0 turns ambient lines off.
+    pub ambient_interval_ms: u64,
+}
+
+/// Every bound on input and resources (DESIGN §7). Units are in the names.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest client message (a frame, or a fragmented message in total): close 1009.
+    pub frame_bytes_max: usize,
+    /// Time from TCP accept to a successful login before the connection is closed.
+    pub login_timeout_ms: u64,
+    /// Silence after which the server pings a session.
+    pub idle_ping_ms: u64,
+    /// Unanswered pings after which the session is closed.
+    pub pings_missed_max: u32,
+    /// Outbound bytes queued for one connection before it is closed with 1013.
+    pub outbound_bytes_max: usize,
+    /// Sustained commands per second per session.
+    pub commands_per_s: u32,
+    /// Commands a session may send in a burst.
+    pub commands_burst: u32,
+    /// Longest command line or say text, in Unicode characters.
+    pub text_chars_max: usize,
+    /// Sessions one shard holds before it answers new upgrades with HTTP 503.
+    pub connections_per_shard_max: usize,
+    /// Rooms with more players than this do not announce arrivals and departures:
+    /// a bound on event amplification in crowded rooms (a crowd of n would
+    /// otherwise cost n² deliveries as it gathers).
+    pub presence_events_players_max: usize,
+    /// Names listed in a room object or a `who` reply; the total is always given.
+    pub names_listed_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            frame_bytes_max: 64 * 1024,
+            login_timeout_ms: 10_000,
+            idle_ping_ms: 30_000,
+            pings_missed_max: 2,
+            outbound_bytes_max: 1024 * 1024,
+            commands_per_s: 20,
+            commands_burst: 40,
+            text_chars_max: 512,
+            connections_per_shard_max: 20_000,
+            presence_events_players_max: 100,
+            names_listed_max: 50,
+        }
+    }
+}
+
+/// The shard map as it is written in TOML. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ShardMap {
+    server: ServerSection,
+    world: WorldSection,
+    game: GameSection,
+    limits: Limits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ServerSection {
+    host_id: String,
+    listen: String,
+    shards: usize,
+    cores: Vec<usize>,
+    data_dir: String,
+    redis: Option<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            host_id: "a".into(),
+            listen: "127.0.0.1:4000".into(),
+            shards: 0,
+            cores: Vec::new(),
+            data_dir: "./data".into(),
+            redis: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct WorldSection {
+    /// Folder of zone files, relative to the shard map file.
+    dir: String,
+    zones: Vec<String>,
+    start: String,
+    /// `grid:WxH` to generate the world instead of loading zones.
+    generated: Option<String>,
+}
+
+impl Default for WorldSection {
+    fn default() -> Self {
+        WorldSection {
+            dir: "world".into(),
+            zones: Vec::new(),
+            start: "town:square".into(),
+            generated: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct GameSection {
+    guests: bool,
+    goto_everyone: bool,
+    ambient_interval_ms: u64,
+}
+
+impl Default for GameSection {
+    fn default() -> Self {
+        GameSection {
+            guests: true,
+            goto_everyone: false,
+            ambient_interval_ms: 20_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a shard map file. Relative paths in it (the world folder) are
+    /// taken relative to the file; the data directory relative to the
+    /// working directory, as operators expect of `./data`.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read shard map {}: {e}", path.display()))?;
+        let map: ShardMap = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| {
+                1 + text.as_bytes()[..s.start.min(text.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+            });
+            match line {
+                Some(line) => format!("{}:{line}: {}", path.display(), e.message()),
+                None => format!("{}: {}", path.display(), e.message()),
+            }
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Config::from_map(map, base).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn from_map(map: ShardMap, base: &Path) -> Result<Config, String> {
+        let listen = map.server.listen.parse().map_err(|_| {
+            format!(
+                "server.listen {:?} is not an address like 127.0.0.1:4000",
+                map.server.listen
+            )
+        })?;
+        let world = match map.world.generated {
+            Some(spec) => WorldSource::parse_generated(&spec)?,
+            None => WorldSource::Zones {
+                dir: base.join(&map.world.dir),
+                zones: map.world.zones,
+                start: map.world.start,
+            },
+        };
+        let mut config = Config {
+            host_id: map.server.host_id,
+            listen,
+            shards: map.server.shards,
+            cores: map.server.cores,
+            data_dir: PathBuf::from(map.server.data_dir),
+            redis: map.server.redis,
+            world,
+            game: GameConfig {
+                guests: map.game.guests,
+                goto_everyone: map.game.goto_everyone,
+                ambient_interval_ms: map.game.ambient_interval_ms,
+            },
+            limits: map.limits,
+            log_json: false,
+        };
+        config.normalize()?;
+        Ok(config)
+    }
+
+    /// Resolves defaults that depend on the machine and checks the whole.
+    pub fn normalize(&mut self) -> Result<(), String> {
+        if !self.cores.is_empty() && self.shards == 0 {
+            self.shards = self.cores.len();
+        }
+        if self.shards == 0 {
+            self.shards = std::thread::available_parallelism().map_or(1, |n| n.get());
+        }
+        if self.shards > SHARDS_MAX {
+            return Err(format!(
+                "{} shards requested; at most {SHARDS_MAX}",
+                self.shards
+            ));
+        }
+        if !self.cores.is_empty() && self.cores.len() != self.shards {
+            return Err(format!(
+                "{} cores listed for {} shards: list one core per shard",
+                self.cores.len(),
+                self.shards
+            ));
+        }
+        if self.world.is_load_test() {
+            self.game.goto_everyone = true;
+        }
+        let l = &self.limits;
+        if l.frame_bytes_max < 1024 || l.commands_per_s == 0 || l.text_chars_max == 0 {
+            return Err("limits: frame_bytes_max >= 1024, commands_per_s > 0 and text_chars_max > 0 are required".into());
+        }
+        Ok(())
+    }
+}
+
+/// Shard ids travel in 8 bits of a session id.
+pub const SHARDS_MAX: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_shard_map_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("shards/default.toml");
+        let config = Config::from_file(&path).expect("default shard map");
+        assert_eq!(config.listen.port(), 4000);
+        assert!(config.shards >= 1);
+        match &config.world {
+            WorldSource::Zones { zones, start, .. } => {
+                assert!(!zones.is_empty());
+                assert_eq!(start, "town:square");
+            }
+            other => panic!("unexpected world {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_field_names_the_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\nshardz = 2\n").expect("write");
+        let err = Config::from_file(&path).expect_err("unknown field");
+        assert!(err.contains("map.toml:3"), "{err}");
+    }
+
+    #[test]
+    fn grid_specs_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            WorldSource::parse_generated("grid:100x50"),
+            Ok(WorldSource::Grid {
+                width: 100,
+                height: 50
+            })
+        );
+        assert!(WorldSource::parse_generated("grid:0x5").is_err());
+        assert!(WorldSource::parse_generated("maze:3x3").is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! Rendering what the shards counted: `/metrics` (Prometheus text) and
+//! `/healthz` (JSON). The figures come from a gather over every shard.
+
+use std::fmt::Write;
+
+use crate::shard::stats::{LatencySummary, ShardStats, COMMAND_KINDS};
+use crate::shard::Shard;
+
+/// `/healthz`: host id, process id, shards and connections per shard.
+pub fn health_json(shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"status\":\"ok\",\"host\":");
+    let mut host = Vec::new();
+    crate::protocol::encode::put_str(&mut host, &shard.config.host_id);
+    out.push_str(&String::from_utf8_lossy(&host));
+    let _ = write!(
+        out,
+        ",\"pid\":{},\"shards\":{},\"connections\":[",
+        std::process::id(),
+        stats.len()
+    );
+    for (i, s) in stats.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{}", s.connections);
+    }
+    out.push_str("],\"players\":[");
+    for (i, s) in stats.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{}", s.players);
+    }
+    let _ = write!(out, "],\"rooms\":{}}}", shard.world.rooms.len());
+    out.into_bytes()
+}
+
+/// `/metrics`: every counter per shard, latency summaries, process figures.
+pub fn prometheus_text(_shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
+    let mut out = String::with_capacity(8 * 1024);
+    let counters: [(&str, &str, &str, fn(&ShardStats) -> u64); 16] = [
+        (
+            "mudshard_connections",
+            "gauge",
+            "Open WebSocket sessions.",
+            |s| s.connections,
+        ),
+        (
+            "mudshard_players",
+            "gauge",
+            "Logged-in players whose connection is on this shard.",
+            |s| s.players,
+        ),
+        (
+            "mudshard_bodies",
+            "gauge",
+            "Player bodies in rooms this shard owns.",
+            |s| s.bodies,
+        ),
+        (
+            "mudshard_sessions_accepted_total",
+            "counter",
+            "WebSocket upgrades accepted.",
+            |s| s.accepted_total,
+        ),
+        (
+            "mudshard_sessions_refused_total",
+            "counter",
+            "Upgrades refused with 503 (shard full).",
+            |s| s.refused_total,
+        ),
+        (
+            "mudshard_frames_in_total",
+            "counter",
+            "Client text messages received.",
+            |s| s.frames_in,
+        ),
+        (
+            "mudshard_frames_out_total",
+            "counter",
+            "Frames sent.",
+            |s| s.frames_out,
+        ),
+        (
+            "mudshard_bytes_in_total",
+            "counter",
+            "Bytes read from clients.",
+            |s| s.bytes_in,
+        ),
+        (
+            "mudshard_bytes_out_total",
+            "counter",
+            "Bytes written to clients.",
+            |s| s.bytes_out,
+        ),
+        (
+            "mudshard_writes_total",
+            "counter",
+            "Write syscalls (frames are batched into them).",
+            |s| s.writes,
+        ),
+        (
+            "mudshard_errors_sent_total",
+            "counter",
+            "Error frames sent.",
+            |s| s.errors_sent,
+        ),
+        (
+            "mudshard_rate_limited_total",
+            "counter",
+            "Commands refused by the rate limit.",
+            |s| s.rate_limited,
+        ),
+        (
+            "mudshard_cross_shard_sent_total",
+            "counter",
+            "Messages sent to other shards.",
+            |s| s.cross_shard_sent,
+        ),
+        (
+            "mudshard_cross_shard_received_total",
+            "counter",
+            "Messages received from other shards.",
+            |s| s.cross_shard_received,
+        ),
+        (
+            "mudshard_outbound_drops_total",
+            "counter",
+            "Sessions closed with 1013 for a full outbound queue.",
+            |s| s.outbound_drops,
+        ),
+        (
+            "mudshard_command_latency_count",
+            "counter",
+            "Commands whose handling was timed.",
+            |s| s.command_latency.count,
+        ),
+    ];
+    for (name, kind, help, get) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in stats {
+            let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, get(s));
+        }
+    }
+    out.push_str("# HELP mudshard_commands_total Commands handled, by kind.\n# TYPE mudshard_commands_total counter\n");
+    for s in stats {
+        for (kind, n) in COMMAND_KINDS.iter().zip(s.commands.iter()) {
+            let _ = writeln!(
+                out,
+                "mudshard_commands_total{{shard=\"{}\",kind=\"{kind}\"}} {n}",
+                s.shard
+            );
+        }
+    }
+    summary(
+        &mut out,
+        "mudshard_command_latency_us",
+        "Command handling, from the frame read to the reply queued (µs).",
+        stats,
+        |s| s.command_latency,
+    );
+    summary(
+        &mut out,
+        "mudshard_cross_shard_hop_us",
+        "A command's hop to the shard that owns its room (µs).",
+        stats,
+        |s| s.hop_latency,
+    );
+    process(&mut out);
+    out.into_bytes()
+}
+
+fn summary(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    stats: &[ShardStats],
+    get: fn(&ShardStats) -> LatencySummary,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
+    for s in stats {
+        let l = get(s);
+        for (q, v) in [
+            ("0.5", l.p50_us),
+            ("0.9", l.p90_us),
+            ("0.99", l.p99_us),
+            ("0.999", l.p999_us),
+            ("1", l.max_us),
+        ] {
+            let _ = writeln!(out, "{name}{{shard=\"{}\",quantile=\"{q}\"}} {v}", s.shard);
+        }
+        let _ = writeln!(out, "{name}_count{{shard=\"{}\"}} {}", s.shard, l.count);
+    }
+}
+
+/// The standard process figures, read from /proc/self.
+fn process(out: &mut String) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}", rss_kib * 1024);
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat: indexes 11 and 12 after ')'.
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu_s = (ticks(11) + ticks(12)) as f64 / hz;
+    let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu_s}");
+}

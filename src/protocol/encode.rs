@@ -1,0 +1,194 @@
+//! Encoding server frames.
+//!
+//! A frame body is written once and shared by every recipient: it starts
+//! *after* the opening brace (`"type":…}`), and each connection puts its own
+//! `{"seq":N,` in front when it writes the frame (DESIGN §1, fan-out). Bodies
+//! are written by hand: the fields are few and fixed, and this is the hot path.
+
+use bytes::Bytes;
+
+use super::MsgId;
+
+/// Builds one frame body: `"type":"<kind>",…}` without the leading `{`.
+pub struct Body {
+    buf: Vec<u8>,
+}
+
+impl Body {
+    /// Starts a body of the given frame type, with room for `capacity` bytes.
+    pub fn new(frame_type: &str, capacity: usize) -> Body {
+        let mut buf = Vec::with_capacity(capacity);
+        buf.extend_from_slice(b"\"type\":\"");
+        buf.extend_from_slice(frame_type.as_bytes());
+        buf.push(b'"');
+        Body { buf }
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        put_str(&mut self.buf, value);
+        self
+    }
+
+    pub fn u64(&mut self, key: &str, value: u64) -> &mut Self {
+        self.key(key);
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key);
+        self.buf
+            .extend_from_slice(if value { b"true" } else { b"false" });
+        self
+    }
+
+    /// Writes `"id":<id>` when the request had one; nothing otherwise.
+    pub fn id(&mut self, id: Option<&MsgId>) -> &mut Self {
+        if let Some(id) = id {
+            self.key("id");
+            self.buf.extend_from_slice(id.as_json().as_bytes());
+        }
+        self
+    }
+
+    /// Writes a field whose value is already JSON (a room object, a list).
+    pub fn raw(&mut self, key: &str, json: &[u8]) -> &mut Self {
+        self.key(key);
+        self.buf.extend_from_slice(json);
+        self
+    }
+
+    fn key(&mut self, key: &str) {
+        self.buf.push(b',');
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.extend_from_slice(b"\":");
+    }
+
+    /// Closes the object and freezes it for sharing.
+    pub fn finish(mut self) -> Bytes {
+        self.buf.push(b'}');
+        Bytes::from(self.buf)
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends a JSON array of strings.
+pub fn put_str_array<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a str>) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_str(out, item);
+    }
+    out.push(b']');
+}
+
+/// Milliseconds since the Unix epoch, for `ts` fields.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The body of an `error` frame.
+pub fn error(code: &str, message: &str) -> Bytes {
+    let mut body = Body::new("error", 48 + message.len());
+    body.str("code", code).str("message", message);
+    body.finish()
+}
+
+/// The body of an `event` frame.
+pub fn event(kind: &str, room: &str, from: &str, text: &str) -> Bytes {
+    let mut body = Body::new("event", 80 + room.len() + from.len() + text.len());
+    body.str("kind", kind)
+        .str("room", room)
+        .str("from", from)
+        .str("text", text)
+        .u64("ts", now_ms());
+    body.finish()
+}
+
+/// The body of a `pong` frame (outside the sequence).
+pub fn pong(id: Option<&MsgId>) -> Bytes {
+    let mut body = Body::new("pong", 32);
+    body.id(id);
+    body.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(body: &Bytes) -> serde_json::Value {
+        let mut text = b"{".to_vec();
+        text.extend_from_slice(body);
+        serde_json::from_slice(&text).expect("valid JSON")
+    }
+
+    #[test]
+    fn strings_escape_to_valid_json() {
+        let nasty = "quote\" back\\ nl\n tab\t bell\u{7} é 🦀";
+        let v = whole(&event("say", "town:square", "bob", nasty));
+        assert_eq!(v["text"], nasty);
+        assert_eq!(v["type"], "event");
+        assert_eq!(v["kind"], "say");
+        assert!(v["ts"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+
+    #[test]
+    fn bodies_compose_with_ids_and_raw_fields() {
+        let id = crate::protocol::decode::decode(&mut br#"{"type":"ping","id":"x1"}"#.to_vec())
+            .map(|f| match f {
+                crate::protocol::decode::ClientFrame::Ping { id } => id,
+                _ => None,
+            })
+            .unwrap();
+        let mut body = Body::new("reply", 64);
+        body.id(id.as_ref())
+            .bool("ok", true)
+            .raw("room", br#"{"id":"a"}"#)
+            .u64("n", 7);
+        let v = whole(&body.finish());
+        assert_eq!(v["id"], "x1");
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["room"]["id"], "a");
+        assert_eq!(v["n"], 7);
+        let v = whole(&pong(None));
+        assert!(v.get("id").is_none());
+    }
+}

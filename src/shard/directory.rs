@@ -1,0 +1,117 @@
+//! This shard's part of the name directory: who is online under which name.
+//! A name lives on the shard its lower-case key hashes to, so a claim is
+//! decided in one place and two sessions can never hold one name.
+
+use std::collections::HashMap;
+
+use super::msg::Msg;
+use super::router::Router;
+use super::SessionId;
+use crate::game::owner::{fail, reply_body};
+use crate::protocol::{encode, MsgId};
+
+/// The names this shard is responsible for.
+#[derive(Default)]
+pub struct Directory {
+    names: HashMap<Box<str>, SessionId>,
+}
+
+/// The shard that keeps the directory entry of a lower-case name.
+pub fn shard_of(key: &str, shards: u16) -> u16 {
+    let h = key.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (h % u32::from(shards.max(1))) as u16
+}
+
+impl Directory {
+    /// Records `key` for `sid` unless another session holds it.
+    pub fn claim(&mut self, key: Box<str>, sid: SessionId) -> bool {
+        match self.names.get(&key) {
+            Some(holder) => *holder == sid,
+            None => {
+                self.names.insert(key, sid);
+                true
+            }
+        }
+    }
+
+    pub fn release(&mut self, key: &str, sid: SessionId) {
+        if self.names.get(key) == Some(&sid) {
+            self.names.remove(key);
+        }
+    }
+
+    /// Delivers a tell to its target's connection shard and answers the teller.
+    pub fn tell(
+        &self,
+        r: &mut Router,
+        from: SessionId,
+        from_name: &str,
+        id: Option<MsgId>,
+        to_key: &str,
+        text: &str,
+    ) {
+        let Some(&target) = self.names.get(to_key) else {
+            let frame = fail(
+                id.as_ref(),
+                "no_such_player",
+                &format!("Nobody called {to_key} is online."),
+            );
+            r.post(
+                from.shard(),
+                Msg::Frame {
+                    sid: from,
+                    frame,
+                    done: true,
+                },
+            );
+            return;
+        };
+        let event = encode::event("tell", "", from_name, text);
+        r.post(
+            target.shard(),
+            Msg::Frame {
+                sid: target,
+                frame: event,
+                done: false,
+            },
+        );
+        let mut reply = reply_body(id.as_ref(), true, 48 + to_key.len() + text.len());
+        reply.str("text", &format!("You tell {to_key}, \"{text}\""));
+        r.post(
+            from.shard(),
+            Msg::Frame {
+                sid: from,
+                frame: reply.finish(),
+                done: true,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_has_one_holder_until_released() {
+        let mut d = Directory::default();
+        let a = SessionId::new(0, 1, 1);
+        let b = SessionId::new(1, 1, 1);
+        assert!(d.claim("bob".into(), a));
+        assert!(!d.claim("bob".into(), b));
+        d.release("bob", b);
+        assert!(!d.claim("bob".into(), b), "only the holder releases");
+        d.release("bob", a);
+        assert!(d.claim("bob".into(), b));
+    }
+
+    #[test]
+    fn keys_spread_over_shards_stably() {
+        assert_eq!(shard_of("alice", 4), shard_of("alice", 4));
+        let used: std::collections::HashSet<u16> =
+            (0..100).map(|i| shard_of(&format!("p{i}"), 4)).collect();
+        assert_eq!(used.len(), 4);
+    }
+}

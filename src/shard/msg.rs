@@ -1,0 +1,161 @@
+//! The messages shards send each other. Each names who owns what it touches:
+//! a room's owner changes bodies and rooms, a connection's shard changes
+//! sessions and writes frames, a name's shard keeps the directory entry.
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use super::SessionId;
+use crate::protocol::MsgId;
+use crate::world::{Dir, RoomIdx};
+
+/// A player's body: everything that moves with them from room owner to room owner.
+#[derive(Debug)]
+pub struct Body {
+    pub sid: SessionId,
+    pub name: Box<str>,
+    pub inventory: Vec<String>,
+}
+
+/// How a body came into a room: by walking (from a direction), by teleport,
+/// or by logging in.
+#[derive(Clone, Copy, Debug)]
+pub enum Arrival {
+    Walk(Dir),
+    Teleport,
+    Login,
+}
+
+/// A cross-shard message. Frame bodies are `Bytes`: serialized once, shared.
+pub enum Msg {
+    // --- to the owner of a room ---
+    /// A body enters `room` (a login, or a hand-off from another owner).
+    Arrive {
+        body: Body,
+        room: RoomIdx,
+        how: Arrival,
+        id: Option<MsgId>,
+    },
+    /// A command line for the body of `sid`, which this shard holds.
+    Cmd {
+        sid: SessionId,
+        id: Option<MsgId>,
+        line: Box<str>,
+        sent: Instant,
+    },
+    /// The session of `sid` ended: remove its body.
+    Depart {
+        sid: SessionId,
+    },
+
+    // --- to the shard of a connection ---
+    /// The body of `sid` is now in `room`, owned by shard `owner`.
+    Entered {
+        sid: SessionId,
+        room: RoomIdx,
+        owner: u16,
+    },
+    /// The body of `sid` has left `room`: it stops seeing that room's events.
+    Left {
+        sid: SessionId,
+        room: RoomIdx,
+    },
+    /// A reply or an event for one session. `done` completes its command.
+    Frame {
+        sid: SessionId,
+        frame: Bytes,
+        done: bool,
+    },
+    /// Logged in: the first frame (`welcome`) carries this room object.
+    Welcomed {
+        sid: SessionId,
+        room_json: Bytes,
+    },
+    /// An event for every local viewer of `room` but `except`.
+    RoomEvent {
+        room: RoomIdx,
+        frame: Bytes,
+        except: Option<SessionId>,
+    },
+    /// An event for every local session but `except` (shouts, notices).
+    Broadcast {
+        frame: Bytes,
+        except: Option<SessionId>,
+    },
+    /// The body of `sid` was removed for `quit`: reply, then close.
+    QuitDone {
+        sid: SessionId,
+        frame: Bytes,
+    },
+
+    // --- to the shard that keeps a name in the directory ---
+    Claim {
+        key: Box<str>,
+        sid: SessionId,
+    },
+    Release {
+        key: Box<str>,
+        sid: SessionId,
+    },
+    Tell {
+        from: SessionId,
+        from_name: Box<str>,
+        id: Option<MsgId>,
+        to_key: Box<str>,
+        text: Box<str>,
+    },
+    // --- back to the shard of a connection ---
+    Claimed {
+        sid: SessionId,
+        ok: bool,
+    },
+
+    // --- gathers: one question to every shard, answers back to the asker ---
+    WhoAsk {
+        asker: u16,
+        ask: u64,
+    },
+    WhoAnswer {
+        ask: u64,
+        names: Vec<Box<str>>,
+        total: usize,
+    },
+    StatsAsk {
+        asker: u16,
+        ask: u64,
+    },
+    StatsAnswer {
+        ask: u64,
+        stats: Box<super::stats::ShardStats>,
+    },
+
+    /// Stop accepting, close every session, and stop.
+    Shutdown,
+}
+
+impl Msg {
+    /// The kind of message, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::Arrive { .. } => "arrive",
+            Msg::Cmd { .. } => "cmd",
+            Msg::Depart { .. } => "depart",
+            Msg::Entered { .. } => "entered",
+            Msg::Left { .. } => "left",
+            Msg::Frame { .. } => "frame",
+            Msg::Welcomed { .. } => "welcomed",
+            Msg::RoomEvent { .. } => "room_event",
+            Msg::Broadcast { .. } => "broadcast",
+            Msg::QuitDone { .. } => "quit_done",
+            Msg::Claim { .. } => "claim",
+            Msg::Release { .. } => "release",
+            Msg::Tell { .. } => "tell",
+            Msg::Claimed { .. } => "claimed",
+            Msg::WhoAsk { .. } => "who_ask",
+            Msg::WhoAnswer { .. } => "who_answer",
+            Msg::StatsAsk { .. } => "stats_ask",
+            Msg::StatsAnswer { .. } => "stats_answer",
+            Msg::Shutdown => "shutdown",
+        }
+    }
+}

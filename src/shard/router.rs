@@ -1,0 +1,45 @@
+//! Where a shard's outgoing messages go: to another shard's mailbox, or, when
+//! addressed to this shard, to a local queue handled right after the current
+//! message (so that a handler never re-enters the shard).
+
+use std::collections::VecDeque;
+
+use super::mailbox::Mailbox;
+use super::msg::Msg;
+
+/// Sends messages from one shard to any shard, itself included.
+pub struct Router {
+    pub me: u16,
+    mailboxes: Vec<Mailbox>,
+    local: VecDeque<Msg>,
+    pub sent_remote: u64,
+}
+
+impl Router {
+    pub fn new(me: u16, mailboxes: Vec<Mailbox>) -> Router {
+        Router {
+            me,
+            mailboxes,
+            local: VecDeque::new(),
+            sent_remote: 0,
+        }
+    }
+
+    pub fn shards(&self) -> u16 {
+        self.mailboxes.len() as u16
+    }
+
+    pub fn post(&mut self, to: u16, msg: Msg) {
+        if to == self.me {
+            self.local.push_back(msg);
+        } else if let Some(mailbox) = self.mailboxes.get(to as usize) {
+            self.sent_remote += 1;
+            mailbox.send(msg);
+        }
+    }
+
+    /// The next message this shard sent itself.
+    pub fn next_local(&mut self) -> Option<Msg> {
+        self.local.pop_front()
+    }
+}

@@ -1,0 +1,120 @@
+//! A shard's life on its thread: the tasks it runs (accept, inbox, sweep,
+//! world tick) and its orderly end.
+
+use futures_lite::AsyncReadExt;
+use glommio::net::{TcpListener, UnixStream};
+use glommio::timer::Timer;
+use std::cell::RefCell;
+use std::os::fd::{FromRawFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::mailbox::Inbox;
+use super::Shard;
+use crate::net::conn::{self, Scratch, ShardCell};
+
+/// Messages handled before the inbox task lets connections run.
+const INBOX_BATCH_MAX: usize = 512;
+/// How long a shard waits for its sessions to close at shutdown.
+const SHUTDOWN_GRACE_MS: u64 = 3_000;
+/// Period of the session sweep (login deadlines, idle pings).
+const SWEEP_INTERVAL_MS: u64 = 1_000;
+
+/// Runs shard `shard` until shutdown. `listener_fd` is its own
+/// `SO_REUSEPORT` socket on the shared address.
+pub async fn run(shard: Shard, mut inbox: Inbox, listener_fd: RawFd) {
+    let ambient_ms = shard.config.game.ambient_interval_ms;
+    let shard: ShardCell = Rc::new(RefCell::new(shard));
+    let scratch = Rc::new(RefCell::new(Scratch::new()));
+    // SAFETY: the fd is a bound, listening TCP socket handed to this shard alone.
+    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
+    let (stop_tx, stop_rx) = futures_channel::oneshot::channel::<()>();
+
+    let Some(wake_fd) = inbox.take_wake_fd() else {
+        tracing::error!("shard inbox has no doorbell");
+        return;
+    };
+    let inbox_task = glommio::spawn_local(inbox_loop(shard.clone(), inbox, wake_fd, stop_tx));
+    let sweep_task = glommio::spawn_local(every(shard.clone(), SWEEP_INTERVAL_MS, |sh| sh.sweep()));
+    let tick_task = (ambient_ms > 0).then(|| {
+        glommio::spawn_local(every(shard.clone(), ambient_ms, |sh| {
+            sh.owner.ambient_tick(&mut sh.router);
+            sh.drain_local();
+        }))
+    });
+    let accept_task = glommio::spawn_local(accept_loop(shard.clone(), scratch, listener));
+
+    // Until a Shutdown message arrives.
+    let _ = stop_rx.await;
+    accept_task.cancel().await;
+    let started = Instant::now();
+    while !shard.borrow().sessions.is_empty()
+        && started.elapsed() < Duration::from_millis(SHUTDOWN_GRACE_MS)
+    {
+        Timer::new(Duration::from_millis(10)).await;
+    }
+    sweep_task.cancel().await;
+    if let Some(task) = tick_task {
+        task.cancel().await;
+    }
+    inbox_task.cancel().await;
+}
+
+async fn accept_loop(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(conn::serve(shard.clone(), scratch.clone(), stream)).detach();
+            }
+            Err(e) => {
+                // Out of file descriptors, most likely: back off instead of spinning.
+                tracing::warn!(shard = shard.borrow().id, error = %e, "accept failed");
+                Timer::new(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn inbox_loop(
+    shard: ShardCell,
+    inbox: Inbox,
+    wake_fd: RawFd,
+    stop: futures_channel::oneshot::Sender<()>,
+) {
+    // SAFETY: the fd is this shard's end of its doorbell socket pair, owned from here on.
+    let mut bell = unsafe { UnixStream::from_raw_fd(wake_fd) };
+    let mut rings = [0u8; 256];
+    let mut stop = Some(stop);
+    loop {
+        match bell.read(&mut rings).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        inbox.rearm();
+        let mut handled = 0;
+        while let Some(msg) = inbox.try_recv() {
+            let shutdown = matches!(msg, super::msg::Msg::Shutdown);
+            {
+                let mut sh = shard.borrow_mut();
+                sh.counters.stats.cross_shard_received += 1;
+                sh.handle(msg);
+            }
+            if shutdown {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+            }
+            handled += 1;
+            if handled % INBOX_BATCH_MAX == 0 {
+                futures_lite::future::yield_now().await;
+            }
+        }
+    }
+}
+
+async fn every(shard: ShardCell, interval_ms: u64, mut f: impl FnMut(&mut Shard)) {
+    loop {
+        Timer::new(Duration::from_millis(interval_ms)).await;
+        f(&mut shard.borrow_mut());
+    }
+}

@@ -1,0 +1,311 @@
+//! Sessions: the connection-side state of each player on this shard, and the
+//! bounded outbound queue that batches their frames into few writes.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::task::Waker;
+use std::time::Instant;
+
+use super::SessionId;
+use crate::protocol::MsgId;
+use crate::world::RoomIdx;
+
+/// Where a session is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Upgraded, not logged in yet.
+    Connected,
+    /// A login is in flight (name claim, then the body's arrival).
+    LoggingIn,
+    Playing,
+    /// The connection is gone but a message about it is still in flight
+    /// (a command, a claim): the slot waits for it so the body is found and
+    /// removed, then frees itself.
+    Zombie,
+}
+
+/// One queued outbound frame.
+pub enum Out {
+    /// A shared body written as `{"seq":N,` + body.
+    Seq(u64, Bytes),
+    /// A frame outside the sequence (`pong`, errors before login): `{` + body.
+    Plain(Bytes),
+    /// A WebSocket ping (idle check).
+    Ping,
+    /// A WebSocket pong answering a client ping, with its payload.
+    Pong(Bytes),
+}
+
+/// Why and how a session is to be closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// A command waiting for the one before it to finish (commands of one session
+/// run one at a time, in order, wherever the body is).
+pub struct PendingCmd {
+    pub id: Option<MsgId>,
+    pub line: Box<str>,
+}
+
+/// Bytes a queued frame is charged beyond its body: header, seq prefix, bookkeeping.
+pub const FRAME_OVERHEAD_BYTES: usize = 32;
+
+/// The connection-side state of one session.
+pub struct Session {
+    pub gen: u32,
+    pub phase: Phase,
+    pub name: Box<str>,
+    /// Lower-case name: the directory key.
+    pub name_key: Box<str>,
+    /// The last `seq` sent.
+    pub seq: u64,
+    /// Shard that holds the body (`u16::MAX`: no body), and the room it is in.
+    pub body_shard: u16,
+    pub room: Option<RoomIdx>,
+    /// A command (or login) is in flight; others wait in `pending`.
+    pub busy_since: Option<Instant>,
+    pub busy_kind: &'static str,
+    pub pending: VecDeque<PendingCmd>,
+    pub out: VecDeque<Out>,
+    pub out_bytes: usize,
+    pub close: Option<CloseReason>,
+    /// The connection task, woken when frames are queued or a close is asked.
+    pub waker: Option<Waker>,
+    pub opened_ms: u64,
+    pub heard_ms: u64,
+    pub pinged_ms: u64,
+    pub pings_missed: u32,
+    /// Token bucket of the command rate limit: tokens and when last refilled.
+    pub tokens: f32,
+    pub tokens_ms: u64,
+    /// Fragments of a message split over several frames.
+    pub fragments: Option<Vec<u8>>,
+    /// Bytes of an incomplete frame, waiting for the rest.
+    pub partial: Vec<u8>,
+    /// Bytes a write could not send yet.
+    pub unsent: Vec<u8>,
+    pub peer_ip: std::net::IpAddr,
+    /// Index of this session in its room's viewer list (for O(1) removal).
+    pub viewer_pos: u32,
+}
+
+impl Session {
+    pub fn new(gen: u32, now_ms: u64, burst: u32, peer_ip: std::net::IpAddr) -> Session {
+        Session {
+            gen,
+            phase: Phase::Connected,
+            name: Box::from(""),
+            name_key: Box::from(""),
+            seq: 0,
+            body_shard: u16::MAX,
+            room: None,
+            busy_since: None,
+            busy_kind: "",
+            pending: VecDeque::new(),
+            out: VecDeque::new(),
+            out_bytes: 0,
+            close: None,
+            waker: None,
+            opened_ms: now_ms,
+            heard_ms: now_ms,
+            pinged_ms: 0,
+            pings_missed: 0,
+            tokens: burst as f32,
+            tokens_ms: now_ms,
+            fragments: None,
+            partial: Vec::new(),
+            unsent: Vec::new(),
+            peer_ip,
+            viewer_pos: u32::MAX,
+        }
+    }
+
+    /// Queues a frame. Returns false when the queue went over its bound: the
+    /// caller closes the session (a slow reader) and counts the drop.
+    pub fn push(&mut self, out: Out, outbound_bytes_max: usize) -> bool {
+        if self.close.is_some() || self.phase == Phase::Zombie {
+            return true;
+        }
+        let bytes = FRAME_OVERHEAD_BYTES
+            + match &out {
+                Out::Seq(_, b) | Out::Plain(b) | Out::Pong(b) => b.len(),
+                Out::Ping => 0,
+            };
+        self.out_bytes += bytes;
+        self.out.push_back(out);
+        if self.out_bytes + self.unsent.len() > outbound_bytes_max {
+            return false;
+        }
+        self.wake();
+        true
+    }
+
+    /// Queues a body in the sequence.
+    pub fn push_seq(&mut self, body: Bytes, outbound_bytes_max: usize) -> bool {
+        self.seq += 1;
+        let seq = self.seq;
+        self.push(Out::Seq(seq, body), outbound_bytes_max)
+    }
+
+    /// Asks the connection task to close with `reason`, dropping what is queued.
+    pub fn request_close(&mut self, reason: CloseReason) {
+        if self.close.is_none() {
+            self.close = Some(reason);
+        }
+        self.out.clear();
+        self.out_bytes = 0;
+        self.wake();
+    }
+
+    pub fn wake(&self) {
+        if let Some(waker) = &self.waker {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// Takes one token from the command bucket; false when over the rate.
+    pub fn take_token(&mut self, now_ms: u64, per_s: u32, burst: u32) -> bool {
+        let elapsed_ms = now_ms.saturating_sub(self.tokens_ms);
+        self.tokens_ms = now_ms;
+        self.tokens = (self.tokens + elapsed_ms as f32 * per_s as f32 / 1000.0).min(burst as f32);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The sessions of one shard: a slab whose slot and generation form the
+/// local part of a `SessionId`.
+pub struct Sessions {
+    slots: Vec<Option<Session>>,
+    free: Vec<u32>,
+    gens: Vec<u32>,
+    live: usize,
+}
+
+impl Sessions {
+    pub fn new() -> Sessions {
+        Sessions {
+            slots: Vec::new(),
+            free: Vec::new(),
+            gens: Vec::new(),
+            live: 0,
+        }
+    }
+
+    /// Number of open slots (sessions and zombies).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Stores a new session; returns its slot and generation.
+    pub fn insert(&mut self, make: impl FnOnce(u32) -> Session) -> (u32, u32) {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                self.gens.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let gen = self.gens[slot as usize].wrapping_add(1);
+        self.gens[slot as usize] = gen;
+        self.slots[slot as usize] = Some(make(gen));
+        self.live += 1;
+        (slot, gen)
+    }
+
+    pub fn remove(&mut self, slot: u32) -> Option<Session> {
+        let session = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        Some(session)
+    }
+
+    /// The session in `slot` if it is still generation `gen`.
+    pub fn get_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Session> {
+        self.slots
+            .get_mut(slot as usize)?
+            .as_mut()
+            .filter(|s| s.gen == gen)
+    }
+
+    pub fn by_slot(&mut self, slot: u32) -> Option<&mut Session> {
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut Session)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_mut().map(|s| (i as u32, s)))
+    }
+
+    pub fn id_of(&self, shard: u16, slot: u32) -> Option<SessionId> {
+        let session = self.slots.get(slot as usize)?.as_ref()?;
+        Some(SessionId::new(shard, slot, session.gen))
+    }
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_allows_a_burst_then_the_rate() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut s = Session::new(1, 0, 40, ip);
+        let granted = (0..50).filter(|_| s.take_token(0, 20, 40)).count();
+        assert_eq!(granted, 40);
+        // One second later: 20 more.
+        let granted = (0..50).filter(|_| s.take_token(1000, 20, 40)).count();
+        assert_eq!(granted, 20);
+    }
+
+    #[test]
+    fn the_outbox_refuses_past_its_bound_and_a_close_drops_it() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut s = Session::new(1, 0, 40, ip);
+        let body = Bytes::from(vec![b'x'; 1000]);
+        let mut pushed = 0;
+        while s.push_seq(body.clone(), 100_000) {
+            pushed += 1;
+        }
+        assert_eq!(pushed, 100_000 / (1000 + FRAME_OVERHEAD_BYTES));
+        s.request_close(CloseReason {
+            code: 1013,
+            reason: "slow",
+        });
+        assert!(s.out.is_empty());
+        assert_eq!(s.out_bytes, 0);
+    }
+
+    #[test]
+    fn stale_generations_do_not_reach_a_reused_slot() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut sessions = Sessions::new();
+        let (slot, gen) = sessions.insert(|g| Session::new(g, 0, 1, ip));
+        sessions.remove(slot);
+        let (slot2, gen2) = sessions.insert(|g| Session::new(g, 0, 1, ip));
+        assert_eq!(slot, slot2);
+        assert_ne!(gen, gen2);
+        assert!(sessions.get_mut(slot, gen).is_none());
+        assert!(sessions.get_mut(slot2, gen2).is_some());
+    }
+}

@@ -1,0 +1,121 @@
+//! What a shard counts about itself. Only the shard's own thread writes its
+//! counters; `/metrics` asks every shard for a copy (a gather), so no counter
+//! is shared between threads.
+
+use hdrhistogram::Histogram;
+
+/// The command kinds counted in `/metrics`, in a fixed order.
+pub const COMMAND_KINDS: [&str; 14] = [
+    "look",
+    "go",
+    "say",
+    "emote",
+    "tell",
+    "shout",
+    "who",
+    "inventory",
+    "get",
+    "drop",
+    "help",
+    "quit",
+    "goto",
+    "invalid",
+];
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl LatencySummary {
+    fn of(h: &Histogram<u64>) -> LatencySummary {
+        LatencySummary {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.5),
+            p90_us: h.value_at_quantile(0.9),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// A copy of one shard's figures, sent to whoever renders `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct ShardStats {
+    pub shard: u16,
+    pub connections: u64,
+    pub players: u64,
+    pub bodies: u64,
+    pub accepted_total: u64,
+    pub refused_total: u64,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub writes: u64,
+    pub commands: [u64; COMMAND_KINDS.len()],
+    pub errors_sent: u64,
+    pub rate_limited: u64,
+    pub cross_shard_sent: u64,
+    pub cross_shard_received: u64,
+    pub outbound_drops: u64,
+    pub command_latency: LatencySummary,
+    pub hop_latency: LatencySummary,
+}
+
+/// The live counters of one shard.
+pub struct Counters {
+    pub stats: ShardStats,
+    command_us: Histogram<u64>,
+    hop_us: Histogram<u64>,
+}
+
+/// Latencies above this are clamped: a minute is already a failure.
+const LATENCY_US_MAX: u64 = 60_000_000;
+
+impl Counters {
+    pub fn new(shard: u16) -> Counters {
+        let histogram = || {
+            // Bounds are constants that hdrhistogram accepts; 3 significant figures.
+            Histogram::new_with_bounds(1, LATENCY_US_MAX, 3)
+                .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+        };
+        Counters {
+            stats: ShardStats {
+                shard,
+                ..ShardStats::default()
+            },
+            command_us: histogram(),
+            hop_us: histogram(),
+        }
+    }
+
+    pub fn command(&mut self, kind: &str) {
+        if let Some(i) = COMMAND_KINDS.iter().position(|k| *k == kind) {
+            self.stats.commands[i] += 1;
+        }
+    }
+
+    pub fn command_latency(&mut self, us: u64) {
+        self.command_us
+            .saturating_record(us.clamp(1, LATENCY_US_MAX));
+    }
+
+    pub fn hop_latency(&mut self, us: u64) {
+        self.hop_us.saturating_record(us.clamp(1, LATENCY_US_MAX));
+    }
+
+    pub fn snapshot(&self) -> ShardStats {
+        let mut stats = self.stats.clone();
+        stats.command_latency = LatencySummary::of(&self.command_us);
+        stats.hop_latency = LatencySummary::of(&self.hop_us);
+        stats
+    }
+}

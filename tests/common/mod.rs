@@ -1,0 +1,273 @@
+//! Test harness: the real `mudshard` binary on an ephemeral port, and a real
+//! WebSocket client (tungstenite) that checks `seq` on every frame it reads.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tungstenite::protocol::WebSocket;
+use tungstenite::Message;
+
+/// A server process started for one test, killed when dropped.
+pub struct ServerProc {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProc {
+    /// Starts `mudshard` on 127.0.0.1:0 with the default shard map and `args`.
+    pub fn start(args: &[&str]) -> ServerProc {
+        let manifest = env!("CARGO_MANIFEST_DIR");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mudshard"))
+            .args([
+                "--config",
+                &format!("{manifest}/shards/default.toml"),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start mudshard");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        ServerProc { child, addr }
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A plain HTTP GET; returns the status code and the body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        http_request(
+            self.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        )
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http_request(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(request.as_bytes()).expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// One player's WebSocket connection.
+pub struct Client {
+    pub ws: WebSocket<TcpStream>,
+    pub last_seq: u64,
+    pub welcome: Value,
+    next_id: u64,
+    /// Frames read while waiting for something else, oldest first.
+    pub backlog: Vec<Value>,
+}
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+impl Client {
+    /// Opens a WebSocket session without logging in.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("tcp connect");
+        stream.set_nodelay(true).ok();
+        let (ws, _) = tungstenite::client::client(format!("ws://{addr}/ws"), stream)
+            .expect("websocket handshake");
+        ws.get_ref().set_read_timeout(Some(WAIT)).ok();
+        Client {
+            ws,
+            last_seq: 0,
+            welcome: Value::Null,
+            next_id: 1,
+            backlog: Vec::new(),
+        }
+    }
+
+    /// Connects and logs in as a guest (with a name, if given).
+    pub fn guest(addr: SocketAddr, name: Option<&str>) -> Client {
+        let mut c = Client::connect(addr);
+        match name {
+            Some(n) => c.send(json!({"type":"guest","name":n})),
+            None => c.send(json!({"type":"guest"})),
+        }
+        let welcome = c.recv_until(|f| f["type"] == "welcome" || f["type"] == "error");
+        assert_eq!(welcome["type"], "welcome", "login failed: {welcome}");
+        assert_eq!(welcome["seq"], 1);
+        c.welcome = welcome;
+        c
+    }
+
+    /// Connects guests until one lands on `shard`.
+    pub fn guest_on_shard(addr: SocketAddr, name: &str, shard: u64) -> Client {
+        for _ in 0..200 {
+            let mut c = Client::guest(addr, Some(name));
+            if c.shard() == shard {
+                return c;
+            }
+            c.send(json!({"type":"cmd","line":"quit"}));
+            c.expect_close();
+        }
+        panic!("no connection landed on shard {shard}");
+    }
+
+    pub fn shard(&self) -> u64 {
+        self.welcome["shard"].as_u64().expect("welcome.shard")
+    }
+
+    pub fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).expect("send");
+    }
+
+    pub fn send_raw(&mut self, m: Message) {
+        self.ws.send(m).expect("send");
+    }
+
+    /// The next frame (from the backlog first), checking `seq` has no gaps.
+    pub fn recv(&mut self) -> Value {
+        if !self.backlog.is_empty() {
+            return self.backlog.remove(0);
+        }
+        self.read_frame()
+            .unwrap_or_else(|e| panic!("no frame: {e}"))
+    }
+
+    fn read_frame(&mut self) -> Result<Value, String> {
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(&t)
+                        .map_err(|e| format!("bad JSON from server {t}: {e}"))?;
+                    if let Some(seq) = v.get("seq").and_then(Value::as_u64) {
+                        assert_eq!(seq, self.last_seq + 1, "seq gap: got {v}");
+                        self.last_seq = seq;
+                    }
+                    return Ok(v);
+                }
+                Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
+                Ok(other) => return Err(format!("unexpected message {other:?}")),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Reads until a frame matches; earlier frames go to the backlog.
+    pub fn recv_until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "timed out; backlog: {:?}",
+                self.backlog
+            );
+            let v = self
+                .read_frame()
+                .unwrap_or_else(|e| panic!("waiting: {e}; backlog {:?}", self.backlog));
+            if pred(&v) {
+                return v;
+            }
+            self.backlog.push(v);
+        }
+    }
+
+    /// Sends a command and returns its reply.
+    pub fn cmd(&mut self, line: &str) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"type":"cmd","id":id,"line":line}));
+        self.recv_until(|f| f["type"] == "reply" && f["id"] == id)
+    }
+
+    /// Waits for an event of `kind` whose text contains `needle`.
+    pub fn event(&mut self, kind: &str, needle: &str) -> Value {
+        self.recv_until(|f| {
+            f["type"] == "event"
+                && f["kind"] == kind
+                && f["text"].as_str().unwrap_or("").contains(needle)
+        })
+    }
+
+    /// Waits for the server to close; returns the close code.
+    pub fn expect_close(&mut self) -> u16 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(Instant::now() < deadline, "server did not close");
+            match self.ws.read() {
+                Ok(Message::Close(Some(f))) => return u16::from(f.code),
+                Ok(Message::Close(None)) => return 1005,
+                Ok(_) => continue,
+                Err(tungstenite::Error::ConnectionClosed)
+                | Err(tungstenite::Error::AlreadyClosed) => return 1006,
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() != std::io::ErrorKind::WouldBlock
+                        && e.kind() != std::io::ErrorKind::TimedOut =>
+                {
+                    return 1006
+                }
+                Err(tungstenite::Error::Protocol(_)) => return 1006,
+                Err(e) => panic!("waiting for close: {e}"),
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives for `ms`.
+    pub fn expect_silence(&mut self, ms: u64) {
+        self.ws
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(ms)))
+            .ok();
+        let r = self.ws.read();
+        self.ws.get_ref().set_read_timeout(Some(WAIT)).ok();
+        match r {
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            other => panic!("expected silence, got {other:?}"),
+        }
+    }
+}
