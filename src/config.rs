@@ -69,8 +69,7 @@ impl WorldSource {
     }
 }
 
-/// The largest generated world: a million rooms keeps start-up under a second.
-pub const GRID_ROOMS_MAX: u64 = 1_000_000;
+use crate::world::generated::GRID_ROOMS_MAX;
 
 /// Game rules that are configuration rather than code.
 #[derive(Clone, Debug)]

@@ -1,137 +1,152 @@
-//! TEMPORARY stub of the world API; replaced by the real loader on merge.
+//! The world as data: rooms, their exits, items and NPCs.
+//!
+//! A [`World`] is built once at start-up — from zone files ([`World::load`],
+//! format in [`loader`]) or generated for load tests ([`World::generated`]) —
+//! and is read-only afterwards. Rooms are addressed by a dense [`RoomIdx`] so
+//! that hot paths (moving, fan-out) index a `Vec` instead of hashing strings;
+//! the string id (`"town:square"`) is for the wire, files and `goto`.
+//! Runtime state that changes (items dropped, players present) belongs to the
+//! shard that owns the room, not to this struct.
+
+mod dir;
+mod error;
+pub mod generated;
+mod item;
+pub mod limits;
+pub mod loader;
+
+#[cfg(test)]
+mod default_world;
+
+pub use dir::Dir;
+pub use error::WorldError;
+pub use item::find_item;
+
+use std::collections::HashMap;
 use std::path::Path;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Dir {
-    North,
-    South,
-    East,
-    West,
-    Up,
-    Down,
-}
-impl Dir {
-    pub const ALL: [Dir; 6] = [
-        Dir::North,
-        Dir::South,
-        Dir::East,
-        Dir::West,
-        Dir::Up,
-        Dir::Down,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            Dir::North => "north",
-            Dir::South => "south",
-            Dir::East => "east",
-            Dir::West => "west",
-            Dir::Up => "up",
-            Dir::Down => "down",
-        }
-    }
-    pub fn opposite(self) -> Dir {
-        match self {
-            Dir::North => Dir::South,
-            Dir::South => Dir::North,
-            Dir::East => Dir::West,
-            Dir::West => Dir::East,
-            Dir::Up => Dir::Down,
-            Dir::Down => Dir::Up,
-        }
-    }
-    pub fn parse(w: &str) -> Option<Dir> {
-        Dir::ALL
-            .into_iter()
-            .find(|d| d.name().eq_ignore_ascii_case(w) || d.name()[..1].eq_ignore_ascii_case(w))
-    }
-}
+/// Index of a room in [`World::rooms`]; stable for the life of the world.
 pub type RoomIdx = u32;
-pub struct Npc {
-    pub name: String,
-    pub description: String,
-    pub ambient: Vec<String>,
+
+/// All rooms a host knows, with the start room for guests and new players.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// Every room, indexed by [`RoomIdx`].
+    pub rooms: Vec<Room>,
+    /// Where guests and new players appear.
+    pub start: RoomIdx,
+    /// The zones the rooms came from, in load order.
+    pub zones: Vec<Zone>,
+    /// Full room id to index, for `goto`, the wire and the store.
+    index: HashMap<String, RoomIdx>,
 }
-pub struct Room {
+
+/// A named group of rooms, one per zone file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// The prefix of its room ids, e.g. `"town"`.
     pub id: String,
-    pub zone: String,
+    /// The name players see, e.g. `"Millbrook"`.
     pub name: String,
+}
+
+/// One place a player can stand in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    /// Full id, `zone:room`, e.g. `"town:square"`.
+    pub id: String,
+    /// The zone id, the part of `id` before the colon.
+    pub zone: String,
+    /// Short title shown on arrival.
+    pub name: String,
+    /// The prose shown by `look`.
     pub description: String,
+    /// Where each exit leads, in [`Dir::ALL`] order, at most one per direction.
     pub exits: Vec<(Dir, RoomIdx)>,
+    /// Items lying here when the world starts.
     pub items: Vec<String>,
+    /// Characters who live here and speak on the world tick.
     pub npcs: Vec<Npc>,
 }
+
 impl Room {
-    pub fn exit(&self, d: Dir) -> Option<RoomIdx> {
-        self.exits.iter().find(|(x, _)| *x == d).map(|(_, r)| *r)
-    }
-}
-#[derive(Debug)]
-pub struct WorldError(pub String);
-impl std::fmt::Display for WorldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for WorldError {}
-pub struct World {
-    pub rooms: Vec<Room>,
-    pub start: RoomIdx,
-    index: std::collections::HashMap<String, RoomIdx>,
-}
-impl World {
-    pub fn load(_dir: &Path, _zones: &[String], _start: &str) -> Result<World, WorldError> {
-        Ok(Self::generated(3, 3))
-    }
-    pub fn generated(w: u32, h: u32) -> World {
-        let mut rooms = Vec::new();
-        for y in 0..h {
-            for x in 0..w {
-                let mut exits = Vec::new();
-                if y > 0 {
-                    exits.push((Dir::North, (y - 1) * w + x));
-                }
-                if y + 1 < h {
-                    exits.push((Dir::South, (y + 1) * w + x));
-                }
-                if x + 1 < w {
-                    exits.push((Dir::East, y * w + x + 1));
-                }
-                if x > 0 {
-                    exits.push((Dir::West, y * w + x - 1));
-                }
-                rooms.push(Room {
-                    id: format!("grid:{x}_{y}"),
-                    zone: "grid".into(),
-                    name: format!("Plain ({x}, {y})"),
-                    description: "Grass.".into(),
-                    exits,
-                    items: if (x + y) % 7 == 0 {
-                        vec!["stone".into()]
-                    } else {
-                        vec![]
-                    },
-                    npcs: vec![],
-                });
-            }
-        }
-        let index = rooms
+    /// Where going `dir` from here leads, if anywhere.
+    pub fn exit(&self, dir: Dir) -> Option<RoomIdx> {
+        self.exits
             .iter()
-            .enumerate()
-            .map(|(i, r)| (r.id.clone(), i as u32))
-            .collect();
-        World {
-            rooms,
-            start: 0,
-            index,
-        }
+            .find(|&&(d, _)| d == dir)
+            .map(|&(_, idx)| idx)
     }
+}
+
+/// A non-player character: flavour that lives in one room and talks on a timer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Npc {
+    /// As shown in the room and in `from` of its `ambient` events.
+    pub name: String,
+    /// What a player sees on looking at it.
+    pub description: String,
+    /// Lines it says now and then; the world tick picks one.
+    pub ambient: Vec<String>,
+}
+
+impl World {
+    /// Loads the named zones from `dir/<zone>.toml`; `start` is a full room id.
+    pub fn load(dir: &Path, zones: &[String], start: &str) -> Result<World, WorldError> {
+        loader::load(dir, zones, start)
+    }
+
+    /// A generated grid world for load tests: `width * height` rooms with ids
+    /// `grid:{x}_{y}`, no NPCs, start `grid:0_0`; see [`generated`](mod@generated).
+    pub fn generated(width: u32, height: u32) -> World {
+        generated::grid(width, height)
+    }
+
+    /// The index of the room with full id `id` (`"town:square"`).
     pub fn room_index(&self, id: &str) -> Option<RoomIdx> {
         self.index.get(id).copied()
     }
-    pub fn room(&self, i: RoomIdx) -> &Room {
-        &self.rooms[i as usize]
+
+    /// The room at `idx`. Indexes come from this world (exits, `start`,
+    /// [`World::room_index`]), so an out-of-range one is a bug and panics.
+    pub fn room(&self, idx: RoomIdx) -> &Room {
+        &self.rooms[idx as usize]
     }
-}
-pub fn find_item(items: &[String], q: &str) -> Option<usize> {
-    items.iter().position(|i| i.eq_ignore_ascii_case(q))
+
+    /// Builds the world from finished rooms and checks its invariants; every
+    /// constructor goes through here so no world escapes unchecked.
+    fn from_parts(rooms: Vec<Room>, zones: Vec<Zone>, start: RoomIdx) -> World {
+        let index = rooms
+            .iter()
+            .enumerate()
+            .map(|(i, room)| (room.id.clone(), i as RoomIdx))
+            .collect();
+        let world = World {
+            rooms,
+            start,
+            zones,
+            index,
+        };
+        world.assert_invariants();
+        world
+    }
+
+    fn assert_invariants(&self) {
+        assert!(!self.rooms.is_empty(), "a world has at least one room");
+        assert!(self.rooms.len() <= RoomIdx::MAX as usize);
+        assert!((self.start as usize) < self.rooms.len());
+        assert_eq!(self.index.len(), self.rooms.len(), "room ids are unique");
+        for room in &self.rooms {
+            assert!(room.id.starts_with(room.zone.as_str()));
+            assert!(
+                room.exits.windows(2).all(|w| w[0].0 < w[1].0),
+                "exits of {} are in Dir::ALL order without repeats",
+                room.id
+            );
+            assert!(room
+                .exits
+                .iter()
+                .all(|&(_, to)| (to as usize) < self.rooms.len()));
+        }
+    }
 }

@@ -271,3 +271,64 @@ impl Client {
         }
     }
 }
+
+impl ServerProc {
+    /// Starts with a shard map made of the default one plus `extra` TOML
+    /// (sections such as `[limits]` replace the default's).
+    pub fn start_with_map(extra: &str, args: &[&str]) -> (ServerProc, tempfile::TempDir) {
+        let manifest = env!("CARGO_MANIFEST_DIR");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut map = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[world]\ndir = \"{manifest}/shards/world\"\nzones = [\"town\", \"forest\", \"river\", \"mines\", \"tower\"]\nstart = \"town:square\"\n\n",
+            dir.path().join("data").display()
+        );
+        map.push_str(extra);
+        let path = dir.path().join("map.toml");
+        std::fs::write(&path, map).expect("write shard map");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mudshard"))
+            .args(["--config", path.to_str().expect("utf-8 path")])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start mudshard");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        (ServerProc { child, addr }, dir)
+    }
+}
+
+/// A masked client frame, byte for byte (for frames tungstenite will not send).
+pub fn raw_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [7u8, 1, 9, 3];
+    let mut out = vec![first_byte];
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=65535 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    out
+}
+
+impl Client {
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        self.ws.get_mut().write_all(bytes).expect("raw write");
+    }
+}
