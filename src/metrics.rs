@@ -36,10 +36,18 @@ pub fn health_json(shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A per-shard series: name, Prometheus type, help text, and its value.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ShardStats) -> u64,
+);
+
 /// `/metrics`: every counter per shard, latency summaries, process figures.
 pub fn prometheus_text(_shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [(&str, &str, &str, fn(&ShardStats) -> u64); 16] = [
+    let counters: [Series; 16] = [
         (
             "mudshard_connections",
             "gauge",

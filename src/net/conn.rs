@@ -243,13 +243,7 @@ fn poll_session(
             Err(()) => return Poll::Ready(()),
         };
         if let Some(reason) = sh.sessions.by_slot(slot).and_then(|s| s.close) {
-            if !blocked {
-                scratch.write.clear();
-                ws::put_close(&mut scratch.write, reason.code, reason.reason);
-                // Best effort: a peer that cannot take the close frame is gone anyway.
-                let _ = Pin::new(&mut *stream).poll_write(cx, &scratch.write);
-            }
-            return Poll::Ready(());
+            return finish_close(cx, sh, stream, &mut scratch.write, slot, reason);
         }
         match Pin::new(&mut *stream).poll_read(cx, &mut scratch.read) {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
@@ -275,6 +269,38 @@ fn poll_session(
     // Busy connection: let the others on this shard have a turn.
     cx.waker().wake_by_ref();
     Poll::Pending
+}
+
+/// Writes what is left and then the close frame. A frame half-written
+/// must be completed first, or the close frame would land inside it.
+fn finish_close(
+    cx: &mut Context<'_>,
+    sh: &mut Shard,
+    stream: &mut TcpStream,
+    wbuf: &mut Vec<u8>,
+    slot: u32,
+    reason: CloseReason,
+) -> Poll<()> {
+    let Some(session) = sh.sessions.by_slot(slot) else {
+        return Poll::Ready(());
+    };
+    if session.abort {
+        return Poll::Ready(());
+    }
+    if !session.close_queued {
+        wbuf.clear();
+        while let Some(out) = session.out.pop_front() {
+            encode_out(wbuf, &out);
+        }
+        session.out_bytes = 0;
+        ws::put_close(wbuf, reason.code, reason.reason);
+        session.unsent.extend_from_slice(wbuf);
+        session.close_queued = true;
+    }
+    match flush(cx, sh, stream, wbuf, slot) {
+        Ok(true) => Poll::Pending,
+        Ok(false) | Err(()) => Poll::Ready(()),
+    }
 }
 
 /// Writes the session's queued frames. `Ok(true)`: the socket is full and

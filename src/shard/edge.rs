@@ -13,6 +13,9 @@ use crate::game::owner::{fail, reply_body};
 use crate::protocol::decode::{self, ClientFrame};
 use crate::protocol::{encode, MsgId};
 
+/// How long a closing connection may take to accept its close frame.
+pub const CLOSE_GRACE_MS: u64 = 2_000;
+
 /// The longest name a guest may ask for, and the shortest.
 pub const NAME_CHARS_MIN: usize = 3;
 pub const NAME_CHARS_MAX: usize = 20;
@@ -426,7 +429,7 @@ impl Shard {
             return;
         };
         if !session.push_seq(frame, bytes_max) {
-            session.request_close(super::slow_reader());
+            session.cut_off(super::slow_reader());
             self.counters.stats.outbound_drops += 1;
         }
     }
@@ -436,7 +439,7 @@ impl Shard {
             return;
         };
         if !session.push(out, bytes_max) {
-            session.request_close(super::slow_reader());
+            session.cut_off(super::slow_reader());
             self.counters.stats.outbound_drops += 1;
         }
     }
@@ -455,7 +458,7 @@ impl Shard {
             session.push(Out::Plain(frame), bytes_max)
         };
         if !ok {
-            session.request_close(super::slow_reader());
+            session.cut_off(super::slow_reader());
             self.counters.stats.outbound_drops += 1;
         }
     }
@@ -569,7 +572,17 @@ impl Shard {
             limits.outbound_bytes_max,
         );
         for (_, session) in self.sessions.iter_mut() {
-            if session.close.is_some() || session.phase == Phase::Zombie {
+            if session.close.is_some() {
+                // A peer that will not take its last bytes is not waited for long.
+                if session.close_seen_ms == 0 {
+                    session.close_seen_ms = now.max(1);
+                } else if now.saturating_sub(session.close_seen_ms) > CLOSE_GRACE_MS {
+                    session.abort = true;
+                    session.wake();
+                }
+                continue;
+            }
+            if session.phase == Phase::Zombie {
                 continue;
             }
             if session.phase != Phase::Playing {

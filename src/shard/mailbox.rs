@@ -5,7 +5,7 @@
 //! socket. A sender rings it only when the shard is not already due to look
 //! at its channel (`pending`), so a busy shard costs its senders no syscall.
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -79,10 +79,8 @@ impl Inbox {
 
     /// The next message, if any.
     pub fn try_recv(&self) -> Option<Msg> {
-        match self.rx.try_recv() {
-            Ok(msg) => Some(msg),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        // Empty or disconnected: either way there is nothing to handle.
+        self.rx.try_recv().ok()
     }
 }
 

@@ -318,7 +318,7 @@ impl Shard {
             }
             if let Some(session) = self.sessions.by_slot(slot) {
                 if !session.push_seq(frame.clone(), bytes_max) {
-                    session.request_close(slow_reader());
+                    session.cut_off(slow_reader());
                     drops += 1;
                 }
             }
@@ -337,7 +337,7 @@ impl Shard {
                 continue;
             }
             if !session.push_seq(frame.clone(), bytes_max) {
-                session.request_close(slow_reader());
+                session.cut_off(slow_reader());
                 drops += 1;
             }
         }

@@ -72,6 +72,12 @@ pub struct Session {
     pub out: VecDeque<Out>,
     pub out_bytes: usize,
     pub close: Option<CloseReason>,
+    /// The close frame is in `unsent`, behind the frames before it.
+    pub close_queued: bool,
+    /// When the sweep first saw the close pending; past the grace it aborts.
+    pub close_seen_ms: u64,
+    /// Give up on writing the close frame: end the connection now.
+    pub abort: bool,
     /// The connection task, woken when frames are queued or a close is asked.
     pub waker: Option<Waker>,
     pub opened_ms: u64,
@@ -108,6 +114,9 @@ impl Session {
             out: VecDeque::new(),
             out_bytes: 0,
             close: None,
+            close_queued: false,
+            close_seen_ms: 0,
+            abort: false,
             waker: None,
             opened_ms: now_ms,
             heard_ms: now_ms,
@@ -150,14 +159,20 @@ impl Session {
         self.push(Out::Seq(seq, body), outbound_bytes_max)
     }
 
-    /// Asks the connection task to close with `reason`, dropping what is queued.
+    /// Asks the connection task to close with `reason` once what is queued
+    /// has been written. Nothing queued after this is sent.
     pub fn request_close(&mut self, reason: CloseReason) {
         if self.close.is_none() {
             self.close = Some(reason);
         }
+        self.wake();
+    }
+
+    /// Closes a reader that fell too far behind: its queue is dropped, not sent.
+    pub fn cut_off(&mut self, reason: CloseReason) {
         self.out.clear();
         self.out_bytes = 0;
-        self.wake();
+        self.request_close(reason);
     }
 
     pub fn wake(&self) {
@@ -279,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn the_outbox_refuses_past_its_bound_and_a_close_drops_it() {
+    fn the_outbox_refuses_past_its_bound_and_a_cut_off_drops_it() {
         let ip = std::net::IpAddr::from([127, 0, 0, 1]);
         let mut s = Session::new(1, 0, 40, ip);
         let body = Bytes::from(vec![b'x'; 1000]);
@@ -288,7 +303,7 @@ mod tests {
             pushed += 1;
         }
         assert_eq!(pushed, 100_000 / (1000 + FRAME_OVERHEAD_BYTES));
-        s.request_close(CloseReason {
+        s.cut_off(CloseReason {
             code: 1013,
             reason: "slow",
         });

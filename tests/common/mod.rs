@@ -112,7 +112,20 @@ pub const WAIT: Duration = Duration::from_secs(5);
 impl Client {
     /// Opens a WebSocket session without logging in.
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("tcp connect");
+        Client::over(addr, TcpStream::connect(addr).expect("tcp connect"))
+    }
+
+    /// Connects with a receive buffer of `bytes`, set before the handshake so
+    /// the window advertised to the server stays small.
+    pub fn connect_small_window(addr: SocketAddr, bytes: usize) -> Client {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        socket.connect(&addr.into()).expect("connect");
+        Client::over(addr, socket.into())
+    }
+
+    fn over(addr: SocketAddr, stream: TcpStream) -> Client {
         stream.set_nodelay(true).ok();
         let (ws, _) = tungstenite::client::client(format!("ws://{addr}/ws"), stream)
             .expect("websocket handshake");
@@ -128,27 +141,47 @@ impl Client {
 
     /// Connects and logs in as a guest (with a name, if given).
     pub fn guest(addr: SocketAddr, name: Option<&str>) -> Client {
+        Client::try_guest(addr, name).unwrap_or_else(|e| panic!("login failed: {e}"))
+    }
+
+    /// Connects and tries to log in; the refusal frame on failure.
+    pub fn try_guest(addr: SocketAddr, name: Option<&str>) -> Result<Client, Value> {
         let mut c = Client::connect(addr);
         match name {
             Some(n) => c.send(json!({"type":"guest","name":n})),
             None => c.send(json!({"type":"guest"})),
         }
         let welcome = c.recv_until(|f| f["type"] == "welcome" || f["type"] == "error");
-        assert_eq!(welcome["type"], "welcome", "login failed: {welcome}");
+        if welcome["type"] != "welcome" {
+            return Err(welcome);
+        }
         assert_eq!(welcome["seq"], 1);
         c.welcome = welcome;
-        c
+        Ok(c)
     }
 
-    /// Connects guests until one lands on `shard`.
+    /// Connects guests until one lands on `shard` (the kernel spreads
+    /// connections over the shards' listeners by a hash of the addresses).
     pub fn guest_on_shard(addr: SocketAddr, name: &str, shard: u64) -> Client {
+        let mut parked = Vec::new();
         for _ in 0..200 {
-            let mut c = Client::guest(addr, Some(name));
-            if c.shard() == shard {
-                return c;
+            // Land first without a name, then take the name on the right shard.
+            let mut c = Client::connect(addr);
+            c.send(json!({"type":"guest","name":name}));
+            let f = c.recv_until(|f| f["type"] == "welcome" || f["type"] == "error");
+            if f["type"] == "welcome" {
+                c.welcome = f;
+                if c.shard() == shard {
+                    return c;
+                }
+                let bye = c.cmd("quit");
+                assert_eq!(bye["ok"], true);
+                c.expect_close();
             }
-            c.send(json!({"type":"cmd","line":"quit"}));
-            c.expect_close();
+            // The name is freed asynchronously after a quit: keep the socket
+            // of a miss open a moment so the next one hashes elsewhere.
+            parked.push(c);
+            std::thread::sleep(Duration::from_millis(5));
         }
         panic!("no connection landed on shard {shard}");
     }
@@ -279,7 +312,7 @@ impl ServerProc {
         let manifest = env!("CARGO_MANIFEST_DIR");
         let dir = tempfile::tempdir().expect("tempdir");
         let mut map = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[world]\ndir = \"{manifest}/shards/world\"\nzones = [\"town\", \"forest\", \"river\", \"mines\", \"tower\"]\nstart = \"town:square\"\n\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[world]\ndir = \"{manifest}/shards/world\"\nzones = [\"town\", \"forest\", \"river\", \"caves\", \"tower\"]\nstart = \"town:square\"\n\n",
             dir.path().join("data").display()
         );
         map.push_str(extra);
@@ -330,5 +363,78 @@ pub fn raw_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
 impl Client {
     pub fn write_raw(&mut self, bytes: &[u8]) {
         self.ws.get_mut().write_all(bytes).expect("raw write");
+    }
+}
+
+impl Client {
+    /// Reads whatever comes for up to `ms` (answering pings, as tungstenite
+    /// does); panics if the server closes.
+    pub fn read_for(&mut self, ms: u64) {
+        self.ws
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(ms)))
+            .ok();
+        let r = self.ws.read();
+        self.ws.get_ref().set_read_timeout(Some(WAIT)).ok();
+        match r {
+            Ok(Message::Close(f)) => panic!("closed: {f:?}"),
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(&t).expect("JSON");
+                if let Some(seq) = v.get("seq").and_then(Value::as_u64) {
+                    assert_eq!(seq, self.last_seq + 1, "seq gap: got {v}");
+                    self.last_seq = seq;
+                }
+                self.backlog.push(v);
+            }
+            Ok(_) => {
+                let _ = self.ws.flush();
+            }
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+impl Client {
+    /// Reads raw bytes until the server closes the socket and returns the
+    /// server frames in them as (opcode, payload). Nothing is written back.
+    pub fn raw_frames_until_eof(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let mut bytes = Vec::new();
+        let _ = self.ws.get_mut().read_to_end(&mut bytes);
+        let mut frames = Vec::new();
+        let mut pos = 0;
+        while pos + 2 <= bytes.len() {
+            let opcode = bytes[pos] & 0x0f;
+            let (len, head) = match bytes[pos + 1] & 0x7f {
+                126 if pos + 4 <= bytes.len() => (
+                    u16::from_be_bytes([bytes[pos + 2], bytes[pos + 3]]) as usize,
+                    4,
+                ),
+                127 if pos + 10 <= bytes.len() => {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&bytes[pos + 2..pos + 10]);
+                    (u64::from_be_bytes(b) as usize, 10)
+                }
+                n if n < 126 => (n as usize, 2),
+                _ => break,
+            };
+            if pos + head + len > bytes.len() {
+                break;
+            }
+            frames.push((opcode, bytes[pos + head..pos + head + len].to_vec()));
+            pos += head + len;
+        }
+        frames
+    }
+}
+
+/// The close code in a raw close frame's payload.
+pub fn close_code(payload: &[u8]) -> u16 {
+    if payload.len() >= 2 {
+        u16::from_be_bytes([payload[0], payload[1]])
+    } else {
+        1005
     }
 }

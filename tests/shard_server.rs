@@ -1,0 +1,521 @@
+//! The shard server end to end: the real binary, real WebSocket clients.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tungstenite::Message;
+
+#[test]
+fn two_players_on_different_shards_in_one_room_hear_each_other() {
+    let server = ServerProc::start(&["--shards", "2", "--no-ambient"]);
+    let mut ann = Client::guest_on_shard(server.addr, "ann", 0);
+    let mut bob = Client::guest_on_shard(server.addr, "bob", 1);
+    assert_eq!(ann.welcome["room"]["id"], "town:square");
+    assert_eq!(bob.welcome["room"]["id"], "town:square");
+
+    let reply = ann.cmd("say hello from shard zero");
+    assert_eq!(reply["ok"], true);
+    let heard = bob.event("say", "hello from shard zero");
+    assert_eq!(heard["from"], "ann");
+    assert_eq!(heard["room"], "town:square");
+    assert!(heard["ts"].as_u64().is_some());
+
+    bob.cmd("'and hello back");
+    assert_eq!(ann.event("say", "and hello back")["from"], "bob");
+    bob.cmd(":waves cheerfully");
+    assert_eq!(ann.event("emote", "waves cheerfully")["from"], "bob");
+    // The speaker gets a reply, not its own event.
+    ann.expect_silence(200);
+}
+
+/// Finds, by teleporting, two neighbouring grid rooms owned by different shards.
+fn neighbours_on_two_shards(c: &mut Client, width: u32) -> (String, String) {
+    for x in 0..width - 1 {
+        let a = c.cmd(&format!("goto grid:{x}_0"));
+        let b = c.cmd(&format!("goto grid:{}_0", x + 1));
+        if a["room"]["shard"] != b["room"]["shard"] {
+            return (format!("grid:{x}_0"), format!("grid:{}_0", x + 1));
+        }
+    }
+    panic!("no owner boundary along row 0");
+}
+
+#[test]
+fn a_walk_across_shards_keeps_inventory_and_tells_both_rooms() {
+    let server = ServerProc::start(&["--shards", "2", "--world", "grid:12x12"]);
+    let mut walker = Client::guest(server.addr, Some("walker"));
+    let (west, east) = neighbours_on_two_shards(&mut walker, 12);
+
+    // Something to carry: the generated world leaves stones about.
+    let mut carried = None;
+    'find: for y in 0..12 {
+        for x in 0..12 {
+            let reply = walker.cmd(&format!("goto grid:{x}_{y}"));
+            if let Some(item) = reply["room"]["items"].as_array().and_then(|a| a.first()) {
+                let item = item.as_str().expect("item name").to_string();
+                assert_eq!(walker.cmd(&format!("get {item}"))["ok"], true);
+                carried = Some(item);
+                break 'find;
+            }
+        }
+    }
+    let item = carried.expect("the grid has items");
+
+    let mut west_watcher = Client::guest(server.addr, Some("westy"));
+    let mut east_watcher = Client::guest(server.addr, Some("easty"));
+    assert_eq!(west_watcher.cmd(&format!("goto {west}"))["ok"], true);
+    assert_eq!(east_watcher.cmd(&format!("goto {east}"))["ok"], true);
+    walker.cmd(&format!("goto {west}"));
+    west_watcher.event("enter", "walker");
+
+    let moved = walker.cmd("e");
+    assert_eq!(moved["ok"], true, "{moved}");
+    assert_eq!(moved["room"]["id"], east.as_str());
+    let left = west_watcher.event("leave", "walker leaves east");
+    assert_eq!(left["room"], west.as_str());
+    let entered = east_watcher.event("enter", "walker arrives from the west");
+    assert_eq!(entered["room"], east.as_str());
+
+    let inventory = walker.cmd("inventory");
+    assert_eq!(inventory["items"], json!([item.clone()]), "{inventory}");
+    assert_eq!(walker.cmd(&format!("drop {item}"))["ok"], true);
+    east_watcher.event("item", &item);
+    let look = east_watcher.cmd("look");
+    assert!(
+        look["room"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == item.as_str()),
+        "{look}"
+    );
+    let players = look["room"]["players"].as_array().unwrap();
+    assert!(players.iter().any(|p| p == "walker"), "{look}");
+
+    // And back again, across the boundary the other way.
+    assert_eq!(walker.cmd("w")["room"]["id"], west.as_str());
+    east_watcher.event("leave", "walker leaves west");
+    west_watcher.event("enter", "walker arrives from the east");
+    assert_eq!(walker.cmd("inventory")["items"], json!([]));
+}
+
+#[test]
+fn tell_shout_and_who_cross_shards() {
+    let server = ServerProc::start(&["--shards", "2", "--no-ambient"]);
+    let mut ann = Client::guest_on_shard(server.addr, "ann", 0);
+    let mut bob = Client::guest_on_shard(server.addr, "bob", 1);
+    assert_eq!(ann.cmd("go north")["ok"], true, "ann leaves the square");
+
+    let reply = ann.cmd("tell Bob psst, over here");
+    assert_eq!(reply["ok"], true, "{reply}");
+    let told = bob.event("tell", "psst, over here");
+    assert_eq!(told["from"], "ann");
+
+    let nobody = ann.cmd("tell nobody_here hi");
+    assert_eq!(nobody["ok"], false);
+    assert_eq!(nobody["code"], "no_such_player");
+
+    bob.cmd("shout fire in the square");
+    assert_eq!(ann.event("shout", "fire in the square")["from"], "bob");
+
+    let who = ann.cmd("who");
+    assert_eq!(who["players_total"], 2, "{who}");
+    let names: Vec<&str> = who["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(names.contains(&"ann") && names.contains(&"bob"), "{who}");
+}
+
+#[test]
+fn bad_frames_get_their_documented_answers_and_the_connection_stays() {
+    let server = ServerProc::start(&["--shards", "2"]);
+    let mut c = Client::connect(server.addr);
+
+    c.send_raw(Message::text("this is not json"));
+    let e = c.recv();
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("error"), Some("bad_json")),
+        "{e}"
+    );
+    assert!(e.get("seq").is_none(), "no seq before login: {e}");
+
+    c.send(json!({"type":"dance"}));
+    assert_eq!(c.recv()["code"], "unknown_type");
+    c.send(json!({"type":"cmd","line":"look"}));
+    assert_eq!(c.recv()["code"], "unauthenticated");
+    c.send(json!({"type":"cmd"}));
+    assert_eq!(c.recv()["code"], "bad_field");
+    c.send_raw(Message::binary(vec![1u8, 2, 3]));
+    assert_eq!(c.recv()["code"], "unsupported");
+    c.send(json!({"type":"guest","name":"no"}));
+    assert_eq!(c.recv()["code"], "invalid_name");
+    c.send(json!({"type":"guest","name":"bad name!"}));
+    assert_eq!(c.recv()["code"], "invalid_name");
+    c.send(json!({"type":"ping","id":"p1"}));
+    let pong = c.recv();
+    assert_eq!(
+        (pong["type"].as_str(), pong["id"].as_str()),
+        (Some("pong"), Some("p1"))
+    );
+
+    // Still there: log in, and errors now carry seq.
+    c.send(json!({"type":"guest","name":"sturdy"}));
+    let welcome = c.recv_until(|f| f["type"] == "welcome");
+    assert_eq!(welcome["seq"], 1);
+    c.send_raw(Message::text("{broken"));
+    let e = c.recv();
+    assert_eq!(
+        (e["code"].as_str(), e["seq"].as_u64()),
+        (Some("bad_json"), Some(2)),
+        "{e}"
+    );
+    c.send(json!({"type":"guest"}));
+    assert_eq!(c.recv()["code"], "already_logged_in");
+
+    let unknown = c.cmd("dacne wildly");
+    assert_eq!(
+        (unknown["ok"].as_bool(), unknown["code"].as_str()),
+        (Some(false), Some("unknown_command")),
+        "{unknown}"
+    );
+    let no_exit = c.cmd("up");
+    assert_eq!(no_exit["code"], "no_exit", "{no_exit}");
+    let long = "x".repeat(513);
+    c.send(json!({"type":"cmd","line":format!("say {long}")}));
+    assert_eq!(c.recv()["code"], "invalid_text");
+    // 512 characters counted as characters, not bytes: 508 two-byte letters fit.
+    let reply = c.cmd(&format!("say {}", "é".repeat(508)));
+    assert_eq!(reply["ok"], true);
+    let id_reply = {
+        c.send(json!({"type":"cmd","id":"abc","line":"look"}));
+        c.recv_until(|f| f["type"] == "reply")
+    };
+    assert_eq!(id_reply["id"], "abc");
+    c.send(json!({"type":"cmd","line":"look"}));
+    let no_id = c.recv_until(|f| f["type"] == "reply");
+    assert!(no_id.get("id").is_none(), "{no_id}");
+
+    let mut other = Client::guest(server.addr, None);
+    assert_eq!(other.cmd("look")["ok"], true);
+    assert_eq!(c.cmd("look")["ok"], true);
+}
+
+#[test]
+fn a_taken_name_is_refused_until_its_holder_leaves() {
+    let server = ServerProc::start(&["--shards", "2"]);
+    let mut first = Client::guest(server.addr, Some("Unique"));
+    let mut second = Client::connect(server.addr);
+    second.send(json!({"type":"guest","name":"uNIQUE"}));
+    assert_eq!(second.recv()["code"], "name_taken");
+    let bye = first.cmd("quit");
+    assert_eq!(bye["ok"], true);
+    assert_eq!(first.expect_close(), 1000);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        second.send(json!({"type":"guest","name":"uNIQUE"}));
+        let f = second.recv();
+        if f["type"] == "welcome" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "name never freed: {f}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn oversized_and_invalid_utf8_frames_close_the_connection_and_spare_others() {
+    let server = ServerProc::start(&["--shards", "2"]);
+    let mut bystander = Client::guest(server.addr, Some("bystander"));
+
+    let mut big = Client::guest(server.addr, None);
+    let payload = format!("{{\"type\":\"cmd\",\"line\":\"{}\"}}", "x".repeat(70_000));
+    big.write_raw(&raw_frame(0x81, payload.as_bytes()));
+    assert_eq!(big.expect_close(), 1009);
+
+    let mut bad = Client::guest(server.addr, None);
+    bad.write_raw(&raw_frame(0x81, b"{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"));
+    assert_eq!(bad.expect_close(), 1007);
+
+    // A message split into fragments that add up past the limit: 1009 too.
+    let mut frag = Client::guest(server.addr, None);
+    frag.write_raw(&raw_frame(0x01, &vec![b'x'; 40_000]));
+    frag.write_raw(&raw_frame(0x80, &vec![b'x'; 40_000]));
+    assert_eq!(frag.expect_close(), 1009);
+
+    // Fragments within the limit are one message.
+    let mut ok = Client::guest(server.addr, Some("fragmenter"));
+    ok.write_raw(&raw_frame(0x01, b"{\"type\":\"cmd\",\"id\":9,"));
+    ok.write_raw(&raw_frame(0x80, b"\"line\":\"look\"}"));
+    let reply = ok.recv_until(|f| f["type"] == "reply");
+    assert_eq!(reply["id"], 9);
+
+    assert_eq!(bystander.cmd("look")["ok"], true);
+}
+
+#[test]
+fn commands_over_the_rate_limit_are_refused() {
+    let server = ServerProc::start(&["--shards", "1"]);
+    let mut c = Client::guest(server.addr, None);
+    for i in 0..60 {
+        c.send(json!({"type":"cmd","id":i,"line":"look"}));
+    }
+    let mut replies = 0;
+    let mut limited = 0;
+    while replies + limited < 60 {
+        let f = c.recv();
+        match f["type"].as_str() {
+            Some("reply") => replies += 1,
+            Some("error") if f["code"] == "rate_limited" => limited += 1,
+            _ => {}
+        }
+    }
+    assert!(limited >= 15, "only {limited} refused of 60 (burst 40)");
+    assert!(replies >= 40, "the burst of 40 is allowed, got {replies}");
+}
+
+#[test]
+fn a_slow_reader_is_cut_off_while_a_fast_reader_misses_nothing() {
+    let (server, _dir) = ServerProc::start_with_map(
+        "[limits]\noutbound_bytes_max = 262144\ncommands_per_s = 100000\ncommands_burst = 100000\n\n[game]\nambient_interval_ms = 0\n",
+        &["--shards", "2"],
+    );
+    // The slow reader logs in, then never reads again; a small receive
+    // window makes the kernel's buffers fill before the server's queue does.
+    let mut slow = Client::connect_small_window(server.addr, 4096);
+    slow.send(json!({"type":"guest","name":"slowpoke"}));
+    slow.recv_until(|f| f["type"] == "welcome");
+    let mut fast = Client::guest(server.addr, Some("speedy"));
+    let mut talker = Client::guest(server.addr, Some("talker"));
+    let reader = std::thread::spawn(move || {
+        let mut heard = 0u64;
+        loop {
+            let f = fast.recv();
+            if f["type"] == "event" && f["kind"] == "say" {
+                let text = f["text"].as_str().unwrap();
+                if text == "the end" {
+                    return heard;
+                }
+                assert_eq!(
+                    text,
+                    format!("{heard:06} {}", "y".repeat(400)),
+                    "in order, none missing"
+                );
+                heard += 1;
+            }
+        }
+    });
+    let drops = |server: &ServerProc| -> u64 {
+        let (_, metrics) = server.http_get("/metrics");
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("mudshard_outbound_drops_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    // Talk in windows of 50 (replies read back) so the fast reader keeps up,
+    // until the slow reader has been cut off.
+    let text = "y".repeat(400);
+    let mut said = 0u64;
+    while drops(&server) == 0 {
+        assert!(said < 200_000, "the slow reader was never cut off");
+        for _ in 0..50 {
+            talker.send(json!({"type":"cmd","line":format!("say {said:06} {text}")}));
+            said += 1;
+        }
+        for _ in 0..50 {
+            talker.recv_until(|f| f["type"] == "reply");
+        }
+    }
+    talker.cmd("say the end");
+    assert_eq!(
+        reader.join().expect("fast reader"),
+        said,
+        "the fast reader heard every say"
+    );
+    // The slow reader, reading at last, finds its frames whole and then 1013.
+    let frames = slow.raw_frames_until_eof();
+    let (op, payload) = frames.last().expect("frames");
+    assert_eq!(*op, 0x8, "the last frame is a close");
+    assert_eq!(close_code(payload), 1013);
+    assert!(frames[..frames.len() - 1]
+        .iter()
+        .all(|(op, p)| *op == 0x1 && p.starts_with(b"{\"seq\":")));
+    assert_eq!(drops(&server), 1, "only the slow reader was cut off");
+}
+
+#[test]
+fn sigterm_closes_sessions_with_a_close_frame_and_exits_zero() {
+    let mut server = ServerProc::start(&["--shards", "2"]);
+    let mut a = Client::guest(server.addr, None);
+    let mut b = Client::guest(server.addr, None);
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(a.expect_close(), 1001);
+    assert_eq!(b.expect_close(), 1001);
+}
+
+#[test]
+fn http_endpoints_answer_and_anything_else_is_404() {
+    let server = ServerProc::start(&["--shards", "2"]);
+    let _a = Client::guest(server.addr, None);
+    let (status, body) = server.http_get("/healthz");
+    assert_eq!(status, 200);
+    let health: Value = serde_json::from_str(&body).expect("healthz JSON");
+    assert_eq!(health["host"], "a");
+    assert_eq!(health["shards"], 2);
+    assert_eq!(
+        health["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_u64)
+            .sum::<u64>(),
+        1
+    );
+    assert!(health["pid"].as_u64().is_some());
+
+    let (status, metrics) = server.http_get("/metrics");
+    assert_eq!(status, 200);
+    for needle in [
+        "mudshard_connections{shard=\"0\"}",
+        "mudshard_connections{shard=\"1\"}",
+        "mudshard_frames_in_total{shard=",
+        "mudshard_bytes_out_total{shard=",
+        "mudshard_commands_total{shard=\"0\",kind=\"look\"}",
+        "mudshard_cross_shard_sent_total{shard=",
+        "mudshard_outbound_drops_total{shard=",
+        "mudshard_command_latency_us{shard=\"0\",quantile=\"0.99\"}",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+    assert_eq!(server.http_get("/nowhere").0, 404);
+    assert_eq!(server.http_get("/ws").0, 426);
+    let (status, _) = http_request(
+        server.addr,
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(status, 405);
+}
+
+#[test]
+fn a_full_shard_answers_503_before_the_upgrade() {
+    let (server, _dir) = ServerProc::start_with_map(
+        "[limits]\nconnections_per_shard_max = 2\n",
+        &["--shards", "1"],
+    );
+    let _a = Client::guest(server.addr, None);
+    let _b = Client::guest(server.addr, None);
+    let stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    match tungstenite::client::client(format!("ws://{}/ws", server.addr), stream) {
+        Err(tungstenite::handshake::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            assert_eq!(resp.status().as_u16(), 503)
+        }
+        other => panic!("expected 503, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn connections_that_never_log_in_are_closed_after_the_login_timeout() {
+    let (server, _dir) =
+        ServerProc::start_with_map("[limits]\nlogin_timeout_ms = 300\n", &["--shards", "1"]);
+    let started = Instant::now();
+    let mut c = Client::connect(server.addr);
+    assert_eq!(c.expect_close(), 1008);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // A socket that never even sends its HTTP request is dropped too.
+    let mut raw = std::net::TcpStream::connect(server.addr).expect("connect");
+    raw.set_read_timeout(Some(Duration::from_secs(3))).ok();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut raw, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed without a word");
+}
+
+#[test]
+fn silent_sessions_are_pinged_then_closed() {
+    let (server, _dir) = ServerProc::start_with_map(
+        "[limits]\nidle_ping_ms = 300\npings_missed_max = 2\n",
+        &["--shards", "1"],
+    );
+    // A client that reads answers pings (tungstenite replies to them) and stays.
+    let mut lively = Client::guest(server.addr, Some("lively"));
+    let mut silent = Client::guest(server.addr, Some("silent"));
+    let until = Instant::now() + Duration::from_millis(4500);
+    while Instant::now() < until {
+        lively.read_for(200);
+    }
+    // The silent one never read, so never answered: it was closed.
+    let frames = silent.raw_frames_until_eof();
+    let pings = frames.iter().filter(|(op, _)| *op == 0x9).count();
+    assert_eq!(pings, 2, "pinged twice before being closed: {frames:?}");
+    let (op, payload) = frames.last().expect("frames");
+    assert_eq!(*op, 0x8, "the last frame is a close");
+    assert_eq!(close_code(payload), 1001);
+    assert_eq!(lively.cmd("look")["ok"], true);
+}
+
+#[test]
+fn quit_replies_then_closes_and_others_see_the_leave() {
+    let server = ServerProc::start(&["--shards", "2", "--no-ambient"]);
+    let mut stay = Client::guest(server.addr, Some("stayer"));
+    let mut go = Client::guest(server.addr, Some("goer"));
+    stay.event("enter", "goer");
+    let bye = go.cmd("quit");
+    assert_eq!(bye["ok"], true);
+    assert_eq!(go.expect_close(), 1000);
+    stay.event("leave", "goer");
+    let look = stay.cmd("look");
+    assert_eq!(look["room"]["players_total"], 1, "{look}");
+}
+
+#[test]
+fn items_move_between_floor_and_inventory() {
+    let server = ServerProc::start(&["--shards", "2", "--no-ambient"]);
+    let mut c = Client::guest(server.addr, Some("picker"));
+    let mut watcher = Client::guest(server.addr, Some("watcher"));
+    let look = c.cmd("look");
+    let items = look["room"]["items"].as_array().expect("items").clone();
+    let item = items
+        .first()
+        .and_then(Value::as_str)
+        .expect("the square has an item")
+        .to_string();
+    assert_eq!(c.cmd(&format!("get {item}"))["ok"], true);
+    watcher.event("item", &item);
+    assert_eq!(
+        c.cmd(&format!("get {item}"))["ok"],
+        items.iter().filter(|i| *i == item.as_str()).count() > 1
+    );
+    assert_eq!(c.cmd("get unicorn")["code"], "no_such_item");
+    assert_eq!(c.cmd("i")["items"][0], item.as_str());
+    assert_eq!(c.cmd("drop unicorn")["code"], "no_such_item");
+    assert_eq!(c.cmd(&format!("drop {item}"))["ok"], true);
+    assert!(c.cmd("look")["room"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i == item.as_str()));
+    let help = c.cmd("help");
+    assert!(help["text"].as_str().unwrap().contains("say"));
+}
+
+#[test]
+fn npcs_speak_on_the_world_tick() {
+    let (server, _dir) =
+        ServerProc::start_with_map("[game]\nambient_interval_ms = 200\n", &["--shards", "2"]);
+    let mut c = Client::guest(server.addr, Some("listener"));
+    let npcs = c.cmd("look")["text"].as_str().unwrap().to_string();
+    assert!(
+        npcs.contains(" is here."),
+        "the start room has an NPC: {npcs}"
+    );
+    let line = c.recv_until(|f| f["type"] == "event" && f["kind"] == "ambient");
+    assert_eq!(line["room"], "town:square");
+    assert!(!line["text"].as_str().unwrap().is_empty());
+}
