@@ -6,6 +6,7 @@
 //! `world/` (zone files and generated worlds), `config.rs`, `metrics.rs`,
 //! `server.rs` (a host: its shards and their listeners).
 
+pub mod auth;
 pub mod config;
 pub mod game;
 pub mod metrics;
@@ -13,4 +14,5 @@ pub mod net;
 pub mod protocol;
 pub mod server;
 pub mod shard;
+pub mod store;
 pub mod world;

@@ -1,0 +1,195 @@
+//! The run's configuration: one typed struct, parsed from flags, written
+//! whole into the JSON report so a figure always travels with what produced it.
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// The workload a run drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScenarioKind {
+    /// Open and hold N guest sessions; report server memory per session.
+    Idle,
+    /// N players in R rooms saying things at an aggregate rate; time delivery.
+    Chat,
+    /// Commands (`--command`, default `look`) at an aggregate rate; time replies.
+    Rtt,
+    /// Players walking the generated grid (crossing shards); time move replies.
+    Walk,
+    /// Connect, log in as guest, `look`, `quit`, in a loop; time session setup.
+    Churn,
+    /// Players on two hosts talking across them (not implemented yet; see
+    /// `scenario/cluster.rs`).
+    Cluster,
+}
+
+/// `loadgen`: the mudshard load generator. Speaks the player protocol over
+/// WebSocket at an open-loop rate and reports coordinated-omission-corrected
+/// latency, delivered rates and the server's CPU and memory per message.
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(name = "loadgen", version, args_override_self = true)]
+pub struct Config {
+    /// The workload.
+    #[arg(value_enum)]
+    pub scenario: ScenarioKind,
+
+    /// Server address `host:port`; repeat for several hosts (the `cluster`
+    /// scenario). Sessions are spread over targets round-robin.
+    #[arg(long = "target", default_value = "127.0.0.1:4000")]
+    pub targets: Vec<String>,
+
+    /// The WebSocket path on the server.
+    #[arg(long, default_value = "/ws")]
+    pub path: String,
+
+    /// Players (sessions) across all workers. For `churn`: ignored.
+    #[arg(long, default_value_t = 100)]
+    pub players: u64,
+
+    /// Rooms the `chat` players are spread over (evenly).
+    #[arg(long, default_value_t = 10)]
+    pub rooms: u64,
+
+    /// Aggregate rate across all workers, per second: says (`chat`), commands
+    /// (`rtt`), moves (`walk`), new sessions (`churn`; 0 = as fast as
+    /// `--concurrency` allows).
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+
+    /// Measured window, seconds (for `idle`: how long the sessions are held).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+
+    /// Warm-up before the measured window, seconds; excluded from every figure.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+
+    /// A reply not seen this many seconds after its intended send time is a
+    /// timeout.
+    #[arg(long, default_value_t = 2.0)]
+    pub timeout: f64,
+
+    /// Seconds to keep reading after the last send, so in-flight replies and
+    /// deliveries are counted (defaults to `--timeout`).
+    #[arg(long)]
+    pub drain: Option<f64>,
+
+    /// A session not logged in (TCP connect to `welcome`, and placed) this many
+    /// seconds after it started connecting has failed.
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_timeout: f64,
+
+    /// Worker threads, one glommio executor each (default: online cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// New connections per second while opening the sessions (all threads).
+    #[arg(long, default_value_t = 5000.0)]
+    pub ramp_rate: f64,
+
+    /// Sessions being opened at once per thread (ramp-up), or sessions in
+    /// flight per thread (`churn`).
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+
+    /// Source addresses to bind outgoing sockets to, round-robin: a range
+    /// `127.0.0.1-127.0.0.20` or a count `20` (127.0.0.1 up). Each address
+    /// has its own ~28k ephemeral ports.
+    #[arg(long)]
+    pub source_ips: Option<String>,
+
+    /// `i/n`: this process is worker i of n splitting one run (players, rooms
+    /// and rate are shared out; run the n processes at the same time).
+    #[arg(long, default_value = "0/1")]
+    pub worker: String,
+
+    /// The server's pid for CPU and memory figures (default: the `pid` field
+    /// of `GET /healthz` on the first target; figures are skipped without it).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// Width of the server's generated load-test grid (rooms `grid:{x}_{y}`).
+    #[arg(long, default_value_t = 100)]
+    pub grid_width: u32,
+
+    /// Height of the server's generated load-test grid.
+    #[arg(long, default_value_t = 100)]
+    pub grid_height: u32,
+
+    /// The command line `rtt` sends.
+    #[arg(long, default_value = "look")]
+    pub command: String,
+
+    /// Prefix of the guest names (`{prefix}{worker}_{index}`).
+    #[arg(long, default_value = "lg")]
+    pub name_prefix: String,
+
+    /// The run fails when (errors + timeouts + dropped) / operations exceeds this.
+    #[arg(long, default_value_t = 0.01)]
+    pub max_error_rate: f64,
+
+    /// Write the full report (every figure and this configuration) as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    /// Write a latency percentile chart (SVG).
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Config {
+    /// Seconds of draining after the last send.
+    pub fn drain_s(&self) -> f64 {
+        self.drain.unwrap_or(self.timeout)
+    }
+
+    /// Parses `--worker i/n` into `(i, n)`.
+    pub fn worker_split(&self) -> Result<(u64, u64), String> {
+        let (i, n) = self
+            .worker
+            .split_once('/')
+            .ok_or_else(|| format!("--worker {}: expected i/n", self.worker))?;
+        let i: u64 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("--worker {}: bad i", self.worker))?;
+        let n: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("--worker {}: bad n", self.worker))?;
+        if n == 0 || i >= n {
+            return Err(format!("--worker {}: need 0 <= i < n", self.worker));
+        }
+        Ok((i, n))
+    }
+
+    /// Checks bounds that flags alone cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        self.worker_split()?;
+        if self.scenario == ScenarioKind::Chat && (self.rooms == 0 || self.rooms > self.players) {
+            return Err("chat needs 1 <= --rooms <= --players".into());
+        }
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            return Err("--rate must be a finite number >= 0".into());
+        }
+        if self.duration <= 0.0 || self.warmup < 0.0 || self.timeout <= 0.0 || self.drain_s() < 0.0
+        {
+            return Err("--duration and --timeout must be > 0, --warmup and --drain >= 0".into());
+        }
+        if self.ramp_rate <= 0.0 || self.concurrency == 0 {
+            return Err("--ramp-rate and --concurrency must be > 0".into());
+        }
+        if self.grid_width == 0 || self.grid_height == 0 {
+            return Err("--grid-width and --grid-height must be > 0".into());
+        }
+        if self.targets.is_empty() {
+            return Err("need at least one --target".into());
+        }
+        Ok(())
+    }
+}

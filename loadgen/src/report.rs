@@ -1,0 +1,408 @@
+//! The run's figures, derived once from the merged counters and histograms:
+//! the JSON report (`--json`), the table printed at the end, and whether the
+//! run failed.
+//!
+//! How figures are computed:
+//! * every operation is counted in the measured window by its *intended* send
+//!   time; rates are counts divided by the window's length;
+//! * latencies are from the intended send time (coordinated-omission
+//!   corrected), except session setup in the ramp-up (from the actual
+//!   connect, since ramp-up is not measured traffic);
+//! * the achieved rate is the commands (or churn iterations) actually sent
+//!   for intended times in the window, per second; below 95% of the
+//!   requested rate the run did not hold its rate;
+//! * server CPU per delivered message is the server's utime+stime over the
+//!   window divided by the messages delivered to this process for
+//!   operations of the window (replies + say/enter/leave events; sessions
+//!   for `churn`).
+
+use crate::config::{Config, ScenarioKind};
+use crate::run::Outcome;
+use crate::stats::{Counters, Latency};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// A run that achieved less than this share of its requested rate did not
+/// hold it.
+pub const RATE_HELD_RATIO_MIN: f64 = 0.95;
+
+/// Percentiles of one latency histogram, in µs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl Percentiles {
+    fn of(latency: &Latency) -> Percentiles {
+        let h = latency.histogram();
+        let empty = h.is_empty();
+        let at = |q: f64| if empty { 0 } else { h.value_at_quantile(q) };
+        Percentiles {
+            count: h.len(),
+            mean_us: if empty { 0.0 } else { h.mean() },
+            p50_us: at(0.5),
+            p90_us: at(0.9),
+            p99_us: at(0.99),
+            p999_us: at(0.999),
+            max_us: if empty { 0 } else { h.max() },
+        }
+    }
+}
+
+/// Requested versus achieved rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateFigures {
+    /// `--rate` across all workers (0 = closed loop / no rate).
+    pub requested_total_per_s: f64,
+    /// This process's share of it.
+    pub requested_per_s: f64,
+    pub achieved_per_s: f64,
+    /// False when achieved < 95% of requested: the figures then describe an
+    /// overloaded run, not the requested load.
+    pub held: bool,
+    pub send_lag_ms_max: f64,
+}
+
+/// Per-second throughput in the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub replies_per_s: f64,
+    pub deliveries_per_s: f64,
+    pub enter_leave_per_s: f64,
+    pub sessions_per_s: f64,
+    /// Messages the server delivered for window operations (see module doc).
+    pub delivered_msgs: u64,
+    pub delivered_msgs_per_s: f64,
+}
+
+/// Say deliveries: what the room sizes promise versus what arrived.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deliveries {
+    pub expected: u64,
+    pub received: u64,
+    pub missing: i64,
+}
+
+/// The server, when it runs on this machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerFigures {
+    pub pid: Option<u32>,
+    pub rss_before_kib: Option<u64>,
+    pub rss_after_kib: Option<u64>,
+    /// (RSS after − RSS before) / sessions held (`idle`).
+    pub rss_per_session_bytes: Option<f64>,
+    pub cpu_s: Option<f64>,
+    pub cpu_us_per_msg: Option<f64>,
+}
+
+/// Latencies by kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latencies {
+    /// Intended send → reply (commands: say, look, moves; churn's look).
+    pub reply: Percentiles,
+    /// Intended send → say event delivered to a listener.
+    pub delivery: Percentiles,
+    /// Connect → welcome (from the intended start in churn).
+    pub setup: Percentiles,
+}
+
+/// The whole report (the `--json` file).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub scenario: ScenarioKind,
+    /// False when the run failed (the exit status is then non-zero).
+    pub ok: bool,
+    pub failures: Vec<String>,
+    pub warnings: Vec<String>,
+    pub config: Config,
+    pub threads: usize,
+    pub players_here: u64,
+    pub warmup_s: f64,
+    pub measured_s: f64,
+    pub rate: RateFigures,
+    pub throughput: Throughput,
+    pub deliveries: Deliveries,
+    pub latency_us: Latencies,
+    pub counts: Counters,
+    /// (errors + timeouts + failed replies + send overflows + dropped
+    /// sessions [+ failed churn iterations]) / operations.
+    pub error_rate: f64,
+    pub server: ServerFigures,
+}
+
+impl Report {
+    pub fn build(config: &Config, outcome: &Outcome) -> Report {
+        let c = &outcome.stats.counters;
+        let secs = outcome.phases.window.secs().max(1e-9);
+        let scenario = config.scenario;
+        let churn = scenario == ScenarioKind::Churn;
+        let churn_started = c.churn_completed + c.churn_failed;
+        let (requested_per_s, achieved_per_s) = match scenario {
+            ScenarioKind::Idle => (0.0, 0.0),
+            ScenarioKind::Churn => (outcome.rate_here_per_s, churn_started as f64 / secs),
+            _ => (outcome.rate_here_per_s, c.sent as f64 / secs),
+        };
+        let held =
+            requested_per_s <= 0.0 || achieved_per_s >= RATE_HELD_RATIO_MIN * requested_per_s;
+        let delivered_msgs = if churn {
+            c.churn_completed
+        } else {
+            c.replies + c.deliveries_received + c.enter_events + c.leave_events
+        };
+        let (operations, problems) = if churn {
+            (churn_started, c.churn_failed + c.errors)
+        } else if scenario == ScenarioKind::Idle {
+            (outcome.players_here, c.sessions_dropped + c.errors)
+        } else {
+            (
+                c.sent,
+                c.errors + c.timeouts + c.replies_failed + c.send_overflows + c.sessions_dropped,
+            )
+        };
+        let error_rate = problems as f64 / operations.max(1) as f64;
+        let sample = &outcome.server;
+        let rss_per_session_bytes = match (sample.rss_before_kib, sample.rss_after_kib) {
+            (Some(before), Some(after))
+                if scenario == ScenarioKind::Idle && c.sessions_established > 0 =>
+            {
+                Some((after as f64 - before as f64) * 1024.0 / c.sessions_established as f64)
+            }
+            _ => None,
+        };
+        let cpu_us_per_msg = sample
+            .cpu_us
+            .filter(|_| delivered_msgs > 0)
+            .map(|us| us as f64 / delivered_msgs as f64);
+
+        let mut report = Report {
+            tool: "loadgen",
+            version: env!("CARGO_PKG_VERSION"),
+            scenario,
+            ok: true,
+            failures: outcome.fatal.clone(),
+            warnings: Vec::new(),
+            config: config.clone(),
+            threads: outcome.threads,
+            players_here: outcome.players_here,
+            warmup_s: config.warmup,
+            measured_s: secs,
+            rate: RateFigures {
+                requested_total_per_s: if scenario == ScenarioKind::Idle {
+                    0.0
+                } else {
+                    config.rate
+                },
+                requested_per_s,
+                achieved_per_s,
+                held,
+                send_lag_ms_max: c.send_lag_us_max as f64 / 1000.0,
+            },
+            throughput: Throughput {
+                replies_per_s: c.replies as f64 / secs,
+                deliveries_per_s: c.deliveries_received as f64 / secs,
+                enter_leave_per_s: (c.enter_events + c.leave_events) as f64 / secs,
+                sessions_per_s: c.churn_completed as f64 / secs,
+                delivered_msgs,
+                delivered_msgs_per_s: delivered_msgs as f64 / secs,
+            },
+            deliveries: Deliveries {
+                expected: c.deliveries_expected,
+                received: c.deliveries_received,
+                missing: c.deliveries_expected as i64 - c.deliveries_received as i64,
+            },
+            latency_us: Latencies {
+                reply: Percentiles::of(&outcome.stats.reply),
+                delivery: Percentiles::of(&outcome.stats.delivery),
+                setup: Percentiles::of(&outcome.stats.setup),
+            },
+            counts: c.clone(),
+            error_rate,
+            server: ServerFigures {
+                pid: sample.pid,
+                rss_before_kib: sample.rss_before_kib,
+                rss_after_kib: sample.rss_after_kib,
+                rss_per_session_bytes,
+                cpu_s: sample.cpu_us.map(|us| us as f64 / 1e6),
+                cpu_us_per_msg,
+            },
+        };
+        report.judge(config, outcome);
+        report
+    }
+
+    /// Decides failures and warnings.
+    fn judge(&mut self, config: &Config, outcome: &Outcome) {
+        let c = &self.counts;
+        let churn = self.scenario == ScenarioKind::Churn;
+        let why = outcome.first_error.as_deref().unwrap_or("unknown");
+        if !churn && c.sessions_failed > 0 {
+            self.failures.push(format!(
+                "{} of {} sessions failed to establish (first: {why})",
+                c.sessions_failed, self.players_here
+            ));
+        }
+        if !churn && self.players_here > 0 && c.sessions_established == 0 {
+            self.failures.push("no session could be established".into());
+        }
+        if churn && c.churn_completed == 0 {
+            self.failures
+                .push(format!("no churn iteration completed (first error: {why})"));
+        }
+        if self.error_rate > config.max_error_rate {
+            self.failures.push(format!(
+                "error rate {:.3}% is over --max-error-rate {:.3}%",
+                self.error_rate * 100.0,
+                config.max_error_rate * 100.0
+            ));
+        }
+        let expected = self.deliveries.expected;
+        if expected > 0 {
+            let missing = self.deliveries.missing.max(0) as f64 / expected as f64;
+            if missing > config.max_error_rate {
+                self.failures.push(format!(
+                    "{:.3}% of expected say deliveries missing (over --max-error-rate)",
+                    missing * 100.0
+                ));
+            }
+        }
+        if !self.rate.held {
+            self.warnings.push(format!(
+                "RATE NOT HELD: achieved {:.1}/s of {:.1}/s requested ({:.0}%)",
+                self.rate.achieved_per_s,
+                self.rate.requested_per_s,
+                self.rate.achieved_per_s * 100.0 / self.rate.requested_per_s.max(1e-9)
+            ));
+        }
+        if c.sessions_dropped > 0 {
+            self.warnings.push(format!(
+                "{} sessions dropped by the server ({} with 1013 slow reader; first: {why})",
+                c.sessions_dropped, c.closed_slow_reader
+            ));
+        }
+        let per_player = self.rate.requested_per_s / self.players_here.max(1) as f64;
+        if !churn && per_player > 15.0 {
+            self.warnings.push(format!(
+                "{per_player:.1} commands/s per player is close to the server's 20/s limit: add players"
+            ));
+        }
+        if self.server.pid.is_none() {
+            self.warnings.push(
+                "server pid unknown (no --server-pid, no /healthz pid): no CPU or memory figures"
+                    .into(),
+            );
+        }
+        self.ok = self.failures.is_empty();
+    }
+
+    /// The human table printed at the end of a run.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let r = &self.rate;
+        let _ = writeln!(
+            t,
+            "loadgen {:?}: {} players here, {} threads, {:.1} s measured after {:.1} s warm-up",
+            self.scenario, self.players_here, self.threads, self.measured_s, self.warmup_s
+        );
+        if r.requested_per_s > 0.0 || self.scenario == ScenarioKind::Churn {
+            let held = if r.held { "held" } else { "NOT HELD" };
+            let _ = writeln!(t, "  rate        requested {:>10.1}/s   achieved {:>10.1}/s   {held}   (max send lag {:.1} ms)",
+                r.requested_per_s, r.achieved_per_s, r.send_lag_ms_max);
+        }
+        let c = &self.counts;
+        let tp = &self.throughput;
+        let _ = writeln!(
+            t,
+            "  sessions    established {}  failed {}  dropped {} (1013: {})",
+            c.sessions_established, c.sessions_failed, c.sessions_dropped, c.closed_slow_reader
+        );
+        let _ = writeln!(t, "  commands    sent {}  replies {} ({:.1}/s)  timeouts {}  late {}  failed {}  no_exit {}",
+            c.sent, c.replies, tp.replies_per_s, c.timeouts, c.late_replies, c.replies_failed, c.no_exit);
+        let _ = writeln!(
+            t,
+            "  errors      {} (rate_limited {})  seq gaps {}  send overflows {}  protocol {}",
+            c.errors, c.rate_limited, c.seq_gaps, c.send_overflows, c.protocol_errors
+        );
+        if self.deliveries.expected > 0 || self.deliveries.received > 0 {
+            let _ = writeln!(
+                t,
+                "  deliveries  expected {}  received {}  missing {}  ({:.1}/s)",
+                self.deliveries.expected,
+                self.deliveries.received,
+                self.deliveries.missing,
+                tp.deliveries_per_s
+            );
+        }
+        if c.enter_events + c.leave_events > 0 {
+            let _ = writeln!(
+                t,
+                "  movement    enter {}  leave {}  ({:.1}/s)",
+                c.enter_events, c.leave_events, tp.enter_leave_per_s
+            );
+        }
+        if self.scenario == ScenarioKind::Churn {
+            let _ = writeln!(
+                t,
+                "  churn       completed {}  failed {}  ({:.1} sessions/s)",
+                c.churn_completed, c.churn_failed, tp.sessions_per_s
+            );
+        }
+        let _ = writeln!(
+            t,
+            "  latency (ms)      count      p50      p90      p99    p99.9      max"
+        );
+        for (name, p) in [
+            ("reply", &self.latency_us.reply),
+            ("delivery", &self.latency_us.delivery),
+            ("setup", &self.latency_us.setup),
+        ] {
+            if p.count == 0 {
+                continue;
+            }
+            let ms = |us: u64| us as f64 / 1000.0;
+            let _ = writeln!(
+                t,
+                "    {name:<10} {:>11} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+                p.count,
+                ms(p.p50_us),
+                ms(p.p90_us),
+                ms(p.p99_us),
+                ms(p.p999_us),
+                ms(p.max_us)
+            );
+        }
+        let s = &self.server;
+        if let Some(pid) = s.pid {
+            let _ = write!(t, "  server      pid {pid}");
+            if let (Some(a), Some(b)) = (s.rss_before_kib, s.rss_after_kib) {
+                let _ = write!(t, "  rss {a} -> {b} KiB");
+            }
+            if let Some(per) = s.rss_per_session_bytes {
+                let _ = write!(t, "  ({:.0} B/session)", per);
+            }
+            if let Some(cpu) = s.cpu_s {
+                let _ = write!(t, "  cpu {cpu:.2} s");
+            }
+            if let Some(per) = s.cpu_us_per_msg {
+                let _ = write!(t, "  {per:.2} µs/msg");
+            }
+            let _ = writeln!(t);
+        }
+        let _ = writeln!(t, "  error rate  {:.3}%", self.error_rate * 100.0);
+        for w in &self.warnings {
+            let _ = writeln!(t, "  WARNING: {w}");
+        }
+        for f in &self.failures {
+            let _ = writeln!(t, "  FAILED: {f}");
+        }
+        let _ = writeln!(t, "  result      {}", if self.ok { "ok" } else { "FAILED" });
+        t
+    }
+}

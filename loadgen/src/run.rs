@@ -1,0 +1,196 @@
+//! Running one load-generator process: plans the work, starts one glommio
+//! executor per thread, sets the common start line once every thread has
+//! opened its sessions, samples the server at the window's edges, and
+//! collects every thread's figures.
+
+use crate::clock::now_ns;
+use crate::config::{Config, ScenarioKind};
+use crate::control::{Control, Phases};
+use crate::plan::{self, Endpoints, ThreadPlan};
+use crate::progress::Progress;
+use crate::scenario::{self, cluster};
+use crate::stats::Stats;
+use crate::worker::Worker;
+use crate::{net, probe};
+use glommio::{LocalExecutorBuilder, Placement};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Lead time between the last thread becoming ready and the start line, in
+/// ns: enough for every worker to notice it before it passes.
+const START_LEAD_NS: u64 = 20_000_000;
+
+/// How often the main thread wakes to update the progress bar, in ms.
+const TICK_MS: u64 = 100;
+
+/// File descriptors kept free for everything that is not a session.
+const SPARE_FDS: u64 = 64;
+
+/// What the server looked like around the measured window (when it runs on
+/// this machine and its pid is known).
+#[derive(Debug, Clone, Default)]
+pub struct ServerSample {
+    pub pid: Option<u32>,
+    pub rss_before_kib: Option<u64>,
+    pub rss_after_kib: Option<u64>,
+    pub cpu_us: Option<u64>,
+}
+
+/// Everything a finished run measured, before it becomes a report.
+#[derive(Debug)]
+pub struct Outcome {
+    pub stats: Stats,
+    pub phases: Phases,
+    pub server: ServerSample,
+    pub threads: usize,
+    pub players_here: u64,
+    pub rate_here_per_s: f64,
+    /// Problems that make the run a failure whatever the figures say.
+    pub fatal: Vec<String>,
+    /// The first reason a session failed or dropped, if any did.
+    pub first_error: Option<String>,
+}
+
+type ThreadResult = Result<(Stats, Option<String>), String>;
+
+/// Runs the configured scenario to the end.
+pub fn run(config: Config) -> Result<Outcome, String> {
+    config.validate()?;
+    cluster::check(&config)?;
+    let threads = config
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let endpoints = Endpoints {
+        targets: config
+            .targets
+            .iter()
+            .map(|t| net::resolve(t).map(|addr| (addr, t.clone())))
+            .collect::<Result<_, _>>()?,
+        sources: match &config.source_ips {
+            Some(spec) => net::parse_source_ips(spec)?,
+            None => Vec::new(),
+        },
+    };
+    let plans = plan::plan(&config, threads, &endpoints, &plan::run_tag())?;
+    let players_here: u64 = plans.iter().map(|p| p.players.len() as u64).sum();
+    let rate_here_per_s: f64 = plans.iter().map(|p| p.rate_per_s).sum();
+    check_open_files(&config, players_here, threads)?;
+
+    let pid = config
+        .server_pid
+        .or_else(|| probe::healthz_pid(endpoints.targets[0].0));
+    let mut server = ServerSample {
+        pid,
+        rss_before_kib: pid.and_then(probe::rss_kib),
+        ..ServerSample::default()
+    };
+    let control = Arc::new(Control::new(config.clone(), threads));
+    let handles: Vec<JoinHandle<ThreadResult>> = plans
+        .into_iter()
+        .enumerate()
+        .map(|(id, plan)| spawn_thread(id, plan, Arc::clone(&control)))
+        .collect::<Result<_, _>>()?;
+
+    let progress = Progress::new(&config, players_here);
+    while !control.all_ready() {
+        progress.opening(&control.totals());
+        std::thread::sleep(Duration::from_millis(TICK_MS));
+    }
+    let phases = control.phases_from(now_ns() + START_LEAD_NS);
+    control.set_start(phases.start_ns);
+    wait_until(phases.window.start_ns, &progress, &control, &phases);
+    let cpu_start = pid.and_then(probe::cpu_us);
+    wait_until(phases.window.end_ns, &progress, &control, &phases);
+    let cpu_end = pid.and_then(probe::cpu_us);
+    server.rss_after_kib = pid.and_then(probe::rss_kib);
+    server.cpu_us = cpu_start.zip(cpu_end).map(|(a, b)| b.saturating_sub(a));
+    wait_until(phases.stop_ns, &progress, &control, &phases);
+
+    let mut stats = Stats::default();
+    let mut fatal = Vec::new();
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok((thread_stats, error))) => {
+                stats.merge(&thread_stats);
+                first_error = first_error.or(error);
+            }
+            Ok(Err(why)) => fatal.push(why),
+            Err(_) => fatal.push("a worker thread panicked".into()),
+        }
+    }
+    progress.finish();
+    Ok(Outcome {
+        stats,
+        phases,
+        server,
+        threads,
+        players_here,
+        rate_here_per_s,
+        fatal,
+        first_error,
+    })
+}
+
+fn check_open_files(config: &Config, players_here: u64, threads: usize) -> Result<(), String> {
+    let open_files_max = net::raise_open_files_limit();
+    let needed = if config.scenario == ScenarioKind::Churn {
+        (config.concurrency * threads) as u64
+    } else {
+        players_here
+    };
+    if needed + SPARE_FDS > open_files_max {
+        return Err(format!(
+            "{needed} sessions need more than this process's {open_files_max} open files: \
+             split the run over processes with --worker i/n"
+        ));
+    }
+    Ok(())
+}
+
+fn spawn_thread(
+    id: usize,
+    plan: ThreadPlan,
+    control: Arc<Control>,
+) -> Result<JoinHandle<ThreadResult>, String> {
+    std::thread::Builder::new()
+        .name(format!("loadgen-{id}"))
+        .spawn(move || {
+            let executor = match LocalExecutorBuilder::new(Placement::Unbound)
+                .name(&format!("loadgen-{id}"))
+                .make()
+            {
+                Ok(executor) => executor,
+                Err(e) => {
+                    // Still count as ready, so the other threads are not kept
+                    // waiting for one that will never come.
+                    control.mark_ready();
+                    return Err(format!("thread {id}: cannot start an executor: {e}"));
+                }
+            };
+            let track_position = control.config.scenario == ScenarioKind::Walk;
+            Ok(executor.run(async move {
+                let worker = Rc::new(Worker::new(id, control, track_position));
+                scenario::run_thread(Rc::clone(&worker), plan).await;
+                let stats = worker.stats.take();
+                let error = worker.first_error.take();
+                (stats, error)
+            }))
+        })
+        .map_err(|e| format!("cannot start thread {id}: {e}"))
+}
+
+fn wait_until(deadline_ns: u64, progress: &Progress, control: &Control, phases: &Phases) {
+    loop {
+        let now = now_ns();
+        if now >= deadline_ns {
+            return;
+        }
+        progress.running(now, phases, &control.totals());
+        let nap_ns = (deadline_ns - now).min(TICK_MS * 1_000_000);
+        std::thread::sleep(Duration::from_nanos(nap_ns));
+    }
+}

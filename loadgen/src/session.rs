@@ -1,0 +1,265 @@
+//! One player's connection: its socket, the few bytes it carries between
+//! reads, its unsent bytes, and the commands it awaits replies to.
+//!
+//! Per-session memory is kept small on purpose (a load run holds tens of
+//! thousands): reads go into the worker thread's one scratch buffer, and a
+//! session only keeps the tail of a frame that a read cut in half.
+
+use crate::ws;
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::task::Poll;
+
+/// The most commands one session may await replies to; past it the oldest is
+/// counted as timed out. At the server's 20 commands/s this is minutes.
+pub const OUTSTANDING_MAX: usize = 4096;
+
+/// Unsent bytes a session may hold when the server stops reading, in bytes.
+/// Beyond it sends are refused and counted (`send_overflows`).
+pub const OUTBOX_BYTES_MAX: usize = 256 * 1024;
+
+/// How a session's reading ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The server closed the TCP connection.
+    Eof,
+    /// The server sent a close frame with this code.
+    Closed(u16),
+    Io(io::Error),
+    Protocol(ws::ProtocolError),
+}
+
+/// A connected player (see the module doc).
+pub struct Session {
+    /// The player's index across the whole run (names and placement use it).
+    pub index: u64,
+    /// Players in this session's chat room (for expected deliveries).
+    pub room_size: u64,
+    /// Where the player stands in the grid, from the last move reply.
+    pub pos: Cell<(u32, u32)>,
+    /// Set when `welcome` arrives.
+    pub welcomed: Cell<bool>,
+    /// Replies to setup commands (those with string ids: place, quit).
+    pub setup_replies: Cell<u32>,
+    /// Why setup failed, if it did (an error or `ok:false` before play).
+    pub setup_error: RefCell<Option<String>>,
+    /// False once the connection is known to be gone.
+    pub open: Cell<bool>,
+    stream: RefCell<TcpStream>,
+    fd: RawFd,
+    /// Bytes read but not yet decoded into messages.
+    pub(crate) inbox: RefCell<ws::Inbox>,
+    /// Bytes a send could not write at once, flushed by a background task.
+    outbox: RefCell<Vec<u8>>,
+    flushing: Cell<bool>,
+    /// Intended send times of commands awaiting replies, oldest first.
+    pub(crate) outstanding: RefCell<VecDeque<u64>>,
+    /// The last `seq` seen, 0 before any.
+    pub(crate) last_seq: Cell<u64>,
+    mask_state: Cell<u64>,
+}
+
+impl Session {
+    pub fn new(index: u64, room_size: u64, pos: (u32, u32), stream: TcpStream) -> Session {
+        let fd = stream.as_raw_fd();
+        Session {
+            index,
+            room_size,
+            pos: Cell::new(pos),
+            welcomed: Cell::new(false),
+            setup_replies: Cell::new(0),
+            setup_error: RefCell::new(None),
+            open: Cell::new(true),
+            stream: RefCell::new(stream),
+            fd,
+            inbox: RefCell::new(ws::Inbox::default()),
+            outbox: RefCell::new(Vec::new()),
+            flushing: Cell::new(false),
+            outstanding: RefCell::new(VecDeque::new()),
+            last_seq: Cell::new(0),
+            mask_state: Cell::new(index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+        }
+    }
+
+    /// A cheap pseudo-random mask key (xorshift); see `ws::encode_frame`.
+    pub fn next_mask(&self) -> [u8; 4] {
+        let mut x = self.mask_state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.mask_state.set(x);
+        (x as u32).to_ne_bytes()
+    }
+
+    /// Reads once into `scratch` (waiting until something arrives) and hands
+    /// the bytes to `consume`. Returns the bytes read; 0 means end of stream.
+    pub async fn read_into<F>(
+        &self,
+        scratch: &RefCell<Vec<u8>>,
+        mut consume: F,
+    ) -> io::Result<usize>
+    where
+        F: FnMut(&[u8]),
+    {
+        poll_fn(|cx| {
+            // Borrows last only for this poll: the scratch buffer is shared by
+            // every session of the thread, and the stream by this session's
+            // writer.
+            let mut buf = scratch.borrow_mut();
+            let polled = {
+                let mut stream = self.stream.borrow_mut();
+                Pin::new(&mut *stream).poll_read(cx, &mut buf[..])
+            };
+            match polled {
+                Poll::Ready(Ok(n)) => {
+                    if n > 0 {
+                        consume(&buf[..n]);
+                    }
+                    Poll::Ready(Ok(n))
+                }
+                other => other,
+            }
+        })
+        .await
+    }
+
+    /// Writes all of `bytes`, waiting for the socket as needed (also for the
+    /// connect to finish). Used during setup and by the background flush.
+    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let n = poll_fn(|cx| {
+                let mut stream = self.stream.borrow_mut();
+                Pin::new(&mut *stream).poll_write(cx, bytes)
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// Sends `frame` without waiting: one non-blocking `send`, and whatever
+    /// did not fit goes to the outbox for a background flush. Returns false
+    /// when the outbox is full (the frame is not sent) or the session is gone.
+    pub fn send_now(self: &std::rc::Rc<Self>, frame: &[u8]) -> bool {
+        if !self.open.get() {
+            return false;
+        }
+        let mut outbox = self.outbox.borrow_mut();
+        if !outbox.is_empty() || self.flushing.get() {
+            // Keep frame order: queue behind what is already waiting.
+            if outbox.len() + frame.len() > OUTBOX_BYTES_MAX {
+                return false;
+            }
+            outbox.extend_from_slice(frame);
+            return true;
+        }
+        let written = match self.try_send(frame) {
+            Ok(n) => n,
+            Err(_) => {
+                // The reader will see the same error and account for it.
+                self.open.set(false);
+                return false;
+            }
+        };
+        if written < frame.len() {
+            outbox.extend_from_slice(&frame[written..]);
+            self.flushing.set(true);
+            let me = std::rc::Rc::clone(self);
+            glommio::spawn_local(async move { me.flush().await }).detach();
+        }
+        true
+    }
+
+    /// One non-blocking `send`; returns the bytes written (0 if the socket
+    /// buffer is full).
+    pub fn try_send(&self, frame: &[u8]) -> io::Result<usize> {
+        // SAFETY: `fd` is this session's open socket; the slice is valid.
+        let sent = unsafe {
+            libc::send(
+                self.fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent >= 0 {
+            return Ok(sent as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(err)
+        }
+    }
+
+    async fn flush(&self) {
+        loop {
+            let pending = std::mem::take(&mut *self.outbox.borrow_mut());
+            if pending.is_empty() {
+                break;
+            }
+            if self.write_all(&pending).await.is_err() {
+                self.open.set(false);
+                break;
+            }
+        }
+        self.flushing.set(false);
+    }
+
+    /// Remembers that a reply to the command sent for `intended_ns` is due.
+    /// Returns the intended time of a command pushed out to make room (it
+    /// counts as timed out).
+    pub fn expect_reply(&self, intended_ns: u64) -> Option<u64> {
+        let mut outstanding = self.outstanding.borrow_mut();
+        let evicted = if outstanding.len() >= OUTSTANDING_MAX {
+            outstanding.pop_front()
+        } else {
+            None
+        };
+        outstanding.push_back(intended_ns);
+        evicted
+    }
+
+    /// Forgets the command sent for `intended_ns`; false if it was not
+    /// awaited (it already timed out).
+    pub fn reply_seen(&self, intended_ns: u64) -> bool {
+        let mut outstanding = self.outstanding.borrow_mut();
+        // Replies come almost always in order, so this finds it at the front.
+        match outstanding.iter().position(|t| *t == intended_ns) {
+            Some(at) => {
+                outstanding.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes and returns commands sent for before `deadline_ns`.
+    pub fn expire(&self, deadline_ns: u64, mut expired: impl FnMut(u64)) {
+        let mut outstanding = self.outstanding.borrow_mut();
+        while let Some(&t) = outstanding.front() {
+            if t >= deadline_ns {
+                break;
+            }
+            outstanding.pop_front();
+            expired(t);
+        }
+    }
+
+    /// Shuts the socket down both ways: the reader sees end of stream.
+    pub fn shutdown(&self) {
+        self.open.set(false);
+        // SAFETY: `fd` is this session's socket, still owned by its stream.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+    }
+}

@@ -1,0 +1,205 @@
+//! What one worker thread counts and times, merged across threads at the end.
+//!
+//! Each thread owns its `Stats` (no sharing on the hot path); the report
+//! adds them up. Latencies are recorded in µs into hdrhistograms.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The longest latency a histogram holds, in µs (one hour); longer values
+/// are clamped to it rather than lost.
+pub const LATENCY_US_MAX: u64 = 3_600_000_000;
+
+/// Significant figures kept by the histograms.
+const HISTOGRAM_SIGFIGS: u8 = 3;
+
+/// The time range whose operations count. An operation belongs to the window
+/// when its *intended* send time falls inside it, so warm-up traffic and
+/// traffic still in flight at the start are excluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+impl Window {
+    /// A window nothing falls in (before the run starts).
+    pub const NEVER: Window = Window {
+        start_ns: u64::MAX,
+        end_ns: u64::MAX,
+    };
+
+    pub fn contains(&self, t_ns: u64) -> bool {
+        t_ns >= self.start_ns && t_ns < self.end_ns
+    }
+
+    pub fn secs(&self) -> f64 {
+        self.end_ns.saturating_sub(self.start_ns) as f64 / 1e9
+    }
+}
+
+/// Counters of one thread (then of the whole run). Every field counts only
+/// operations of the measured window unless its doc says otherwise.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counters {
+    /// Sessions that logged in (and were placed), over the whole run.
+    pub sessions_established: u64,
+    /// Sessions that failed to connect, hand-shake, log in or be placed.
+    pub sessions_failed: u64,
+    /// Sessions the server ended before the run did (any reason).
+    pub sessions_dropped: u64,
+    /// Of the dropped, those closed with 1013 (too slow a reader).
+    pub closed_slow_reader: u64,
+    /// Commands (says, moves, looks) sent.
+    pub sent: u64,
+    /// Replies received to sent commands.
+    pub replies: u64,
+    /// Replies with `ok:false` other than `no_exit`.
+    pub replies_failed: u64,
+    /// Move replies with `code:"no_exit"`.
+    pub no_exit: u64,
+    /// Commands whose reply was not seen within `--timeout`.
+    pub timeouts: u64,
+    /// Replies that came after their command had already timed out.
+    pub late_replies: u64,
+    /// `error` frames from the server (any code).
+    pub errors: u64,
+    /// Of those, `rate_limited`.
+    pub rate_limited: u64,
+    /// Frames whose `seq` was not the previous one plus one.
+    pub seq_gaps: u64,
+    /// Sends refused because the session's outbound buffer was full.
+    pub send_overflows: u64,
+    /// Frames the client could not decode (the session is ended).
+    pub protocol_errors: u64,
+    /// Say events a listener should have received (says × listeners).
+    pub deliveries_expected: u64,
+    /// Say events received.
+    pub deliveries_received: u64,
+    /// `enter` events received.
+    pub enter_events: u64,
+    /// `leave` events received.
+    pub leave_events: u64,
+    /// `churn`: sessions that went through connect, guest, look and quit.
+    pub churn_completed: u64,
+    /// `churn`: iterations that failed at any step.
+    pub churn_failed: u64,
+    /// The furthest the sender fell behind its schedule, in µs.
+    pub send_lag_us_max: u64,
+}
+
+impl Counters {
+    fn add(&mut self, o: &Counters) {
+        self.sessions_established += o.sessions_established;
+        self.sessions_failed += o.sessions_failed;
+        self.sessions_dropped += o.sessions_dropped;
+        self.closed_slow_reader += o.closed_slow_reader;
+        self.sent += o.sent;
+        self.replies += o.replies;
+        self.replies_failed += o.replies_failed;
+        self.no_exit += o.no_exit;
+        self.timeouts += o.timeouts;
+        self.late_replies += o.late_replies;
+        self.errors += o.errors;
+        self.rate_limited += o.rate_limited;
+        self.seq_gaps += o.seq_gaps;
+        self.send_overflows += o.send_overflows;
+        self.protocol_errors += o.protocol_errors;
+        self.deliveries_expected += o.deliveries_expected;
+        self.deliveries_received += o.deliveries_received;
+        self.enter_events += o.enter_events;
+        self.leave_events += o.leave_events;
+        self.churn_completed += o.churn_completed;
+        self.churn_failed += o.churn_failed;
+        self.send_lag_us_max = self.send_lag_us_max.max(o.send_lag_us_max);
+    }
+}
+
+/// A latency histogram in µs.
+#[derive(Debug, Clone)]
+pub struct Latency(Histogram<u64>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(
+            Histogram::new_with_bounds(1, LATENCY_US_MAX, HISTOGRAM_SIGFIGS)
+                .expect("static histogram bounds are valid"),
+        )
+    }
+}
+
+impl Latency {
+    /// Records the time from `from_ns` to `to_ns` (0 if the clock says the
+    /// reply came before the send, which cannot happen on one monotonic clock).
+    pub fn record_span(&mut self, from_ns: u64, to_ns: u64) {
+        let us = (to_ns.saturating_sub(from_ns) / 1000).clamp(1, LATENCY_US_MAX);
+        self.0.saturating_record(us);
+    }
+
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.0
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    fn merge(&mut self, other: &Latency) {
+        // Same bounds on both sides, so adding cannot fail; saturate anyway.
+        let _ = self.0.add(&other.0);
+    }
+}
+
+/// Everything one thread measured.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub counters: Counters,
+    /// Intended send → reply, per command.
+    pub reply: Latency,
+    /// Intended send → delivery, per say event received.
+    pub delivery: Latency,
+    /// TCP connect → `welcome` (from the intended start in `churn`).
+    pub setup: Latency,
+}
+
+impl Stats {
+    pub fn merge(&mut self, other: &Stats) {
+        self.counters.add(&other.counters);
+        self.reply.merge(&other.reply);
+        self.delivery.merge(&other.delivery);
+        self.setup.merge(&other.setup);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_stats_add_counts_and_keep_the_worst_lag() {
+        let mut a = Stats::default();
+        a.counters.sent = 3;
+        a.counters.send_lag_us_max = 10;
+        a.reply.record_span(0, 5_000_000);
+        let mut b = Stats::default();
+        b.counters.sent = 4;
+        b.counters.send_lag_us_max = 7;
+        b.reply.record_span(0, 1_000_000);
+        a.merge(&b);
+        assert_eq!(a.counters.sent, 7);
+        assert_eq!(a.counters.send_lag_us_max, 10);
+        assert_eq!(a.reply.count(), 2);
+        assert!(a.reply.histogram().max() >= 4_990);
+    }
+
+    #[test]
+    fn the_window_is_half_open() {
+        let w = Window {
+            start_ns: 10,
+            end_ns: 20,
+        };
+        assert!(w.contains(10) && w.contains(19));
+        assert!(!w.contains(20) && !w.contains(9));
+        assert!(!Window::NEVER.contains(0));
+    }
+}

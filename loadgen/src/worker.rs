@@ -1,0 +1,419 @@
+//! One worker thread's state and the work every scenario shares: opening a
+//! session (connect, handshake, guest login, placement), reading and
+//! accounting for server frames, sending commands, sweeping for timeouts.
+//!
+//! A worker is one glommio executor on one thread; everything here is touched
+//! by that thread alone, which is why plain `Cell`/`RefCell` suffice.
+
+use crate::clock::now_ns;
+use crate::control::Control;
+use crate::plan::PlayerSpec;
+use crate::scan::{self, EventKind, Inbound};
+use crate::session::{Ended, Session};
+use crate::stats::{Stats, Window};
+use crate::ws::{self, Opcode};
+use std::cell::{Cell, RefCell};
+use std::io::Write as _;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The worker's read buffer, in bytes: one per thread, shared by all its
+/// sessions, large enough that a busy session's backlog of small frames is
+/// read in one syscall.
+pub const SCRATCH_BYTES: usize = 256 * 1024;
+
+/// How often awaited replies are checked for timeouts, in ms.
+const SWEEP_INTERVAL_MS: u64 = 50;
+
+/// A worker thread's context (see the module doc).
+pub struct Worker {
+    pub id: usize,
+    pub control: Arc<Control>,
+    pub stats: RefCell<Stats>,
+    /// Operations whose intended time falls in here are measured.
+    pub window: Cell<Window>,
+    /// Set when the run is over: sessions ending now are not "dropped".
+    pub stopping: Cell<bool>,
+    /// Open sessions, in the order the send schedule visits them.
+    pub sessions: RefCell<Vec<Rc<Session>>>,
+    /// The first setup failure, to tell the operator why sessions failed.
+    pub first_error: RefCell<Option<String>>,
+    /// Move replies update the session's grid position (the `walk` scenario).
+    pub track_position: bool,
+    scratch: RefCell<Vec<u8>>,
+    encode: RefCell<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Worker {
+    pub fn new(id: usize, control: Arc<Control>, track_position: bool) -> Worker {
+        Worker {
+            id,
+            control,
+            stats: RefCell::new(Stats::default()),
+            window: Cell::new(Window::NEVER),
+            stopping: Cell::new(false),
+            sessions: RefCell::new(Vec::new()),
+            first_error: RefCell::new(None),
+            track_position,
+            scratch: RefCell::new(vec![0; SCRATCH_BYTES]),
+            encode: RefCell::new((Vec::with_capacity(512), Vec::with_capacity(512))),
+        }
+    }
+
+    pub fn note_error(&self, why: String) {
+        let mut first = self.first_error.borrow_mut();
+        if first.is_none() {
+            *first = Some(why);
+        }
+    }
+
+    /// Connects and logs in one player, then places it (`goto`) if the spec
+    /// says where, all within `--connect-timeout`. Returns the session, not
+    /// yet read by anyone (see `spawn_reader`); the caller accounts for it.
+    pub async fn open_session(&self, spec: &PlayerSpec) -> Result<Rc<Session>, String> {
+        let deadline = Duration::from_secs_f64(self.control.config.connect_timeout);
+        let setup = async {
+            let stream = crate::net::start_connect(spec.target, spec.source)
+                .map_err(|e| format!("connect to {}: {e}", spec.target))?;
+            let session = Rc::new(Session::new(
+                spec.index,
+                spec.room_size,
+                spec.place.unwrap_or((0, 0)),
+                stream,
+            ));
+            self.handshake(&session, spec).await?;
+            let guest = format!(r#"{{"type":"guest","name":"{}"}}"#, spec.name);
+            self.write_text(&session, guest.as_bytes()).await?;
+            self.read_until(&session, |s| s.welcomed.get()).await?;
+            if let Some((x, y)) = spec.place {
+                let goto = format!(r#"{{"type":"cmd","id":"place","line":"goto grid:{x}_{y}"}}"#);
+                self.write_text(&session, goto.as_bytes()).await?;
+                self.read_until(&session, |s| s.setup_replies.get() >= 1)
+                    .await?;
+            }
+            Ok(session)
+        };
+        let timeout = async {
+            glommio::timer::sleep(deadline).await;
+            Err(format!(
+                "not logged in after {:.1} s",
+                deadline.as_secs_f64()
+            ))
+        };
+        let result = futures_lite::future::or(setup, timeout).await;
+        if let Err(why) = &result {
+            self.note_error(why.clone());
+        }
+        result
+    }
+
+    /// Accounts for a session that logged in, `started_ns` being when its
+    /// setup began.
+    pub fn record_setup(&self, started_ns: u64) {
+        let mut stats = self.stats.borrow_mut();
+        stats.counters.sessions_established += 1;
+        stats.setup.record_span(started_ns, now_ns());
+    }
+
+    async fn handshake(&self, session: &Session, spec: &PlayerSpec) -> Result<(), String> {
+        let key = ws::handshake_key();
+        let request = ws::handshake_request(&spec.host, &self.control.config.path, &key);
+        session
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("connect to {}: {e}", spec.target))?;
+        loop {
+            let n = session
+                .read_into(&self.scratch, |bytes| {
+                    session
+                        .inbox
+                        .borrow_mut()
+                        .carry_mut()
+                        .extend_from_slice(bytes)
+                })
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            if n == 0 {
+                return Err("handshake: connection closed".into());
+            }
+            let mut inbox = session.inbox.borrow_mut();
+            let carry = inbox.carry_mut();
+            if let Some(header_len) =
+                ws::check_handshake_response(carry, &key).map_err(|e| e.to_string())?
+            {
+                carry.drain(..header_len);
+                return Ok(());
+            }
+        }
+    }
+
+    /// Frames and writes one text message, waiting for the socket if needed.
+    pub async fn write_text(&self, session: &Session, json: &[u8]) -> Result<(), String> {
+        let mut frame = Vec::with_capacity(json.len() + 8);
+        ws::encode_frame(&mut frame, Opcode::Text, json, session.next_mask());
+        session
+            .write_all(&frame)
+            .await
+            .map_err(|e| format!("write: {e}"))
+    }
+
+    /// Reads and accounts frames until `done` says so, the session ends, or
+    /// the setup fails.
+    pub async fn read_until(
+        &self,
+        session: &Session,
+        done: impl Fn(&Session) -> bool,
+    ) -> Result<(), String> {
+        // Frames may already wait in the carry (they came with the handshake).
+        if let Err(ended) = self.consume(session, &[]) {
+            return Err(format!("{ended:?}"));
+        }
+        loop {
+            if let Some(why) = session.setup_error.borrow().as_ref() {
+                return Err(why.clone());
+            }
+            if done(session) {
+                return Ok(());
+            }
+            if let Err(ended) = self.read_once(session).await {
+                // The awaited frame may have come in the same read as the
+                // end (a quit reply and the close that follows it).
+                if done(session) {
+                    return Ok(());
+                }
+                return Err(format!("session ended: {ended:?}"));
+            }
+        }
+    }
+
+    /// Reads once and accounts for every complete frame read.
+    pub async fn read_once(&self, session: &Session) -> Result<(), Ended> {
+        let mut outcome = Ok(());
+        let n = session
+            .read_into(&self.scratch, |bytes| {
+                outcome = self.consume(session, bytes)
+            })
+            .await
+            .map_err(Ended::Io)?;
+        if n == 0 {
+            return Err(Ended::Eof);
+        }
+        outcome
+    }
+
+    /// Spawns the task that reads `session` until it ends, and registers the
+    /// session with the send schedule.
+    pub fn spawn_reader(self: &Rc<Self>, session: Rc<Session>) {
+        self.sessions.borrow_mut().push(Rc::clone(&session));
+        let me = Rc::clone(self);
+        glommio::spawn_local(async move {
+            let ended = loop {
+                if let Err(ended) = me.read_once(&session).await {
+                    break ended;
+                }
+            };
+            session.open.set(false);
+            if !me.stopping.get() {
+                let mut stats = me.stats.borrow_mut();
+                stats.counters.sessions_dropped += 1;
+                match ended {
+                    Ended::Closed(ws::CLOSE_TRY_AGAIN_LATER) => {
+                        stats.counters.closed_slow_reader += 1
+                    }
+                    Ended::Protocol(_) => stats.counters.protocol_errors += 1,
+                    _ => {}
+                }
+                drop(stats);
+                me.note_error(format!(
+                    "session {} ended by the server: {ended:?}",
+                    session.index
+                ));
+            }
+        })
+        .detach();
+    }
+
+    /// Decodes every complete message of the carried bytes plus `bytes`
+    /// and accounts for it.
+    fn consume(&self, session: &Session, bytes: &[u8]) -> Result<(), Ended> {
+        let now = now_ns();
+        let closed = session
+            .inbox
+            .borrow_mut()
+            .feed(bytes, |incoming| match incoming {
+                ws::Incoming::Message(payload) => self.on_message(session, payload, now),
+                ws::Incoming::Ping(payload) => self.send_control(session, Opcode::Pong, payload),
+            })
+            .map_err(Ended::Protocol)?;
+        match closed {
+            Some(code) => {
+                self.send_control(session, Opcode::Close, &code.to_be_bytes());
+                Err(Ended::Closed(code))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Answers a ping or a close. Best effort: a control frame that does not
+    /// fit in the socket buffer right now is not worth queueing for.
+    fn send_control(&self, session: &Session, opcode: Opcode, payload: &[u8]) {
+        let mut frame = Vec::with_capacity(payload.len() + 8);
+        ws::encode_frame(&mut frame, opcode, payload, session.next_mask());
+        let _ = session.try_send(&frame);
+    }
+
+    /// Sends a command line as `{"type":"cmd","id":<intended_ns>,"line":…}`
+    /// and awaits its reply. The id is the intended send time, so the reply
+    /// alone says how late it is. `line` is the generator's own ASCII text,
+    /// with nothing to escape.
+    pub fn send_command(&self, session: &Rc<Session>, intended_ns: u64, line: &str) -> bool {
+        let mut encode = self.encode.borrow_mut();
+        let (json, frame) = &mut *encode;
+        json.clear();
+        frame.clear();
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            json,
+            r#"{{"type":"cmd","id":{intended_ns},"line":"{line}"}}"#
+        );
+        ws::encode_frame(frame, Opcode::Text, json, session.next_mask());
+        let sent = session.send_now(frame);
+        let window = self.window.get();
+        let mut stats = self.stats.borrow_mut();
+        if !sent {
+            if window.contains(intended_ns) {
+                stats.counters.send_overflows += 1;
+            }
+            return false;
+        }
+        if let Some(evicted) = session.expect_reply(intended_ns) {
+            if window.contains(evicted) {
+                stats.counters.timeouts += 1;
+            }
+        }
+        if window.contains(intended_ns) {
+            stats.counters.sent += 1;
+        }
+        true
+    }
+
+    /// Counts awaited replies older than `--timeout` as timeouts, every
+    /// `SWEEP_INTERVAL_MS`, until the worker stops.
+    pub fn spawn_sweeper(self: &Rc<Self>) {
+        let me = Rc::clone(self);
+        glommio::spawn_local(async move {
+            let timeout_ns = crate::clock::secs_to_ns(me.control.config.timeout);
+            while !me.stopping.get() {
+                glommio::timer::sleep(Duration::from_millis(SWEEP_INTERVAL_MS)).await;
+                me.expire_outstanding(now_ns().saturating_sub(timeout_ns));
+                me.control.publish(me.id, &me.stats.borrow().counters);
+            }
+        })
+        .detach();
+    }
+
+    /// Counts every awaited reply to a command intended before `deadline_ns`
+    /// (and measured) as timed out.
+    pub fn expire_outstanding(&self, deadline_ns: u64) {
+        let window = self.window.get();
+        let mut timeouts = 0;
+        for session in self.sessions.borrow().iter() {
+            session.expire(deadline_ns, |t| {
+                if window.contains(t) {
+                    timeouts += 1;
+                }
+            });
+        }
+        self.stats.borrow_mut().counters.timeouts += timeouts;
+    }
+
+    /// Ends the run for this worker: no session ending from now on is a drop;
+    /// every session is closed politely and shut down.
+    pub fn close_all(&self) {
+        self.stopping.set(true);
+        for session in self.sessions.borrow().iter() {
+            let mut frame = Vec::with_capacity(8);
+            ws::encode_close(&mut frame, 1000, session.next_mask());
+            let _ = session.try_send(&frame);
+            session.shutdown();
+        }
+    }
+
+    /// Accounts for one server message (the hot path: no JSON parsing).
+    fn on_message(&self, session: &Session, payload: &[u8], now: u64) {
+        let scanned = scan::scan(payload);
+        let window = self.window.get();
+        let mut stats = self.stats.borrow_mut();
+        if let Some(seq) = scanned.seq {
+            let last = session.last_seq.get();
+            if last != 0 && seq != last + 1 && window.contains(now) {
+                stats.counters.seq_gaps += 1;
+            }
+            session.last_seq.set(seq);
+        }
+        match scanned.msg {
+            Inbound::Reply {
+                id: Some(intended),
+                ok,
+                no_exit,
+            } => {
+                let awaited = session.reply_seen(intended);
+                if !window.contains(intended) {
+                    return;
+                }
+                let c = &mut stats.counters;
+                c.replies += 1;
+                if !awaited {
+                    c.late_replies += 1;
+                }
+                if no_exit {
+                    c.no_exit += 1;
+                } else if !ok {
+                    c.replies_failed += 1;
+                }
+                stats.reply.record_span(intended, now);
+                if ok && self.track_position {
+                    if let Some(pos) = scan::grid_room(payload) {
+                        session.pos.set(pos);
+                    }
+                }
+            }
+            Inbound::Reply { id: None, ok, .. } => {
+                session.setup_replies.set(session.setup_replies.get() + 1);
+                if !ok {
+                    *session.setup_error.borrow_mut() = Some(format!(
+                        "setup command refused: {}",
+                        String::from_utf8_lossy(payload)
+                    ));
+                }
+            }
+            Inbound::Event { kind, stamp_ns } => match kind {
+                EventKind::Say => {
+                    if let Some(stamp) = stamp_ns.filter(|t| window.contains(*t)) {
+                        stats.counters.deliveries_received += 1;
+                        stats.delivery.record_span(stamp, now);
+                    }
+                }
+                EventKind::Enter if window.contains(now) => stats.counters.enter_events += 1,
+                EventKind::Leave if window.contains(now) => stats.counters.leave_events += 1,
+                _ => {}
+            },
+            Inbound::Welcome => session.welcomed.set(true),
+            Inbound::Error { rate_limited } => {
+                if !session.welcomed.get() {
+                    *session.setup_error.borrow_mut() = Some(format!(
+                        "login refused: {}",
+                        String::from_utf8_lossy(payload)
+                    ));
+                } else if now >= window.start_ns {
+                    stats.counters.errors += 1;
+                    if rate_limited {
+                        stats.counters.rate_limited += 1;
+                    }
+                }
+            }
+            Inbound::Pong { .. } | Inbound::Other => {}
+        }
+    }
+}
