@@ -55,62 +55,71 @@ impl Default for Scratch {
 
 /// Serves one accepted connection to its end.
 pub async fn serve(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, mut stream: TcpStream) {
+    // The HTTP phase is boxed and dropped before the session runs, so its
+    // buffers are not part of the session's long-lived future.
+    let Some((slot, gen)) = Box::pin(http_phase(&shard, &mut stream)).await else {
+        return;
+    };
+    poll_fn(|cx| poll_session(cx, &shard, &scratch, &mut stream, slot, gen)).await;
+    shard.borrow_mut().close_session(slot);
+}
+
+/// Reads the request and answers it; for an accepted `/ws` upgrade returns
+/// the new session's slot and generation.
+async fn http_phase(shard: &ShardCell, stream: &mut TcpStream) -> Option<(u32, u32)> {
     let peer_ip = stream
         .peer_addr()
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let login_timeout = Duration::from_millis(shard.borrow().config.limits.login_timeout_ms);
-    let head = futures_lite::future::or(async { Some(read_head(&mut stream).await) }, async {
+    let head = futures_lite::future::or(async { Some(read_head(stream).await) }, async {
         Timer::new(login_timeout).await;
         None
     })
     .await;
     let (request, leftover) = match head {
-        None => return,
+        None => return None,
         Some(Err(HeadError::TooLarge)) => {
-            return respond(
-                &mut stream,
+            respond(
+                stream,
                 http::json_error(431, "too_large", "request head too large"),
             )
             .await;
+            return None;
         }
         Some(Err(_)) => {
-            return respond(
-                &mut stream,
+            respond(
+                stream,
                 http::json_error(400, "bad_request", "malformed HTTP request"),
             )
             .await;
+            return None;
         }
         Some(Ok(parsed)) => parsed,
     };
     match (request.method.as_str(), request.path.as_str()) {
-        ("GET", "/ws") => upgrade(shard, scratch, stream, request, leftover, peer_ip).await,
+        ("GET", "/ws") => return upgrade(shard, stream, request, leftover, peer_ip).await,
         ("GET", "/healthz") => {
-            let body = gather(&shard, crate::metrics::health_json).await;
-            respond(&mut stream, http::response(200, "application/json", &body)).await;
+            let body = gather(shard, crate::metrics::health_json).await;
+            respond(stream, http::response(200, "application/json", &body)).await;
         }
         ("GET", "/metrics") => {
-            let body = gather(&shard, crate::metrics::prometheus_text).await;
+            let body = gather(shard, crate::metrics::prometheus_text).await;
             respond(
-                &mut stream,
+                stream,
                 http::response(200, "text/plain; version=0.0.4", &body),
             )
             .await;
         }
         (_, "/ws" | "/healthz" | "/metrics") => {
             respond(
-                &mut stream,
+                stream,
                 http::json_error(405, "method_not_allowed", "use GET"),
             )
             .await;
         }
-        _ => {
-            respond(
-                &mut stream,
-                http::json_error(404, "not_found", "no such page"),
-            )
-            .await
-        }
+        _ => respond(stream, http::json_error(404, "not_found", "no such page")).await,
     }
+    None
 }
 
 /// Reads a request head; returns it and any bytes that came after it.
@@ -152,45 +161,47 @@ async fn gather(
 }
 
 async fn upgrade(
-    shard: ShardCell,
-    scratch: Rc<RefCell<Scratch>>,
-    mut stream: TcpStream,
+    shard: &ShardCell,
+    stream: &mut TcpStream,
     request: Request,
     leftover: Vec<u8>,
     peer_ip: std::net::IpAddr,
-) {
+) -> Option<(u32, u32)> {
     let Some(key) = request
         .websocket_key
         .as_deref()
         .filter(|_| request.upgrade_websocket)
     else {
-        return respond(
-            &mut stream,
+        respond(
+            stream,
             http::json_error(426, "upgrade_required", "GET /ws needs a WebSocket upgrade"),
         )
         .await;
+        return None;
     };
     if !request.websocket_version_ok {
-        return respond(
-            &mut stream,
+        respond(
+            stream,
             http::json_error(400, "bad_request", "Sec-WebSocket-Version must be 13"),
         )
         .await;
+        return None;
     }
     if !shard.borrow().has_room_for_session() {
         shard.borrow_mut().counters.stats.refused_total += 1;
-        return respond(
-            &mut stream,
+        respond(
+            stream,
             http::json_error(503, "full", "this shard is full; try again"),
         )
         .await;
+        return None;
     }
     if stream
         .write_all(&http::switching_protocols(key))
         .await
         .is_err()
     {
-        return;
+        return None;
     }
     // Small frames must leave at once; batching is done by the queue instead.
     let _ = stream.set_nodelay(true);
@@ -207,8 +218,7 @@ async fn upgrade(
             }
         }
     }
-    poll_fn(|cx| poll_session(cx, &shard, &scratch, &mut stream, slot, gen)).await;
-    shard.borrow_mut().close_session(slot);
+    Some((slot, gen))
 }
 
 /// Drives one session: write what is queued, read what has come, until the
