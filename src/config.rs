@@ -23,6 +23,10 @@ pub struct Config {
     pub world: WorldSource,
     pub game: GameConfig,
     pub limits: Limits,
+    /// The SQLite store: write-behind interval and queue bound (`[store]`).
+    pub store: StoreSettings,
+    /// Accounts: password hashing cost, token lifetime, login limits (`[auth]`).
+    pub auth: AuthSettings,
     /// Log as JSON lines instead of human text.
     pub log_json: bool,
 }
@@ -130,6 +134,84 @@ impl Default for Limits {
     }
 }
 
+/// The store of DESIGN §6: one SQLite file per host, `<data_dir>/mudshard.db`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Write-behind interval: player and room changes reach the file within
+    /// this many milliseconds, and a `kill -9` loses at most this much.
+    pub flush_interval_ms: u64,
+    /// Requests the store channel holds before shards park them in their
+    /// overflow lists (shown in `/metrics`; never dropped).
+    pub queue_max: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            flush_interval_ms: crate::store::StoreConfig::FLUSH_INTERVAL_MS_DEFAULT,
+            queue_max: crate::store::StoreConfig::QUEUE_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Accounts (DESIGN §4, §7): argon2id cost, token lifetime, login limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// argon2id memory cost per hash in KiB (default 19456: OWASP's minimum).
+    /// Tests use 64, the cheapest argon2 allows.
+    pub argon2_memory_kib: u32,
+    /// argon2id passes over the memory (default 2).
+    pub argon2_iterations: u32,
+    /// Hash and verify jobs that may wait for the hasher thread; beyond it a
+    /// login or registration is answered `busy` at once.
+    pub hasher_queue_max: usize,
+    /// Lifetime of the tokens in `welcome` and the HTTP API's answers.
+    pub token_ttl_s: u64,
+    /// Failed login/register attempts allowed per name and per address…
+    pub login_failures_max: usize,
+    /// …inside this sliding window.
+    pub login_window_s: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        let hasher = crate::auth::password::HasherConfig::default();
+        let limits = crate::auth::ratelimit::LoginLimitConfig::default();
+        AuthSettings {
+            argon2_memory_kib: hasher.memory_kib,
+            argon2_iterations: hasher.iterations,
+            hasher_queue_max: hasher.queue_max,
+            token_ttl_s: 7 * 24 * 3600,
+            login_failures_max: limits.failures_max,
+            login_window_s: limits.window_s,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// The hasher pool's settings: one thread (it shares the cores with shards).
+    pub fn hasher(&self) -> crate::auth::password::HasherConfig {
+        crate::auth::password::HasherConfig {
+            threads: 1,
+            queue_max: self.hasher_queue_max,
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            lanes: 1,
+        }
+    }
+
+    /// The login limiter's settings.
+    pub fn login_limits(&self) -> crate::auth::ratelimit::LoginLimitConfig {
+        crate::auth::ratelimit::LoginLimitConfig {
+            failures_max: self.login_failures_max,
+            window_s: self.login_window_s,
+            ..crate::auth::ratelimit::LoginLimitConfig::default()
+        }
+    }
+}
+
 /// The shard map as it is written in TOML. Every field is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -138,6 +220,8 @@ struct ShardMap {
     world: WorldSection,
     game: GameSection,
     limits: Limits,
+    store: StoreSettings,
+    auth: AuthSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,6 +340,8 @@ impl Config {
                 ambient_interval_ms: map.game.ambient_interval_ms,
             },
             limits: map.limits,
+            store: map.store,
+            auth: map.auth,
             log_json: false,
         };
         config.normalize()?;
@@ -289,6 +375,17 @@ impl Config {
         let l = &self.limits;
         if l.frame_bytes_max < 1024 || l.commands_per_s == 0 || l.text_chars_max == 0 {
             return Err("limits: frame_bytes_max >= 1024, commands_per_s > 0 and text_chars_max > 0 are required".into());
+        }
+        if self.store.flush_interval_ms == 0 || self.store.queue_max == 0 {
+            return Err("store: flush_interval_ms > 0 and queue_max > 0 are required".into());
+        }
+        let a = &self.auth;
+        if a.hasher_queue_max == 0
+            || a.token_ttl_s == 0
+            || a.login_failures_max == 0
+            || a.login_window_s == 0
+        {
+            return Err("auth: hasher_queue_max, token_ttl_s, login_failures_max and login_window_s must be > 0".into());
         }
         Ok(())
     }

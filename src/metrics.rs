@@ -44,8 +44,9 @@ type Series = (
     fn(&ShardStats) -> u64,
 );
 
-/// `/metrics`: every counter per shard, latency summaries, process figures.
-pub fn prometheus_text(_shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
+/// `/metrics`: every counter per shard, latency summaries, the store's
+/// queue, batches, flush latency and errors, process figures.
+pub fn prometheus_text(shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
     let counters: [Series; 16] = [
         (
@@ -175,6 +176,7 @@ pub fn prometheus_text(_shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
         stats,
         |s| s.hop_latency,
     );
+    shard.store_metrics.render_prometheus(&mut out);
     process(&mut out);
     out.into_bytes()
 }

@@ -1,19 +1,28 @@
-//! A host: its shards, each on its own thread with its own listener on the
-//! one shared address, and the way to stop them all.
+//! A host: its store and hasher threads, its shards, each on its own thread
+//! with its own listener on the one shared address, and the way to stop them
+//! all (shards first, then the store's last flush).
 
 use glommio::{LocalExecutorBuilder, Placement as CorePlacement};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::auth::password::HasherPool;
+use crate::auth::ratelimit::LoginLimiter;
+use crate::auth::token::TokenSigner;
 use crate::config::{Config, WorldSource};
-use crate::game::owner::Placement;
+use crate::game::owner::{Placement, RoomItems};
 use crate::shard::mailbox::{self, Mailbox};
 use crate::shard::msg::Msg;
 use crate::shard::router::Router;
-use crate::shard::{run, Shard};
+use crate::shard::{run, Services, Shard};
+use crate::store::{Store, StoreConfig};
 use crate::world::World;
+
+/// The host's SQLite file inside the data directory.
+pub const STORE_FILE: &str = "mudshard.db";
 
 /// Pending connections the kernel queues per shard listener.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -24,6 +33,13 @@ pub struct Server {
     pub addr: SocketAddr,
     mailboxes: Vec<Mailbox>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
+    store: Store,
+    hasher: HasherPool,
+}
+
+/// The store's file for a configuration.
+pub fn store_path(config: &Config) -> PathBuf {
+    config.data_dir.join(STORE_FILE)
 }
 
 /// Loads the world the configuration names.
@@ -40,6 +56,17 @@ impl Server {
     /// Starts every shard; returns once all listeners are bound.
     pub fn start(config: Config) -> Result<Server, String> {
         let world = Arc::new(load_world(&config)?);
+        let (store, snapshot) = Store::open(StoreConfig {
+            path: store_path(&config),
+            flush_interval_ms: config.store.flush_interval_ms,
+            queue_max: config.store.queue_max,
+        })
+        .map_err(|e| e.to_string())?;
+        let saved_items = Arc::new(saved_room_items(&world, snapshot.room_items));
+        let hasher = HasherPool::start(&config.auth.hasher())
+            .map_err(|e| format!("auth: cannot start the password hasher: {e}"))?;
+        let signer = Arc::new(TokenSigner::new(&snapshot.token_secret));
+        let limiter = Arc::new(LoginLimiter::new(config.auth.login_limits()));
         let shards = config.shards as u16;
         let placement = Arc::new(Placement::new(&world, shards));
         let (mailboxes, inboxes) = mailbox::create(config.shards)
@@ -58,11 +85,19 @@ impl Server {
                 placement.clone(),
                 mailboxes.clone(),
             );
+            let services = Services {
+                store: store.handle(),
+                store_metrics: store.metrics(),
+                hasher: hasher.hasher(),
+                signer: signer.clone(),
+                limiter: limiter.clone(),
+                saved_items: saved_items.clone(),
+            };
             let handle = LocalExecutorBuilder::new(placement_core)
                 .name(&format!("shard-{k}"))
                 .spawn(move || async move {
                     let router = Router::new(k as u16, mailboxes);
-                    let shard = Shard::new(k as u16, config, world, placement, router);
+                    let shard = Shard::new(k as u16, config, world, placement, router, services);
                     run::run(shard, inbox, listener_fd).await;
                 })
                 .map_err(|e| format!("cannot start shard {k}: {e}"))?;
@@ -72,26 +107,49 @@ impl Server {
             addr,
             mailboxes,
             threads,
+            store,
+            hasher,
         })
     }
 
-    /// Asks every shard to close its sessions and stop, and waits for them.
-    /// Returns false if a shard thread panicked.
+    /// Asks every shard to close its sessions, save its bodies and stop;
+    /// waits for them; then flushes the store and stops the hasher. Returns
+    /// false if a shard thread panicked or the last flush failed.
     pub fn shutdown(self) -> bool {
         for mailbox in &self.mailboxes {
             mailbox.send(Msg::Shutdown);
         }
-        self.wait()
-    }
-
-    /// Waits for every shard thread to end.
-    pub fn wait(self) -> bool {
         let mut clean = true;
         for handle in self.threads {
             clean &= handle.join().is_ok();
         }
+        // Every shard has dropped its store handle now (handing over any
+        // parked writes), so this flush is the last word.
+        if let Err(e) = self.store.shutdown() {
+            tracing::error!(error = %e, "store: the last flush failed");
+            clean = false;
+        }
+        self.hasher.shutdown();
         clean
     }
+}
+
+/// The store's floor items by room index. A room the world no longer has is
+/// skipped (and said so): its items stay in the file, untouched.
+fn saved_room_items(
+    world: &World,
+    by_id: std::collections::HashMap<String, Vec<String>>,
+) -> RoomItems {
+    let mut items = RoomItems::with_capacity(by_id.len());
+    for (id, list) in by_id {
+        match world.room_index(&id) {
+            Some(room) => {
+                items.insert(room, list);
+            }
+            None => tracing::warn!(room = %id, "store: saved items for a room the world lacks"),
+        }
+    }
+    items
 }
 
 /// Binds one `SO_REUSEPORT` listener per shard on the same address. The

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::command::{self, Command};
@@ -14,7 +15,12 @@ use crate::protocol::MsgId;
 use crate::shard::msg::{Arrival, Body, Msg};
 use crate::shard::router::Router;
 use crate::shard::SessionId;
+use crate::store::StoreHandle;
 use crate::world::{find_item, Dir, RoomIdx, World};
+
+/// Floor items that the store holds for rooms whose items changed since the
+/// world files were written (DESIGN §6: the files supply only the rest).
+pub type RoomItems = HashMap<RoomIdx, Vec<String>>;
 
 /// Items one body may carry, and items one room floor may hold.
 pub const INVENTORY_ITEMS_MAX: usize = 50;
@@ -71,6 +77,10 @@ pub struct Owner {
     limits: Limits,
     game: GameConfig,
     ambient_turn: usize,
+    /// The shard's one store handle (shared with its edge, so that the
+    /// requests of one shard reach the store in the order they were made).
+    store: Rc<StoreHandle>,
+    saved_items: Arc<RoomItems>,
 }
 
 impl Owner {
@@ -79,6 +89,8 @@ impl Owner {
         placement: Arc<Placement>,
         limits: Limits,
         game: GameConfig,
+        store: Rc<StoreHandle>,
+        saved_items: Arc<RoomItems>,
     ) -> Owner {
         Owner {
             world,
@@ -88,6 +100,40 @@ impl Owner {
             limits,
             game,
             ambient_turn: 0,
+            store,
+            saved_items,
+        }
+    }
+
+    /// The items a room starts with: the store's, else the world file's.
+    fn initial_items(&self, room: RoomIdx) -> &[String] {
+        match self.saved_items.get(&room) {
+            Some(items) => items,
+            None => &self.world.room(room).items,
+        }
+    }
+
+    /// Persists a registered player's room and inventory (write-behind).
+    fn save_body(&self, body: &Body, room: RoomIdx) {
+        if body.account {
+            let key = crate::auth::names::name_key(&body.name);
+            self.store
+                .save_player(&key, &self.world.room(room).id, &body.inventory);
+        }
+    }
+
+    /// Persists the items on a room's floor (write-behind).
+    fn save_room_items(&self, room: RoomIdx) {
+        if let Some(state) = self.rooms.get(&room) {
+            self.store
+                .save_room_items(&self.world.room(room).id, &state.items);
+        }
+    }
+
+    /// Saves every registered body held here: the last word at shutdown.
+    pub fn save_all(&self) {
+        for placed in self.bodies.values() {
+            self.save_body(&placed.body, placed.room);
         }
     }
 
@@ -96,13 +142,19 @@ impl Owner {
     }
 
     fn room_state(&mut self, room: RoomIdx, shards: u16) -> &mut RoomState {
-        let world = &self.world;
-        self.rooms.entry(room).or_insert_with(|| RoomState {
-            players: Vec::new(),
-            items: world.room(room).items.clone(),
-            viewers: vec![0; shards as usize],
-            cache: None,
-        })
+        if !self.rooms.contains_key(&room) {
+            let state = RoomState {
+                players: Vec::new(),
+                items: self.initial_items(room).to_vec(),
+                viewers: vec![0; shards as usize],
+                cache: None,
+            };
+            self.rooms.insert(room, state);
+        }
+        match self.rooms.get_mut(&room) {
+            Some(state) => state,
+            None => unreachable!("inserted above"),
+        }
     }
 
     /// A body enters one of this shard's rooms.
@@ -153,12 +205,27 @@ impl Owner {
         }
     }
 
-    /// Removes the body of an ended session.
-    pub fn depart(&mut self, r: &mut Router, sid: SessionId) {
+    /// Removes the body of an ended session. With `notify` (a takeover),
+    /// the waiting session goes ahead once the body's state is committed, so
+    /// that it loads the newest room and inventory.
+    pub fn depart(&mut self, r: &mut Router, sid: SessionId, notify: Option<SessionId>) {
         if let Some(placed) = self.bodies.remove(&sid) {
+            self.save_body(&placed.body, placed.room);
             let text = format!("{} has left the world.", placed.body.name);
             self.leave_room(r, &placed, &text);
         }
+        let Some(new) = notify else {
+            return;
+        };
+        let Some(mailbox) = r.mailbox(new.shard()) else {
+            return;
+        };
+        self.store.flush(Box::new(move |result| {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "store: flush before a takeover failed");
+            }
+            mailbox.send(Msg::Claimed { sid: new, ok: true });
+        }));
     }
 
     /// Runs one command for a body held here.
@@ -246,6 +313,7 @@ impl Owner {
             }
             Ok(Command::Quit) => {
                 if let Some(placed) = self.bodies.remove(&sid) {
+                    self.save_body(&placed.body, placed.room);
                     let text = format!("{} has left the world.", placed.body.name);
                     self.leave_room(r, &placed, &text);
                 }
@@ -333,6 +401,10 @@ impl Owner {
         };
         placed.body.inventory.push(item.clone());
         let name = placed.body.name.clone();
+        if let Some(placed) = self.bodies.get(&sid) {
+            self.save_body(&placed.body, room);
+        }
+        self.save_room_items(room);
         let text = format!("{name} picks up the {item}.");
         let frame = encode::event("item", &self.world.room(room).id, &name, &text);
         self.emit(r, room, frame, Some(sid));
@@ -375,6 +447,10 @@ impl Owner {
         let state = self.room_state(room, shards);
         state.items.push(item.clone());
         state.cache = None;
+        if let Some(placed) = self.bodies.get(&sid) {
+            self.save_body(&placed.body, room);
+        }
+        self.save_room_items(room);
         let text = format!("{name} drops the {item}.");
         let frame = encode::event("item", &self.world.room(room).id, &name, &text);
         self.emit(r, room, frame, Some(sid));
@@ -399,6 +475,9 @@ impl Owner {
         };
         let text = format!("{} {leave_text}", placed.body.name);
         self.leave_room(r, &placed, &text);
+        // Saved here, where the move is decided: the hand-off below may be
+        // to another shard, and this save is ordered before its later ones.
+        self.save_body(&placed.body, dest);
         let owner = self.placement.owner(dest);
         r.post(
             owner,
@@ -458,7 +537,11 @@ impl Owner {
         let shard = self.placement.owner(room);
         let Some(state) = self.rooms.get_mut(&room) else {
             let def = self.world.room(room);
-            return render::room_view(def, &self.world, &def.items, &[], 0, shard);
+            let items = match self.saved_items.get(&room) {
+                Some(items) => items,
+                None => &def.items,
+            };
+            return render::room_view(def, &self.world, items, &[], 0, shard);
         };
         if let Some(cache) = &state.cache {
             return cache.clone();

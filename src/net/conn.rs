@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::api;
 use super::http::{self, HeadError, Request};
 use super::ws::{self, close, Kind};
 use crate::shard::session::{CloseReason, Out};
@@ -107,6 +108,22 @@ async fn http_phase(shard: &ShardCell, stream: &mut TcpStream) -> Option<(u32, u
             respond(
                 stream,
                 http::response(200, "text/plain; version=0.0.4", &body),
+            )
+            .await;
+        }
+        ("POST", "/api/register" | "/api/login") => {
+            let endpoint = match request.path.as_str() {
+                "/api/register" => api::Endpoint::Register,
+                _ => api::Endpoint::Login,
+            };
+            let response =
+                api::answer(&shard, &mut stream, &request, leftover, peer_ip, endpoint).await;
+            respond(&mut stream, response).await;
+        }
+        (_, "/api/register" | "/api/login") => {
+            respond(
+                &mut stream,
+                http::json_error(405, "method_not_allowed", "use POST"),
             )
             .await;
         }

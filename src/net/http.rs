@@ -80,6 +80,8 @@ pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Payload Too Large",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",

@@ -18,6 +18,8 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// Private range (4000–4999): another login took this account over.
+    pub const TAKEN_OVER: u16 = 4001;
 }
 
 /// The kinds of frame a client may send.

@@ -24,14 +24,31 @@ pub fn shard_of(key: &str, shards: u16) -> u16 {
     (h % u32::from(shards.max(1))) as u16
 }
 
+/// What became of a claim.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The name is the claimant's.
+    Granted,
+    /// Another session holds it.
+    Taken,
+    /// The name is the claimant's now; `old` held it and must be closed.
+    TookOver { old: SessionId },
+}
+
 impl Directory {
-    /// Records `key` for `sid` unless another session holds it.
-    pub fn claim(&mut self, key: Box<str>, sid: SessionId) -> bool {
-        match self.names.get(&key) {
-            Some(holder) => *holder == sid,
+    /// Records `key` for `sid` unless another session holds it; with
+    /// `takeover` (a verified login to an account that is online), even then.
+    pub fn claim_or_take(&mut self, key: Box<str>, sid: SessionId, takeover: bool) -> Claim {
+        match self.names.get_mut(&key) {
+            Some(holder) if *holder == sid => Claim::Granted,
+            Some(holder) if takeover => {
+                let old = std::mem::replace(holder, sid);
+                Claim::TookOver { old }
+            }
+            Some(_) => Claim::Taken,
             None => {
                 self.names.insert(key, sid);
-                true
+                Claim::Granted
             }
         }
     }
@@ -99,12 +116,32 @@ mod tests {
         let mut d = Directory::default();
         let a = SessionId::new(0, 1, 1);
         let b = SessionId::new(1, 1, 1);
-        assert!(d.claim("bob".into(), a));
-        assert!(!d.claim("bob".into(), b));
+        let claim = |d: &mut Directory, sid| d.claim_or_take("bob".into(), sid, false);
+        assert_eq!(claim(&mut d, a), Claim::Granted);
+        assert_eq!(claim(&mut d, b), Claim::Taken);
         d.release("bob", b);
-        assert!(!d.claim("bob".into(), b), "only the holder releases");
+        assert_eq!(claim(&mut d, b), Claim::Taken, "only the holder releases");
         d.release("bob", a);
-        assert!(d.claim("bob".into(), b));
+        assert_eq!(claim(&mut d, b), Claim::Granted);
+    }
+
+    #[test]
+    fn a_takeover_replaces_the_holder_and_names_it() {
+        let mut d = Directory::default();
+        let old = SessionId::new(0, 1, 1);
+        let new = SessionId::new(1, 2, 1);
+        assert_eq!(d.claim_or_take("bob".into(), old, true), Claim::Granted);
+        assert_eq!(d.claim_or_take("bob".into(), new, false), Claim::Taken);
+        assert_eq!(
+            d.claim_or_take("bob".into(), new, true),
+            Claim::TookOver { old }
+        );
+        d.release("bob", old);
+        assert_eq!(
+            d.claim_or_take("bob".into(), old, false),
+            Claim::Taken,
+            "the old holder's release is void"
+        );
     }
 
     #[test]

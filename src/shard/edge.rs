@@ -5,12 +5,12 @@
 use bytes::Bytes;
 use std::time::Instant;
 
-use super::msg::{Arrival, Body, Msg};
+use super::msg::Msg;
 use super::session::{CloseReason, Out, PendingCmd, Phase, Session};
 use super::{directory, SessionId, Shard};
 use crate::game::command::{self, Command, HELP_TEXT};
 use crate::game::owner::{fail, reply_body};
-use crate::protocol::decode::{self, ClientFrame};
+use crate::protocol::decode::{self, ClientFrame, Credentials};
 use crate::protocol::{encode, MsgId};
 
 /// How long a closing connection may take to accept its close frame.
@@ -89,11 +89,31 @@ impl Shard {
                 }
                 self.login_guest(slot, name.as_deref());
             }
-            ClientFrame::Register { .. } | ClientFrame::Login(_) => self.send_error(
-                slot,
-                "unsupported",
-                "Accounts are not enabled on this server yet; log in as a guest.",
-            ),
+            ClientFrame::Register { name, password } => {
+                if phase != Phase::Connected {
+                    return self.send_error(
+                        slot,
+                        "already_logged_in",
+                        "This session is already logged in.",
+                    );
+                }
+                self.register(slot, &name, password.into_owned());
+            }
+            ClientFrame::Login(credentials) => {
+                if phase != Phase::Connected {
+                    return self.send_error(
+                        slot,
+                        "already_logged_in",
+                        "This session is already logged in.",
+                    );
+                }
+                match credentials {
+                    Credentials::Password { name, password } => {
+                        self.login_password(slot, &name, password.into_owned())
+                    }
+                    Credentials::Token(token) => self.login_token(slot, &token),
+                }
+            }
             ClientFrame::Resume { .. } => {
                 self.send_error(slot, "resume_failed", "No session to resume; log in again.")
             }
@@ -102,7 +122,7 @@ impl Shard {
                     return self.send_error(
                         slot,
                         "unauthenticated",
-                        "Log in first: send {\"type\":\"guest\"}.",
+                        "Log in first: send {\"type\":\"guest\"}, register or login.",
                     );
                 }
                 self.on_cmd(slot, id, &line);
@@ -137,8 +157,14 @@ impl Shard {
         let key = session.name_key.clone();
         let sid = SessionId::new(self.id, slot, session.gen);
         let shards = self.router.shards();
-        self.router
-            .post(directory::shard_of(&key, shards), Msg::Claim { key, sid });
+        self.router.post(
+            directory::shard_of(&key, shards),
+            Msg::Claim {
+                key,
+                sid,
+                takeover: false,
+            },
+        );
     }
 
     fn guest_name(&mut self) -> Box<str> {
@@ -147,18 +173,16 @@ impl Shard {
     }
 
     pub(super) fn on_claimed(&mut self, sid: SessionId, ok: bool) {
+        if self.logins.contains_key(&sid) {
+            return self.on_account_claimed(sid, ok);
+        }
         let shards = self.router.shards();
         let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
             return;
         };
         if session.phase == Phase::Zombie {
-            if ok {
-                let key = session.name_key.clone();
-                self.router
-                    .post(directory::shard_of(&key, shards), Msg::Release { key, sid });
-            }
-            self.sessions.remove(sid.slot());
-            return;
+            // `bury` releases the name (a no-op when the claim failed).
+            return self.bury(sid);
         }
         if !ok {
             if session.busy_kind == "login_generated" {
@@ -169,31 +193,25 @@ impl Shard {
                 session.name_key = name.to_ascii_lowercase().into_boxed_str();
                 session.name = name;
                 let key = session.name_key.clone();
-                self.router
-                    .post(directory::shard_of(&key, shards), Msg::Claim { key, sid });
+                self.router.post(
+                    directory::shard_of(&key, shards),
+                    Msg::Claim {
+                        key,
+                        sid,
+                        takeover: false,
+                    },
+                );
                 return;
             }
-            session.phase = Phase::Connected;
-            session.busy_since = None;
-            session.pending.clear();
             let message = format!("The name {} is taken.", session.name);
-            return self.send_error(sid.slot(), "name_taken", &message);
+            return self.fail_login(sid, "name_taken", &message);
         }
-        let body = Body {
-            sid,
-            name: session.name.clone(),
-            inventory: Vec::new(),
-        };
-        let start = self.world.start;
-        self.router.post(
-            self.placement.owner(start),
-            Msg::Arrive {
-                body,
-                room: start,
-                how: Arrival::Login,
-                id: None,
-            },
-        );
+        if session.busy_kind == "login_generated" {
+            self.spawn_guest(sid);
+        } else {
+            // A chosen name may belong to an account that is offline.
+            self.check_guest_name(sid);
+        }
     }
 
     pub(super) fn on_welcomed(&mut self, sid: SessionId, room_json: Bytes) {
@@ -204,10 +222,19 @@ impl Shard {
         if session.phase == Phase::Zombie {
             return self.bury(sid);
         }
+        let token = if session.account {
+            let key = session.name_key.clone();
+            self.account_token(&key)
+        } else {
+            session_token(sid)
+        };
+        let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
+            return;
+        };
         let mut welcome = encode::Body::new("welcome", 128 + room_json.len());
         welcome
             .str("name", &session.name)
-            .str("token", &session_token(sid))
+            .str("token", &token)
             .u64("shard", u64::from(self.id))
             .str("host", &self.config.host_id)
             .u64("shards", u64::from(shards))
@@ -544,15 +571,22 @@ impl Shard {
         self.drain_local();
     }
 
-    /// Lets go of a dead session's body and name, and frees its slot.
-    fn bury(&mut self, sid: SessionId) {
+    /// Lets go of a dead session's body and name, and frees its slot. A
+    /// newer login of the same account waiting on it goes ahead once the
+    /// body is saved and gone (at once when it has none).
+    pub(super) fn bury(&mut self, sid: SessionId) {
         let shards = self.router.shards();
         let Some(session) = self.sessions.remove(sid.slot()) else {
             return;
         };
+        let notify = self.handoffs.remove(&sid);
         // `body_shard` is set when the body first arrives and cleared by quit.
         if session.body_shard != u16::MAX {
-            self.router.post(session.body_shard, Msg::Depart { sid });
+            self.router
+                .post(session.body_shard, Msg::Depart { sid, notify });
+        } else if let Some(new) = notify {
+            self.router
+                .post(new.shard(), Msg::Claimed { sid: new, ok: true });
         }
         if !session.name_key.is_empty() {
             let key = session.name_key;
@@ -561,8 +595,10 @@ impl Shard {
         }
     }
 
-    /// Once a second: login deadlines, idle pings, and closing the silent.
+    /// Once a second: store overflow, login deadlines, idle pings, and closing the silent.
     pub fn sweep(&mut self) {
+        // Writes parked while the store's queue was full go on now.
+        self.store.pump();
         let now = self.now_ms();
         let limits = &self.config.limits;
         let (login_ms, idle_ms, missed_max, bytes_max) = (

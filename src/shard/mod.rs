@@ -4,6 +4,7 @@
 
 pub mod directory;
 pub mod edge;
+pub mod login;
 pub mod mailbox;
 pub mod msg;
 pub mod router;
@@ -12,11 +13,16 @@ pub mod session;
 pub mod stats;
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::password::Hasher;
+use crate::auth::ratelimit::LoginLimiter;
+use crate::auth::token::TokenSigner;
 use crate::config::Config;
-use crate::game::owner::{Owner, Placement};
+use crate::game::owner::{Owner, Placement, RoomItems};
+use crate::store::{StoreHandle, StoreMetrics};
 use crate::world::{RoomIdx, World};
 use directory::Directory;
 use msg::Msg;
@@ -63,6 +69,18 @@ struct WhoGather {
     total: usize,
 }
 
+/// What a shard gets from its host besides the other shards: its handle to
+/// the store thread, its way to the password hasher, and what all shards
+/// share (token signer, login limiter, the store's saved floor items).
+pub struct Services {
+    pub store: StoreHandle,
+    pub store_metrics: Arc<StoreMetrics>,
+    pub hasher: Hasher,
+    pub signer: Arc<TokenSigner>,
+    pub limiter: Arc<LoginLimiter>,
+    pub saved_items: Arc<RoomItems>,
+}
+
 /// All state of one shard. Lives in an `Rc<RefCell<_>>` on its thread; tasks
 /// borrow it only between awaits.
 pub struct Shard {
@@ -84,6 +102,17 @@ pub struct Shard {
     players: u64,
     pub shutting_down: bool,
     epoch: Instant,
+    /// The one store handle of this shard (the owner holds it too).
+    pub store: Rc<StoreHandle>,
+    pub store_metrics: Arc<StoreMetrics>,
+    pub hasher: Hasher,
+    pub signer: Arc<TokenSigner>,
+    pub limiter: Arc<LoginLimiter>,
+    /// Account logins and registrations in flight, by session.
+    logins: HashMap<SessionId, login::Login>,
+    /// Sessions taken over by a newer login: old → the new one waiting for
+    /// the old body to be saved and gone.
+    handoffs: HashMap<SessionId, SessionId>,
 }
 
 impl Shard {
@@ -93,12 +122,16 @@ impl Shard {
         world: Arc<World>,
         placement: Arc<Placement>,
         router: Router,
+        services: Services,
     ) -> Shard {
+        let store = Rc::new(services.store);
         let owner = Owner::new(
             world.clone(),
             placement.clone(),
             config.limits.clone(),
             config.game.clone(),
+            store.clone(),
+            services.saved_items,
         );
         Shard {
             id,
@@ -118,6 +151,13 @@ impl Shard {
             players: 0,
             shutting_down: false,
             epoch: Instant::now(),
+            store,
+            store_metrics: services.store_metrics,
+            hasher: services.hasher,
+            signer: services.signer,
+            limiter: services.limiter,
+            logins: HashMap::new(),
+            handoffs: HashMap::new(),
         }
     }
 
@@ -161,7 +201,7 @@ impl Shard {
                 }
                 self.owner.command(&mut self.router, sid, id, &line);
             }
-            Msg::Depart { sid } => self.owner.depart(&mut self.router, sid),
+            Msg::Depart { sid, notify } => self.owner.depart(&mut self.router, sid, notify),
             Msg::Entered { sid, room, owner } => self.on_entered(sid, room, owner),
             Msg::Left { sid, room } => self.on_left(sid, room),
             Msg::Frame { sid, frame, done } => {
@@ -178,9 +218,18 @@ impl Shard {
             } => self.on_room_event(room, frame, except),
             Msg::Broadcast { frame, except } => self.on_broadcast(frame, except),
             Msg::QuitDone { sid, frame } => self.on_quit_done(sid, frame),
-            Msg::Claim { key, sid } => {
-                let ok = self.directory.claim(key, sid);
-                self.router.post(sid.shard(), Msg::Claimed { sid, ok });
+            Msg::Claim { key, sid, takeover } => {
+                match self.directory.claim_or_take(key, sid, takeover) {
+                    directory::Claim::Granted => self
+                        .router
+                        .post(sid.shard(), Msg::Claimed { sid, ok: true }),
+                    directory::Claim::Taken => self
+                        .router
+                        .post(sid.shard(), Msg::Claimed { sid, ok: false }),
+                    directory::Claim::TookOver { old } => self
+                        .router
+                        .post(old.shard(), Msg::TakenOver { old, new: sid }),
+                }
             }
             Msg::Release { key, sid } => self.directory.release(&key, sid),
             Msg::Tell {
@@ -193,6 +242,8 @@ impl Shard {
                 .directory
                 .tell(&mut self.router, from, &from_name, id, &to_key, &text),
             Msg::Claimed { sid, ok } => self.on_claimed(sid, ok),
+            Msg::TakenOver { old, new } => self.on_taken_over(old, new),
+            Msg::Call(call) => call(self),
             Msg::WhoAsk { asker, ask } => {
                 let (names, total) = self.local_names(self.config.limits.names_listed_max);
                 self.router
@@ -344,7 +395,9 @@ impl Shard {
         self.counters.stats.outbound_drops += drops;
     }
 
-    /// Closes every session with "going away" and stops taking new ones.
+    /// Closes every session with "going away" and stops taking new ones, and
+    /// saves every registered body it owns (the store flushes them when the
+    /// host stops it, after every shard has stopped).
     pub fn begin_shutdown(&mut self) {
         self.shutting_down = true;
         for (_, session) in self.sessions.iter_mut() {
@@ -353,6 +406,8 @@ impl Shard {
                 reason: "server shutting down",
             });
         }
+        self.owner.save_all();
+        self.store.pump();
     }
 }
 

@@ -15,6 +15,9 @@ pub struct Body {
     pub sid: SessionId,
     pub name: Box<str>,
     pub inventory: Vec<String>,
+    /// A registered player: the owner persists every change of room or
+    /// inventory (DESIGN §6). Guests are never stored.
+    pub account: bool,
 }
 
 /// How a body came into a room: by walking (from a direction), by teleport,
@@ -25,6 +28,10 @@ pub enum Arrival {
     Teleport,
     Login,
 }
+
+/// Work for a shard, sent from another thread: it runs on the shard with
+/// the shard's state, so the sender never touches that state itself.
+pub type ShardCall = Box<dyn FnOnce(&mut super::Shard) + Send>;
 
 /// A cross-shard message. Frame bodies are `Bytes`: serialized once, shared.
 pub enum Msg {
@@ -43,9 +50,12 @@ pub enum Msg {
         line: Box<str>,
         sent: Instant,
     },
-    /// The session of `sid` ended: remove its body.
+    /// The session of `sid` ended: remove its body. With `notify`, a new
+    /// session of the same account is waiting (a takeover): once the body's
+    /// state is committed, it gets `Claimed { ok: true }`.
     Depart {
         sid: SessionId,
+        notify: Option<SessionId>,
     },
 
     // --- to the shard of a connection ---
@@ -89,9 +99,13 @@ pub enum Msg {
     },
 
     // --- to the shard that keeps a name in the directory ---
+    /// Claims a name. With `takeover` (a verified account login) a holder is
+    /// replaced: it gets `TakenOver`, and the claimant's `Claimed` comes from
+    /// the holder's side once the old body is saved and gone.
     Claim {
         key: Box<str>,
         sid: SessionId,
+        takeover: bool,
     },
     Release {
         key: Box<str>,
@@ -109,6 +123,17 @@ pub enum Msg {
         sid: SessionId,
         ok: bool,
     },
+    /// Another login took the account of `old` over: close it, depart its
+    /// body, then let `new` go ahead.
+    TakenOver {
+        old: SessionId,
+        new: SessionId,
+    },
+
+    // --- from the store and hasher threads ---
+    /// An answer from a thread beside the shards, run on the shard it was
+    /// addressed to (see `shard::call`).
+    Call(ShardCall),
 
     // --- gathers: one question to every shard, answers back to the asker ---
     WhoAsk {
@@ -151,6 +176,8 @@ impl Msg {
             Msg::Release { .. } => "release",
             Msg::Tell { .. } => "tell",
             Msg::Claimed { .. } => "claimed",
+            Msg::TakenOver { .. } => "taken_over",
+            Msg::Call(_) => "call",
             Msg::WhoAsk { .. } => "who_ask",
             Msg::WhoAnswer { .. } => "who_answer",
             Msg::StatsAsk { .. } => "stats_ask",

@@ -38,6 +38,12 @@ impl Router {
         }
     }
 
+    /// A sender to `shard`'s inbox, for threads beside the shards (the store,
+    /// the hasher) to answer on.
+    pub fn mailbox(&self, shard: u16) -> Option<Mailbox> {
+        self.mailboxes.get(shard as usize).cloned()
+    }
+
     /// The next message this shard sent itself.
     pub fn next_local(&mut self) -> Option<Msg> {
         self.local.pop_front()

@@ -60,6 +60,8 @@ pub struct Session {
     pub name: Box<str>,
     /// Lower-case name: the directory key.
     pub name_key: Box<str>,
+    /// Logged in to a registered account (not a guest).
+    pub account: bool,
     /// The last `seq` sent.
     pub seq: u64,
     /// Shard that holds the body (`u16::MAX`: no body), and the room it is in.
@@ -105,6 +107,7 @@ impl Session {
             phase: Phase::Connected,
             name: Box::from(""),
             name_key: Box::from(""),
+            account: false,
             seq: 0,
             body_shard: u16::MAX,
             room: None,

@@ -51,7 +51,7 @@ pub const TOKEN_SECRET_BYTES: usize = 32;
 /// Where the store keeps its file and how it batches; one per host.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// The SQLite file (`<data_dir>/mudshard.sqlite3`); parent folders are created.
+    /// The SQLite file (`<data_dir>/mudshard.db`); parent folders are created.
     pub path: PathBuf,
     /// Write-behind interval: a player or room change reaches the file within
     /// this many milliseconds, and a `kill -9` loses at most this much.

@@ -14,18 +14,24 @@ use tungstenite::Message;
 pub struct ServerProc {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The data directory of a server started with `start` (its own, empty).
+    _data: Option<tempfile::TempDir>,
 }
 
 impl ServerProc {
-    /// Starts `mudshard` on 127.0.0.1:0 with the default shard map and `args`.
+    /// Starts `mudshard` on 127.0.0.1:0 with the default shard map and `args`,
+    /// with its store in a fresh temporary directory.
     pub fn start(args: &[&str]) -> ServerProc {
         let manifest = env!("CARGO_MANIFEST_DIR");
+        let data = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_mudshard"))
             .args([
                 "--config",
                 &format!("{manifest}/shards/default.toml"),
                 "--listen",
                 "127.0.0.1:0",
+                "--data-dir",
+                data.path().to_str().expect("utf-8 path"),
             ])
             .args(args)
             .stdout(Stdio::piped())
@@ -43,7 +49,18 @@ impl ServerProc {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .expect("address");
-        ServerProc { child, addr }
+        ServerProc {
+            child,
+            addr,
+            _data: Some(data),
+        }
+    }
+
+    /// Sends SIGKILL (no flush, no goodbye) and reaps the process.
+    pub fn kill9(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits (at most 10 s) for the exit status.
@@ -309,15 +326,15 @@ impl ServerProc {
     /// Starts with a shard map made of the default one plus `extra` TOML
     /// (sections such as `[limits]` replace the default's).
     pub fn start_with_map(extra: &str, args: &[&str]) -> (ServerProc, tempfile::TempDir) {
-        let manifest = env!("CARGO_MANIFEST_DIR");
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut map = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[world]\ndir = \"{manifest}/shards/world\"\nzones = [\"town\", \"forest\", \"river\", \"caves\", \"tower\"]\nstart = \"town:square\"\n\n",
-            dir.path().join("data").display()
-        );
-        map.push_str(extra);
-        let path = dir.path().join("map.toml");
-        std::fs::write(&path, map).expect("write shard map");
+        let server = ServerProc::start_in(dir.path(), extra, args);
+        (server, dir)
+    }
+
+    /// Like `start_with_map`, in `dir` (its `data` folder holds the store):
+    /// starting again in the same `dir` is a restart on the same file.
+    pub fn start_in(dir: &std::path::Path, extra: &str, args: &[&str]) -> ServerProc {
+        let path = ServerProc::write_map(dir, extra);
         let mut child = Command::new(env!("CARGO_BIN_EXE_mudshard"))
             .args(["--config", path.to_str().expect("utf-8 path")])
             .args(args)
@@ -336,7 +353,24 @@ impl ServerProc {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .expect("address");
-        (ServerProc { child, addr }, dir)
+        ServerProc {
+            child,
+            addr,
+            _data: None,
+        }
+    }
+
+    /// Writes `dir/map.toml`: the default world, data in `dir/data`, `extra`.
+    pub fn write_map(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+        let manifest = env!("CARGO_MANIFEST_DIR");
+        let mut map = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[world]\ndir = \"{manifest}/shards/world\"\nzones = [\"town\", \"forest\", \"river\", \"caves\", \"tower\"]\nstart = \"town:square\"\n\n",
+            dir.join("data").display()
+        );
+        map.push_str(extra);
+        let path = dir.join("map.toml");
+        std::fs::write(&path, map).expect("write shard map");
+        path
     }
 }
 
@@ -437,4 +471,46 @@ pub fn close_code(payload: &[u8]) -> u16 {
     } else {
         1005
     }
+}
+
+impl Client {
+    /// Sends a login or register frame; the `welcome` on success (kept in
+    /// `welcome`), the `error` frame otherwise.
+    pub fn try_account(&mut self, frame: Value) -> Result<Value, Value> {
+        self.send(frame);
+        let answer = self.recv_until(|f| f["type"] == "welcome" || f["type"] == "error");
+        if answer["type"] != "welcome" {
+            return Err(answer);
+        }
+        assert_eq!(answer["seq"], 1);
+        self.welcome = answer.clone();
+        Ok(answer)
+    }
+
+    /// Connects and registers `name`; panics on refusal.
+    pub fn register(addr: SocketAddr, name: &str, password: &str) -> Client {
+        let mut c = Client::connect(addr);
+        c.try_account(json!({"type":"register","name":name,"password":password}))
+            .unwrap_or_else(|e| panic!("register {name}: {e}"));
+        c
+    }
+
+    /// Connects and logs in to `name`; panics on refusal.
+    pub fn login(addr: SocketAddr, name: &str, password: &str) -> Client {
+        let mut c = Client::connect(addr);
+        c.try_account(json!({"type":"login","name":name,"password":password}))
+            .unwrap_or_else(|e| panic!("login {name}: {e}"));
+        c
+    }
+}
+
+/// An HTTP POST of a JSON body; returns the status and the body as JSON
+/// (`Null` when it is not JSON).
+pub fn http_post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, body) = http_request(addr, &request);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }

@@ -1,0 +1,332 @@
+//! Accounts end to end: the real binary, a real SQLite file in a temp dir,
+//! real WebSocket and HTTP clients. Password hashing uses argon2's cheapest
+//! cost unless a test is about its cost.
+
+mod common;
+
+use common::{http_post_json, Client, ServerProc};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// argon2's cheapest cost: tests pay microseconds per hash, not tens of ms.
+const CHEAP_AUTH: &str = "[auth]\nargon2_memory_kib = 64\nargon2_iterations = 1\n";
+
+const PASSWORD: &str = "correct horse";
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a list of names")
+        .iter()
+        .map(|n| n.as_str().expect("a name").to_string())
+        .collect()
+}
+
+fn room_items(frame: &Value) -> Vec<String> {
+    names(&frame["room"]["items"])
+}
+
+fn inventory(c: &mut Client) -> Vec<String> {
+    names(&c.cmd("inventory")["items"])
+}
+
+#[test]
+fn a_player_keeps_room_and_inventory_across_a_graceful_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProc::start_in(dir.path(), CHEAP_AUTH, &["--shards", "2"]);
+    let mut alice = Client::register(server.addr, "Alice", PASSWORD);
+    assert_eq!(alice.welcome["room"]["id"], "town:square");
+    let moved = alice.cmd("west");
+    assert_eq!(moved["room"]["id"], "town:inn");
+    assert_eq!(alice.cmd("get lantern")["ok"], true);
+    assert_eq!(server.terminate().code(), Some(0), "SIGTERM exits 0");
+
+    let server = ServerProc::start_in(dir.path(), CHEAP_AUTH, &["--shards", "2"]);
+    let mut alice = Client::login(server.addr, "alice", PASSWORD);
+    assert_eq!(alice.welcome["name"], "Alice", "the registered spelling");
+    assert_eq!(alice.welcome["room"]["id"], "town:inn");
+    assert_eq!(inventory(&mut alice), ["lantern"]);
+    assert!(!room_items(&alice.welcome).contains(&"lantern".to_string()));
+
+    let mut bob = Client::guest(server.addr, Some("bob"));
+    let look = bob.cmd("west");
+    assert_eq!(look["room"]["id"], "town:inn");
+    assert_eq!(
+        room_items(&look),
+        ["mug"],
+        "the lantern is gone for everyone"
+    );
+    assert!(names(&look["room"]["players"]).contains(&"Alice".to_string()));
+}
+
+#[test]
+fn a_kill_9_keeps_the_account_and_every_change_older_than_one_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProc::start_in(dir.path(), CHEAP_AUTH, &["--shards", "2"]);
+    let mut carol = Client::register(server.addr, "carol", PASSWORD);
+    assert_eq!(carol.cmd("east")["room"]["id"], "town:market");
+    assert_eq!(carol.cmd("get apple")["ok"], true);
+    assert_eq!(carol.cmd("drop apple")["ok"], true);
+    assert_eq!(carol.cmd("get bread")["ok"], true);
+    // Three flush intervals (100 ms each), then no goodbye at all.
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill9();
+
+    let server = ServerProc::start_in(dir.path(), CHEAP_AUTH, &["--shards", "2"]);
+    let mut carol = Client::login(server.addr, "carol", PASSWORD);
+    assert_eq!(carol.welcome["room"]["id"], "town:market");
+    assert_eq!(inventory(&mut carol), ["bread"]);
+    assert_eq!(room_items(&carol.welcome), ["cheese", "apple"]);
+}
+
+/// Connections per shard, from `/healthz`.
+fn connections(server: &ServerProc) -> Vec<u64> {
+    let (status, body) = server.http_get("/healthz");
+    assert_eq!(status, 200);
+    let health: Value = serde_json::from_str(&body).expect("healthz JSON");
+    health["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .map(|n| n.as_u64().expect("count"))
+        .collect()
+}
+
+/// Opens connections until one is on each of two shards (as `/healthz`
+/// counts them); the misses stay open in `parked` so the kernel moves on.
+fn one_on_each_shard(server: &ServerProc, parked: &mut Vec<Client>) -> (Client, Client) {
+    let mut found: [Option<Client>; 2] = [None, None];
+    for _ in 0..100 {
+        let before = connections(server);
+        let c = Client::connect(server.addr);
+        let mut after = connections(server);
+        for _ in 0..50 {
+            if after.iter().sum::<u64>() > before.iter().sum::<u64>() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            after = connections(server);
+        }
+        let shard = (0..2)
+            .find(|&k| after[k] > before[k])
+            .expect("a new connection");
+        if found[shard].is_none() {
+            found[shard] = Some(c);
+        } else {
+            parked.push(c);
+        }
+        if let [Some(_), Some(_)] = &found {
+            let [a, b] = found;
+            return (a.expect("shard 0"), b.expect("shard 1"));
+        }
+    }
+    panic!("no connection landed on each shard");
+}
+
+#[test]
+fn the_same_name_registered_at_once_on_two_shards_makes_one_account() {
+    let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &["--shards", "2"]);
+    let mut parked = Vec::new();
+    let (mut a, mut b) = one_on_each_shard(&server, &mut parked);
+    let frame = json!({"type":"register","name":"Dana","password":PASSWORD});
+    a.send(frame.clone());
+    b.send(json!({"type":"register","name":"dana","password":PASSWORD}));
+    let answers: Vec<Value> = [&mut a, &mut b]
+        .into_iter()
+        .map(|c| c.recv_until(|f| f["type"] == "welcome" || f["type"] == "error"))
+        .collect();
+    let welcomes = answers.iter().filter(|f| f["type"] == "welcome").count();
+    assert_eq!(welcomes, 1, "exactly one welcome: {answers:?}");
+    let refusal = answers
+        .iter()
+        .find(|f| f["type"] == "error")
+        .expect("one refusal");
+    assert_eq!(refusal["code"], "name_taken", "{refusal}");
+
+    let mut again = Client::connect(server.addr);
+    let err = again.try_account(frame).expect_err("taken");
+    assert_eq!(err["code"], "name_taken");
+}
+
+#[test]
+fn wrong_passwords_and_unknown_names_look_alike_and_are_rate_limited() {
+    let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &[]);
+    drop(Client::register(server.addr, "erin", PASSWORD));
+    let mut c = Client::connect(server.addr);
+    let wrong = c
+        .try_account(json!({"type":"login","name":"erin","password":"not the one"}))
+        .expect_err("wrong password");
+    let unknown = c
+        .try_account(json!({"type":"login","name":"nobody","password":PASSWORD}))
+        .expect_err("unknown name");
+    assert_eq!(wrong["code"], "bad_credentials");
+    assert_eq!(
+        wrong, unknown,
+        "the same answer whether the name exists or not"
+    );
+    for _ in 0..3 {
+        let e = c
+            .try_account(json!({"type":"login","name":"erin","password":"still wrong"}))
+            .expect_err("wrong");
+        assert_eq!(e["code"], "bad_credentials");
+    }
+    // Five failures from this address: even the right password waits now.
+    let limited = c
+        .try_account(json!({"type":"login","name":"erin","password":PASSWORD}))
+        .expect_err("limited");
+    assert_eq!(limited["code"], "rate_limited", "{limited}");
+}
+
+#[test]
+fn names_and_passwords_follow_the_rules_and_guests_keep_off_accounts() {
+    let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &[]);
+    let mut c = Client::connect(server.addr);
+    for (name, password, code) in [
+        ("ab", PASSWORD, "invalid_name"),
+        ("has space", PASSWORD, "invalid_name"),
+        ("x23456789012345678901", PASSWORD, "invalid_name"),
+        ("guest0_7", PASSWORD, "invalid_name"),
+        ("fred", "short", "invalid_password"),
+        ("fred", &"p".repeat(129), "invalid_password"),
+    ] {
+        let e = c
+            .try_account(json!({"type":"register","name":name,"password":password}))
+            .expect_err("refused");
+        assert_eq!(e["code"], code, "{name:?}: {e}");
+    }
+    // Eight characters, counted as characters: accepted.
+    let mut fred = Client::connect(server.addr);
+    fred.try_account(json!({"type":"register","name":"Fred","password":"üüüüüüüü"}))
+        .expect("registered");
+    fred.cmd("quit");
+    fred.expect_close();
+    // An offline account's name is not free for guests, in any spelling.
+    std::thread::sleep(Duration::from_millis(100));
+    let Err(refused) = Client::try_guest(server.addr, Some("FRED")) else {
+        panic!("a guest took an account's name");
+    };
+    assert_eq!(refused["code"], "name_taken", "{refused}");
+}
+
+#[test]
+fn the_http_api_registers_logs_in_and_its_token_opens_a_websocket_session() {
+    let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &[]);
+    let creds = r#"{"name":"Gus","password":"correct horse"}"#;
+    let (status, body) = http_post_json(server.addr, "/api/register", creds);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["name"], "Gus");
+    assert!(body["token"].as_str().is_some_and(|t| !t.is_empty()));
+
+    let (status, body) = http_post_json(server.addr, "/api/login", creds);
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token").to_string();
+    let mut gus = Client::connect(server.addr);
+    let welcome = gus
+        .try_account(json!({"type":"login","token":token}))
+        .expect("token login");
+    assert_eq!(welcome["name"], "Gus");
+    let mut forged = Client::connect(server.addr);
+    let e = forged
+        .try_account(json!({"type":"login","token":format!("{token}x")}))
+        .expect_err("forged");
+    assert_eq!(e["code"], "bad_credentials");
+
+    let (status, body) = http_post_json(server.addr, "/api/register", creds);
+    assert_eq!((status, &body["error"]), (409, &json!("name_taken")));
+    let (status, body) = http_post_json(server.addr, "/api/login", "{\"name\":");
+    assert_eq!((status, &body["error"]), (400, &json!("bad_json")));
+    let (status, body) = http_post_json(
+        server.addr,
+        "/api/register",
+        r#"{"name":"a","password":"correct horse"}"#,
+    );
+    assert_eq!((status, &body["error"]), (400, &json!("invalid_name")));
+    let wrong = r#"{"name":"gus","password":"wrong horse"}"#;
+    // The taken name was one failure; four wrong passwords make five.
+    for _ in 0..4 {
+        let (status, body) = http_post_json(server.addr, "/api/login", wrong);
+        assert_eq!((status, &body["error"]), (401, &json!("bad_credentials")));
+    }
+    let (status, body) = http_post_json(server.addr, "/api/login", creds);
+    assert_eq!((status, &body["error"]), (429, &json!("rate_limited")));
+
+    let (status, metrics) = server.http_get("/metrics");
+    assert_eq!(status, 200);
+    for series in [
+        "mudshard_store_queue_depth",
+        "mudshard_store_commits_total",
+        "mudshard_store_registrations_total 1",
+        "mudshard_store_flush_latency_us_count",
+    ] {
+        assert!(metrics.contains(series), "{series} in /metrics");
+    }
+}
+
+#[test]
+fn a_data_file_from_a_newer_mudshard_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let db = rusqlite::Connection::open(data.join("mudshard.db")).expect("sqlite");
+    db.pragma_update(None, "user_version", 99).expect("version");
+    drop(db);
+    let map = ServerProc::write_map(dir.path(), CHEAP_AUTH);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mudshard"))
+        .args(["--config", map.to_str().expect("utf-8 path")])
+        .output()
+        .expect("run mudshard");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("schema version 99") && stderr.contains("upgrade mudshard"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_login_takes_the_account_over_without_a_second_body() {
+    let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &["--shards", "2"]);
+    let mut old = Client::register(server.addr, "Hana", PASSWORD);
+    assert_eq!(old.cmd("get coin")["ok"], true);
+    let mut watcher = Client::guest(server.addr, Some("watcher"));
+
+    let mut new = Client::login(server.addr, "hana", PASSWORD);
+    let notice = old.event("system", "elsewhere");
+    assert_eq!(notice["from"], "");
+    assert_eq!(old.expect_close(), 4001);
+
+    assert_eq!(new.welcome["room"]["id"], "town:square");
+    assert_eq!(inventory(&mut new), ["coin"], "the body carried over");
+    let present = names(&new.cmd("look")["room"]["players"]);
+    assert_eq!(
+        present.iter().filter(|n| *n == "Hana").count(),
+        1,
+        "{present:?}"
+    );
+    let online = names(&watcher.cmd("who")["players"]);
+    assert_eq!(
+        online.iter().filter(|n| *n == "Hana").count(),
+        1,
+        "{online:?}"
+    );
+}
+
+#[test]
+fn a_slow_hash_does_not_hold_up_other_players_on_the_shard() {
+    // A deliberately costly hash (hundreds of ms) on a one-shard server.
+    let slow = "[auth]\nargon2_memory_kib = 65536\nargon2_iterations = 8\n";
+    let (server, _dir) = ServerProc::start_with_map(slow, &["--shards", "1"]);
+    let mut player = Client::guest(server.addr, Some("ivy"));
+    let mut newcomer = Client::connect(server.addr);
+    let sent = Instant::now();
+    newcomer.send(json!({"type":"register","name":"jules","password":PASSWORD}));
+    let look = player.cmd("look");
+    let look_at = sent.elapsed();
+    assert_eq!(look["ok"], true);
+    let welcome = newcomer.recv_until(|f| f["type"] == "welcome" || f["type"] == "error");
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let welcome_at = sent.elapsed();
+    assert!(
+        look_at < welcome_at,
+        "the look ({look_at:?}) answered before the hash finished ({welcome_at:?})"
+    );
+}
