@@ -231,7 +231,7 @@ fn the_http_api_registers_logs_in_and_its_token_opens_a_websocket_session() {
     assert_eq!(e["code"], "bad_credentials");
 
     let (status, body) = http_post_json(server.addr, "/api/register", creds);
-    assert_eq!((status, &body["error"]), (409, &json!("name_taken")));
+    assert_eq!((status, &body["error"]), (400, &json!("name_taken")));
     let (status, body) = http_post_json(server.addr, "/api/login", "{\"name\":");
     assert_eq!((status, &body["error"]), (400, &json!("bad_json")));
     let (status, body) = http_post_json(

@@ -2,7 +2,7 @@
 //! and `POST /api/login` take `{"name","password"}` and answer
 //! `{"name","token"}` (201 / 200) or `{"error":code,"message"}`:
 //! 400 (bad JSON, name or password rules), 401 (`bad_credentials`),
-//! 409 (`name_taken`), 413 (body too large), 429 (`rate_limited`),
+//! 400 (`name_taken`, as DESIGN §4 lists), 413 (body too large), 429 (`rate_limited`),
 //! 503 (hasher busy or store failing). The token logs in over WebSocket
 //! with `{"type":"login","token":T}`.
 //!
@@ -143,7 +143,7 @@ async fn register(shard: &ShardCell, c: Credentials, ip: IpAddr) -> Vec<u8> {
                 .borrow()
                 .limiter
                 .record_failure(&key, ip, Instant::now());
-            http::json_error(409, "name_taken", &format!("the name {} is taken", c.name))
+            http::json_error(400, "name_taken", &format!("the name {} is taken", c.name))
         }
         Ok(Err(RegisterError::Store(e))) => {
             tracing::error!(error = %e, "api register: the store failed");

@@ -116,13 +116,12 @@ async fn http_phase(shard: &ShardCell, stream: &mut TcpStream) -> Option<(u32, u
                 "/api/register" => api::Endpoint::Register,
                 _ => api::Endpoint::Login,
             };
-            let response =
-                api::answer(&shard, &mut stream, &request, leftover, peer_ip, endpoint).await;
-            respond(&mut stream, response).await;
+            let response = api::answer(shard, stream, &request, leftover, peer_ip, endpoint).await;
+            respond(stream, response).await;
         }
         (_, "/api/register" | "/api/login") => {
             respond(
-                &mut stream,
+                stream,
                 http::json_error(405, "method_not_allowed", "use POST"),
             )
             .await;
