@@ -55,6 +55,12 @@ pub fn load_world(config: &Config) -> Result<World, String> {
 impl Server {
     /// Starts every shard; returns once all listeners are bound.
     pub fn start(config: Config) -> Result<Server, String> {
+        if let Some(url) = &config.redis {
+            // Refused rather than ignored: an operator who set it expects a cluster.
+            return Err(format!(
+                "redis = {url:?} is set, but this build has no cross-host bridge yet; remove it to run this host alone"
+            ));
+        }
         let world = Arc::new(load_world(&config)?);
         let (store, snapshot) = Store::open(StoreConfig {
             path: store_path(&config),
