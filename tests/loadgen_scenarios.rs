@@ -1,0 +1,159 @@
+//! Every loadgen scenario for a few seconds against the real server: the
+//! JSON report has its fields and the counts add up (in a quiet world, say
+//! events delivered = says × listeners).
+
+mod common;
+
+use clap::Parser;
+use common::ServerProc;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn run(server: &ServerProc, scenario: &str, extra: &[&str]) -> (Value, bool) {
+    let json_path = std::env::temp_dir().join(format!(
+        "mudshard-loadgen-{}-{}.json",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let target = server.addr.to_string();
+    let mut argv: Vec<String> = [
+        "loadgen",
+        scenario,
+        "--target",
+        &target,
+        "--threads",
+        "2",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "2",
+        "--timeout",
+        "2",
+        "--grid-width",
+        "10",
+        "--grid-height",
+        "10",
+        "--quiet",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    argv.push(json_path.display().to_string());
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let config = loadgen::config::Config::parse_from(argv);
+    let report = loadgen::run_and_report(config).expect("the run completes");
+    eprintln!("{}", report.table());
+    let text = std::fs::read_to_string(&json_path).expect("report written");
+    let _ = std::fs::remove_file(&json_path);
+    (
+        serde_json::from_str(&text).expect("report is JSON"),
+        report.ok,
+    )
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+fn server() -> ServerProc {
+    ServerProc::start(&["--shards", "2", "--world", "grid:10x10", "--no-ambient"])
+}
+
+#[test]
+fn chat_delivers_every_say_to_every_other_player_in_the_room() {
+    let server = server();
+    let (report, ok) = run(
+        &server,
+        "chat",
+        &["--players", "40", "--rooms", "4", "--rate", "100"],
+    );
+    assert!(ok, "{report:#}");
+    let says = u(&report["counts"]["sent"]);
+    assert!(
+        (180..=220).contains(&says),
+        "about 200 says in the window, got {says}"
+    );
+    // Rooms of 10: nine listeners for every say.
+    assert_eq!(u(&report["deliveries"]["expected"]), says * 9);
+    assert_eq!(u(&report["deliveries"]["received"]), says * 9);
+    assert_eq!(u(&report["counts"]["replies"]), says);
+    assert_eq!(u(&report["counts"]["seq_gaps"]), 0);
+    assert!(report["rate"]["held"].as_bool().expect("held"));
+    for q in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
+        assert!(
+            report["latency_us"]["delivery"][q].as_u64().is_some(),
+            "{q}"
+        );
+    }
+    assert!(
+        report["server"]["cpu_us_per_msg"].as_f64().is_some(),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn rtt_gets_a_reply_for_every_look() {
+    let server = server();
+    let (report, ok) = run(&server, "rtt", &["--players", "20", "--rate", "200"]);
+    assert!(ok, "{report:#}");
+    let sent = u(&report["counts"]["sent"]);
+    assert!(sent >= 360, "{sent}");
+    assert_eq!(u(&report["counts"]["replies"]), sent);
+    assert_eq!(u(&report["counts"]["timeouts"]), 0);
+    assert_eq!(u(&report["latency_us"]["reply"]["count"]), sent);
+}
+
+#[test]
+fn walk_crosses_shards_and_sees_enter_and_leave() {
+    let server = server();
+    let (report, ok) = run(&server, "walk", &["--players", "20", "--rate", "100"]);
+    assert!(ok, "{report:#}");
+    let sent = u(&report["counts"]["sent"]);
+    assert_eq!(u(&report["counts"]["replies"]), sent);
+    assert!(
+        u(&report["counts"]["enter_events"]) > 0 && u(&report["counts"]["leave_events"]) > 0,
+        "{report:#}"
+    );
+    let (_, metrics) = server.http_get("/metrics");
+    let hops: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("mudshard_cross_shard_hop_us_count{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(hops > 0, "walkers' commands crossed shards");
+}
+
+#[test]
+fn idle_holds_sessions_and_reports_memory_per_session() {
+    let server = server();
+    let (report, ok) = run(&server, "idle", &["--players", "200"]);
+    assert!(ok, "{report:#}");
+    assert_eq!(u(&report["counts"]["sessions_established"]), 200);
+    assert!(
+        report["server"]["rss_per_session_bytes"].as_f64().is_some(),
+        "{report:#}"
+    );
+    let (_, health) = server.http_get("/healthz");
+    let health: Value = serde_json::from_str(&health).expect("healthz");
+    let open: u64 = health["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(open, 0, "loadgen closed its sessions at the end");
+}
+
+#[test]
+fn churn_logs_in_and_out_in_a_loop() {
+    let server = server();
+    let (report, ok) = run(&server, "churn", &["--rate", "50", "--concurrency", "8"]);
+    assert!(ok, "{report:#}");
+    let done = u(&report["counts"]["churn_completed"]);
+    assert!(done >= 80, "{report:#}");
+    assert_eq!(u(&report["counts"]["churn_failed"]), 0);
+    assert!(report["throughput"]["sessions_per_s"].as_f64().unwrap() > 30.0);
+}
