@@ -396,7 +396,7 @@ fn flush(
 }
 
 /// Appends one queued frame to `wbuf`; returns what it was charged in the queue.
-fn encode_out(wbuf: &mut Vec<u8>, out: &Out) -> usize {
+pub fn encode_out(wbuf: &mut Vec<u8>, out: &Out) -> usize {
     use crate::shard::session::FRAME_OVERHEAD_BYTES;
     match out {
         Out::Seq(seq, body) => {
