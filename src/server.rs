@@ -68,6 +68,8 @@ impl Server {
             ));
         }
         let world = Arc::new(load_world(&config)?);
+        // Bound first: a server that cannot have its port touches no data file.
+        let (addr, listeners) = bind_listeners(config.listen, config.shards)?;
         let (store, snapshot) = Store::open(StoreConfig {
             path: store_path(&config),
             flush_interval_ms: config.store.flush_interval_ms,
@@ -83,7 +85,6 @@ impl Server {
         let placement = Arc::new(Placement::new(&world, shards));
         let (mailboxes, inboxes) = mailbox::create(config.shards)
             .map_err(|e| format!("cannot create shard channels: {e}"))?;
-        let (addr, listeners) = bind_listeners(config.listen, config.shards)?;
         let config = Arc::new(config);
         let mut threads = Vec::with_capacity(config.shards);
         for (k, (inbox, listener_fd)) in inboxes.into_iter().zip(listeners).enumerate() {
@@ -168,7 +169,28 @@ fn saved_room_items(
 /// Binds one `SO_REUSEPORT` listener per shard on the same address. The
 /// first resolves port 0, the others bind the port it got.
 fn bind_listeners(listen: SocketAddr, shards: usize) -> Result<(SocketAddr, Vec<i32>), String> {
-    let mut addr = listen;
+    // SO_REUSEPORT would let this host share the port with another process
+    // already listening there, the kernel splitting connections between the
+    // two. A plain bind first proves the port is free (and resolves port 0).
+    let addr = {
+        let probe = Socket::new(
+            Domain::for_address(listen),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+        .map_err(|e| format!("cannot create a socket: {e}"))?;
+        probe.bind(&listen.into()).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "cannot listen on {listen}: the address is already in use (another mudshard?)"
+            ),
+            _ => format!("cannot listen on {listen}: {e}"),
+        })?;
+        probe
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| "cannot read the bound address".to_string())?
+    };
     let mut fds = Vec::with_capacity(shards);
     for _ in 0..shards {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
@@ -181,13 +203,6 @@ fn bind_listeners(listen: SocketAddr, shards: usize) -> Result<(SocketAddr, Vec<
         socket
             .listen(LISTEN_BACKLOG)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        if addr.port() == 0 {
-            addr = socket
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .ok_or_else(|| "cannot read the bound address".to_string())?;
-        }
         fds.push(socket.into_raw_fd());
     }
     Ok((addr, fds))

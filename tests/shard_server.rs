@@ -530,3 +530,20 @@ fn a_redis_url_is_refused_until_the_bridge_exists() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no cross-host bridge"), "{err}");
 }
+
+#[test]
+fn a_second_server_on_a_busy_port_refuses_to_start() {
+    let first = ServerProc::start(&["--shards", "2"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mudshard"))
+        .args(["--listen", &first.addr.to_string(), "--shards", "2"])
+        .output()
+        .expect("run mudshard");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+    // And the first one still answers every connection.
+    for _ in 0..10 {
+        let mut c = Client::guest(first.addr, None);
+        assert_eq!(c.cmd("look")["ok"], true);
+    }
+}

@@ -88,13 +88,30 @@ impl OwnerSetup {
             goto_everyone: true,
             ambient_interval_ms: 0,
         };
-        let mut owner = Owner::new(world, placement, Limits::default(), game);
+        // Guests are never stored, but an owner always has a store handle.
+        let store_dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = mudshard::store::Store::open(mudshard::store::StoreConfig::new(
+            store_dir.path().join("mudshard.db"),
+        ))
+        .expect("open store");
+        let mut owner = Owner::new(
+            world,
+            placement,
+            Limits::default(),
+            game,
+            std::rc::Rc::new(store.handle()),
+            std::sync::Arc::new(Default::default()),
+        );
+        // The store thread and its file live as long as the benchmark process.
+        std::mem::forget(store);
+        std::mem::forget(store_dir);
         for i in 0..ROOM_PLAYERS {
             let sid = SessionId::new((i % u32::from(SHARDS)) as u16, i, 1);
             let body = Body {
                 sid,
                 name: format!("lg0_{i}").into(),
                 inventory: Vec::new(),
+                account: false,
             };
             owner.arrive(&mut router, body, room, Arrival::Login, None);
         }
