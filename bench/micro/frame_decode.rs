@@ -1,7 +1,7 @@
 //! Frame decode: the read path every client message takes before the game
 //! sees it — WebSocket header parse and unmask (`net::ws::parse_frame`), the
 //! UTF-8 check of a text message, and the simd-json decode of the payload
-//! (`protocol::decode::decode`).
+//! (`protocol::decode::decode_with`, with the parser's buffers kept as a shard keeps them).
 //!
 //! Why it matters: it runs once per command of every player on the shard that
 //! holds the connection, so its cost is paid `commands/s` times per core
@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::hint::black_box;
 
 use mudshard::net::ws::{self, Kind};
-use mudshard::protocol::decode::{decode, ClientFrame};
+use mudshard::protocol::decode::{decode_with, ClientFrame};
 
 /// The server's default limit on one client message (DESIGN §7).
 const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
@@ -61,7 +61,7 @@ fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
 
 /// Parses, checks and decodes every frame in `buf`, as the connection's read
 /// path does; returns how many were commands or pings.
-fn read_frames(buf: &mut [u8]) -> usize {
+fn read_frames(buf: &mut [u8], buffers: &mut simd_json::Buffers) -> usize {
     let mut pos = 0;
     let mut decoded = 0;
     while pos < buf.len() {
@@ -76,7 +76,9 @@ fn read_frames(buf: &mut [u8]) -> usize {
         if simdutf8::basic::from_utf8(payload).is_err() {
             break;
         }
-        if let Ok(ClientFrame::Cmd { .. } | ClientFrame::Ping { .. }) = decode(payload) {
+        if let Ok(ClientFrame::Cmd { .. } | ClientFrame::Ping { .. }) =
+            decode_with(payload, buffers)
+        {
             decoded += 1;
         }
     }
@@ -105,12 +107,13 @@ fn bench_json(c: &mut Criterion) {
     let mut group = c.benchmark_group("frame_decode/json_decode");
     for (name, payload) in PAYLOADS {
         let mut scratch = payload.to_vec();
+        let mut buffers = simd_json::Buffers::default();
         group.throughput(Throughput::Bytes(payload.len() as u64));
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| {
                 scratch.copy_from_slice(payload);
                 matches!(
-                    decode(black_box(&mut scratch)),
+                    decode_with(black_box(&mut scratch), &mut buffers),
                     Ok(ClientFrame::Cmd { .. } | ClientFrame::Ping { .. })
                 )
             })
@@ -150,11 +153,12 @@ fn bench_full(c: &mut Criterion) {
     for (name, payload) in PAYLOADS {
         let wire = masked_text_frame(payload);
         let mut scratch = wire.clone();
+        let mut buffers = simd_json::Buffers::default();
         group.throughput(Throughput::Elements(1));
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| {
                 scratch.copy_from_slice(&wire);
-                let decoded = read_frames(black_box(&mut scratch));
+                let decoded = read_frames(black_box(&mut scratch), &mut buffers);
                 assert_eq!(decoded, 1);
                 decoded
             })
@@ -172,11 +176,12 @@ fn bench_batched(c: &mut Criterion) {
         .flat_map(|_| masked_text_frame(payload))
         .collect();
     let mut scratch = wire.clone();
+    let mut buffers = simd_json::Buffers::default();
     group.throughput(Throughput::Elements(FRAMES_PER_READ as u64));
     group.bench_function(BenchmarkId::from_parameter(name), |b| {
         b.iter(|| {
             scratch.copy_from_slice(&wire);
-            let decoded = read_frames(black_box(&mut scratch));
+            let decoded = read_frames(black_box(&mut scratch), &mut buffers);
             assert_eq!(decoded, FRAMES_PER_READ);
             decoded
         })

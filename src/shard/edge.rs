@@ -55,7 +55,7 @@ impl Shard {
             session.heard_ms = now;
             session.pings_missed = 0;
         }
-        match decode::decode(payload) {
+        match decode::decode_with(payload, &mut self.json_buffers) {
             Ok(frame) => self.on_frame(slot, frame),
             Err(e) => self.send_error(slot, e.code, &e.message),
         }

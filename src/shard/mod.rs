@@ -95,6 +95,8 @@ pub struct Shard {
     viewers: Vec<Vec<u32>>,
     directory: Directory,
     pub counters: Counters,
+    /// simd-json's working buffers, reused for every client frame.
+    json_buffers: simd_json::Buffers,
     who_gathers: HashMap<u64, WhoGather>,
     stats_gathers: HashMap<u64, StatsGather>,
     next_ask: u64,
@@ -144,6 +146,7 @@ impl Shard {
             sessions: Sessions::new(),
             directory: Directory::default(),
             counters: Counters::new(id),
+            json_buffers: simd_json::Buffers::default(),
             who_gathers: HashMap::new(),
             stats_gathers: HashMap::new(),
             next_ask: 0,
