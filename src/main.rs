@@ -15,7 +15,7 @@ static GLOBAL: MiMalloc = MiMalloc;
 
 /// A thread-per-core multiplayer text-world (MUD) server over WebSocket.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_override_self = true)]
 struct Args {
     /// The shard map (TOML).
     #[arg(long, env = "MUDSHARD_CONFIG", default_value = "shards/default.toml")]

@@ -166,31 +166,51 @@ fn saved_room_items(
     items
 }
 
-/// Binds one `SO_REUSEPORT` listener per shard on the same address. The
-/// first resolves port 0, the others bind the port it got.
-fn bind_listeners(listen: SocketAddr, shards: usize) -> Result<(SocketAddr, Vec<i32>), String> {
-    // SO_REUSEPORT would let this host share the port with another process
-    // already listening there, the kernel splitting connections between the
-    // two. A plain bind first proves the port is free (and resolves port 0).
-    let addr = {
+/// How long a busy port is retried before it is called taken: a server that
+/// has just exited can hold its listener a moment longer (its io_uring ring
+/// is torn down after the process ends, releasing the socket last).
+const PORT_BUSY_RETRY_MS: u64 = 3_000;
+
+/// Binds `listen` plainly (no SO_REUSEPORT) to prove no other process
+/// listens there; returns the address, with port 0 resolved.
+fn probe_free(listen: SocketAddr) -> Result<SocketAddr, String> {
+    let started = std::time::Instant::now();
+    loop {
         let probe = Socket::new(
             Domain::for_address(listen),
             Type::STREAM,
             Some(Protocol::TCP),
         )
         .map_err(|e| format!("cannot create a socket: {e}"))?;
-        probe.bind(&listen.into()).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => format!(
-                "cannot listen on {listen}: the address is already in use (another mudshard?)"
-            ),
-            _ => format!("cannot listen on {listen}: {e}"),
-        })?;
-        probe
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .ok_or_else(|| "cannot read the bound address".to_string())?
-    };
+        // SO_REUSEADDR lets the probe past connections of an earlier run in
+        // TIME_WAIT; it still conflicts with a live listener.
+        probe.set_reuse_address(true).map_err(|e| e.to_string())?;
+        match probe.bind(&listen.into()) {
+            Ok(()) => {
+                return probe
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .ok_or_else(|| "cannot read the bound address".to_string());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if started.elapsed() >= std::time::Duration::from_millis(PORT_BUSY_RETRY_MS) {
+                    return Err(format!("cannot listen on {listen}: the address is already in use (another mudshard?)"));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(format!("cannot listen on {listen}: {e}")),
+        }
+    }
+}
+
+/// Binds one `SO_REUSEPORT` listener per shard on the same address. The
+/// first resolves port 0, the others bind the port it got.
+fn bind_listeners(listen: SocketAddr, shards: usize) -> Result<(SocketAddr, Vec<i32>), String> {
+    // SO_REUSEPORT would let this host share the port with another process
+    // already listening there, the kernel splitting connections between the
+    // two. A plain bind first proves the port is free (and resolves port 0).
+    let addr = probe_free(listen)?;
     let mut fds = Vec::with_capacity(shards);
     for _ in 0..shards {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))

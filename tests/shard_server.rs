@@ -547,3 +547,19 @@ fn a_second_server_on_a_busy_port_refuses_to_start() {
         assert_eq!(c.cmd("look")["ok"], true);
     }
 }
+
+#[test]
+fn a_restart_on_the_same_port_right_after_closed_sessions_starts() {
+    let mut first = ServerProc::start(&["--shards", "2"]);
+    let addr = first.addr.to_string();
+    for _ in 0..5 {
+        // quit: the server closes first, leaving its side in TIME_WAIT.
+        let mut c = Client::guest(first.addr, None);
+        c.cmd("quit");
+        c.expect_close();
+    }
+    assert!(first.terminate().success());
+    let again = ServerProc::start(&["--shards", "2", "--listen", &addr]);
+    let mut c = Client::guest(again.addr, None);
+    assert_eq!(c.cmd("look")["ok"], true);
+}

@@ -85,9 +85,21 @@ impl StoreHandle {
     /// Records a registered player's room and inventory (write-behind: on disk
     /// within one flush interval; a later save of the same player replaces it).
     pub fn save_player(&self, name_key: &str, room: &str, inventory: &[String]) {
+        self.save_player_at(name_key, room, inventory, monotonic_ns());
+    }
+
+    /// `save_player` with the save's time given (tests order saves with it).
+    pub(crate) fn save_player_at(
+        &self,
+        name_key: &str,
+        room: &str,
+        inventory: &[String],
+        at_ns: u64,
+    ) {
         let state = PlayerState {
             room: room.to_owned(),
             inventory: inventory.to_vec(),
+            at_ns,
         };
         self.submit(Request::SavePlayer {
             name_key: name_key.to_owned(),
@@ -224,4 +236,17 @@ impl Drop for StoreHandle {
             .fetch_sub(parked as u64, Relaxed);
         self.fail_closed(closed);
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every thread of the host.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }

@@ -34,6 +34,8 @@ pub struct StoreMetrics {
     pub registrations_total: AtomicU64,
     /// Failed statements, commits and requests that could not be carried out.
     pub errors_total: AtomicU64,
+    /// Player saves dropped because a newer save of that player had arrived.
+    pub stale_saves_total: AtomicU64,
     flush_latency_us_sum: AtomicU64,
     flush_latency_us: Mutex<Histogram<u64>>,
 }
@@ -60,6 +62,7 @@ impl StoreMetrics {
             commits_total: AtomicU64::new(0),
             registrations_total: AtomicU64::new(0),
             errors_total: AtomicU64::new(0),
+            stale_saves_total: AtomicU64::new(0),
             flush_latency_us_sum: AtomicU64::new(0),
             flush_latency_us: Mutex::new(histogram),
         }
@@ -145,6 +148,11 @@ impl StoreMetrics {
                 "errors_total",
                 "Store errors (logged; writes kept and retried).",
                 &self.errors_total,
+            ),
+            (
+                "stale_saves_total",
+                "Player saves older than one already taken, dropped.",
+                &self.stale_saves_total,
             ),
         ];
         for (name, help, value) in counters {

@@ -27,6 +27,10 @@ pub struct AccountRecord {
 pub(crate) struct PlayerState {
     pub room: String,
     pub inventory: Vec<String>,
+    /// When the owner saved it (CLOCK_MONOTONIC, ns). A body handed to
+    /// another shard is saved there later on this system-wide clock, so the
+    /// store can tell a stale save that arrived late from the newest one.
+    pub at_ns: u64,
 }
 
 pub(crate) enum Request {

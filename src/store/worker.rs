@@ -42,6 +42,11 @@ pub(crate) struct Worker {
     /// Latest state per player (name key) and per room since the last flush.
     players: HashMap<String, PlayerState>,
     rooms: HashMap<String, Vec<String>>,
+    /// The newest save time accepted per player since start. Saves of one
+    /// player come from whichever shard owns their room; when the queue backs
+    /// up, an older shard's parked save can arrive after a newer shard's, and
+    /// must not overwrite it. One entry per player saved since start.
+    saved_at: HashMap<String, u64>,
     /// When the oldest pending write must be committed; `None` when idle, so
     /// an idle store thread sleeps in `recv` and uses no CPU.
     flush_due: Option<Instant>,
@@ -62,6 +67,7 @@ impl Worker {
             flush_interval: Duration::from_millis(cfg.flush_interval_ms),
             metrics,
             players: HashMap::new(),
+            saved_at: HashMap::new(),
             rooms: HashMap::new(),
             flush_due: None,
             registrations: Vec::new(),
@@ -142,6 +148,15 @@ impl Worker {
                 deliver(&self.metrics, reply, loaded);
             }
             Request::SavePlayer { name_key, state } => {
+                if self
+                    .saved_at
+                    .get(&name_key)
+                    .is_some_and(|&newest| state.at_ns < newest)
+                {
+                    self.metrics.stale_saves_total.fetch_add(1, Relaxed);
+                    return false;
+                }
+                self.saved_at.insert(name_key.clone(), state.at_ns);
                 self.players.insert(name_key, state);
                 self.arm_flush();
             }

@@ -211,3 +211,32 @@ fn a_failed_flush_is_counted_and_its_writes_are_retried_next_interval() {
     drop(handle);
     store.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_late_save_from_a_body_s_previous_owner_does_not_overwrite_a_newer_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 60_000);
+    let (store, _) = open(&cfg);
+    // Two shards: the body left the first (saved at t=100) for the second
+    // (saved at t=200), but the first's save reaches the store last.
+    let old_owner = store.handle();
+    let new_owner = store.handle();
+    register(&new_owner, "Mover").expect("registered");
+    new_owner.save_player_at("mover", "town:market", &items(&["map"]), 200);
+    old_owner.save_player_at("mover", "town:square", &items(&[]), 100);
+    wait(|r| new_owner.flush(r)).expect("flush");
+    assert_eq!(
+        player_in_file(&cfg.path, "mover"),
+        Some(("town:market".into(), r#"["map"]"#.into()))
+    );
+    assert_eq!(store.metrics().stale_saves_total.load(Relaxed), 1);
+    // A later save still lands.
+    old_owner.save_player_at("mover", "town:inn", &items(&[]), 300);
+    wait(|r| old_owner.flush(r)).expect("flush");
+    assert_eq!(
+        player_in_file(&cfg.path, "mover").map(|p| p.0),
+        Some("town:inn".into())
+    );
+    drop((old_owner, new_owner));
+    store.shutdown().expect("shutdown");
+}
