@@ -50,7 +50,7 @@ impl StoreMetrics {
     /// All zeros.
     pub fn new() -> StoreMetrics {
         let histogram = Histogram::new_with_bounds(1, FLUSH_LATENCY_US_MAX, 3)
-            .expect("static histogram bounds are valid");
+            .expect("static histogram bounds are valid"); // ok: constant bounds
         StoreMetrics {
             queue_depth: AtomicU64::new(0),
             pending_writes: AtomicU64::new(0),
