@@ -24,15 +24,25 @@ impl ServerProc {
     pub fn start(args: &[&str]) -> ServerProc {
         let manifest = env!("CARGO_MANIFEST_DIR");
         let data = tempfile::tempdir().expect("tempdir");
+        let config = format!("{manifest}/shards/default.toml");
+        let base = [
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().expect("utf-8 path"),
+        ];
+        let mut server = ServerProc::spawn(&base, args);
+        server._data = Some(data);
+        server
+    }
+
+    /// Runs the binary with `base` then `args` and waits for its
+    /// `listening on ADDR` line.
+    fn spawn(base: &[&str], args: &[&str]) -> ServerProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mudshard"))
-            .args([
-                "--config",
-                &format!("{manifest}/shards/default.toml"),
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data.path().to_str().expect("utf-8 path"),
-            ])
+            .args(base)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -52,7 +62,7 @@ impl ServerProc {
         ServerProc {
             child,
             addr,
-            _data: Some(data),
+            _data: None,
         }
     }
 
@@ -335,29 +345,7 @@ impl ServerProc {
     /// starting again in the same `dir` is a restart on the same file.
     pub fn start_in(dir: &std::path::Path, extra: &str, args: &[&str]) -> ServerProc {
         let path = ServerProc::write_map(dir, extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mudshard"))
-            .args(["--config", path.to_str().expect("utf-8 path")])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start mudshard");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("address");
-        ServerProc {
-            child,
-            addr,
-            _data: None,
-        }
+        ServerProc::spawn(&["--config", path.to_str().expect("utf-8 path")], args)
     }
 
     /// Writes `dir/map.toml`: the default world, data in `dir/data`, `extra`.
