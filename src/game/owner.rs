@@ -401,16 +401,14 @@ impl Owner {
         };
         placed.body.inventory.push(item.clone());
         let name = placed.body.name.clone();
-        if let Some(placed) = self.bodies.get(&sid) {
-            self.save_body(&placed.body, room);
-        }
-        self.save_room_items(room);
-        let text = format!("{name} picks up the {item}.");
-        let frame = encode::event("item", &self.world.room(room).id, &name, &text);
-        self.emit(r, room, frame, Some(sid));
-        let mut reply = reply_body(id.as_ref(), true, 48 + item.len());
-        reply.str("text", &format!("You pick up the {item}."));
-        reply.finish()
+        self.item_moved(
+            r,
+            sid,
+            room,
+            id,
+            &format!("{name} picks up the {item}."),
+            &format!("You pick up the {item}."),
+        )
     }
 
     fn drop_item(
@@ -447,15 +445,41 @@ impl Owner {
         let state = self.room_state(room, shards);
         state.items.push(item.clone());
         state.cache = None;
-        if let Some(placed) = self.bodies.get(&sid) {
-            self.save_body(&placed.body, room);
-        }
+        self.item_moved(
+            r,
+            sid,
+            room,
+            id,
+            &format!("{name} drops the {item}."),
+            &format!("You drop the {item}."),
+        )
+    }
+
+    /// After an item moved between a body and the floor: both are persisted,
+    /// the room hears `event_text`, the mover gets `reply_text`.
+    fn item_moved(
+        &mut self,
+        r: &mut Router,
+        sid: SessionId,
+        room: RoomIdx,
+        id: Option<MsgId>,
+        event_text: &str,
+        reply_text: &str,
+    ) -> Bytes {
+        let Some(placed) = self.bodies.get(&sid) else {
+            return fail(id.as_ref(), "unreachable", "You are nowhere.");
+        };
+        self.save_body(&placed.body, room);
+        let frame = encode::event(
+            "item",
+            &self.world.room(room).id,
+            &placed.body.name,
+            event_text,
+        );
         self.save_room_items(room);
-        let text = format!("{name} drops the {item}.");
-        let frame = encode::event("item", &self.world.room(room).id, &name, &text);
         self.emit(r, room, frame, Some(sid));
-        let mut reply = reply_body(id.as_ref(), true, 48 + item.len());
-        reply.str("text", &format!("You drop the {item}."));
+        let mut reply = reply_body(id.as_ref(), true, 32 + reply_text.len());
+        reply.str("text", reply_text);
         reply.finish()
     }
 

@@ -156,15 +156,7 @@ impl Shard {
         };
         let key = session.name_key.clone();
         let sid = SessionId::new(self.id, slot, session.gen);
-        let shards = self.router.shards();
-        self.router.post(
-            directory::shard_of(&key, shards),
-            Msg::Claim {
-                key,
-                sid,
-                takeover: false,
-            },
-        );
+        self.claim(sid, key, false);
     }
 
     fn guest_name(&mut self) -> Box<str> {
@@ -176,7 +168,6 @@ impl Shard {
         if self.logins.contains_key(&sid) {
             return self.on_account_claimed(sid, ok);
         }
-        let shards = self.router.shards();
         let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
             return;
         };
@@ -193,14 +184,7 @@ impl Shard {
                 session.name_key = name.to_ascii_lowercase().into_boxed_str();
                 session.name = name;
                 let key = session.name_key.clone();
-                self.router.post(
-                    directory::shard_of(&key, shards),
-                    Msg::Claim {
-                        key,
-                        sid,
-                        takeover: false,
-                    },
-                );
+                self.claim(sid, key, false);
                 return;
             }
             let message = format!("The name {} is taken.", session.name);
@@ -575,7 +559,6 @@ impl Shard {
     /// newer login of the same account waiting on it goes ahead once the
     /// body is saved and gone (at once when it has none).
     pub(super) fn bury(&mut self, sid: SessionId) {
-        let shards = self.router.shards();
         let Some(session) = self.sessions.remove(sid.slot()) else {
             return;
         };
@@ -589,9 +572,7 @@ impl Shard {
                 .post(new.shard(), Msg::Claimed { sid: new, ok: true });
         }
         if !session.name_key.is_empty() {
-            let key = session.name_key;
-            self.router
-                .post(directory::shard_of(&key, shards), Msg::Release { key, sid });
+            self.release(sid, session.name_key);
         }
     }
 

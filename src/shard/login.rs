@@ -173,13 +173,21 @@ impl Shard {
             .map_or(IpAddr::from([0, 0, 0, 0]), |s| s.peer_ip)
     }
 
-    fn claim(&mut self, sid: SessionId, key: String, takeover: bool) {
-        let key = key.into_boxed_str();
+    /// Asks the directory shard of `key` to give the name to `sid`.
+    pub(super) fn claim(&mut self, sid: SessionId, key: impl Into<Box<str>>, takeover: bool) {
+        let key = key.into();
         let shards = self.router.shards();
         self.router.post(
             directory::shard_of(&key, shards),
             Msg::Claim { key, sid, takeover },
         );
+    }
+
+    /// Lets go of `sid`'s hold on `key` in the directory.
+    pub(super) fn release(&mut self, sid: SessionId, key: Box<str>) {
+        let shards = self.router.shards();
+        self.router
+            .post(directory::shard_of(&key, shards), Msg::Release { key, sid });
     }
 
     /// The flow of `sid` if the session still wants it. A session whose
@@ -413,7 +421,6 @@ impl Shard {
     /// name let go, and a takeover waiting on it told to go ahead.
     pub(super) fn fail_login(&mut self, sid: SessionId, code: &str, message: &str) {
         self.logins.remove(&sid);
-        let shards = self.router.shards();
         let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
             return;
         };
@@ -423,8 +430,7 @@ impl Shard {
         session.busy_since = None;
         session.pending.clear();
         if !key.is_empty() {
-            self.router
-                .post(directory::shard_of(&key, shards), Msg::Release { key, sid });
+            self.release(sid, key);
         }
         if let Some(new) = self.handoffs.remove(&sid) {
             self.router
