@@ -287,7 +287,10 @@ fn a_slow_reader_is_cut_off_while_a_fast_reader_misses_nothing() {
     );
     // The slow reader logs in, then never reads again; a small receive
     // window makes the kernel's buffers fill before the server's queue does.
-    let mut slow = Client::connect_small_window(server.addr, 4096);
+    // Not smaller than one loopback segment (MSS ≈ 64 KiB): below that the
+    // client never announces its window reopening, and the server's kernel
+    // finds out only by zero-window probes that back off toward 120 s.
+    let mut slow = Client::connect_small_window(server.addr, 128 * 1024);
     slow.send(json!({"type":"guest","name":"slowpoke"}));
     slow.recv_until(|f| f["type"] == "welcome");
     let mut fast = Client::guest(server.addr, Some("speedy"));
@@ -332,6 +335,9 @@ fn a_slow_reader_is_cut_off_while_a_fast_reader_misses_nothing() {
             talker.recv_until(|f| f["type"] == "reply");
         }
     }
+    // The slow reader starts reading at once: the server gives a cut-off
+    // client a bounded grace to take its close frame, then aborts.
+    let slow_reader = std::thread::spawn(move || slow.raw_frames_until_eof());
     talker.cmd("say the end");
     assert_eq!(
         reader.join().expect("fast reader"),
@@ -339,7 +345,7 @@ fn a_slow_reader_is_cut_off_while_a_fast_reader_misses_nothing() {
         "the fast reader heard every say"
     );
     // The slow reader, reading at last, finds its frames whole and then 1013.
-    let frames = slow.raw_frames_until_eof();
+    let frames = slow_reader.join().expect("slow reader");
     let (op, payload) = frames.last().expect("frames");
     assert_eq!(*op, 0x8, "the last frame is a close");
     assert_eq!(close_code(payload), 1013);
