@@ -73,7 +73,7 @@ fn chat_delivers_every_say_to_every_other_player_in_the_room() {
     assert!(ok, "{report:#}");
     let says = u(&report["counts"]["sent"]);
     assert!(
-        (180..=220).contains(&says),
+        (150..=250).contains(&says),
         "about 200 says in the window, got {says}"
     );
     // Rooms of 10: nine listeners for every say.
@@ -100,7 +100,7 @@ fn rtt_gets_a_reply_for_every_look() {
     let (report, ok) = run(&server, "rtt", &["--players", "20", "--rate", "200"]);
     assert!(ok, "{report:#}");
     let sent = u(&report["counts"]["sent"]);
-    assert!(sent >= 360, "{sent}");
+    assert!(sent >= 300, "about 400 looks in the window, got {sent}");
     assert_eq!(u(&report["counts"]["replies"]), sent);
     assert_eq!(u(&report["counts"]["timeouts"]), 0);
     assert_eq!(u(&report["latency_us"]["reply"]["count"]), sent);
@@ -153,7 +153,7 @@ fn churn_logs_in_and_out_in_a_loop() {
     let (report, ok) = run(&server, "churn", &["--rate", "50", "--concurrency", "8"]);
     assert!(ok, "{report:#}");
     let done = u(&report["counts"]["churn_completed"]);
-    assert!(done >= 80, "{report:#}");
+    assert!(done >= 50, "about 100 sessions in the window: {report:#}");
     assert_eq!(u(&report["counts"]["churn_failed"]), 0);
-    assert!(report["throughput"]["sessions_per_s"].as_f64().unwrap() > 30.0);
+    assert!(report["throughput"]["sessions_per_s"].as_f64().unwrap() > 20.0);
 }
