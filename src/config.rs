@@ -100,6 +100,10 @@ pub struct Limits {
     pub pings_missed_max: u32,
     /// Outbound bytes queued for one connection before it is closed with 1013.
     pub outbound_bytes_max: usize,
+    /// How long a closing connection may take to accept its last bytes and
+    /// close frame (a cut-off slow reader, a timed-out login) before the
+    /// server drops the socket without them.
+    pub close_grace_ms: u64,
     /// Sustained commands per second per session.
     pub commands_per_s: u32,
     /// Commands a session may send in a burst.
@@ -124,6 +128,7 @@ impl Default for Limits {
             idle_ping_ms: 30_000,
             pings_missed_max: 2,
             outbound_bytes_max: 1024 * 1024,
+            close_grace_ms: 2_000,
             commands_per_s: 20,
             commands_burst: 40,
             text_chars_max: 512,

@@ -282,15 +282,16 @@ fn commands_over_the_rate_limit_are_refused() {
 #[test]
 fn a_slow_reader_is_cut_off_while_a_fast_reader_misses_nothing() {
     let (server, _dir) = ServerProc::start_with_map(
-        "[limits]\noutbound_bytes_max = 262144\ncommands_per_s = 100000\ncommands_burst = 100000\n\n[game]\nambient_interval_ms = 0\n",
+        "[limits]\noutbound_bytes_max = 262144\nclose_grace_ms = 60000\ncommands_per_s = 100000\ncommands_burst = 100000\n\n[game]\nambient_interval_ms = 0\n",
         &["--shards", "2"],
     );
-    // The slow reader logs in, then never reads again; a small receive
-    // window makes the kernel's buffers fill before the server's queue does.
-    // Not smaller than one loopback segment (MSS ≈ 64 KiB): below that the
-    // client never announces its window reopening, and the server's kernel
-    // finds out only by zero-window probes that back off toward 120 s.
-    let mut slow = Client::connect_small_window(server.addr, 128 * 1024);
+    // The slow reader logs in, then never reads again. Its socket keeps the
+    // kernel's default buffers: a locked small SO_RCVBUF on loopback (64 KiB
+    // segments) makes the receiver drop segments it had advertised room for,
+    // and the server's kernel then retransmits on an RTO that backs off to
+    // seconds. A long close grace here makes the test about the close frame,
+    // not about how quickly loopback TCP recovers.
+    let mut slow = Client::connect(server.addr);
     slow.send(json!({"type":"guest","name":"slowpoke"}));
     slow.recv_until(|f| f["type"] == "welcome");
     let mut fast = Client::guest(server.addr, Some("speedy"));
@@ -353,6 +354,46 @@ fn a_slow_reader_is_cut_off_while_a_fast_reader_misses_nothing() {
         .iter()
         .all(|(op, p)| *op == 0x1 && p.starts_with(b"{\"seq\":")));
     assert_eq!(drops(&server), 1, "only the slow reader was cut off");
+}
+
+#[test]
+fn a_cut_off_reader_that_never_reads_is_dropped_after_the_close_grace() {
+    let (server, _dir) = ServerProc::start_with_map(
+        "[limits]\noutbound_bytes_max = 65536\nclose_grace_ms = 300\ncommands_per_s = 100000\ncommands_burst = 100000\n\n[game]\nambient_interval_ms = 0\n",
+        &["--shards", "1"],
+    );
+    let connections = |server: &ServerProc| -> u64 {
+        let (_, body) = server.http_get("/healthz");
+        let health: Value = serde_json::from_str(&body).expect("healthz JSON");
+        health["connections"]
+            .as_array()
+            .expect("connections")
+            .iter()
+            .filter_map(Value::as_u64)
+            .sum()
+    };
+    // Logs in and never reads again, not even after it is cut off.
+    let stuck = Client::guest(server.addr, Some("stuck"));
+    let mut talker = Client::guest(server.addr, Some("talker"));
+    assert_eq!(connections(&server), 2);
+    let text = "z".repeat(400);
+    let started = Instant::now();
+    while connections(&server) == 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the never-reading client is still held a minute later"
+        );
+        for _ in 0..50 {
+            talker.send(json!({"type":"cmd","line":format!("say {text}")}));
+        }
+        for _ in 0..50 {
+            talker.recv_until(|f| f["type"] == "reply");
+        }
+    }
+    // The talker is still served.
+    assert_eq!(talker.cmd("look")["type"], "reply");
+    assert_eq!(connections(&server), 1);
+    drop(stuck);
 }
 
 #[test]

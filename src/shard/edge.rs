@@ -13,9 +13,6 @@ use crate::game::owner::{fail, reply_body};
 use crate::protocol::decode::{self, ClientFrame, Credentials};
 use crate::protocol::{encode, MsgId};
 
-/// How long a closing connection may take to accept its close frame.
-pub const CLOSE_GRACE_MS: u64 = 2_000;
-
 /// The longest name a guest may ask for, and the shortest.
 pub const NAME_CHARS_MIN: usize = 3;
 pub const NAME_CHARS_MAX: usize = 20;
@@ -582,18 +579,19 @@ impl Shard {
         self.store.pump();
         let now = self.now_ms();
         let limits = &self.config.limits;
-        let (login_ms, idle_ms, missed_max, bytes_max) = (
+        let (login_ms, idle_ms, missed_max, bytes_max, grace_ms) = (
             limits.login_timeout_ms,
             limits.idle_ping_ms,
             limits.pings_missed_max,
             limits.outbound_bytes_max,
+            limits.close_grace_ms,
         );
         for (_, session) in self.sessions.iter_mut() {
             if session.close.is_some() {
                 // A peer that will not take its last bytes is not waited for long.
                 if session.close_seen_ms == 0 {
                     session.close_seen_ms = now.max(1);
-                } else if now.saturating_sub(session.close_seen_ms) > CLOSE_GRACE_MS {
+                } else if now.saturating_sub(session.close_seen_ms) > grace_ms {
                     session.abort = true;
                     session.wake();
                 }

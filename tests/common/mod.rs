@@ -142,16 +142,6 @@ impl Client {
         Client::over(addr, TcpStream::connect(addr).expect("tcp connect"))
     }
 
-    /// Connects with a receive buffer of `bytes`, set before the handshake so
-    /// the window advertised to the server stays small.
-    pub fn connect_small_window(addr: SocketAddr, bytes: usize) -> Client {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("socket");
-        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
-        socket.connect(&addr.into()).expect("connect");
-        Client::over(addr, socket.into())
-    }
-
     fn over(addr: SocketAddr, stream: TcpStream) -> Client {
         stream.set_nodelay(true).ok();
         let (ws, _) = tungstenite::client::client(format!("ws://{addr}/ws"), stream)
@@ -422,9 +412,23 @@ impl Client {
 impl Client {
     /// Reads raw bytes until the server closes the socket and returns the
     /// server frames in them as (opcode, payload). Nothing is written back.
+    /// Waits up to 60 s for the end; a reset also ends the stream.
     pub fn raw_frames_until_eof(&mut self) -> Vec<(u8, Vec<u8>)> {
         let mut bytes = Vec::new();
-        let _ = self.ws.get_mut().read_to_end(&mut bytes);
+        self.ws
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .ok();
+        if let Err(e) = self.ws.get_mut().read_to_end(&mut bytes) {
+            assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "the server neither closed nor sent for 60 s ({} bytes read)",
+                bytes.len()
+            );
+        }
         let mut frames = Vec::new();
         let mut pos = 0;
         while pos + 2 <= bytes.len() {
