@@ -13,7 +13,7 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 usage: scripts/bench.sh [--quick] [--only SCENARIO[,SCENARIO…]] [--out FILE]
-                        [--shards N] [--no-build]
+                        [--shards N] [--split-cores S:L] [--no-build]
 
   --quick        smoke run: small counts and seconds-long windows ([quick] of
                  each scenario file); about 2–3 minutes after the build
@@ -22,6 +22,12 @@ usage: scripts/bench.sh [--quick] [--only SCENARIO[,SCENARIO…]] [--out FILE]
   --out FILE     write the report here instead of
                  bench/reports/<date>-<host>[-quick].md
   --shards N     mudshard shards (default: online cores)
+  --split-cores S:L
+                 servers on cores S, loadgen on cores L (taskset lists,
+                 e.g. 0:1): mudshard runs one shard per core of S pinned
+                 with --cores, the baseline under taskset -c S, loadgen
+                 under taskset -c L with one thread per core of L. Without
+                 it, servers and loadgen share every core
   --no-build     use the release binaries already in target/release
 
 Environment: MUDSHARD_ADDR (127.0.0.1:4000), BASELINE_ADDR (127.0.0.1:4100),
@@ -63,6 +69,8 @@ ONLY=()
 OUT=""
 BUILD=1
 SHARDS=$(nproc)
+SERVER_CPUS=""
+LOADGEN_CPUS=""
 MUDSHARD_ADDR=${MUDSHARD_ADDR:-127.0.0.1:4000}
 BASELINE_ADDR=${BASELINE_ADDR:-127.0.0.1:4100}
 # Bounds on waiting for a server: to print its address, and to exit on SIGTERM.
@@ -92,6 +100,13 @@ while [[ $# -gt 0 ]]; do
         SHARDS=$2
         shift
         ;;
+    --split-cores)
+        [[ $# -ge 2 && $2 =~ ^([0-9]+(,[0-9]+)*):([0-9]+(,[0-9]+)*)$ ]] ||
+            die "--split-cores needs SERVER_CPUS:LOADGEN_CPUS, comma lists of core numbers (e.g. 0:1)"
+        SERVER_CPUS=${2%%:*}
+        LOADGEN_CPUS=${2##*:}
+        shift
+        ;;
     --no-build) BUILD=0 ;;
     -h | --help)
         usage
@@ -110,6 +125,14 @@ done
 command -v python3 >/dev/null || die "python3 (3.11 or newer, for tomllib) is needed to read scenarios and write the report"
 python3 -c 'import tomllib' 2>/dev/null || die "python3 has no tomllib: Python 3.11 or newer is needed"
 command -v timeout >/dev/null || die "timeout (coreutils) is needed to bound every run"
+if [[ -n $SERVER_CPUS ]]; then
+    command -v taskset >/dev/null || die "taskset (util-linux) is needed for --split-cores"
+    for cpu in ${SERVER_CPUS//,/ } ${LOADGEN_CPUS//,/ }; do
+        [[ $cpu -lt $(nproc) ]] || die "--split-cores: core $cpu does not exist (nproc $(nproc))"
+    done
+    SHARDS=$(tr ',' '\n' <<<"$SERVER_CPUS" | wc -l)
+    LOADGEN_THREADS=$(tr ',' '\n' <<<"$LOADGEN_CPUS" | wc -l)
+fi
 command -v ss >/dev/null || die "ss (iproute2) is needed to check that no other process shares a server's port"
 
 SCENARIOS=()
@@ -417,7 +440,12 @@ def report(mode, scen_dir, run_dir, out, meta_path):
     else:
         w("# mudshard vs baseline — benchmark report\n")
     w(f"* date: {meta.get('started_at')} (finished {meta.get('finished_at')})")
-    w(f"* mode: `{mode}`; mudshard with {meta.get('shards')} shards; loadgen on the same machine")
+    if meta.get("server_cpus"):
+        w(f"* mode: `{mode}`; split cores: servers on core(s) {meta['server_cpus']} (mudshard with "
+          f"{meta.get('shards')} shard(s) pinned there, the baseline under `taskset`), loadgen on core(s) "
+          f"{meta['loadgen_cpus']}; same machine")
+    else:
+        w(f"* mode: `{mode}`; mudshard with {meta.get('shards')} shards; loadgen on the same machine, sharing every core")
     w(f"* commit: `{meta.get('commit')}`")
     w(f"* raw reports: `{os.path.relpath(run_dir, meta.get('root', '.'))}/` (JSON, SVG charts, server logs; not committed)\n")
     w("## Machine\n")
@@ -587,6 +615,13 @@ start_server() {
     mudshard) cmd=("$BIN/mudshard" --listen "$addr" --shards "$SHARDS" --world "grid:$grid" --data-dir "$RUN_DIR/data-mudshard") ;;
     baseline) cmd=("$BIN/baseline" --listen "$addr" --world "grid:$grid") ;;
     esac
+    if [[ -n $SERVER_CPUS ]]; then
+        if [[ $kind == mudshard ]]; then
+            cmd+=(--cores "$SERVER_CPUS")
+        else
+            cmd=(taskset -c "$SERVER_CPUS" "${cmd[@]}")
+        fi
+    fi
     echo "${cmd[*]} &" | sed "s|$ROOT/||g" >>"$COMMANDS"
     (cd "$ROOT" && exec "${cmd[@]}") >"$log" 2>&1 &
     SERVER_PID=$!
@@ -639,6 +674,7 @@ while IFS=$'\t' read -r -a fields; do
         json=$RUN_DIR/$tag.json
         lg=("$BIN/loadgen" "${args[@]}" --target "$addr" --server-pid "$SERVER_PID"
             --json "$json" --chart "$RUN_DIR/$tag.svg" --quiet)
+        [[ -n $LOADGEN_CPUS ]] && lg=(taskset -c "$LOADGEN_CPUS" "${lg[@]}" --threads "$LOADGEN_THREADS")
         echo "${lg[*]}" | sed "s|$ROOT/||g; s|--server-pid [0-9]*|--server-pid \$SERVER_PID|" >>"$COMMANDS"
         rc=0
         timeout -k 10 $((planned_s + LOADGEN_SLACK_S)) "${lg[@]}" >"$RUN_DIR/$tag.txt" 2>&1 || rc=$?
@@ -677,6 +713,8 @@ META=$RUN_DIR/meta.txt
     echo "started_at=$STARTED_AT"
     echo "finished_at=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "shards=$SHARDS"
+    echo "server_cpus=$SERVER_CPUS"
+    echo "loadgen_cpus=$LOADGEN_CPUS"
     echo "commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "nproc=$(nproc)"
     echo "cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
@@ -692,7 +730,11 @@ META=$RUN_DIR/meta.txt
     printf 'scripts/bench.sh'
     [[ $MODE == quick ]] && printf ' --quick'
     for name in "${ONLY[@]}"; do printf ' --only %s' "$name"; done
-    printf ' --shards %s\n' "$SHARDS"
+    if [[ -n $SERVER_CPUS ]]; then
+        printf ' --split-cores %s:%s\n' "$SERVER_CPUS" "$LOADGEN_CPUS"
+    else
+        printf ' --shards %s\n' "$SHARDS"
+    fi
 } >"$META"
 mkdir -p "$(dirname "$OUT")"
 python3 "$HELPER" report "$MODE" "$SCENARIO_DIR" "$RUN_DIR" "$OUT" "$META" || die "could not write the report"
