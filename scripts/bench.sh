@@ -459,8 +459,11 @@ def report(mode, scen_dir, run_dir, out, meta_path):
     w("Figures: ↑ higher is better, ↓ lower is better; ratio = mudshard / baseline. "
       "Latencies are coordinated-omission corrected (from the intended send time). "
       "Server CPU per delivered message is the server's user+system time over the measured window "
-      "divided by the messages it delivered to the load generator — the fairest comparison here, "
-      "where the load generator shares the two cores with the server.\n")
+      "divided by the messages it delivered to the load generator — the fairest comparison on a "
+      "small machine. On loopback it includes the load generator's TCP receive path, which the "
+      "kernel runs in the sending server's context" +
+      ("." if meta.get("server_cpus") else ", and the load generator shares the cores with the server.")
+      + " The machine is shared and noisy: compare the two servers within one report.\n")
 
     summary = []
     for name in names:
