@@ -283,6 +283,82 @@ fn a_data_file_from_a_newer_mudshard_is_refused_with_a_clear_message() {
 }
 
 #[test]
+fn a_data_file_from_the_first_schema_version_is_upgraded_and_its_player_plays_on() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use mudshard::store::schema::{V1_SQL, VERSION_LATEST};
+    use rusqlite::params;
+
+    // A file exactly as the first mudshard left it: Elder in the inn holding
+    // the lantern, the inn's floor keeping only the mug.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let argon = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(64, 1, 1, None).expect("params"),
+    );
+    let salt = SaltString::encode_b64(&[7u8; 16]).expect("salt");
+    let phc = argon
+        .hash_password(PASSWORD.as_bytes(), &salt)
+        .expect("hash")
+        .to_string();
+    let db = rusqlite::Connection::open(data.join("mudshard.db")).expect("sqlite");
+    db.execute_batch(V1_SQL).expect("v1 schema");
+    db.pragma_update(None, "user_version", 1).expect("version");
+    db.execute(
+        "INSERT INTO accounts (name, name_key, password_hash, created_unix_s) VALUES (?1, ?2, ?3, ?4)",
+        params!["Elder", "elder", phc, 1_600_000_000],
+    )
+    .expect("account");
+    db.execute(
+        "INSERT INTO players (account_id, room, inventory) VALUES (last_insert_rowid(), ?1, ?2)",
+        params!["town:inn", r#"["lantern"]"#],
+    )
+    .expect("player");
+    db.execute(
+        "INSERT INTO room_items (room, items) VALUES (?1, ?2)",
+        params!["town:inn", r#"["mug"]"#],
+    )
+    .expect("room");
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('token_secret', ?1)",
+        params![[9u8; 32].to_vec()],
+    )
+    .expect("secret");
+    drop(db);
+
+    let mut server = ServerProc::start_in(dir.path(), CHEAP_AUTH, &["--shards", "2"]);
+    let mut elder = Client::login(server.addr, "elder", PASSWORD);
+    assert_eq!(elder.welcome["name"], "Elder");
+    assert_eq!(elder.welcome["room"]["id"], "town:inn");
+    assert_eq!(room_items(&elder.welcome), ["mug"]);
+    assert_eq!(inventory(&mut elder), ["lantern"]);
+    assert_eq!(elder.cmd("east")["room"]["id"], "town:square");
+    assert_eq!(elder.cmd("get coin")["ok"], true);
+    assert_eq!(server.terminate().code(), Some(0), "SIGTERM exits 0");
+
+    // The file is at the current version and holds what was played on it.
+    let db = rusqlite::Connection::open(data.join("mudshard.db")).expect("sqlite");
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, VERSION_LATEST);
+    let (room, items, updated_ms): (String, String, i64) = db
+        .query_row(
+            "SELECT room, inventory, updated_unix_ms FROM players",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .expect("player row");
+    assert_eq!(room, "town:square");
+    let mut items: Vec<String> = serde_json::from_str(&items).expect("inventory JSON");
+    items.sort();
+    assert_eq!(items, ["coin", "lantern"]);
+    assert!(updated_ms > 0, "written through the version-2 schema");
+}
+
+#[test]
 fn a_second_login_takes_the_account_over_without_a_second_body() {
     let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &["--shards", "2"]);
     let mut old = Client::register(server.addr, "Hana", PASSWORD);
