@@ -78,33 +78,20 @@ fn a_kill_9_keeps_the_account_and_every_change_older_than_one_interval() {
     assert_eq!(room_items(&carol.welcome), ["cheese", "apple"]);
 }
 
-/// Connections per shard, from `/healthz`.
-fn connections(server: &ServerProc) -> Vec<u64> {
-    let (status, body) = server.http_get("/healthz");
-    assert_eq!(status, 200);
-    let health: Value = serde_json::from_str(&body).expect("healthz JSON");
-    health["connections"]
-        .as_array()
-        .expect("connections")
-        .iter()
-        .map(|n| n.as_u64().expect("count"))
-        .collect()
-}
-
 /// Opens connections until one is on each of two shards (as `/healthz`
 /// counts them); the misses stay open in `parked` so the kernel moves on.
 fn one_on_each_shard(server: &ServerProc, parked: &mut Vec<Client>) -> (Client, Client) {
     let mut found: [Option<Client>; 2] = [None, None];
     for _ in 0..100 {
-        let before = connections(server);
+        let before = server.connections();
         let c = Client::connect(server.addr);
-        let mut after = connections(server);
+        let mut after = server.connections();
         for _ in 0..50 {
             if after.iter().sum::<u64>() > before.iter().sum::<u64>() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
-            after = connections(server);
+            after = server.connections();
         }
         let shard = (0..2)
             .find(|&k| after[k] > before[k])

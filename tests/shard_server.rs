@@ -362,16 +362,7 @@ fn a_cut_off_reader_that_never_reads_is_dropped_after_the_close_grace() {
         "[limits]\noutbound_bytes_max = 65536\nclose_grace_ms = 300\ncommands_per_s = 100000\ncommands_burst = 100000\n\n[game]\nambient_interval_ms = 0\n",
         &["--shards", "1"],
     );
-    let connections = |server: &ServerProc| -> u64 {
-        let (_, body) = server.http_get("/healthz");
-        let health: Value = serde_json::from_str(&body).expect("healthz JSON");
-        health["connections"]
-            .as_array()
-            .expect("connections")
-            .iter()
-            .filter_map(Value::as_u64)
-            .sum()
-    };
+    let connections = |server: &ServerProc| -> u64 { server.connections().iter().sum() };
     // Logs in and never reads again, not even after it is cut off.
     let stuck = Client::guest(server.addr, Some("stuck"));
     let mut talker = Client::guest(server.addr, Some("talker"));

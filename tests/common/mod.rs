@@ -97,6 +97,19 @@ impl ServerProc {
             &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"),
         )
     }
+
+    /// Connections per shard, from `/healthz`.
+    pub fn connections(&self) -> Vec<u64> {
+        let (status, body) = self.http_get("/healthz");
+        assert_eq!(status, 200);
+        let health: Value = serde_json::from_str(&body).expect("healthz JSON");
+        health["connections"]
+            .as_array()
+            .expect("connections")
+            .iter()
+            .map(|n| n.as_u64().expect("count"))
+            .collect()
+    }
 }
 
 impl Drop for ServerProc {
