@@ -106,6 +106,10 @@ impl Server {
                 limiter: limiter.clone(),
                 saved_items: saved_items.clone(),
             };
+            // A shard runs one task queue: glommio's preemption timers, which
+            // share a core among queues, would be armed and cancelled on
+            // every loop for nothing (vendor/glommio/MUDSHARD-PATCH.md).
+            glommio::skip_preempt_timers_with_one_queue(true);
             let handle = LocalExecutorBuilder::new(placement_core)
                 .name(&format!("shard-{k}"))
                 .ring_depth(RING_DEPTH)

@@ -458,6 +458,17 @@ pub use crate::{
 };
 pub use enclose::enclose;
 pub use scopeguard::defer;
+
+/// mudshard patch: when `skip` is true, executors of this process that have a
+/// single task queue stop arming glommio's two preemption timers (a latency
+/// timeout and a completion-count timeout with its linked eventfd write) on
+/// every loop. Those timers only share the CPU among task queues; with one
+/// queue they cost five submissions and a kernel timer armed and cancelled
+/// per loop. An executor with several queues keeps them.
+/// `MUDSHARD_GLOMMIO_PREEMPT_TIMERS=1` in the environment overrides this.
+pub fn skip_preempt_timers_with_one_queue(skip: bool) {
+    sys::SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE.store(skip, std::sync::atomic::Ordering::Relaxed);
+}
 use sketches_ddsketch::DDSketch;
 use std::{
     fmt::{Debug, Formatter},

@@ -1475,6 +1475,10 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
+                // mudshard patch: preemption timers only with several task queues.
+                this.reactor
+                    .sys
+                    .set_preempt_timers(this.queues.borrow().available_executors.len() > 1);
                 this.parker
                     .poll_io(|| Some(this.preempt_timer_duration()))
                     .expect("Failed to poll io! This is actually pretty bad!");

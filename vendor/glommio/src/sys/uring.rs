@@ -905,6 +905,17 @@ struct SleepableRing {
 /// A sleeping thread is still woken at once. On a kernel without the flag,
 /// the ring is set up as before, and `MUDSHARD_NO_COOP_TASKRUN=1` in the
 /// environment does the same anywhere (for comparisons).
+/// mudshard patch: `MUDSHARD_GLOMMIO_PREEMPT_TIMERS=1` keeps the preemption
+/// timers armed on every loop as upstream does, even with one task queue and
+/// after `skip_preempt_timers_with_one_queue` (for comparisons).
+static FORCE_PREEMPT_TIMERS: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    std::env::var_os("MUDSHARD_GLOMMIO_PREEMPT_TIMERS").is_some_and(|v| v == "1")
+});
+
+/// mudshard patch: see `skip_preempt_timers_with_one_queue`.
+pub(crate) static SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 fn new_cooperative_ring(entries: u32) -> io::Result<iou::IoUring> {
     if std::env::var_os("MUDSHARD_NO_COOP_TASKRUN").is_some_and(|v| v == "1") {
         return iou::IoUring::new(entries);
@@ -1249,6 +1260,10 @@ pub(crate) struct Reactor {
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    // mudshard patch: whether `wait` arms the two preemption timers. They
+    // only serve to share the CPU among task queues; with one queue they are
+    // five SQEs and a timer armed and cancelled on every loop for nothing.
+    preempt_timers: Cell<bool>,
 
     link_fd: RawFd,
 
@@ -1380,6 +1395,7 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            preempt_timers: Cell::new(true),
             blocking_thread,
             link_fd,
             notifier,
@@ -1391,6 +1407,15 @@ impl Reactor {
 
     pub(crate) fn id(&self) -> usize {
         self.notifier.id()
+    }
+
+    /// mudshard patch: the executor turns the preemption timers off while it
+    /// has a single task queue (see `preempt_timers`).
+    pub(crate) fn set_preempt_timers(&self, several_queues: bool) {
+        let skip = !several_queues
+            && SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE.load(std::sync::atomic::Ordering::Relaxed)
+            && !*FORCE_PREEMPT_TIMERS;
+        self.preempt_timers.set(!skip);
     }
 
     pub(crate) fn ring_depth(&self) -> usize {
@@ -1850,12 +1875,16 @@ impl Reactor {
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        if self.preempt_timers.get() {
+            self.throughput_preemption_timeout_src.replace(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        } else {
+            drop(self.throughput_preemption_timeout_src.take());
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1905,7 +1934,7 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer() {
+        if let Some(preempt) = preempt_timer().filter(|_| self.preempt_timers.get()) {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
             flush_rings!(lat_ring, main_ring)?;
