@@ -1,0 +1,441 @@
+//! `floor`: what this machine's kernel charges for moving small messages
+//! over loopback TCP, with no server, no WebSocket and no runtime in the way.
+//!
+//! One sender thread writes `--bytes`-byte messages, `--batch` per `send`,
+//! round-robin over `--pairs` connections at `--rate` messages per second; one
+//! receiver thread reads them with epoll. Both threads' CPU time is measured
+//! with `CLOCK_THREAD_CPUTIME_ID`. The result is a floor under any server's
+//! cost per delivered event on this machine: a server that writes each event
+//! with its own `send` cannot spend less than the sender's figure per event,
+//! and its clients not less than the receiver's.
+//!
+//! Loopback only; bounded by `--seconds`; stops by itself.
+
+use clap::Parser;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "floor",
+    about = "Measures the kernel's cost of one small loopback TCP send and its receipt on this machine"
+)]
+struct Args {
+    /// Connection pairs the messages are spread over (round-robin)
+    #[arg(long, default_value_t = 1000)]
+    pairs: usize,
+    /// Bytes per message (a mudshard `say` event frame is about 90)
+    #[arg(long, default_value_t = 90)]
+    bytes: usize,
+    /// Messages written by one `send`
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Messages per second, paced in 1 ms steps; 0 = as fast as the sender can
+    #[arg(long, default_value_t = 50_000)]
+    rate: u64,
+    /// Measured seconds
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Pin the sender thread to this CPU
+    #[arg(long)]
+    sender_core: Option<usize>,
+    /// Pin the receiver thread to this CPU
+    #[arg(long)]
+    receiver_core: Option<usize>,
+    /// Write the result as JSON to this file as well
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// Connection pairs above this would come near the 20,000 open files a
+/// process may hold here.
+const PAIRS_MAX: usize = 8_000;
+const MESSAGE_BYTES_MAX: usize = 64 * 1024;
+const SECONDS_MAX: f64 = 600.0;
+const READ_BUF_BYTES: usize = 256 * 1024;
+const EPOLL_EVENTS: usize = 512;
+const PACE_STEP: Duration = Duration::from_millis(1);
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = check(&args) {
+        eprintln!("floor: {e}");
+        std::process::exit(2);
+    }
+    match run(&args) {
+        Ok(result) => {
+            print_result(&args, &result);
+            if let Some(path) = &args.json {
+                let json = to_json(&args, &result);
+                if let Err(e) = std::fs::write(path, format!("{json:#}\n")) {
+                    eprintln!("floor: cannot write {}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("floor: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn check(args: &Args) -> Result<(), String> {
+    if args.pairs == 0 || args.pairs > PAIRS_MAX {
+        return Err(format!("--pairs must be 1..={PAIRS_MAX}"));
+    }
+    if args.bytes == 0 || args.bytes * args.batch.max(1) > MESSAGE_BYTES_MAX {
+        return Err(format!("--bytes × --batch must be 1..={MESSAGE_BYTES_MAX}"));
+    }
+    if args.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    if !(args.seconds > 0.0 && args.seconds <= SECONDS_MAX) {
+        return Err(format!("--seconds must be in (0, {SECONDS_MAX}]"));
+    }
+    Ok(())
+}
+
+struct Outcome {
+    elapsed_s: f64,
+    sends: u64,
+    would_block: u64,
+    sender_cpu_s: f64,
+    received_bytes: u64,
+    reads: u64,
+    receiver_cpu_s: f64,
+}
+
+impl Outcome {
+    fn messages_sent(&self, args: &Args) -> u64 {
+        self.sends * args.batch as u64
+    }
+    fn messages_received(&self, args: &Args) -> u64 {
+        self.received_bytes / args.bytes as u64
+    }
+}
+
+fn run(args: &Args) -> io::Result<Outcome> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let mut senders = Vec::with_capacity(args.pairs);
+    let mut receivers = Vec::with_capacity(args.pairs);
+    for _ in 0..args.pairs {
+        let receiver = TcpStream::connect(addr).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("connect to {addr}: {e} (is the open-file limit below 2 × --pairs?)"),
+            )
+        })?;
+        let (sender, _) = listener.accept()?;
+        sender.set_nodelay(true)?;
+        sender.set_nonblocking(true)?;
+        receiver.set_nonblocking(true)?;
+        senders.push(sender);
+        receivers.push(receiver);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent_bytes = Arc::new(AtomicU64::new(0));
+
+    let receiver_fds: Vec<RawFd> = receivers.iter().map(|s| s.as_raw_fd()).collect();
+    let rx_stop = stop.clone();
+    let rx_sent = sent_bytes.clone();
+    let rx_core = args.receiver_core;
+    let receiver = std::thread::spawn(move || receive(&receiver_fds, rx_core, &rx_stop, &rx_sent));
+
+    let sender_fds: Vec<RawFd> = senders.iter().map(|s| s.as_raw_fd()).collect();
+    let sent = send(args, &sender_fds)?;
+    sent_bytes.store(sent.bytes, Ordering::Release);
+    stop.store(true, Ordering::Release);
+    let received = receiver
+        .join()
+        .map_err(|_| io::Error::other("the receiver thread panicked"))??;
+    drop(senders);
+    drop(receivers);
+    Ok(Outcome {
+        elapsed_s: sent.elapsed_s,
+        sends: sent.sends,
+        would_block: sent.would_block,
+        sender_cpu_s: sent.cpu_s,
+        received_bytes: received.bytes,
+        reads: received.reads,
+        receiver_cpu_s: received.cpu_s,
+    })
+}
+
+struct Sent {
+    elapsed_s: f64,
+    sends: u64,
+    would_block: u64,
+    bytes: u64,
+    cpu_s: f64,
+}
+
+fn send(args: &Args, fds: &[RawFd]) -> io::Result<Sent> {
+    if let Some(core) = args.sender_core {
+        pin(core)?;
+    }
+    let message = vec![b'x'; args.bytes * args.batch];
+    let window = Duration::from_secs_f64(args.seconds);
+    let cpu_start = thread_cpu_s();
+    let start = Instant::now();
+    let (mut sends, mut would_block, mut bytes, mut next) = (0u64, 0u64, 0u64, 0usize);
+    // Partly written batches are finished before the connection is used
+    // again, so the receiver sees whole messages.
+    let mut partial: Vec<usize> = vec![0; fds.len()];
+    loop {
+        let elapsed = start.elapsed();
+        if elapsed >= window {
+            break;
+        }
+        let due = if args.rate == 0 {
+            u64::MAX
+        } else {
+            (elapsed.as_secs_f64() * args.rate as f64) as u64 / args.batch as u64
+        };
+        let mut attempts = 0;
+        while sends < due && attempts < fds.len() {
+            let i = next;
+            next = (next + 1) % fds.len();
+            let from = partial[i];
+            let buf = &message[from..];
+            // SAFETY: `buf` is a live slice; `fds[i]` is an open socket owned by `run`.
+            let n = unsafe {
+                libc::send(
+                    fds[i],
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::WouldBlock {
+                    would_block += 1;
+                    attempts += 1;
+                    continue;
+                }
+                return Err(err);
+            }
+            bytes += n as u64;
+            let written = from + n as usize;
+            if written == message.len() {
+                partial[i] = 0;
+                sends += 1;
+                attempts = 0;
+            } else {
+                partial[i] = written;
+            }
+            if args.rate == 0 && start.elapsed() >= window {
+                break;
+            }
+        }
+        if args.rate != 0 {
+            std::thread::sleep(PACE_STEP);
+        }
+    }
+    let elapsed_s = start.elapsed().as_secs_f64();
+    let cpu_s = thread_cpu_s() - cpu_start;
+    Ok(Sent {
+        elapsed_s,
+        sends,
+        would_block,
+        bytes,
+        cpu_s,
+    })
+}
+
+struct Received {
+    bytes: u64,
+    reads: u64,
+    cpu_s: f64,
+}
+
+fn receive(
+    fds: &[RawFd],
+    core: Option<usize>,
+    stop: &AtomicBool,
+    sent_bytes: &AtomicU64,
+) -> io::Result<Received> {
+    if let Some(core) = core {
+        pin(core)?;
+    }
+    // SAFETY: plain syscall; the result is checked.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for (i, &fd) in fds.iter().enumerate() {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: i as u64,
+        };
+        // SAFETY: `ep` and `fd` are open; `ev` outlives the call.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let mut buf = vec![0u8; READ_BUF_BYTES];
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_EVENTS];
+    let (mut bytes, mut reads) = (0u64, 0u64);
+    let cpu_start = thread_cpu_s();
+    loop {
+        if stop.load(Ordering::Acquire) && bytes >= sent_bytes.load(Ordering::Acquire) {
+            break;
+        }
+        // SAFETY: `events` has room for EPOLL_EVENTS entries.
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), EPOLL_EVENTS as i32, 100) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        for ev in &events[..n as usize] {
+            let fd = fds[ev.u64 as usize];
+            // SAFETY: `buf` is a live buffer of its length; `fd` is open.
+            let r =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if r > 0 {
+                bytes += r as u64;
+                reads += 1;
+            } else if r < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::WouldBlock {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    let cpu_s = thread_cpu_s() - cpu_start;
+    // SAFETY: `ep` is ours and closed once.
+    unsafe { libc::close(ep) };
+    Ok(Received {
+        bytes,
+        reads,
+        cpu_s,
+    })
+}
+
+fn pin(core: usize) -> io::Result<()> {
+    // SAFETY: `set` is a plain bit set initialised by CPU_ZERO before use.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(
+                err.kind(),
+                format!("pin to CPU {core}: {err}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// The chat target of DESIGN.md §9: 5,000 says/s to rooms of 100.
+const CHAT_TARGET_DELIVERIES_PER_S: f64 = 495_000.0;
+
+struct Figures {
+    messages_per_s: f64,
+    sender_us_per_send: f64,
+    sender_us_per_message: f64,
+    receiver_us_per_message: f64,
+    messages_per_read: f64,
+    cores_for_chat_target: f64,
+}
+
+fn figures(args: &Args, o: &Outcome) -> Figures {
+    let sent = o.messages_sent(args).max(1) as f64;
+    let received = o.messages_received(args).max(1) as f64;
+    let sender_us_per_message = o.sender_cpu_s * 1e6 / sent;
+    let receiver_us_per_message = o.receiver_cpu_s * 1e6 / received;
+    Figures {
+        messages_per_s: o.messages_received(args) as f64 / o.elapsed_s,
+        sender_us_per_send: o.sender_cpu_s * 1e6 / o.sends.max(1) as f64,
+        sender_us_per_message,
+        receiver_us_per_message,
+        messages_per_read: received / o.reads.max(1) as f64,
+        cores_for_chat_target: CHAT_TARGET_DELIVERIES_PER_S
+            * (sender_us_per_message + receiver_us_per_message)
+            / 1e6,
+    }
+}
+
+fn print_result(args: &Args, o: &Outcome) {
+    let f = figures(args, o);
+    let rate = if args.rate == 0 {
+        "as fast as possible".to_string()
+    } else {
+        format!("{} messages/s requested", args.rate)
+    };
+    println!(
+        "floor: {} pairs, {}-byte messages, {} per send, {rate}, {:.1} s",
+        args.pairs, args.bytes, args.batch, o.elapsed_s
+    );
+    println!("  moved              {:>12.0} messages/s", f.messages_per_s);
+    println!(
+        "  sender             {:>12.2} µs CPU per send ({:.2} per message; {} would-block)",
+        f.sender_us_per_send, f.sender_us_per_message, o.would_block
+    );
+    println!(
+        "  receiver           {:>12.2} µs CPU per message ({:.1} messages per read)",
+        f.receiver_us_per_message, f.messages_per_read
+    );
+    println!(
+        "  495,000 messages/s at these costs needs {:.2} cores (sender + receiver)",
+        f.cores_for_chat_target
+    );
+    if o.messages_received(args) < o.messages_sent(args) {
+        println!(
+            "  warning: {} messages sent, {} received",
+            o.messages_sent(args),
+            o.messages_received(args)
+        );
+    }
+}
+
+fn to_json(args: &Args, o: &Outcome) -> serde_json::Value {
+    let f = figures(args, o);
+    serde_json::json!({
+        "config": {
+            "pairs": args.pairs,
+            "bytes": args.bytes,
+            "batch": args.batch,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "sender_core": args.sender_core,
+            "receiver_core": args.receiver_core,
+        },
+        "elapsed_s": o.elapsed_s,
+        "sends": o.sends,
+        "would_block": o.would_block,
+        "messages_sent": o.messages_sent(args),
+        "messages_received": o.messages_received(args),
+        "reads": o.reads,
+        "sender_cpu_s": o.sender_cpu_s,
+        "receiver_cpu_s": o.receiver_cpu_s,
+        "messages_per_s": f.messages_per_s,
+        "sender_us_per_send": f.sender_us_per_send,
+        "sender_us_per_message": f.sender_us_per_message,
+        "receiver_us_per_message": f.receiver_us_per_message,
+        "messages_per_read": f.messages_per_read,
+        "cores_for_chat_target": f.cores_for_chat_target,
+    })
+}
