@@ -7,22 +7,29 @@ mod common;
 use clap::Parser;
 use common::ServerProc;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 fn run(server: &ServerProc, scenario: &str, extra: &[&str]) -> (Value, bool) {
+    let (json_path, report, ok) = run_keeping_json(&server.addr.to_string(), scenario, extra);
+    let _ = std::fs::remove_file(&json_path);
+    (report, ok)
+}
+
+/// Runs loadgen against `target`; the JSON report stays at the returned path.
+fn run_keeping_json(target: &str, scenario: &str, extra: &[&str]) -> (PathBuf, Value, bool) {
     let json_path = std::env::temp_dir().join(format!(
         "mudshard-loadgen-{}-{}.json",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    let target = server.addr.to_string();
     let mut argv: Vec<String> = [
         "loadgen",
         scenario,
         "--target",
-        &target,
+        target,
         "--threads",
         "2",
         "--warmup",
@@ -47,11 +54,8 @@ fn run(server: &ServerProc, scenario: &str, extra: &[&str]) -> (Value, bool) {
     let report = loadgen::run_and_report(config).expect("the run completes");
     eprintln!("{}", report.table());
     let text = std::fs::read_to_string(&json_path).expect("report written");
-    let _ = std::fs::remove_file(&json_path);
-    (
-        serde_json::from_str(&text).expect("report is JSON"),
-        report.ok,
-    )
+    let value = serde_json::from_str(&text).expect("report is JSON");
+    (json_path, value, report.ok)
 }
 
 fn u(v: &Value) -> u64 {
@@ -156,4 +160,67 @@ fn churn_logs_in_and_out_in_a_loop() {
     assert!(done >= 50, "about 100 sessions in the window: {report:#}");
     assert_eq!(u(&report["counts"]["churn_failed"]), 0);
     assert!(report["throughput"]["sessions_per_s"].as_f64().unwrap() > 20.0);
+}
+
+#[test]
+fn a_run_split_over_two_workers_merges_into_one_report() {
+    let server = server();
+    let target = server.addr.to_string();
+    let args = ["--players", "40", "--rooms", "4", "--rate", "100"];
+    let worker = |w: &'static str| {
+        let target = target.clone();
+        std::thread::spawn(move || {
+            run_keeping_json(&target, "chat", &[&args[..], &["--worker", w]].concat())
+        })
+    };
+    let (a, b) = (worker("0/2"), worker("1/2"));
+    let (a, b) = (a.join().expect("worker 0"), b.join().expect("worker 1"));
+    assert!(a.2 && b.2, "{:#} {:#}", a.1, b.1);
+
+    let (merged, _) = loadgen::merge::merge(&[a.0.clone(), b.0.clone()]).expect("merges");
+    let m = serde_json::to_value(&merged).expect("serializes");
+    assert!(merged.ok, "{m:#}");
+    let sum = |path: &[&str]| {
+        let get = |v: &Value| u(path.iter().fold(v, |v: &Value, k| &v[*k]));
+        (get(&a.1) + get(&b.1), get(&m))
+    };
+    for path in [
+        &["counts", "sent"][..],
+        &["counts", "replies"],
+        &["deliveries", "expected"],
+        &["deliveries", "received"],
+        &["latency_us", "delivery", "count"],
+        &["latency_us", "reply", "count"],
+        &["players_here"],
+    ] {
+        let (want, got) = sum(path);
+        assert_eq!(got, want, "{path:?}");
+    }
+    let says = u(&m["counts"]["sent"]);
+    assert_eq!(u(&m["deliveries"]["received"]), says * 9);
+    let requested = m["rate"]["requested_per_s"].as_f64().expect("rate");
+    assert!(
+        (requested - 100.0).abs() < 1e-6,
+        "the workers' rates add up: {requested}"
+    );
+    let max = |v: &Value| u(&v["latency_us"]["delivery"]["max_us"]);
+    assert_eq!(max(&m), max(&a.1).max(max(&b.1)));
+    let p99 = |v: &Value| u(&v["latency_us"]["delivery"]["p99_us"]);
+    assert!(p99(&m) >= p99(&a.1).min(p99(&b.1)) && p99(&m) <= p99(&a.1).max(p99(&b.1)));
+
+    // A missing worker fails the merged run; a worker twice cannot be merged.
+    let (partial, _) = loadgen::merge::merge(std::slice::from_ref(&a.0)).expect("merges");
+    assert!(!partial.ok);
+    assert!(
+        partial
+            .failures
+            .iter()
+            .any(|f| f.contains("no report from worker(s) 1/2")),
+        "{:?}",
+        partial.failures
+    );
+    let twice = loadgen::merge::merge(&[a.0.clone(), a.0.clone()]).expect_err("refused");
+    assert!(twice.contains("appears twice"), "{twice}");
+    let _ = std::fs::remove_file(&a.0);
+    let _ = std::fs::remove_file(&b.0);
 }

@@ -2,11 +2,11 @@
 //! whole into the JSON report so a figure always travels with what produced it.
 
 use clap::{Parser, ValueEnum};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The workload a run drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScenarioKind {
     /// Open and hold N guest sessions; report server memory per session.
@@ -27,8 +27,15 @@ pub enum ScenarioKind {
 /// `loadgen`: the mudshard load generator. Speaks the player protocol over
 /// WebSocket at an open-loop rate and reports coordinated-omission-corrected
 /// latency, delivered rates and the server's CPU and memory per message.
-#[derive(Debug, Clone, Parser, Serialize)]
-#[command(name = "loadgen", version, args_override_self = true)]
+#[derive(Debug, Clone, Parser, Serialize, Deserialize)]
+#[command(
+    name = "loadgen",
+    version,
+    args_override_self = true,
+    after_help = "A run split over several processes (--worker 0/2, --worker 1/2, started together, \
+                  each with --json): `loadgen merge --json all.json w0.json w1.json` prints and \
+                  writes the whole run's report, histograms merged exactly."
+)]
 pub struct Config {
     /// The workload.
     #[arg(value_enum)]

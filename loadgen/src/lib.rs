@@ -6,6 +6,7 @@ pub mod chart;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod merge;
 pub mod net;
 pub mod plan;
 pub mod probe;

@@ -50,10 +50,54 @@ pub fn cpu_us(pid: u32) -> Option<u64> {
     // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 1_000_000 / ticks_per_s()?)
+}
+
+/// The whole machine's CPU time so far, from the `cpu` line of `/proc/stat`,
+/// in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MachineTicks {
+    /// user + nice + system + irq + softirq (guest time is inside user).
+    pub busy: u64,
+    /// Time the hypervisor ran something else while this machine wanted a CPU.
+    pub steal: u64,
+    /// Every field: busy + idle + iowait + steal.
+    pub total: u64,
+}
+
+impl MachineTicks {
+    /// Parses the first line of `/proc/stat`.
+    pub fn parse(stat: &str) -> Option<MachineTicks> {
+        let line = stat.lines().next()?;
+        let mut fields = line.split_whitespace();
+        if fields.next()? != "cpu" {
+            return None;
+        }
+        let v: Vec<u64> = fields
+            .take(8)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        let [user, nice, system, idle, iowait, irq, softirq, steal] = v[..] else {
+            return None;
+        };
+        let busy = user + nice + system + irq + softirq;
+        Some(MachineTicks {
+            busy,
+            steal,
+            total: busy + idle + iowait + steal,
+        })
+    }
+
+    pub fn now() -> Option<MachineTicks> {
+        MachineTicks::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+}
+
+/// Clock ticks per second (`_SC_CLK_TCK`).
+pub fn ticks_per_s() -> Option<u64> {
     // SAFETY: sysconf has no preconditions.
-    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks_per_s = u64::try_from(ticks_per_s).ok().filter(|t| *t > 0)?;
-    Some((utime + stime) * 1_000_000 / ticks_per_s)
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|t| *t > 0)
 }
 
 #[cfg(test)]
@@ -66,5 +110,17 @@ mod tests {
         assert!(rss_kib(pid).is_some_and(|kib| kib > 0));
         assert!(cpu_us(pid).is_some());
         assert_eq!(rss_kib(u32::MAX), None);
+    }
+
+    #[test]
+    fn the_machine_line_of_proc_stat_is_read() {
+        let stat = "cpu  100 5 50 1000 20 3 7 40 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        let t = MachineTicks::parse(stat).expect("parses");
+        assert_eq!(t.busy, 100 + 5 + 50 + 3 + 7);
+        assert_eq!(t.steal, 40);
+        assert_eq!(t.total, 165 + 1000 + 20 + 40);
+        assert_eq!(MachineTicks::parse("cpu0 1 2 3\n"), None);
+        assert_eq!(MachineTicks::parse("cpu 1 2 x 4 5 6 7 8\n"), None);
+        assert!(MachineTicks::now().is_some_and(|t| t.total >= t.busy));
     }
 }

@@ -17,9 +17,9 @@
 //!   for `churn`).
 
 use crate::config::{Config, ScenarioKind};
-use crate::run::Outcome;
+use crate::run::{MachineSample, Outcome};
 use crate::stats::{Counters, Latency};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// A run that achieved less than this share of its requested rate did not
@@ -101,6 +101,59 @@ pub struct ServerFigures {
     pub cpu_us_per_msg: Option<f64>,
 }
 
+/// The whole machine over the measured window (from `/proc/stat`), so that
+/// a run disturbed by something else says so.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MachineFigures {
+    /// Online CPUs.
+    pub cores: usize,
+    /// Average CPUs busy (all processes, kernel included).
+    pub busy_cores: Option<f64>,
+    /// Share of the machine's CPU time the hypervisor gave to others, %.
+    pub steal_pct: Option<f64>,
+    /// This loadgen process's CPU time in the window, s (summed over
+    /// workers in a merged report).
+    pub loadgen_cpu_s: Option<f64>,
+    /// Average CPUs busy with anything but the server and the loadgen
+    /// process(es): busy − server − loadgen (kernel threads included; in
+    /// one worker's report of a split run, the other workers too).
+    pub other_cores: Option<f64>,
+}
+
+/// Steal above this share of the machine's time makes a warning, %.
+pub const STEAL_PCT_WARN: f64 = 5.0;
+/// Other processes busy with more than this many CPUs make a warning. Not
+/// zero: the kernel's own threads (ksoftirqd handling loopback traffic among
+/// them) count as others.
+pub const OTHER_CORES_WARN: f64 = 0.5;
+
+impl MachineFigures {
+    fn of(m: &MachineSample, window_s: f64, server_cpu_s: Option<f64>) -> MachineFigures {
+        let busy_cores = m.busy_us.map(|us| us as f64 / 1e6 / window_s);
+        let loadgen_cpu_s = m.loadgen_cpu_us.map(|us| us as f64 / 1e6);
+        MachineFigures {
+            cores: m.cores,
+            busy_cores,
+            steal_pct: m
+                .steal_us
+                .zip(m.total_us.filter(|t| *t > 0))
+                .map(|(s, t)| s as f64 * 100.0 / t as f64),
+            loadgen_cpu_s,
+            other_cores: MachineFigures::other(busy_cores, server_cpu_s, loadgen_cpu_s, window_s),
+        }
+    }
+
+    /// busy − server − loadgen, in CPUs; unknown when any part is.
+    pub fn other(
+        busy_cores: Option<f64>,
+        server_cpu_s: Option<f64>,
+        loadgen_cpu_s: Option<f64>,
+        window_s: f64,
+    ) -> Option<f64> {
+        Some((busy_cores? - (server_cpu_s? + loadgen_cpu_s?) / window_s).max(0.0))
+    }
+}
+
 /// Latencies by kind.
 #[derive(Debug, Clone, Serialize)]
 pub struct Latencies {
@@ -136,6 +189,19 @@ pub struct Report {
     /// sessions [+ failed churn iterations]) / operations.
     pub error_rate: f64,
     pub server: ServerFigures,
+    pub machine: MachineFigures,
+    /// The latency histograms themselves, as `[value_us, count]` pairs of
+    /// their non-empty buckets, so that reports of several `--worker`
+    /// processes can be merged exactly (`loadgen merge`).
+    pub histograms: Histograms,
+}
+
+/// Non-empty buckets of each latency histogram: `[value_us, count]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Histograms {
+    pub reply: Vec<[u64; 2]>,
+    pub delivery: Vec<[u64; 2]>,
+    pub setup: Vec<[u64; 2]>,
 }
 
 impl Report {
@@ -233,6 +299,16 @@ impl Report {
                 cpu_s: sample.cpu_us.map(|us| us as f64 / 1e6),
                 cpu_us_per_msg,
             },
+            machine: MachineFigures::of(
+                &outcome.machine,
+                secs,
+                sample.cpu_us.map(|us| us as f64 / 1e6),
+            ),
+            histograms: Histograms {
+                reply: outcome.stats.reply.buckets(),
+                delivery: outcome.stats.delivery.buckets(),
+                setup: outcome.stats.setup.buckets(),
+            },
         };
         report.judge(config, outcome);
         report
@@ -291,6 +367,25 @@ impl Report {
         if !churn && per_player > 15.0 {
             self.warnings.push(format!(
                 "{per_player:.1} commands/s per player is close to the server's 20/s limit: add players"
+            ));
+        }
+        if let Some(steal) = self.machine.steal_pct.filter(|s| *s > STEAL_PCT_WARN) {
+            self.warnings.push(format!(
+                "the hypervisor stole {steal:.1}% of this machine's CPU time during the window: \
+                 latencies are disturbed; run again"
+            ));
+        }
+        // A worker of a split run sees the other workers as others; the
+        // merged report judges the whole.
+        let one_of_several = config.worker_split().is_ok_and(|(_, n)| n > 1);
+        if let Some(other) = self
+            .machine
+            .other_cores
+            .filter(|o| *o > OTHER_CORES_WARN && !one_of_several)
+        {
+            self.warnings.push(format!(
+                "processes other than the server and loadgen kept {other:.2} CPUs busy during \
+                 the window: the figures are disturbed"
             ));
         }
         if self.server.pid.is_none() {
@@ -392,6 +487,20 @@ impl Report {
             }
             if let Some(per) = s.cpu_us_per_msg {
                 let _ = write!(t, "  {per:.2} µs/msg");
+            }
+            let _ = writeln!(t);
+        }
+        let m = &self.machine;
+        if let Some(busy) = m.busy_cores {
+            let _ = write!(t, "  machine     {} cores, {busy:.2} busy", m.cores);
+            if let Some(lg) = m.loadgen_cpu_s {
+                let _ = write!(t, "  loadgen cpu {lg:.2} s");
+            }
+            if let Some(other) = m.other_cores {
+                let _ = write!(t, "  others {other:.2} cores");
+            }
+            if let Some(steal) = m.steal_pct {
+                let _ = write!(t, "  steal {steal:.1}%");
             }
             let _ = writeln!(t);
         }

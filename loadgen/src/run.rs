@@ -38,12 +38,30 @@ pub struct ServerSample {
     pub cpu_us: Option<u64>,
 }
 
+/// The whole machine over the measured window: how busy it was, how much
+/// time the hypervisor stole, and what this process itself used — so a
+/// report can say when something besides the server and loadgen was running.
+#[derive(Debug, Clone, Default)]
+pub struct MachineSample {
+    /// CPUs this machine has online.
+    pub cores: usize,
+    /// Busy CPU time of the whole machine in the window, µs.
+    pub busy_us: Option<u64>,
+    /// Stolen CPU time in the window, µs.
+    pub steal_us: Option<u64>,
+    /// All CPU time of the window (busy, idle, iowait, steal), µs.
+    pub total_us: Option<u64>,
+    /// This loadgen process's CPU time in the window, µs.
+    pub loadgen_cpu_us: Option<u64>,
+}
+
 /// Everything a finished run measured, before it becomes a report.
 #[derive(Debug)]
 pub struct Outcome {
     pub stats: Stats,
     pub phases: Phases,
     pub server: ServerSample,
+    pub machine: MachineSample,
     pub threads: usize,
     pub players_here: u64,
     pub rate_here_per_s: f64,
@@ -103,8 +121,13 @@ pub fn run(config: Config) -> Result<Outcome, String> {
     control.set_start(phases.start_ns);
     wait_until(phases.window.start_ns, &progress, &control, &phases);
     let cpu_start = pid.and_then(probe::cpu_us);
+    let machine_start = probe::MachineTicks::now();
+    let own_start = probe::cpu_us(std::process::id());
     wait_until(phases.window.end_ns, &progress, &control, &phases);
     let cpu_end = pid.and_then(probe::cpu_us);
+    let machine_end = probe::MachineTicks::now();
+    let own_end = probe::cpu_us(std::process::id());
+    let machine = machine_sample(machine_start.zip(machine_end), own_start.zip(own_end));
     server.rss_after_kib = pid.and_then(probe::rss_kib);
     server.cpu_us = cpu_start.zip(cpu_end).map(|(a, b)| b.saturating_sub(a));
     wait_until(phases.stop_ns, &progress, &control, &phases);
@@ -127,6 +150,7 @@ pub fn run(config: Config) -> Result<Outcome, String> {
         stats,
         phases,
         server,
+        machine,
         threads,
         players_here,
         rate_here_per_s,
@@ -192,5 +216,28 @@ fn wait_until(deadline_ns: u64, progress: &Progress, control: &Control, phases: 
         progress.running(now, phases, &control.totals());
         let nap_ns = (deadline_ns - now).min(TICK_MS * 1_000_000);
         std::thread::sleep(Duration::from_nanos(nap_ns));
+    }
+}
+
+fn machine_sample(
+    ticks: Option<(probe::MachineTicks, probe::MachineTicks)>,
+    own_us: Option<(u64, u64)>,
+) -> MachineSample {
+    let us_per_tick = probe::ticks_per_s().map(|t| 1_000_000 / t);
+    let span = |f: fn(&probe::MachineTicks) -> u64| {
+        ticks
+            .zip(us_per_tick)
+            .map(|((a, b), us)| f(&b).saturating_sub(f(&a)) * us)
+    };
+    MachineSample {
+        // Every online CPU, not this process's affinity: /proc/stat counts them all.
+        // SAFETY: sysconf has no preconditions.
+        cores: usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) })
+            .unwrap_or(1)
+            .max(1),
+        busy_us: span(|t| t.busy),
+        steal_us: span(|t| t.steal),
+        total_us: span(|t| t.total),
+        loadgen_cpu_us: own_us.map(|(a, b)| b.saturating_sub(a)),
     }
 }

@@ -4,7 +4,7 @@
 //! adds them up. Latencies are recorded in µs into hdrhistograms.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The longest latency a histogram holds, in µs (one hour); longer values
 /// are clamped to it rather than lost.
@@ -40,7 +40,7 @@ impl Window {
 
 /// Counters of one thread (then of the whole run). Every field counts only
 /// operations of the measured window unless its doc says otherwise.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Counters {
     /// Sessions that logged in (and were placed), over the whole run.
     pub sessions_established: u64,
@@ -144,7 +144,25 @@ impl Latency {
         self.0.len()
     }
 
-    fn merge(&mut self, other: &Latency) {
+    /// The non-empty buckets as `[value_us, count]` (value: the highest
+    /// value the bucket stands for), lowest first.
+    pub fn buckets(&self) -> Vec<[u64; 2]> {
+        self.0
+            .iter_recorded()
+            .map(|v| [v.value_iterated_to(), v.count_at_value()])
+            .collect()
+    }
+
+    /// A histogram holding what `buckets` listed.
+    pub fn from_buckets(buckets: &[[u64; 2]]) -> Latency {
+        let mut l = Latency::default();
+        for &[value, count] in buckets {
+            l.0.saturating_record_n(value.clamp(1, LATENCY_US_MAX), count);
+        }
+        l
+    }
+
+    pub fn merge(&mut self, other: &Latency) {
         // Same bounds on both sides, so adding cannot fail; saturate anyway.
         let _ = self.0.add(&other.0);
     }
@@ -190,6 +208,26 @@ mod tests {
         assert_eq!(a.counters.send_lag_us_max, 10);
         assert_eq!(a.reply.count(), 2);
         assert!(a.reply.histogram().max() >= 4_990);
+    }
+
+    #[test]
+    fn a_histogram_survives_its_bucket_list() {
+        let mut l = Latency::default();
+        for us in [1u64, 7, 250, 251, 9_999, 1_234_567, 40_000_000] {
+            for _ in 0..us % 5 + 1 {
+                l.record_span(0, us * 1000);
+            }
+        }
+        let back = Latency::from_buckets(&l.buckets());
+        assert_eq!(back.count(), l.count());
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(
+                back.histogram().value_at_quantile(q),
+                l.histogram().value_at_quantile(q),
+                "quantile {q}"
+            );
+        }
+        assert_eq!(back.histogram().max(), l.histogram().max());
     }
 
     #[test]
