@@ -183,6 +183,11 @@ fn spawn_thread(
     std::thread::Builder::new()
         .name(format!("loadgen-{id}"))
         .spawn(move || {
+            // One task queue per executor: glommio's preemption timers would
+            // be armed and cancelled on every loop, and each cancel makes the
+            // kernel search this ring's table of thousands of pending socket
+            // polls (vendor/glommio/MUDSHARD-PATCH.md).
+            glommio::skip_preempt_timers_with_one_queue(true);
             let executor = match LocalExecutorBuilder::new(Placement::Unbound)
                 .name(&format!("loadgen-{id}"))
                 .make()

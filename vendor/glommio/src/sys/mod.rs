@@ -306,6 +306,11 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // mudshard patch: pairs with the fence the sleeper issues after
+        // setting `should_notify` (see `sleep_barrier` in uring.rs): either
+        // the sleeper sees what was queued before this call, or this call
+        // sees that the sleeper wants an eventfd write.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

@@ -912,6 +912,26 @@ static FORCE_PREEMPT_TIMERS: std::sync::LazyLock<bool> = std::sync::LazyLock::ne
     std::env::var_os("MUDSHARD_GLOMMIO_PREEMPT_TIMERS").is_some_and(|v| v == "1")
 });
 
+/// mudshard patch: the barrier between announcing sleep (`should_notify`)
+/// and the last look at the remote queues. Upstream uses
+/// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, so that remote senders
+/// need no fence at all; but that system call interrupts every CPU running a
+/// thread of the process (with an IPI, a VM exit on a virtual machine), and
+/// it runs every time an executor goes to sleep. Here the sleeper issues a
+/// plain SeqCst fence, and `SleepNotifier::notify` — the one way remote
+/// senders wake an executor — issues the matching one (Dekker's pattern).
+/// `MUDSHARD_GLOMMIO_MEMBARRIER=1` restores upstream's system call.
+fn sleep_barrier() {
+    static MEMBARRIER: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        std::env::var_os("MUDSHARD_GLOMMIO_MEMBARRIER").is_some_and(|v| v == "1")
+    });
+    if *MEMBARRIER {
+        membarrier::heavy();
+    } else {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// mudshard patch: see `skip_preempt_timers_with_one_queue`.
 pub(crate) static SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
@@ -1918,7 +1938,7 @@ impl Reactor {
             // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
             // details. This translates to `sys_membarrier()` /
             // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            sleep_barrier();
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
