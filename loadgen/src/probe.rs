@@ -93,6 +93,43 @@ impl MachineTicks {
     }
 }
 
+/// CPU time (user + system, µs) of every process now running, by pid, from
+/// `/proc/<pid>/stat`. Per-process times are exact (the scheduler's own
+/// accounting), unlike the busy ticks of `/proc/stat`, which are sampled at
+/// timer ticks and, on a virtual machine, can miss most of a workload that
+/// sleeps and wakes on timers.
+pub fn all_processes_cpu_us() -> Option<std::collections::HashMap<u32, u64>> {
+    let mut all = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process that ended since the listing is simply not counted.
+        if let Some(us) = cpu_us(pid) {
+            all.insert(pid, us);
+        }
+    }
+    Some(all)
+}
+
+/// CPU time all processes used between two `all_processes_cpu_us` samples:
+/// a process present in both counts its difference, one started in between
+/// counts whole, one that ended in between is lost (rarely more than a
+/// moment of a short-lived process).
+pub fn cpu_us_between(
+    before: &std::collections::HashMap<u32, u64>,
+    after: &std::collections::HashMap<u32, u64>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(pid, end)| end.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .sum()
+}
+
 /// Clock ticks per second (`_SC_CLK_TCK`).
 pub fn ticks_per_s() -> Option<u64> {
     // SAFETY: sysconf has no preconditions.
@@ -110,6 +147,16 @@ mod tests {
         assert!(rss_kib(pid).is_some_and(|kib| kib > 0));
         assert!(cpu_us(pid).is_some());
         assert_eq!(rss_kib(u32::MAX), None);
+    }
+
+    #[test]
+    fn every_process_is_counted_and_differences_add_up() {
+        let all = all_processes_cpu_us().expect("reads /proc");
+        assert!(all.contains_key(&std::process::id()));
+        let before = std::collections::HashMap::from([(1, 100), (2, 50), (3, 7)]);
+        let after = std::collections::HashMap::from([(1, 160), (2, 50), (4, 30)]);
+        // pid 1: 60, pid 2: 0, pid 3 ended (lost), pid 4 new: 30.
+        assert_eq!(cpu_us_between(&before, &after), 90);
     }
 
     #[test]

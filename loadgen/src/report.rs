@@ -107,7 +107,8 @@ pub struct ServerFigures {
 pub struct MachineFigures {
     /// Online CPUs.
     pub cores: usize,
-    /// Average CPUs busy (all processes, kernel included).
+    /// Average CPUs busy: every process's CPU time in the window (kernel
+    /// threads included), from per-process accounting.
     pub busy_cores: Option<f64>,
     /// Share of the machine's CPU time the hypervisor gave to others, %.
     pub steal_pct: Option<f64>,

@@ -45,7 +45,8 @@ pub struct ServerSample {
 pub struct MachineSample {
     /// CPUs this machine has online.
     pub cores: usize,
-    /// Busy CPU time of the whole machine in the window, µs.
+    /// CPU time every process of the machine used in the window, µs
+    /// (per-process accounting; kernel threads included).
     pub busy_us: Option<u64>,
     /// Stolen CPU time in the window, µs.
     pub steal_us: Option<u64>,
@@ -122,12 +123,20 @@ pub fn run(config: Config) -> Result<Outcome, String> {
     wait_until(phases.window.start_ns, &progress, &control, &phases);
     let cpu_start = pid.and_then(probe::cpu_us);
     let machine_start = probe::MachineTicks::now();
+    let processes_start = probe::all_processes_cpu_us();
     let own_start = probe::cpu_us(std::process::id());
     wait_until(phases.window.end_ns, &progress, &control, &phases);
     let cpu_end = pid.and_then(probe::cpu_us);
     let machine_end = probe::MachineTicks::now();
+    let processes_end = probe::all_processes_cpu_us();
     let own_end = probe::cpu_us(std::process::id());
-    let machine = machine_sample(machine_start.zip(machine_end), own_start.zip(own_end));
+    let machine = machine_sample(
+        machine_start.zip(machine_end),
+        processes_start
+            .zip(processes_end)
+            .map(|(a, b)| probe::cpu_us_between(&a, &b)),
+        own_start.zip(own_end),
+    );
     server.rss_after_kib = pid.and_then(probe::rss_kib);
     server.cpu_us = cpu_start.zip(cpu_end).map(|(a, b)| b.saturating_sub(a));
     wait_until(phases.stop_ns, &progress, &control, &phases);
@@ -226,6 +235,7 @@ fn wait_until(deadline_ns: u64, progress: &Progress, control: &Control, phases: 
 
 fn machine_sample(
     ticks: Option<(probe::MachineTicks, probe::MachineTicks)>,
+    processes_us: Option<u64>,
     own_us: Option<(u64, u64)>,
 ) -> MachineSample {
     let us_per_tick = probe::ticks_per_s().map(|t| 1_000_000 / t);
@@ -240,7 +250,7 @@ fn machine_sample(
         cores: usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) })
             .unwrap_or(1)
             .max(1),
-        busy_us: span(|t| t.busy),
+        busy_us: processes_us,
         steal_us: span(|t| t.steal),
         total_us: span(|t| t.total),
         loadgen_cpu_us: own_us.map(|(a, b)| b.saturating_sub(a)),
