@@ -20,7 +20,7 @@ usage: scripts/bench.sh [--quick] [--only SCENARIO[,SCENARIO…]] [--out FILE]
   --only S       run only these scenarios (idle, chat, rtt, walk, churn);
                  may be repeated
   --out FILE     write the report here instead of
-                 bench/reports/<date>-<host>[-quick].md
+                 bench/reports/<date>-<host>[-split][-quick].md
   --shards N     mudshard shards (default: online cores)
   --split-cores S:L
                  servers on cores S, loadgen on cores L (taskset lists,
@@ -196,7 +196,8 @@ RUN_DIR=$ROOT/bench/reports/tmp/$STAMP-$MODE
 mkdir -p "$RUN_DIR"
 if [[ -z $OUT ]]; then
     suffix=""
-    [[ $MODE == quick ]] && suffix=-quick
+    [[ -n $SERVER_CPUS ]] && suffix=-split
+    [[ $MODE == quick ]] && suffix+=-quick
     OUT=$ROOT/bench/reports/$(date +%F)-$HOST$suffix.md
 fi
 INDEX=$RUN_DIR/runs.tsv
@@ -819,7 +820,7 @@ META=$RUN_DIR/meta.txt
     echo "shards=$SHARDS"
     echo "server_cpus=$SERVER_CPUS"
     echo "loadgen_cpus=$LOADGEN_CPUS"
-    echo "commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!bench/reports' 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "nproc=$(nproc)"
     echo "cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
     echo "mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
