@@ -439,3 +439,58 @@ fn to_json(args: &Args, o: &Outcome) -> serde_json::Value {
         "cores_for_chat_target": f.cores_for_chat_target,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(batch: usize, rate: u64) -> Args {
+        Args::parse_from([
+            "floor",
+            "--pairs",
+            "4",
+            "--bytes",
+            "90",
+            "--batch",
+            &batch.to_string(),
+            "--rate",
+            &rate.to_string(),
+            "--seconds",
+            "0.2",
+        ])
+    }
+
+    #[test]
+    fn every_message_sent_is_received_whole() {
+        for (batch, rate) in [(1, 2_000), (10, 0)] {
+            let a = args(batch, rate);
+            check(&a).expect("valid arguments");
+            let o = run(&a).expect("runs on loopback");
+            assert!(o.sends > 0);
+            assert_eq!(o.messages_received(&a), o.messages_sent(&a));
+            assert_eq!(o.received_bytes % a.bytes as u64, 0);
+            let f = figures(&a, &o);
+            assert!(f.sender_us_per_send > 0.0 && f.receiver_us_per_message > 0.0);
+            if rate > 0 {
+                // Paced: about rate × seconds messages, never more than due.
+                assert!(
+                    o.messages_sent(&a) <= 400 + batch as u64,
+                    "{}",
+                    o.messages_sent(&a)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        for bad in [
+            vec!["floor", "--pairs", "0"],
+            vec!["floor", "--batch", "0"],
+            vec!["floor", "--bytes", "70000"],
+            vec!["floor", "--seconds", "0"],
+        ] {
+            assert!(check(&Args::parse_from(bad.clone())).is_err(), "{bad:?}");
+        }
+    }
+}
