@@ -30,7 +30,8 @@ usage: scripts/bench.sh [--quick] [--only SCENARIO[,SCENARIO…]] [--out FILE]
                  it, servers and loadgen share every core
   --no-build     use the release binaries already in target/release
   --no-floor     skip the machine floor (bench/floor: what the kernel alone
-                 charges for a small loopback send and its receipt; ~15 s)
+                 charges for a small loopback send and its receipt, and the
+                 time the machine takes away from spinning threads; ~25 s)
 
 A run in which the hypervisor stole more than 5% of the CPU time (loadgen's
 `machine.steal_pct`) is run once more; the report notes it.
@@ -514,6 +515,23 @@ def report(mode, scen_dir, run_dir, out, meta_path):
               f"machine with {meta.get('nproc', '?')}. Batching (the last row) is what makes high "
               f"delivery rates possible, and it only comes with a backlog, i.e. latency.\n")
 
+    try:
+        with open(os.path.join(run_dir, "floor-hiccups.json")) as f:
+            hic = json.load(f)
+    except (OSError, ValueError):
+        hic = None
+    if hic:
+        w("### Hiccups (no server)\n")
+        w("`floor --hiccups`: one pinned thread per CPU reads the clock in a loop for 5 s on the otherwise "
+          "idle machine; a gap of 50 µs or more between two reads is time the machine took away from it "
+          "(hypervisor, interrupts). Any request in flight during such a gap waits it out.\n")
+        w("| CPU | time lost | lost in gaps ≥ 1 ms | gaps ≥ 1 ms | gaps ≥ 2 ms | longest (ms) |")
+        w("|---:|---:|---:|---:|---:|---:|")
+        for h in hic:
+            w(f"| {h['cpu']} | {h['lost_pct']:.2f}% | {h['lost_in_gaps_over_1ms_pct']:.2f}% | "
+              f"{h['gaps_over_1ms']} | {h['gaps_over_2ms']} | {fmt(h['longest_ms'])} |")
+        w("")
+
     summary = []
     for name in names:
         doc = load(os.path.join(scen_dir, name + ".toml"))
@@ -733,6 +751,11 @@ if [[ $FLOOR -eq 1 ]]; then
             echo "bench.sh:     floor $name failed; see $RUN_DIR/floor-$name.txt" >&2
         sleep "$BETWEEN_RUNS_S"
     done
+    cmd=("$BIN/floor" --hiccups --seconds 5 --json "$RUN_DIR/floor-hiccups.json")
+    echo "bench.sh: floor hiccups"
+    echo "${cmd[*]}" | sed "s|$ROOT/||g" >>"$COMMANDS"
+    timeout -k 5 60 "${cmd[@]}" >"$RUN_DIR/floor-hiccups.txt" 2>&1 ||
+        echo "bench.sh:     floor hiccups failed; see $RUN_DIR/floor-hiccups.txt" >&2
 fi
 
 declare -A STOPPED_CLIMBING=()

@@ -9,7 +9,12 @@
 //! with its own `send` cannot spend less than the sender's figure per event,
 //! and its clients not less than the receiver's.
 //!
+//! `--hiccups` measures something else: the time the machine takes away
+//! from threads that never sleep (see `hiccups.rs`).
+//!
 //! Loopback only; bounded by `--seconds`; stops by itself.
+
+mod hiccups;
 
 use clap::Parser;
 use std::io;
@@ -46,6 +51,10 @@ struct Args {
     /// Pin the receiver thread to this CPU
     #[arg(long)]
     receiver_core: Option<usize>,
+    /// Instead of moving messages: spin one pinned thread per CPU for
+    /// `--seconds` and report the time the machine took away from them
+    #[arg(long)]
+    hiccups: bool,
     /// Write the result as JSON to this file as well
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -65,6 +74,25 @@ fn main() {
     if let Err(e) = check(&args) {
         eprintln!("floor: {e}");
         std::process::exit(2);
+    }
+    if args.hiccups {
+        match hiccups::spin_all(args.seconds) {
+            Ok(all) => {
+                hiccups::print(&all);
+                if let Some(path) = &args.json {
+                    let json = hiccups::to_json(&all);
+                    if let Err(e) = std::fs::write(path, format!("{json:#}\n")) {
+                        eprintln!("floor: cannot write {}: {e}", path.display());
+                        std::process::exit(1);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("floor: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
     }
     match run(&args) {
         Ok(result) => {
@@ -322,7 +350,7 @@ fn receive(
     })
 }
 
-fn pin(core: usize) -> io::Result<()> {
+pub(crate) fn pin(core: usize) -> io::Result<()> {
     // SAFETY: `set` is a plain bit set initialised by CPU_ZERO before use.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
