@@ -79,37 +79,33 @@ fn main() {
         match hiccups::spin_all(args.seconds) {
             Ok(all) => {
                 hiccups::print(&all);
-                if let Some(path) = &args.json {
-                    let json = hiccups::to_json(&all);
-                    if let Err(e) = std::fs::write(path, format!("{json:#}\n")) {
-                        eprintln!("floor: cannot write {}: {e}", path.display());
-                        std::process::exit(1);
-                    }
-                }
+                write_json(&args, || hiccups::to_json(&all));
             }
-            Err(e) => {
-                eprintln!("floor: {e}");
-                std::process::exit(1);
-            }
+            Err(e) => fail(e),
         }
         return;
     }
     match run(&args) {
         Ok(result) => {
             print_result(&args, &result);
-            if let Some(path) = &args.json {
-                let json = to_json(&args, &result);
-                if let Err(e) = std::fs::write(path, format!("{json:#}\n")) {
-                    eprintln!("floor: cannot write {}: {e}", path.display());
-                    std::process::exit(1);
-                }
-            }
+            write_json(&args, || to_json(&args, &result));
         }
-        Err(e) => {
-            eprintln!("floor: {e}");
-            std::process::exit(1);
+        Err(e) => fail(e),
+    }
+}
+
+/// Writes `--json`, when asked for, or exits 1 saying why it could not.
+fn write_json(args: &Args, json: impl FnOnce() -> serde_json::Value) {
+    if let Some(path) = &args.json {
+        if let Err(e) = std::fs::write(path, format!("{:#}\n", json())) {
+            fail(format!("cannot write {}: {e}", path.display()));
         }
     }
+}
+
+fn fail(why: impl std::fmt::Display) -> ! {
+    eprintln!("floor: {why}");
+    std::process::exit(1);
 }
 
 fn check(args: &Args) -> Result<(), String> {
