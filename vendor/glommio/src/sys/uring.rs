@@ -896,15 +896,6 @@ struct SleepableRing {
     in_kernel: usize,
 }
 
-/// mudshard patch: the main and latency rings are set up with
-/// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19+). Without it, every completion
-/// that a peer's wakeup queues for a thread that is running (a socket
-/// becoming readable, for instance) is delivered by interrupting that thread
-/// with an IPI, which the *sender* pays for; with it, the completion waits
-/// for the thread's next system call, which a busy executor makes constantly.
-/// A sleeping thread is still woken at once. On a kernel without the flag,
-/// the ring is set up as before, and `MUDSHARD_NO_COOP_TASKRUN=1` in the
-/// environment does the same anywhere (for comparisons).
 /// mudshard patch: `MUDSHARD_GLOMMIO_PREEMPT_TIMERS=1` keeps the preemption
 /// timers armed on every loop as upstream does, even with one task queue and
 /// after `skip_preempt_timers_with_one_queue` (for comparisons).
@@ -936,6 +927,15 @@ fn sleep_barrier() {
 pub(crate) static SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
+/// mudshard patch: the main and latency rings are set up with
+/// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19+). Without it, every completion
+/// that a peer's wakeup queues for a thread that is running (a socket
+/// becoming readable, for instance) is delivered by interrupting that thread
+/// with an IPI, which the *sender* pays for; with it, the completion waits
+/// for the thread's next system call, which a busy executor makes constantly.
+/// A sleeping thread is still woken at once. On a kernel without the flag,
+/// the ring is set up as before, and `MUDSHARD_NO_COOP_TASKRUN=1` in the
+/// environment does the same anywhere (for comparisons).
 fn new_cooperative_ring(entries: u32) -> io::Result<iou::IoUring> {
     if std::env::var_os("MUDSHARD_NO_COOP_TASKRUN").is_some_and(|v| v == "1") {
         return iou::IoUring::new(entries);
