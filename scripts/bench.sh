@@ -31,7 +31,9 @@ usage: scripts/bench.sh [--quick] [--only SCENARIO[,SCENARIO…]] [--out FILE]
   --no-build     use the release binaries already in target/release
   --no-floor     skip the machine floor (bench/floor: what the kernel alone
                  charges for a small loopback send and its receipt, and the
-                 time the machine takes away from spinning threads; ~25 s)
+                 time the machine takes away from spinning threads, ~25 s;
+                 with rtt, an echo's request→reply latency in the scenario's
+                 shape and layout, sleeping and polling, ~1 min)
 
 A run in which the hypervisor stole more than 5% of the CPU time (loadgen's
 `machine.steal_pct`) is run once more; the report notes it.
@@ -433,6 +435,46 @@ def check_targets(name, m, ladder_ratio):
     return "no numeric target"
 
 
+def floor_rtt_p99(run_dir):
+    out = {}
+    for mode in ("sleeping", "polling"):
+        try:
+            with open(os.path.join(run_dir, f"floor-rtt-{mode}.json")) as f:
+                out[mode] = json.load(f)["latency_us"]["p99"]
+        except (OSError, ValueError, KeyError):
+            pass
+    return out
+
+
+def write_floor_rtt(w, run_dir, meta):
+    """The floor's request/reply runs beside the rtt figures, when there are any."""
+    rows = []
+    for mode in ("sleeping", "polling"):
+        try:
+            with open(os.path.join(run_dir, f"floor-rtt-{mode}.json")) as f:
+                rows.append((mode, json.load(f)))
+        except (OSError, ValueError):
+            pass
+    if not rows:
+        return
+    w("### rtt: the machine's own request→reply latency\n")
+    w("`floor --rtt`, run just before the servers in the same layout and shape (players as "
+      f"connections, the same rate, warm-up and window, {rows[0][1]['config']['reply_bytes']}-byte "
+      "replies): an epoll echo thread answering each 40-byte request with one `send`, and a paced "
+      "open-loop client timing each reply from its intended send time — no WebSocket, no JSON, no "
+      "game, no runtime. *Sleeping* waits in `epoll_pwait2` between events as servers do; *polling* "
+      "never sleeps (each thread pinned to a CPU of its own), so what remains is what the machine "
+      "itself adds (the hypervisor taking a CPU away, interrupts).\n")
+    w("| floor run | achieved/s | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | client µs/req | echo µs/req |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for mode, r in rows:
+        lat = r.get("latency_us", {})
+        w(f"| {mode} | {fmt(r.get('achieved_per_s'))} | {fmt(ms(lat.get('p50')))} | {fmt(ms(lat.get('p90')))} | "
+          f"{fmt(ms(lat.get('p99')))} | {fmt(ms(lat.get('p999')))} | {fmt(ms(lat.get('max')))} | "
+          f"{fmt(r.get('client_us_per_request'))} | {fmt(r.get('echo_us_per_request'))} |")
+    w("")
+
+
 def report(mode, scen_dir, run_dir, out, meta_path):
     meta = {}
     with open(meta_path) as f:
@@ -574,6 +616,9 @@ def report(mode, scen_dir, run_dir, out, meta_path):
                 w(f"* {server}: " + "; ".join(notes))
         w("")
 
+        if name == "rtt":
+            write_floor_rtt(w, run_dir, meta)
+
         ladder_ratio = None
         if sec.get("ladder"):
             kind = sec.get("ladder_latency", "delivery")
@@ -612,7 +657,13 @@ def report(mode, scen_dir, run_dir, out, meta_path):
               + (" (a server that sustained the ladder's top step may go higher: extend `ladder`)"
                  if top_sustained else "") + ".\n")
         if mode == "full":
-            summary.append(f"| {name} | {check_targets(name, m, ladder_ratio)} |")
+            extra = ""
+            if name == "rtt":
+                p99s = floor_rtt_p99(run_dir)
+                if p99s:
+                    extra = ("; the machine's own p99 in this run (`floor --rtt`, no server): "
+                             + ", ".join(f"{fmt(ms(v))} ms {k}" for k, v in p99s.items()))
+            summary.append(f"| {name} | {check_targets(name, m, ladder_ratio)}{extra} |")
 
     if mode == "full":
         w("## Targets of issue 4\n")
@@ -648,6 +699,11 @@ if __name__ == "__main__":
         if v is None:
             sys.exit(1)
         print(f"{v:.1f}")
+    elif cmd == "floor-rtt":
+        # The floor's request/reply run in the rtt scenario's shape.
+        sec = section(load(sys.argv[3]), sys.argv[2])
+        print(f"--pairs {int(sec['players'])} --rate {int(sec['rate'])} "
+              f"--warmup {sec.get('warmup', 2)} --seconds {sec.get('duration', 10)}")
     elif cmd == "report":
         report(*sys.argv[2:7])
     else:
@@ -733,6 +789,8 @@ start_server() {
 
 # The machine floor: the kernel's own cost of a small loopback send and its
 # receipt, with no server — what any server's figures below stand on.
+# About the size of a `look` reply in the rtt scenario's room (50 names listed).
+FLOOR_RTT_REPLY_BYTES=800
 FLOOR_RUNS=(
     "single-paced --batch 1 --rate 50000"
     "single-max --batch 1 --rate 0"
@@ -758,6 +816,33 @@ if [[ $FLOOR -eq 1 ]]; then
         echo "bench.sh:     floor hiccups failed; see $RUN_DIR/floor-hiccups.txt" >&2
 fi
 
+# The floor's request/reply run, in the rtt scenario's shape and this run's
+# core layout, just before the servers' rtt runs: an epoll echo answering
+# each request with one send, and a paced open-loop client timing replies
+# from the intended send time. Once sleeping between events as servers do,
+# once polling without sleeping (each thread on a CPU of its own), which
+# leaves only what the machine itself adds to a reply's latency.
+floor_rtt() {
+    local spec mode cmd pin
+    read -r -a spec <<<"$(python3 "$HELPER" floor-rtt "$MODE" "$1")" || return 0
+    for mode in sleeping polling; do
+        pin=()
+        if [[ -n $SERVER_CPUS ]]; then
+            pin=(--receiver-core "${SERVER_CPUS%%,*}" --sender-core "${LOADGEN_CPUS%%,*}")
+        elif [[ $mode == polling ]]; then
+            pin=(--receiver-core 0 --sender-core $(($(nproc) > 1 ? 1 : 0)))
+        fi
+        cmd=("$BIN/floor" --rtt "${spec[@]}" --bytes "$FLOOR_RTT_REPLY_BYTES" "${pin[@]}"
+            --json "$RUN_DIR/floor-rtt-$mode.json")
+        [[ $mode == polling ]] && cmd+=(--spin)
+        echo "bench.sh: floor rtt ($mode)"
+        echo "${cmd[*]}" | sed "s|$ROOT/||g" >>"$COMMANDS"
+        timeout -k 5 120 "${cmd[@]}" >"$RUN_DIR/floor-rtt-$mode.txt" 2>&1 ||
+            echo "bench.sh:     floor rtt ($mode) failed; see $RUN_DIR/floor-rtt-$mode.txt" >&2
+        sleep "$BETWEEN_RUNS_S"
+    done
+}
+
 declare -A STOPPED_CLIMBING=()
 runs_total=$(wc -l <"$PLAN")
 run_no=0
@@ -766,6 +851,9 @@ while IFS=$'\t' read -r -a fields; do
     run=${fields[0]} scen=${fields[1]} step=${fields[2]} is_main=${fields[3]}
     grid=${fields[4]} planned_s=${fields[5]}
     args=("${fields[@]:6}")
+    if [[ $FLOOR -eq 1 && $scen == rtt && $is_main == 1 ]]; then
+        floor_rtt "$SCENARIO_DIR/$scen.toml"
+    fi
     for server in mudshard baseline; do
         if [[ $is_main != 1 && -n ${STOPPED_CLIMBING[$scen.$server]:-} ]]; then
             echo "bench.sh: [$run_no/$runs_total] $run on $server: skipped (not sustained at a lower rate)"

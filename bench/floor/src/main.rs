@@ -10,11 +10,14 @@
 //! and its clients not less than the receiver's.
 //!
 //! `--hiccups` measures something else: the time the machine takes away
-//! from threads that never sleep (see `hiccups.rs`).
+//! from threads that never sleep (see `hiccups.rs`). `--rtt` measures the
+//! lowest request→reply latency the machine allows for loadgen's `rtt`
+//! shape, against an echo thread (see `rtt.rs`).
 //!
 //! Loopback only; bounded by `--seconds`; stops by itself.
 
 mod hiccups;
+mod rtt;
 
 use clap::Parser;
 use std::io;
@@ -39,18 +42,30 @@ struct Args {
     /// Messages written by one `send`
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Messages per second, paced in 1 ms steps; 0 = as fast as the sender can
+    /// Messages per second, paced in 1 ms steps; 0 = as fast as the sender can.
+    /// With --rtt: requests per second, each due at its own time
     #[arg(long, default_value_t = 50_000)]
     rate: u64,
     /// Measured seconds
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
-    /// Pin the sender thread to this CPU
+    /// With --rtt: seconds run before the measured ones
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Pin the sender thread (with --rtt: the client) to this CPU
     #[arg(long)]
     sender_core: Option<usize>,
-    /// Pin the receiver thread to this CPU
+    /// Pin the receiver thread (with --rtt: the echo) to this CPU
     #[arg(long)]
     receiver_core: Option<usize>,
+    /// Instead of one-way messages: paced requests answered by an echo
+    /// thread with one `--bytes`-byte reply each, and their latency
+    #[arg(long, conflicts_with = "hiccups")]
+    rtt: bool,
+    /// With --rtt: both threads poll without sleeping (give each its own
+    /// CPU): the latency left is what the machine itself adds
+    #[arg(long, requires = "rtt")]
+    spin: bool,
     /// Instead of moving messages: spin one pinned thread per CPU for
     /// `--seconds` and report the time the machine took away from them
     #[arg(long)]
@@ -80,6 +95,26 @@ fn main() {
             Ok(all) => {
                 hiccups::print(&all);
                 write_json(&args, || hiccups::to_json(&all));
+            }
+            Err(e) => fail(e),
+        }
+        return;
+    }
+    if args.rtt {
+        let config = rtt::RttConfig {
+            pairs: args.pairs,
+            reply_bytes: args.bytes,
+            rate: args.rate,
+            warmup_s: args.warmup,
+            seconds: args.seconds,
+            client_core: args.sender_core,
+            echo_core: args.receiver_core,
+            spin: args.spin,
+        };
+        match rtt::run(&config) {
+            Ok(outcome) => {
+                rtt::print(&config, &outcome);
+                write_json(&args, || rtt::to_json(&config, &outcome));
             }
             Err(e) => fail(e),
         }
@@ -120,6 +155,12 @@ fn check(args: &Args) -> Result<(), String> {
     }
     if !(args.seconds > 0.0 && args.seconds <= SECONDS_MAX) {
         return Err(format!("--seconds must be in (0, {SECONDS_MAX}]"));
+    }
+    if !(args.warmup >= 0.0 && args.warmup <= SECONDS_MAX) {
+        return Err(format!("--warmup must be in [0, {SECONDS_MAX}]"));
+    }
+    if args.rtt && args.rate == 0 {
+        return Err("--rtt needs a --rate above 0".into());
     }
     Ok(())
 }
@@ -363,7 +404,7 @@ pub(crate) fn pin(core: usize) -> io::Result<()> {
     Ok(())
 }
 
-fn thread_cpu_s() -> f64 {
+pub(crate) fn thread_cpu_s() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -513,6 +554,8 @@ mod tests {
             vec!["floor", "--batch", "0"],
             vec!["floor", "--bytes", "70000"],
             vec!["floor", "--seconds", "0"],
+            vec!["floor", "--warmup=-1"],
+            vec!["floor", "--rtt", "--rate", "0"],
         ] {
             assert!(check(&Args::parse_from(bad.clone())).is_err(), "{bad:?}");
         }

@@ -1,0 +1,454 @@
+//! `floor --rtt`: the lowest request→reply latency this machine allows for
+//! the shape of loadgen's `rtt` scenario, with no server in the way.
+//!
+//! An echo thread answers every `REQUEST_BYTES`-byte request with one
+//! `--bytes`-byte reply (one `send` per read), over `--pairs` loopback
+//! connections watched with epoll. A client thread sends requests
+//! round-robin at `--rate` per second, open loop: request k is due at
+//! `start + k / rate`, and its latency is measured from that intended time,
+//! as loadgen measures it (coordinated omission corrected). Between sends the
+//! client waits in `epoll_pwait2` for replies until the next send is due.
+//!
+//! Both threads do the least any server and client must: one `recv` and one
+//! `send` per request on each side, no framing, no parsing, no runtime. The
+//! latency percentiles are therefore a floor under what a server and a load
+//! generator can show together on this machine in the same layout (pinned
+//! to separate CPUs, or sharing them).
+
+use crate::{pin, thread_cpu_s};
+use hdrhistogram::Histogram;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A `look` command frame from loadgen is about this long.
+pub const REQUEST_BYTES: usize = 40;
+/// Replies still missing this long after the last send count as lost.
+const DRAIN: Duration = Duration::from_secs(2);
+const EPOLL_EVENTS: usize = 512;
+const READ_BUF_BYTES: usize = 256 * 1024;
+/// Latencies are recorded in µs up to this bound (longer ones are clamped).
+const LATENCY_MAX_US: u64 = 60_000_000;
+
+/// What `--rtt` is asked to do.
+#[derive(Debug, Clone)]
+pub struct RttConfig {
+    pub pairs: usize,
+    pub reply_bytes: usize,
+    pub rate: u64,
+    pub warmup_s: f64,
+    pub seconds: f64,
+    pub client_core: Option<usize>,
+    pub echo_core: Option<usize>,
+    /// Both threads poll without ever sleeping (each needs a CPU of its own).
+    pub spin: bool,
+}
+
+/// What a `--rtt` run measured.
+pub struct RttOutcome {
+    /// Requests sent in the whole run (warm-up included).
+    pub sent: u64,
+    /// Requests whose intended time fell in the measured window.
+    pub measured: u64,
+    /// Replies received to measured requests.
+    pub answered: u64,
+    /// Latency from intended send time to reply, µs, measured requests only.
+    pub latency_us: Histogram<u64>,
+    /// The furthest the client fell behind its schedule, µs.
+    pub send_lag_max_us: u64,
+    pub client_cpu_s: f64,
+    pub echo_cpu_s: f64,
+    /// The measured window, s.
+    pub window_s: f64,
+}
+
+impl RttOutcome {
+    pub fn achieved_per_s(&self) -> f64 {
+        self.measured as f64 / self.window_s
+    }
+    pub fn client_us_per_request(&self) -> f64 {
+        self.client_cpu_s * 1e6 / self.sent.max(1) as f64
+    }
+    pub fn echo_us_per_request(&self) -> f64 {
+        self.echo_cpu_s * 1e6 / self.sent.max(1) as f64
+    }
+}
+
+/// Opens the pairs, runs the echo and the client, and reports.
+pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
+    if config.rate == 0 {
+        return Err(io::Error::other("--rtt needs a --rate above 0"));
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let mut clients = Vec::with_capacity(config.pairs);
+    let mut echoes = Vec::with_capacity(config.pairs);
+    for _ in 0..config.pairs {
+        let client = TcpStream::connect(addr).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("connect to {addr}: {e} (is the open-file limit below 2 × --pairs?)"),
+            )
+        })?;
+        let (echo, _) = listener.accept()?;
+        for s in [&client, &echo] {
+            s.set_nodelay(true)?;
+            s.set_nonblocking(true)?;
+        }
+        clients.push(client);
+        echoes.push(echo);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let echo_fds: Vec<RawFd> = echoes.iter().map(|s| s.as_raw_fd()).collect();
+    let echo_stop = stop.clone();
+    let echo_config = config.clone();
+    let echo = std::thread::spawn(move || echo(&echo_fds, &echo_config, &echo_stop));
+
+    let client_fds: Vec<RawFd> = clients.iter().map(|s| s.as_raw_fd()).collect();
+    let client = client(config, &client_fds);
+    stop.store(true, Ordering::Release);
+    let echo_cpu_s = echo
+        .join()
+        .map_err(|_| io::Error::other("the echo thread panicked"))??;
+    let mut outcome = client?;
+    outcome.echo_cpu_s = echo_cpu_s;
+    Ok(outcome)
+}
+
+/// An epoll instance watching `fds` for input, each tagged with its index.
+struct Epoll(RawFd);
+
+impl Epoll {
+    fn watching(fds: &[RawFd]) -> io::Result<Epoll> {
+        // SAFETY: plain syscall; the result is checked.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let epoll = Epoll(ep);
+        for (i, &fd) in fds.iter().enumerate() {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: i as u64,
+            };
+            // SAFETY: `ep` and `fd` are open; `ev` outlives the call.
+            if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(epoll)
+    }
+
+    /// Waits up to `timeout` (with nanosecond precision) for ready sockets.
+    fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> io::Result<usize> {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `events` has room for its length; `ts` outlives the call.
+        let n = unsafe {
+            libc::epoll_pwait2(
+                self.0,
+                events.as_mut_ptr(),
+                events.len() as i32,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(err);
+        }
+        Ok(n as usize)
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours and closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live buffer of its length; `fd` is open.
+    let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if r < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return Ok(0);
+        }
+        return Err(err);
+    }
+    if r == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the other side closed",
+        ));
+    }
+    Ok(r as usize)
+}
+
+/// Writes all of `buf`. Replies and requests are small and both sides read
+/// everything they are sent, so a full socket buffer means something is
+/// broken, and is reported as such rather than waited out.
+fn send_all(fd: RawFd, buf: &[u8]) -> io::Result<()> {
+    // SAFETY: `buf` is a live slice; `fd` is open.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != buf.len() {
+        return Err(io::Error::other(format!(
+            "socket buffer full: {n} of {} bytes written",
+            buf.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The echo side: one reply of `reply_bytes` for every whole request read.
+/// Returns its CPU time.
+fn echo(fds: &[RawFd], config: &RttConfig, stop: &AtomicBool) -> io::Result<f64> {
+    if let Some(core) = config.echo_core {
+        pin(core)?;
+    }
+    let reply_bytes = config.reply_bytes;
+    let timeout = if config.spin {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(100)
+    };
+    let epoll = Epoll::watching(fds)?;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_EVENTS];
+    let mut buf = vec![0u8; READ_BUF_BYTES];
+    let mut replies = Vec::new();
+    // Bytes of a request read so far, per connection.
+    let mut partial = vec![0usize; fds.len()];
+    let cpu_start = thread_cpu_s();
+    while !stop.load(Ordering::Acquire) {
+        let n = epoll.wait(&mut events, timeout)?;
+        for ev in &events[..n] {
+            let i = ev.u64 as usize;
+            let got = recv(fds[i], &mut buf)?;
+            let total = partial[i] + got;
+            let requests = total / REQUEST_BYTES;
+            partial[i] = total % REQUEST_BYTES;
+            if requests > 0 {
+                replies.clear();
+                replies.resize(requests * reply_bytes, b'r');
+                send_all(fds[i], &replies)?;
+            }
+        }
+    }
+    Ok(thread_cpu_s() - cpu_start)
+}
+
+/// The client side: paced open-loop sends, replies matched in order per
+/// connection.
+fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
+    if let Some(core) = config.client_core {
+        pin(core)?;
+    }
+    let epoll = Epoll::watching(fds)?;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_EVENTS];
+    let mut buf = vec![0u8; READ_BUF_BYTES];
+    let request = [b'q'; REQUEST_BYTES];
+    // Intended send times of the requests each connection awaits replies to.
+    let mut awaited: Vec<VecDeque<u64>> = vec![VecDeque::new(); fds.len()];
+    let mut partial = vec![0usize; fds.len()];
+    let mut latency_us = Histogram::<u64>::new_with_bounds(1, LATENCY_MAX_US, 3)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let interval_ns = 1e9 / config.rate as f64;
+    let warmup_ns = (config.warmup_s * 1e9) as u64;
+    let end_ns = warmup_ns + (config.seconds * 1e9) as u64;
+    let (mut sent, mut measured, mut answered, mut lag_max_ns, mut next) =
+        (0u64, 0u64, 0u64, 0u64, 0usize);
+    let cpu_start = thread_cpu_s();
+    let start = Instant::now();
+    let since = |start: Instant| start.elapsed().as_nanos() as u64;
+    let mut outstanding = 0u64;
+    let mut drain_until: Option<u64> = None;
+    loop {
+        let now = since(start);
+        let mut due = (sent as f64 * interval_ns) as u64;
+        if due < end_ns {
+            lag_max_ns = lag_max_ns.max(now.saturating_sub(due));
+        }
+        while due <= now && due < end_ns {
+            let i = next;
+            next = (next + 1) % fds.len();
+            send_all(fds[i], &request)?;
+            awaited[i].push_back(due);
+            sent += 1;
+            outstanding += 1;
+            if due >= warmup_ns {
+                measured += 1;
+            }
+            due = (sent as f64 * interval_ns) as u64;
+        }
+        let wait = if due < end_ns {
+            Duration::from_nanos(due - now.min(due))
+        } else {
+            let until = *drain_until.get_or_insert(now + DRAIN.as_nanos() as u64);
+            if outstanding == 0 || now >= until {
+                break;
+            }
+            Duration::from_nanos(until - now)
+        };
+        let n = epoll.wait(&mut events, if config.spin { Duration::ZERO } else { wait })?;
+        if n == 0 {
+            continue;
+        }
+        let now = since(start);
+        for ev in &events[..n] {
+            let i = ev.u64 as usize;
+            let total = partial[i] + recv(fds[i], &mut buf)?;
+            partial[i] = total % config.reply_bytes;
+            for _ in 0..total / config.reply_bytes {
+                let Some(intended) = awaited[i].pop_front() else {
+                    return Err(io::Error::other("a reply nobody asked for"));
+                };
+                outstanding -= 1;
+                if intended >= warmup_ns {
+                    answered += 1;
+                    let us = (now.saturating_sub(intended) / 1000).clamp(1, LATENCY_MAX_US);
+                    latency_us.saturating_record(us);
+                }
+            }
+        }
+    }
+    Ok(RttOutcome {
+        sent,
+        measured,
+        answered,
+        latency_us,
+        send_lag_max_us: lag_max_ns / 1000,
+        client_cpu_s: thread_cpu_s() - cpu_start,
+        echo_cpu_s: 0.0,
+        window_s: config.seconds,
+    })
+}
+
+/// Prints the human summary.
+pub fn print(config: &RttConfig, o: &RttOutcome) {
+    println!(
+        "floor rtt: {} pairs, {REQUEST_BYTES}-byte requests, {}-byte replies, {} requests/s requested, \
+         {:.1} s measured after {:.1} s warm-up{}",
+        config.pairs,
+        config.reply_bytes,
+        config.rate,
+        config.seconds,
+        config.warmup_s,
+        if config.spin { ", polling without sleeping" } else { "" }
+    );
+    println!(
+        "  achieved           {:>12.0} requests/s (max send lag {:.1} ms), {} of {} answered",
+        o.achieved_per_s(),
+        o.send_lag_max_us as f64 / 1e3,
+        o.answered,
+        o.measured
+    );
+    let h = &o.latency_us;
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
+    println!(
+        "  reply latency (ms) p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        ms(0.999),
+        h.max() as f64 / 1e3
+    );
+    println!(
+        "  CPU per request    client {:.2} µs, echo {:.2} µs",
+        o.client_us_per_request(),
+        o.echo_us_per_request()
+    );
+    if o.answered < o.measured {
+        println!("  warning: {} requests unanswered", o.measured - o.answered);
+    }
+}
+
+pub fn to_json(config: &RttConfig, o: &RttOutcome) -> serde_json::Value {
+    let h = &o.latency_us;
+    serde_json::json!({
+        "config": {
+            "mode": "rtt",
+            "pairs": config.pairs,
+            "request_bytes": REQUEST_BYTES,
+            "reply_bytes": config.reply_bytes,
+            "rate": config.rate,
+            "warmup_s": config.warmup_s,
+            "seconds": config.seconds,
+            "client_core": config.client_core,
+            "echo_core": config.echo_core,
+            "spin": config.spin,
+        },
+        "sent": o.sent,
+        "measured": o.measured,
+        "answered": o.answered,
+        "achieved_per_s": o.achieved_per_s(),
+        "send_lag_max_us": o.send_lag_max_us,
+        "latency_us": {
+            "p50": h.value_at_quantile(0.5),
+            "p90": h.value_at_quantile(0.9),
+            "p99": h.value_at_quantile(0.99),
+            "p999": h.value_at_quantile(0.999),
+            "max": h.max(),
+        },
+        "client_cpu_s": o.client_cpu_s,
+        "echo_cpu_s": o.echo_cpu_s,
+        "client_us_per_request": o.client_us_per_request(),
+        "echo_us_per_request": o.echo_us_per_request(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(rate: u64) -> RttConfig {
+        RttConfig {
+            pairs: 8,
+            reply_bytes: 300,
+            rate,
+            warmup_s: 0.1,
+            seconds: 0.3,
+            client_core: None,
+            echo_core: None,
+            spin: false,
+        }
+    }
+
+    #[test]
+    fn every_measured_request_is_answered_at_the_requested_rate() {
+        let c = config(2_000);
+        let o = run(&c).expect("runs on loopback");
+        // 0.4 s at 2,000/s, of which 0.3 s measured.
+        assert_eq!(o.sent, 800);
+        assert_eq!(o.measured, 600);
+        assert_eq!(o.answered, o.measured);
+        assert_eq!(o.latency_us.len(), o.measured);
+        assert!(o.latency_us.min() >= 1);
+        assert!(o.client_cpu_s > 0.0 && o.echo_cpu_s > 0.0);
+    }
+
+    #[test]
+    fn a_zero_rate_is_refused() {
+        assert!(run(&config(0)).is_err());
+    }
+}
