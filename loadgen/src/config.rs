@@ -5,6 +5,10 @@ use clap::{Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The most `--send-ahead-us` may be: beyond it, sending early would change
+/// the workload's shape rather than spare timer wake-ups.
+pub const SEND_AHEAD_US_MAX: f64 = 10_000.0;
+
 /// The workload a run drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,6 +98,13 @@ pub struct Config {
     /// New connections per second while opening the sessions (all threads).
     #[arg(long, default_value_t = 5000.0)]
     pub ramp_rate: f64,
+
+    /// Sends due within this many µs after the sender wakes go out with that
+    /// wake-up (each timed from when it actually went), so that one timer
+    /// sleep serves several sends. 0: one sleep per send.
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default)]
+    pub send_ahead_us: f64,
 
     /// Sessions being opened at once per thread (ramp-up), or sessions in
     /// flight per thread (`churn`).
@@ -187,6 +198,11 @@ impl Config {
         if self.duration <= 0.0 || self.warmup < 0.0 || self.timeout <= 0.0 || self.drain_s() < 0.0
         {
             return Err("--duration and --timeout must be > 0, --warmup and --drain >= 0".into());
+        }
+        if !(0.0..=SEND_AHEAD_US_MAX).contains(&self.send_ahead_us) {
+            return Err(format!(
+                "--send-ahead-us must be in [0, {SEND_AHEAD_US_MAX}]"
+            ));
         }
         if self.ramp_rate <= 0.0 || self.concurrency == 0 {
             return Err("--ramp-rate and --concurrency must be > 0".into());

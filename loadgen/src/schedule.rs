@@ -56,6 +56,24 @@ impl Schedule {
         Some(due)
     }
 
+    /// Like `pop_due`, but also hands out a send due up to `ahead_ns` after
+    /// `now_ns`, so that one wake-up can carry the sends of the next few
+    /// microseconds. Returns the time the send is to be timed from: its
+    /// intended time when that has passed, otherwise `now_ns` (the send goes
+    /// early, and is timed from when it actually went, never from a time
+    /// still to come). Successive results are strictly increasing, so they
+    /// can serve as command ids, and never later than the intended time.
+    pub fn pop_due_ahead(&mut self, now_ns: u64, ahead_ns: u64, last_ns: &mut u64) -> Option<u64> {
+        let due = self.next_due_ns()?;
+        if due > now_ns.saturating_add(ahead_ns) {
+            return None;
+        }
+        self.next_index += 1;
+        let at = due.min(now_ns.max(last_ns.saturating_add(1)));
+        *last_ns = at;
+        Some(at)
+    }
+
     /// How far behind the schedule the sender is at `now_ns` (0 when on time).
     pub fn lag_ns(&self, now_ns: u64) -> u64 {
         self.next_due_ns()
@@ -112,6 +130,27 @@ mod tests {
         assert_eq!(s.lag_ns(now), 0);
         assert_eq!(s.next_due_ns(), Some(60 * MS));
         assert_eq!(s.issued(), 6);
+    }
+
+    #[test]
+    fn sends_handed_out_ahead_are_timed_from_when_they_go() {
+        let mut s = Schedule::new(10_000.0, 0, NS_PER_S); // every 100 µs
+        let mut last = 0;
+        // Woken at 150 µs with 200 µs of send-ahead: the late ones (0, 100)
+        // keep their intended times, the early ones (200, 300) are timed
+        // from 150 µs, in increasing order; 400 µs is beyond the horizon.
+        let us = 1_000;
+        let got: Vec<u64> =
+            std::iter::from_fn(|| s.pop_due_ahead(150 * us, 200 * us, &mut last)).collect();
+        assert_eq!(got, vec![0, 100 * us, 150 * us, 150 * us + 1]);
+        assert_eq!(s.next_due_ns(), Some(400 * us));
+        // Never later than intended, never before the wake-up.
+        for (i, t) in got.iter().enumerate() {
+            assert!(*t <= i as u64 * 100 * us);
+        }
+        // Without send-ahead it is `pop_due`.
+        assert_eq!(s.pop_due_ahead(399 * us, 0, &mut last), None);
+        assert_eq!(s.pop_due_ahead(400 * us, 0, &mut last), Some(400 * us));
     }
 
     #[test]

@@ -99,8 +99,14 @@ pub async fn await_start(worker: &Worker) -> Phases {
 
 /// The open-loop sender: from the start line to the window's end, sends at
 /// `rate_per_s`, visiting the thread's sessions round-robin. `line` writes
-/// the command for a session and intended time; `sent` is told of each
-/// command that went out.
+/// the command for a session and the time it is timed from; `sent` is told
+/// of each command that went out.
+///
+/// A wake-up also carries the sends due in the next `--send-ahead-us`: one
+/// timer sleep per few sends instead of one per send (each sleep costs a
+/// kernel timer, and on a VM a trap to the hypervisor). Such a send goes a
+/// little early and is timed from when it went; a late send is timed from
+/// when it should have gone (see `Schedule::pop_due_ahead`).
 pub async fn send_loop(
     worker: &Rc<Worker>,
     phases: &Phases,
@@ -109,6 +115,8 @@ pub async fn send_loop(
     mut sent: impl FnMut(&Worker, &Session, u64),
 ) {
     let mut schedule = Schedule::new(rate_per_s, phases.start_ns, phases.window.end_ns);
+    let ahead_ns = (worker.control.config.send_ahead_us * 1_000.0) as u64;
+    let mut last_ns = 0;
     let mut cursor = 0usize;
     let mut text = String::with_capacity(64);
     while let Some(next_ns) = schedule.next_due_ns() {
@@ -123,7 +131,7 @@ pub async fn send_loop(
             stats.counters.send_lag_us_max = stats.counters.send_lag_us_max.max(lag_us);
         }
         for _ in 0..SENDS_PER_TURN_MAX {
-            let Some(intended_ns) = schedule.pop_due(now) else {
+            let Some(at_ns) = schedule.pop_due_ahead(now, ahead_ns, &mut last_ns) else {
                 break;
             };
             let Some(session) = next_open(worker, &mut cursor) else {
@@ -131,9 +139,9 @@ pub async fn send_loop(
                 continue;
             };
             text.clear();
-            line(&session, intended_ns, &mut text);
-            if worker.send_command(&session, intended_ns, &text) {
-                sent(worker, &session, intended_ns);
+            line(&session, at_ns, &mut text);
+            if worker.send_command(&session, at_ns, &text) {
+                sent(worker, &session, at_ns);
             }
         }
         futures_lite::future::yield_now().await;
