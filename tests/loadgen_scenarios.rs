@@ -111,6 +111,65 @@ fn rtt_gets_a_reply_for_every_look() {
 }
 
 #[test]
+fn sends_carried_ahead_by_one_wake_up_are_all_answered_and_delivered() {
+    let server = server();
+    // 10 ms of send-ahead at 200 looks/s: about three sends per wake-up.
+    let (report, ok) = run(
+        &server,
+        "rtt",
+        &[
+            "--players",
+            "20",
+            "--rate",
+            "200",
+            "--send-ahead-us",
+            "10000",
+        ],
+    );
+    assert!(ok, "{report:#}");
+    assert_eq!(report["config"]["send_ahead_us"].as_f64(), Some(10000.0));
+    let sent = u(&report["counts"]["sent"]);
+    assert!(sent >= 300, "about 400 looks in the window, got {sent}");
+    assert_eq!(u(&report["counts"]["replies"]), sent);
+    assert_eq!(u(&report["latency_us"]["reply"]["count"]), sent);
+    assert!(report["rate"]["held"].as_bool().expect("held"));
+    // Says sent together keep distinct stamps: every one is delivered to
+    // each of its nine listeners and counted once.
+    let (report, ok) = run(
+        &server,
+        "chat",
+        &[
+            "--players",
+            "40",
+            "--rooms",
+            "4",
+            "--rate",
+            "100",
+            "--send-ahead-us",
+            "10000",
+        ],
+    );
+    assert!(ok, "{report:#}");
+    let says = u(&report["counts"]["sent"]);
+    assert!(says >= 150, "about 200 says in the window, got {says}");
+    assert_eq!(u(&report["deliveries"]["received"]), says * 9);
+    assert_eq!(u(&report["counts"]["replies"]), says);
+}
+
+#[test]
+fn an_out_of_range_send_ahead_is_refused() {
+    for bad in ["-1", "20000"] {
+        let config = loadgen::config::Config::parse_from([
+            "loadgen",
+            "rtt",
+            &format!("--send-ahead-us={bad}"),
+        ]);
+        let why = config.validate().expect_err(bad);
+        assert!(why.contains("--send-ahead-us"), "{why}");
+    }
+}
+
+#[test]
 fn walk_crosses_shards_and_sees_enter_and_leave() {
     let server = server();
     let (report, ok) = run(&server, "walk", &["--players", "20", "--rate", "100"]);
