@@ -457,21 +457,23 @@ def write_floor_rtt(w, run_dir, meta):
             pass
     if not rows:
         return
-    cores = ", ".join(f"{k} on CPU {rows[0][1]['config'].get(k + '_core')}" for k in ("echo", "client"))
     w("### rtt: the machine's own request→reply latency\n")
     w("`floor --rtt`, run just before the servers in the same shape (players as connections, the "
       f"same rate, warm-up and window, {rows[0][1]['config']['reply_bytes']}-byte replies): an epoll "
       "echo thread answering each 40-byte request with one `send`, and a paced open-loop client "
-      f"timing each reply from its intended send time ({cores}) — no WebSocket, no JSON, no game, "
-      "no runtime. *Sleeping* waits in `epoll_pwait2` between events, as servers do: a plain "
+      "timing each reply from its intended send time — no WebSocket, no JSON, no game, "
+      "no runtime (the CPUs column says where each thread ran). *Sleeping* waits in `epoll_pwait2` between events, as servers do: a plain "
       "reference, not a bound (a runtime that batches its system calls can do better). *Polling* "
       "never sleeps, so what remains of its tail is what the machine itself adds (the hypervisor "
       "taking a CPU away, interrupts): no server can expect a lower p99 here.\n")
-    w("| floor run | achieved/s | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | client µs/req | echo µs/req |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| floor run | CPUs (echo, client) | achieved/s | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | client µs/req | echo µs/req |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mode, r in rows:
         lat = r.get("latency_us", {})
-        w(f"| {mode} | {fmt(r.get('achieved_per_s'))} | {fmt(ms(lat.get('p50')))} | {fmt(ms(lat.get('p90')))} | "
+        c = r.get("config", {})
+        cpus = ("unpinned" if c.get("echo_core") is None or c.get("client_core") is None
+                else f"{c['echo_core']}, {c['client_core']}")
+        w(f"| {mode} | {cpus} | {fmt(r.get('achieved_per_s'))} | {fmt(ms(lat.get('p50')))} | {fmt(ms(lat.get('p90')))} | "
           f"{fmt(ms(lat.get('p99')))} | {fmt(ms(lat.get('p999')))} | {fmt(ms(lat.get('max')))} | "
           f"{fmt(r.get('client_us_per_request'))} | {fmt(r.get('echo_us_per_request'))} |")
     w("")
