@@ -791,10 +791,19 @@ start_server() {
     fi
 }
 
+# Runs one floor measurement within LIMIT seconds and logs its command; its
+# output goes to floor-NAME.txt. A failed measurement is reported, not fatal.
+run_floor() {
+    local name=$1 limit=$2
+    shift 2
+    echo "bench.sh: floor $name"
+    echo "$*" | sed "s|$ROOT/||g" >>"$COMMANDS"
+    timeout -k 5 "$limit" "$@" >"$RUN_DIR/floor-$name.txt" 2>&1 ||
+        echo "bench.sh:     floor $name failed; see $RUN_DIR/floor-$name.txt" >&2
+}
+
 # The machine floor: the kernel's own cost of a small loopback send and its
 # receipt, with no server — what any server's figures below stand on.
-# About the size of a `look` reply in the rtt scenario's room (50 names listed).
-FLOOR_RTT_REPLY_BYTES=800
 FLOOR_RUNS=(
     "single-paced --batch 1 --rate 50000"
     "single-max --batch 1 --rate 0"
@@ -806,18 +815,11 @@ if [[ $FLOOR -eq 1 ]]; then
     for spec in "${FLOOR_RUNS[@]}"; do
         read -r -a words <<<"$spec"
         name=${words[0]}
-        cmd=("$BIN/floor" "${words[@]:1}" --pairs 1000 --seconds 3 "${pin[@]}" --json "$RUN_DIR/floor-$name.json")
-        echo "bench.sh: floor $name"
-        echo "${cmd[*]}" | sed "s|$ROOT/||g" >>"$COMMANDS"
-        timeout -k 5 60 "${cmd[@]}" >"$RUN_DIR/floor-$name.txt" 2>&1 ||
-            echo "bench.sh:     floor $name failed; see $RUN_DIR/floor-$name.txt" >&2
+        run_floor "$name" 60 "$BIN/floor" "${words[@]:1}" --pairs 1000 --seconds 3 "${pin[@]}" \
+            --json "$RUN_DIR/floor-$name.json"
         sleep "$BETWEEN_RUNS_S"
     done
-    cmd=("$BIN/floor" --hiccups --seconds 5 --json "$RUN_DIR/floor-hiccups.json")
-    echo "bench.sh: floor hiccups"
-    echo "${cmd[*]}" | sed "s|$ROOT/||g" >>"$COMMANDS"
-    timeout -k 5 60 "${cmd[@]}" >"$RUN_DIR/floor-hiccups.txt" 2>&1 ||
-        echo "bench.sh:     floor hiccups failed; see $RUN_DIR/floor-hiccups.txt" >&2
+    run_floor hiccups 60 "$BIN/floor" --hiccups --seconds 5 --json "$RUN_DIR/floor-hiccups.json"
 fi
 
 # The floor's request/reply run, in the rtt scenario's shape, just before the
@@ -826,6 +828,9 @@ fi
 # pinned to a CPU of its own. Once sleeping between events as servers do,
 # once polling without sleeping, which leaves only what the machine itself
 # adds to a reply's latency.
+# Roughly the size of a `look` reply in the rtt scenario's room (50 names
+# listed); on loopback a few hundred bytes more or less change little.
+FLOOR_RTT_REPLY_BYTES=800
 floor_rtt() {
     local spec mode cmd pin
     read -r -a spec <<<"$(python3 "$HELPER" floor-rtt "$MODE" "$1")" || return 0
@@ -837,10 +842,7 @@ floor_rtt() {
         cmd=("$BIN/floor" --rtt "${spec[@]}" --bytes "$FLOOR_RTT_REPLY_BYTES" "${pin[@]}"
             --json "$RUN_DIR/floor-rtt-$mode.json")
         [[ $mode == polling ]] && cmd+=(--spin)
-        echo "bench.sh: floor rtt ($mode)"
-        echo "${cmd[*]}" | sed "s|$ROOT/||g" >>"$COMMANDS"
-        timeout -k 5 120 "${cmd[@]}" >"$RUN_DIR/floor-rtt-$mode.txt" 2>&1 ||
-            echo "bench.sh:     floor rtt ($mode) failed; see $RUN_DIR/floor-rtt-$mode.txt" >&2
+        run_floor "rtt-$mode" 120 "${cmd[@]}"
         sleep "$BETWEEN_RUNS_S"
     done
 }

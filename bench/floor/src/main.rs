@@ -17,11 +17,11 @@
 //! Loopback only; bounded by `--seconds`; stops by itself.
 
 mod hiccups;
+mod net;
 mod rtt;
 
 use clap::Parser;
 use std::io;
-use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -81,7 +81,6 @@ const PAIRS_MAX: usize = 8_000;
 const MESSAGE_BYTES_MAX: usize = 64 * 1024;
 const SECONDS_MAX: f64 = 600.0;
 const READ_BUF_BYTES: usize = 256 * 1024;
-const EPOLL_EVENTS: usize = 512;
 const PACE_STEP: Duration = Duration::from_millis(1);
 
 fn main() {
@@ -185,23 +184,10 @@ impl Outcome {
 }
 
 fn run(args: &Args) -> io::Result<Outcome> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let mut senders = Vec::with_capacity(args.pairs);
-    let mut receivers = Vec::with_capacity(args.pairs);
-    for _ in 0..args.pairs {
-        let receiver = TcpStream::connect(addr).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("connect to {addr}: {e} (is the open-file limit below 2 × --pairs?)"),
-            )
-        })?;
-        let (sender, _) = listener.accept()?;
-        sender.set_nodelay(true)?;
-        sender.set_nonblocking(true)?;
-        receiver.set_nonblocking(true)?;
-        senders.push(sender);
-        receivers.push(receiver);
+    // The accepted side sends, each message at once.
+    let (receivers, senders) = net::loopback_pairs(args.pairs)?;
+    for s in senders.iter() {
+        s.set_nodelay(true)?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     let sent_bytes = Arc::new(AtomicU64::new(0));
@@ -329,39 +315,17 @@ fn receive(
     if let Some(core) = core {
         pin(core)?;
     }
-    // SAFETY: plain syscall; the result is checked.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for (i, &fd) in fds.iter().enumerate() {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: i as u64,
-        };
-        // SAFETY: `ep` and `fd` are open; `ev` outlives the call.
-        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    let epoll = net::Epoll::watching(fds)?;
     let mut buf = vec![0u8; READ_BUF_BYTES];
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_EVENTS];
+    let mut events = net::Epoll::events();
     let (mut bytes, mut reads) = (0u64, 0u64);
     let cpu_start = thread_cpu_s();
     loop {
         if stop.load(Ordering::Acquire) && bytes >= sent_bytes.load(Ordering::Acquire) {
             break;
         }
-        // SAFETY: `events` has room for EPOLL_EVENTS entries.
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), EPOLL_EVENTS as i32, 100) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        for ev in &events[..n as usize] {
+        let n = epoll.wait(&mut events, Duration::from_millis(100))?;
+        for ev in &events[..n] {
             let fd = fds[ev.u64 as usize];
             // SAFETY: `buf` is a live buffer of its length; `fd` is open.
             let r =
@@ -378,8 +342,6 @@ fn receive(
         }
     }
     let cpu_s = thread_cpu_s() - cpu_start;
-    // SAFETY: `ep` is ours and closed once.
-    unsafe { libc::close(ep) };
     Ok(Received {
         bytes,
         reads,

@@ -15,11 +15,11 @@
 //! generator can show together on this machine in the same layout (pinned
 //! to separate CPUs, or sharing them).
 
+use crate::net::{loopback_pairs, Epoll};
 use crate::{pin, thread_cpu_s};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 pub const REQUEST_BYTES: usize = 40;
 /// Replies still missing this long after the last send count as lost.
 const DRAIN: Duration = Duration::from_secs(2);
-const EPOLL_EVENTS: usize = 512;
 const READ_BUF_BYTES: usize = 256 * 1024;
 /// Latencies are recorded in µs up to this bound (longer ones are clamped).
 const LATENCY_MAX_US: u64 = 60_000_000;
@@ -83,24 +82,10 @@ pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
     if config.rate == 0 {
         return Err(io::Error::other("--rtt needs a --rate above 0"));
     }
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let mut clients = Vec::with_capacity(config.pairs);
-    let mut echoes = Vec::with_capacity(config.pairs);
-    for _ in 0..config.pairs {
-        let client = TcpStream::connect(addr).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("connect to {addr}: {e} (is the open-file limit below 2 × --pairs?)"),
-            )
-        })?;
-        let (echo, _) = listener.accept()?;
-        for s in [&client, &echo] {
-            s.set_nodelay(true)?;
-            s.set_nonblocking(true)?;
-        }
-        clients.push(client);
-        echoes.push(echo);
+    // The accepted side answers; both sides send small writes at once.
+    let (clients, echoes) = loopback_pairs(config.pairs)?;
+    for s in echoes.iter() {
+        s.set_nodelay(true)?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     let echo_fds: Vec<RawFd> = echoes.iter().map(|s| s.as_raw_fd()).collect();
@@ -117,64 +102,6 @@ pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
     let mut outcome = client?;
     outcome.echo_cpu_s = echo_cpu_s;
     Ok(outcome)
-}
-
-/// An epoll instance watching `fds` for input, each tagged with its index.
-struct Epoll(RawFd);
-
-impl Epoll {
-    fn watching(fds: &[RawFd]) -> io::Result<Epoll> {
-        // SAFETY: plain syscall; the result is checked.
-        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if ep < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let epoll = Epoll(ep);
-        for (i, &fd) in fds.iter().enumerate() {
-            let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: i as u64,
-            };
-            // SAFETY: `ep` and `fd` are open; `ev` outlives the call.
-            if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(epoll)
-    }
-
-    /// Waits up to `timeout` (with nanosecond precision) for ready sockets.
-    fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> io::Result<usize> {
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: `events` has room for its length; `ts` outlives the call.
-        let n = unsafe {
-            libc::epoll_pwait2(
-                self.0,
-                events.as_mut_ptr(),
-                events.len() as i32,
-                &ts,
-                std::ptr::null(),
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                return Ok(0);
-            }
-            return Err(err);
-        }
-        Ok(n as usize)
-    }
-}
-
-impl Drop for Epoll {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is ours and closed once.
-        unsafe { libc::close(self.0) };
-    }
 }
 
 fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -234,7 +161,7 @@ fn echo(fds: &[RawFd], config: &RttConfig, stop: &AtomicBool) -> io::Result<f64>
         Duration::from_millis(100)
     };
     let epoll = Epoll::watching(fds)?;
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_EVENTS];
+    let mut events = Epoll::events();
     let mut buf = vec![0u8; READ_BUF_BYTES];
     let mut replies = Vec::new();
     // Bytes of a request read so far, per connection.
@@ -265,7 +192,7 @@ fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
         pin(core)?;
     }
     let epoll = Epoll::watching(fds)?;
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_EVENTS];
+    let mut events = Epoll::events();
     let mut buf = vec![0u8; READ_BUF_BYTES];
     let request = [b'q'; REQUEST_BYTES];
     // Intended send times of the requests each connection awaits replies to.
