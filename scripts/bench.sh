@@ -828,10 +828,9 @@ fi
 # pinned to a CPU of its own. Once sleeping between events as servers do,
 # once polling without sleeping, which leaves only what the machine itself
 # adds to a reply's latency.
-# The size of a `look` reply in the rtt scenario's room: one in a room of 60
-# guests named pl0…pl59 measured 1,062 bytes; loadgen's names are about six
-# characters longer and 50 of them appear twice (text and list).
-FLOOR_RTT_REPLY_BYTES=1650
+# The size of the rtt scenario's `look` reply: loadgen places each rtt player
+# in a grid room of its own, and such a reply measured 470 bytes.
+FLOOR_RTT_REPLY_BYTES=470
 floor_rtt() {
     local spec mode cmd pin
     read -r -a spec <<<"$(python3 "$HELPER" floor-rtt "$MODE" "$1")" || return 0
