@@ -28,7 +28,7 @@ use mudshard::protocol::MsgId;
 use mudshard::shard::mailbox::{self, Inbox};
 use mudshard::shard::msg::{Arrival, Body};
 use mudshard::shard::router::Router;
-use mudshard::shard::SessionId;
+use mudshard::shard::{SessionId, ShardAddr};
 use mudshard::world::World;
 
 /// Lines as players and the load generator type them.
@@ -106,7 +106,7 @@ impl OwnerSetup {
         std::mem::forget(store);
         std::mem::forget(store_dir);
         for i in 0..ROOM_PLAYERS {
-            let sid = SessionId::new((i % u32::from(SHARDS)) as u16, i, 1);
+            let sid = SessionId::new(ShardAddr::new(0, (i % u32::from(SHARDS)) as u16), i, 1);
             let body = Body {
                 sid,
                 name: format!("lg0_{i}").into(),
@@ -119,7 +119,7 @@ impl OwnerSetup {
             owner,
             router,
             other_inbox,
-            speaker: SessionId::new(0, 0, 1),
+            speaker: SessionId::new(ShardAddr::new(0, 0), 0, 1),
             id: request_id(),
         };
         setup.drain();

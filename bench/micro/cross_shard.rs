@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use mudshard::protocol::encode;
 use mudshard::shard::mailbox::{self, Inbox, Mailbox};
 use mudshard::shard::msg::Msg;
-use mudshard::shard::SessionId;
+use mudshard::shard::{SessionId, ShardAddr};
 
 /// Messages the sender lets be outstanding in the stream case: enough to
 /// amortize wake-ups, few enough that the channel's memory stays bounded.
@@ -132,7 +132,7 @@ fn bench_round_trip(c: &mut Criterion) {
     let received = Arc::new(AtomicU64::new(0));
     let receiver = spawn_receiver(receiver_inbox, mailboxes[0].clone(), received);
     let body = say_body();
-    let sid = SessionId::new(0, 1, 1);
+    let sid = SessionId::new(ShardAddr::new(0, 0), 1, 1);
     let mut rings = [0u8; RINGS_PER_READ_MAX];
 
     let mut group = c.benchmark_group("cross_shard");

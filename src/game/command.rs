@@ -65,6 +65,59 @@ impl Command<'_> {
     }
 }
 
+/// A command for the body's room owner, parsed where it was read and sent
+/// there owned (the owner may be another shard or another host). The
+/// commands answered at the connection's shard (`who`, `tell`, `shout`,
+/// `help`) have no form here, so the owner cannot be asked them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyCommand {
+    Look,
+    Go(Dir),
+    Say(Box<str>),
+    Emote(Box<str>),
+    Inventory,
+    Get(Box<str>),
+    Drop(Box<str>),
+    Quit,
+    Goto(Box<str>),
+}
+
+impl BodyCommand {
+    /// The stable name of the command, as [`Command::kind`] gives it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BodyCommand::Look => "look",
+            BodyCommand::Go(_) => "go",
+            BodyCommand::Say(_) => "say",
+            BodyCommand::Emote(_) => "emote",
+            BodyCommand::Inventory => "inventory",
+            BodyCommand::Get(_) => "get",
+            BodyCommand::Drop(_) => "drop",
+            BodyCommand::Quit => "quit",
+            BodyCommand::Goto(_) => "goto",
+        }
+    }
+}
+
+impl Command<'_> {
+    /// The owned form of a command the body's room owner runs; `None` for
+    /// the commands the connection's shard answers itself.
+    pub fn for_owner(&self) -> Option<BodyCommand> {
+        Some(match *self {
+            Command::Look => BodyCommand::Look,
+            Command::Go(dir) => BodyCommand::Go(dir),
+            Command::Say(text) => BodyCommand::Say(Box::from(text)),
+            Command::Emote(text) => BodyCommand::Emote(Box::from(text)),
+            Command::Inventory => BodyCommand::Inventory,
+            Command::Get(item) => BodyCommand::Get(Box::from(item)),
+            Command::Drop(item) => BodyCommand::Drop(Box::from(item)),
+            Command::Quit => BodyCommand::Quit,
+            Command::Goto(room) => BodyCommand::Goto(Box::from(room)),
+            Command::Tell { .. } | Command::Shout(_) | Command::Who | Command::Help => return None,
+        })
+    }
+}
+
 /// Why a line is not a command; answered with an `ok:false` reply, never by
 /// dropping the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

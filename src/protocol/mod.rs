@@ -1,5 +1,6 @@
 //! The wire protocol of DESIGN §4: JSON text frames over WebSocket.
 
+pub mod addr;
 pub mod decode;
 pub mod encode;
 

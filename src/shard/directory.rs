@@ -110,12 +110,13 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::addr::ShardAddr;
 
     #[test]
     fn a_name_has_one_holder_until_released() {
         let mut d = Directory::default();
-        let a = SessionId::new(0, 1, 1);
-        let b = SessionId::new(1, 1, 1);
+        let a = SessionId::new(ShardAddr::new(0, 0), 1, 1);
+        let b = SessionId::new(ShardAddr::new(0, 1), 1, 1);
         let claim = |d: &mut Directory, sid| d.claim_or_take("bob".into(), sid, false);
         assert_eq!(claim(&mut d, a), Claim::Granted);
         assert_eq!(claim(&mut d, b), Claim::Taken);
@@ -128,8 +129,8 @@ mod tests {
     #[test]
     fn a_takeover_replaces_the_holder_and_names_it() {
         let mut d = Directory::default();
-        let old = SessionId::new(0, 1, 1);
-        let new = SessionId::new(1, 2, 1);
+        let old = SessionId::new(ShardAddr::new(0, 0), 1, 1);
+        let new = SessionId::new(ShardAddr::new(0, 1), 2, 1);
         assert_eq!(d.claim_or_take("bob".into(), old, true), Claim::Granted);
         assert_eq!(d.claim_or_take("bob".into(), new, false), Claim::Taken);
         assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::msg::Msg;
 use super::session::{CloseReason, Out, PendingCmd, Phase, Session};
-use super::{directory, SessionId, Shard};
+use super::{directory, SessionId, Shard, ShardAddr};
 use crate::game::command::{self, Command, HELP_TEXT};
 use crate::game::owner::{fail, reply_body};
 use crate::protocol::decode::{self, ClientFrame, Credentials};
@@ -152,7 +152,7 @@ impl Shard {
             "login_generated"
         };
         let key = session.name_key.clone();
-        let sid = SessionId::new(self.id, slot, session.gen);
+        let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
         self.claim(sid, key, false);
     }
 
@@ -275,7 +275,7 @@ impl Shard {
         let Some(session) = self.sessions.by_slot(slot) else {
             return;
         };
-        let sid = SessionId::new(self.id, slot, session.gen);
+        let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
         let body_shard = session.body_shard;
         let name = session.name.clone();
         let parsed = command::parse(line);
@@ -521,7 +521,7 @@ impl Shard {
         let Some(session) = self.sessions.by_slot(slot) else {
             return;
         };
-        let sid = SessionId::new(self.id, slot, session.gen);
+        let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
         if let Some(room) = session.room.take() {
             super::remove_viewer(&mut self.viewers, &mut self.sessions, slot, room);
         }
@@ -630,5 +630,5 @@ impl Shard {
 /// The token in `welcome`. Resume is not implemented yet: the token names the
 /// session so that a later resume can find it.
 fn session_token(sid: SessionId) -> String {
-    format!("s{:016x}", sid.0)
+    format!("s{:016x}", sid.to_bits())
 }

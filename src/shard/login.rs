@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use super::msg::{Arrival, Body, Msg};
 use super::session::{CloseReason, Phase};
-use super::{directory, SessionId, Shard};
+use super::{directory, SessionId, Shard, ShardAddr};
 use crate::auth::names::{validate_name, validate_password, PASSWORD_CHARS_MAX};
 use crate::auth::password::{HashError, SubmitError};
 use crate::protocol::encode;
@@ -164,7 +164,11 @@ impl Shard {
         session.phase = Phase::LoggingIn;
         session.busy_since = Some(Instant::now());
         session.busy_kind = "login";
-        Some(SessionId::new(self.id, slot, session.gen))
+        Some(SessionId::new(
+            ShardAddr::new(self.host, self.id),
+            slot,
+            session.gen,
+        ))
     }
 
     fn peer_ip(&mut self, slot: u32) -> IpAddr {

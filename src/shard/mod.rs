@@ -30,28 +30,7 @@ use router::Router;
 use session::{Phase, Sessions};
 use stats::{Counters, ShardStats};
 
-/// A session's address anywhere on the host: its connection's shard, its
-/// slot there and the slot's generation (so a stale id never reaches a reused slot).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct SessionId(u64);
-
-impl SessionId {
-    pub fn new(shard: u16, slot: u32, gen: u32) -> SessionId {
-        SessionId((u64::from(shard) << 56) | (u64::from(slot & 0x00FF_FFFF) << 32) | u64::from(gen))
-    }
-    pub fn shard(self) -> u16 {
-        (self.0 >> 56) as u16
-    }
-    pub fn slot(self) -> u32 {
-        ((self.0 >> 32) & 0x00FF_FFFF) as u32
-    }
-    pub fn gen(self) -> u32 {
-        self.0 as u32
-    }
-}
-
-/// Slots per shard that fit in a `SessionId`.
-pub const SESSIONS_PER_SHARD_MAX: usize = 0x00FF_FFFF;
+pub use crate::protocol::addr::{SessionId, ShardAddr, SESSIONS_PER_SHARD_MAX};
 
 /// An HTTP request waiting for every shard's figures.
 struct StatsGather {
@@ -84,6 +63,8 @@ pub struct Services {
 /// All state of one shard. Lives in an `Rc<RefCell<_>>` on its thread; tasks
 /// borrow it only between awaits.
 pub struct Shard {
+    /// This host's index in the cluster (0 when it runs alone).
+    pub host: u16,
     pub id: u16,
     pub config: Arc<Config>,
     pub world: Arc<World>,
@@ -136,6 +117,7 @@ impl Shard {
             services.saved_items,
         );
         Shard {
+            host: 0,
             id,
             viewers: vec![Vec::new(); world.rooms.len()],
             config,
@@ -162,6 +144,11 @@ impl Shard {
             logins: HashMap::new(),
             handoffs: HashMap::new(),
         }
+    }
+
+    /// This shard's address: this host, this shard.
+    pub fn addr(&self) -> ShardAddr {
+        ShardAddr::new(self.host, self.id)
     }
 
     /// Milliseconds since the shard started: the clock of timeouts and rate limits.
@@ -383,7 +370,7 @@ impl Shard {
     fn on_broadcast(&mut self, frame: bytes::Bytes, except: Option<SessionId>) {
         let bytes_max = self.config.limits.outbound_bytes_max;
         let mut drops = 0;
-        let me = self.id;
+        let me = self.addr();
         for (slot, session) in self.sessions.iter_mut() {
             if session.phase != Phase::Playing
                 || Some(SessionId::new(me, slot, session.gen)) == except

@@ -7,27 +7,9 @@ use std::time::Instant;
 
 use super::SessionId;
 use crate::protocol::MsgId;
-use crate::world::{Dir, RoomIdx};
+use crate::world::RoomIdx;
 
-/// A player's body: everything that moves with them from room owner to room owner.
-#[derive(Debug)]
-pub struct Body {
-    pub sid: SessionId,
-    pub name: Box<str>,
-    pub inventory: Vec<String>,
-    /// A registered player: the owner persists every change of room or
-    /// inventory (DESIGN §6). Guests are never stored.
-    pub account: bool,
-}
-
-/// How a body came into a room: by walking (from a direction), by teleport,
-/// or by logging in.
-#[derive(Clone, Copy, Debug)]
-pub enum Arrival {
-    Walk(Dir),
-    Teleport,
-    Login,
-}
+pub use crate::game::body::{Arrival, Body};
 
 /// Work for a shard, sent from another thread: it runs on the shard with
 /// the shard's state, so the sender never touches that state itself.

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::Instant;
 
-use super::SessionId;
+use crate::protocol::addr::{SessionId, ShardAddr};
 use crate::protocol::MsgId;
 use crate::world::RoomIdx;
 
@@ -236,7 +236,8 @@ impl Sessions {
                 (self.slots.len() - 1) as u32
             }
         };
-        let gen = self.gens[slot as usize].wrapping_add(1);
+        // Generations wrap within the bits a `SessionId` keeps of them.
+        let gen = SessionId::gen_of(self.gens[slot as usize].wrapping_add(1));
         self.gens[slot as usize] = gen;
         self.slots[slot as usize] = Some(make(gen));
         self.live += 1;
@@ -269,7 +270,7 @@ impl Sessions {
             .filter_map(|(i, s)| s.as_mut().map(|s| (i as u32, s)))
     }
 
-    pub fn id_of(&self, shard: u16, slot: u32) -> Option<SessionId> {
+    pub fn id_of(&self, shard: ShardAddr, slot: u32) -> Option<SessionId> {
         let session = self.slots.get(slot as usize)?.as_ref()?;
         Some(SessionId::new(shard, slot, session.gen))
     }
