@@ -13,9 +13,10 @@ use crate::auth::password::HasherPool;
 use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::token::TokenSigner;
 use crate::config::{Config, WorldSource};
-use crate::game::owner::{Placement, RoomItems};
+use crate::game::owner::RoomItems;
 use crate::shard::mailbox::{self, Mailbox};
 use crate::shard::msg::Msg;
+use crate::shard::placement::Placement;
 use crate::shard::router::Router;
 use crate::shard::{run, Services, Shard};
 use crate::store::{Store, StoreConfig};
@@ -82,7 +83,7 @@ impl Server {
         let signer = Arc::new(TokenSigner::new(&snapshot.token_secret));
         let limiter = Arc::new(LoginLimiter::new(config.auth.login_limits()));
         let shards = config.shards as u16;
-        let placement = Arc::new(Placement::new(&world, shards));
+        let placement = Arc::new(Placement::single_host(&world, 0, shards));
         let (mailboxes, inboxes) = mailbox::create(config.shards)
             .map_err(|e| format!("cannot create shard channels: {e}"))?;
         let config = Arc::new(config);

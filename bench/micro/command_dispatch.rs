@@ -4,10 +4,11 @@
 //!   (verbs, abbreviations, arguments borrowed from the line). It runs for
 //!   every command of every player and is meant to allocate nothing.
 //! * `command_dispatch/owner/*` — `Owner::command` on the shard that owns the
-//!   room, through a `Router` with real mailboxes: parse, the room's state,
-//!   the reply body, and for `say` the event body and one `RoomEvent` per
-//!   shard with viewers (here: this shard, via the router's local queue, and
-//!   the other shard, via its mailbox). The messages produced are drained
+//!   room, its effects carried out through a `Router` with real mailboxes:
+//!   parse (once, as the edge does), the room's state, the reply body, and
+//!   for `say` the event body and one `RoomEvent` per shard with viewers
+//!   (here: this shard, via the router's local queue, and the other shard,
+//!   via its mailbox). The messages produced are drained
 //!   (and dropped) inside the measured loop, since taking them off the queues
 //!   is part of a command's cost; the other shard's doorbell is rung once and
 //!   not re-armed, as for a busy shard whose senders pay no syscall.
@@ -22,11 +23,13 @@ use std::sync::Arc;
 
 use mudshard::config::{GameConfig, Limits};
 use mudshard::game::command;
-use mudshard::game::owner::{Owner, Placement};
+use mudshard::game::effect::{Effect, Effects};
+use mudshard::game::owner::Owner;
 use mudshard::protocol::decode::{decode, ClientFrame};
 use mudshard::protocol::MsgId;
 use mudshard::shard::mailbox::{self, Inbox};
-use mudshard::shard::msg::{Arrival, Body};
+use mudshard::shard::msg::{Arrival, Body, Msg};
+use mudshard::shard::placement::Placement;
 use mudshard::shard::router::Router;
 use mudshard::shard::{SessionId, ShardAddr};
 use mudshard::world::World;
@@ -67,6 +70,7 @@ fn bench_parse(c: &mut Criterion) {
 /// half of them connected on shard 0 and half on shard 1.
 struct OwnerSetup {
     owner: Owner,
+    effects: Effects,
     router: Router,
     other_inbox: Inbox,
     speaker: SessionId,
@@ -76,9 +80,9 @@ struct OwnerSetup {
 impl OwnerSetup {
     fn new() -> OwnerSetup {
         let world = Arc::new(World::generated(10, 10));
-        let placement = Arc::new(Placement::new(&world, SHARDS));
+        let placement = Placement::single_host(&world, 0, SHARDS);
         let room = (0..world.rooms.len() as u32)
-            .find(|&r| placement.owner(r) == 0)
+            .find(|&r| placement.owner(r).shard == 0)
             .expect("a 10x10 grid has rooms on shard 0");
         let (mailboxes, mut inboxes) = mailbox::create(SHARDS as usize).expect("socket pair");
         let other_inbox = inboxes.pop().expect("two inboxes");
@@ -88,23 +92,14 @@ impl OwnerSetup {
             goto_everyone: true,
             ambient_interval_ms: 0,
         };
-        // Guests are never stored, but an owner always has a store handle.
-        let store_dir = tempfile::tempdir().expect("tempdir");
-        let (store, _) = mudshard::store::Store::open(mudshard::store::StoreConfig::new(
-            store_dir.path().join("mudshard.db"),
-        ))
-        .expect("open store");
         let mut owner = Owner::new(
+            ShardAddr::new(0, 0),
             world,
-            placement,
             Limits::default(),
             game,
-            std::rc::Rc::new(store.handle()),
             std::sync::Arc::new(Default::default()),
         );
-        // The store thread and its file live as long as the benchmark process.
-        std::mem::forget(store);
-        std::mem::forget(store_dir);
+        let mut effects = Effects::new();
         for i in 0..ROOM_PLAYERS {
             let sid = SessionId::new(ShardAddr::new(0, (i % u32::from(SHARDS)) as u16), i, 1);
             let body = Body {
@@ -113,10 +108,12 @@ impl OwnerSetup {
                 inventory: Vec::new(),
                 account: false,
             };
-            owner.arrive(&mut router, body, room, Arrival::Login, None);
+            owner.arrive(&mut effects, body, room, Arrival::Login, None);
+            carry_out(&mut router, &mut effects);
         }
         let mut setup = OwnerSetup {
             owner,
+            effects,
             router,
             other_inbox,
             speaker: SessionId::new(ShardAddr::new(0, 0), 0, 1),
@@ -138,6 +135,38 @@ impl OwnerSetup {
             messages += 1;
         }
         messages
+    }
+}
+
+/// What the shard does with the game's effects that this benchmark makes:
+/// each becomes a message to the shard it concerns.
+fn carry_out(router: &mut Router, effects: &mut Effects) {
+    for effect in effects.drain(..) {
+        match effect {
+            Effect::Frame { sid, frame, done } => {
+                router.post_to(sid.addr(), Msg::Frame { sid, frame, done })
+            }
+            Effect::Welcomed { sid, room_json } => {
+                router.post_to(sid.addr(), Msg::Welcomed { sid, room_json })
+            }
+            Effect::Entered { sid, room, owner } => {
+                router.post_to(sid.addr(), Msg::Entered { sid, room, owner })
+            }
+            Effect::RoomEvent {
+                to,
+                room,
+                frame,
+                except,
+            } => router.post_to(
+                to,
+                Msg::RoomEvent {
+                    room,
+                    frame,
+                    except,
+                },
+            ),
+            other => panic!("the benchmark's commands do not cause {other:?}"),
+        }
     }
 }
 
@@ -165,9 +194,14 @@ fn bench_owner(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| {
                 let (sid, id) = (setup.speaker, setup.id);
-                setup
-                    .owner
-                    .command(&mut setup.router, sid, id, black_box(line));
+                let Ok(cmd) = command::parse(black_box(line)).map(|c| c.route()) else {
+                    panic!("{line:?} parses");
+                };
+                let Ok(cmd) = cmd else {
+                    panic!("{line:?} is a command for the room's owner");
+                };
+                setup.owner.command(&mut setup.effects, sid, id, &cmd);
+                carry_out(&mut setup.router, &mut setup.effects);
                 setup.drain()
             })
         });

@@ -99,11 +99,21 @@ impl BodyCommand {
     }
 }
 
-impl Command<'_> {
-    /// The owned form of a command the body's room owner runs; `None` for
-    /// the commands the connection's shard answers itself.
-    pub fn for_owner(&self) -> Option<BodyCommand> {
-        Some(match *self {
+/// A command the connection's shard answers itself: it needs the name
+/// directory or every shard, not the body's room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeCommand<'a> {
+    Tell { to: &'a str, text: &'a str },
+    Shout(&'a str),
+    Who,
+    Help,
+}
+
+impl<'a> Command<'a> {
+    /// Splits commands by where they run: the owned form of a command for
+    /// the body's room owner, or one the connection's shard answers.
+    pub fn route(self) -> Result<BodyCommand, EdgeCommand<'a>> {
+        Ok(match self {
             Command::Look => BodyCommand::Look,
             Command::Go(dir) => BodyCommand::Go(dir),
             Command::Say(text) => BodyCommand::Say(Box::from(text)),
@@ -113,7 +123,10 @@ impl Command<'_> {
             Command::Drop(item) => BodyCommand::Drop(Box::from(item)),
             Command::Quit => BodyCommand::Quit,
             Command::Goto(room) => BodyCommand::Goto(Box::from(room)),
-            Command::Tell { .. } | Command::Shout(_) | Command::Who | Command::Help => return None,
+            Command::Tell { to, text } => return Err(EdgeCommand::Tell { to, text }),
+            Command::Shout(text) => return Err(EdgeCommand::Shout(text)),
+            Command::Who => return Err(EdgeCommand::Who),
+            Command::Help => return Err(EdgeCommand::Help),
         })
     }
 }

@@ -1,6 +1,11 @@
 //! The game: commands, bodies, the rooms a shard owns, and how things look.
+//! It takes a parsed command and the state it owns and returns effects
+//! (`effect.rs`); it imports nothing from `shard`, `net` or `store`.
 
 pub mod body;
 pub mod command;
+pub mod commands;
+pub mod effect;
 pub mod owner;
 pub mod render;
+pub mod rooms;

@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use super::api;
 use super::http::{self, HeadError, Request};
-use super::ws::{self, close, Kind};
-use crate::shard::session::{CloseReason, Out};
+use super::ws::{self, Kind};
+use crate::protocol::close::{self, CloseReason};
+use crate::protocol::encode::{put_seq_prefix, seq_prefix_len, PLAIN_PREFIX};
+use crate::shard::session::Out;
 use crate::shard::Shard;
 
 /// The shard as its tasks share it.
@@ -400,19 +402,14 @@ pub fn encode_out(wbuf: &mut Vec<u8>, out: &Out) -> usize {
     use crate::shard::session::FRAME_OVERHEAD_BYTES;
     match out {
         Out::Seq(seq, body) => {
-            let mut digits = itoa::Buffer::new();
-            let digits = digits.format(*seq);
-            let len = 7 + digits.len() + 1 + body.len();
-            ws::put_header(wbuf, ws::opcode::TEXT, len);
-            wbuf.extend_from_slice(b"{\"seq\":");
-            wbuf.extend_from_slice(digits.as_bytes());
-            wbuf.push(b',');
+            ws::put_header(wbuf, ws::opcode::TEXT, seq_prefix_len(*seq) + body.len());
+            put_seq_prefix(wbuf, *seq);
             wbuf.extend_from_slice(body);
             FRAME_OVERHEAD_BYTES + body.len()
         }
         Out::Plain(body) => {
-            ws::put_header(wbuf, ws::opcode::TEXT, 1 + body.len());
-            wbuf.push(b'{');
+            ws::put_header(wbuf, ws::opcode::TEXT, PLAIN_PREFIX.len() + body.len());
+            wbuf.extend_from_slice(PLAIN_PREFIX);
             wbuf.extend_from_slice(body);
             FRAME_OVERHEAD_BYTES + body.len()
         }
@@ -489,10 +486,7 @@ fn on_frame(
     match kind {
         Kind::Ping => {
             if !session.push(Out::Pong(bytes::Bytes::copy_from_slice(payload)), bytes_max) {
-                session.request_close(CloseReason {
-                    code: close::TRY_AGAIN_LATER,
-                    reason: "outbound queue full",
-                });
+                session.request_close(close::SLOW_READER);
             }
             Ok(())
         }
@@ -501,10 +495,7 @@ fn on_frame(
             Ok(())
         }
         Kind::Close => {
-            session.request_close(CloseReason {
-                code: close::NORMAL,
-                reason: "bye",
-            });
+            session.request_close(close::BYE);
             Ok(())
         }
         Kind::Text | Kind::Binary => {

@@ -9,18 +9,7 @@ use std::io::Cursor;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
-/// Close codes the server sends (RFC 6455 §7.4.1).
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-    /// Private range (4000–4999): another login took this account over.
-    pub const TAKEN_OVER: u16 = 4001;
-}
+use crate::protocol::close;
 
 /// The kinds of frame a client may send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

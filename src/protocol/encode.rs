@@ -143,6 +143,77 @@ pub fn event(kind: &str, room: &str, from: &str, text: &str) -> Bytes {
     body.finish()
 }
 
+/// Starts a `reply` body: `"type":"reply","id":…,"ok":…`.
+pub fn reply(id: Option<&MsgId>, ok: bool, capacity: usize) -> Body {
+    let mut body = Body::new("reply", capacity);
+    body.id(id).bool("ok", ok);
+    body
+}
+
+/// A successful reply whose only field is `text`.
+pub fn reply_text(id: Option<&MsgId>, text: &str) -> Bytes {
+    let mut body = reply(id, true, 32 + text.len());
+    body.str("text", text);
+    body.finish()
+}
+
+/// A reply that carries a room: the `look` text and the room object (both
+/// JSON already, as the room's owner caches them).
+pub fn reply_room(id: Option<&MsgId>, look_text: &[u8], room_json: &[u8]) -> Bytes {
+    let mut body = reply(id, true, 64 + room_json.len() + look_text.len());
+    body.raw("text", look_text).raw("room", room_json);
+    body.finish()
+}
+
+/// A failed command: `ok:false` with a machine `code` and a human `text`.
+pub fn fail(id: Option<&MsgId>, code: &str, text: &str) -> Bytes {
+    let mut body = reply(id, false, 48 + code.len() + text.len());
+    body.str("code", code).str("text", text);
+    body.finish()
+}
+
+/// What `welcome` tells a session that just logged in.
+pub struct Welcome<'a> {
+    pub name: &'a str,
+    /// The token a client resumes or logs in again with.
+    pub token: &'a str,
+    pub shard: u16,
+    pub host: &'a str,
+    pub shards: u16,
+    /// The room object, as JSON.
+    pub room_json: &'a [u8],
+}
+
+/// The body of a `welcome` frame: the first frame of the sequence.
+pub fn welcome(w: &Welcome<'_>) -> Bytes {
+    let mut body = Body::new("welcome", 128 + w.room_json.len());
+    body.str("name", w.name)
+        .str("token", w.token)
+        .u64("shard", u64::from(w.shard))
+        .str("host", w.host)
+        .u64("shards", u64::from(w.shards))
+        .raw("room", w.room_json);
+    body.finish()
+}
+
+/// The JSON text that opens a frame in the sequence, `{"seq":N,`, in front
+/// of a shared body (which starts after its opening brace). Written by each
+/// connection for itself, so the body stays shared by every recipient.
+pub fn put_seq_prefix(out: &mut Vec<u8>, seq: u64) {
+    out.extend_from_slice(b"{\"seq\":");
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+    out.push(b',');
+}
+
+/// The length of `put_seq_prefix`'s text for `seq`.
+pub fn seq_prefix_len(seq: u64) -> usize {
+    b"{\"seq\":,".len() + itoa::Buffer::new().format(seq).len()
+}
+
+/// The JSON text that opens a frame outside the sequence (`pong`, errors
+/// before login): just the brace.
+pub const PLAIN_PREFIX: &[u8] = b"{";
+
 /// The body of a `pong` frame (outside the sequence).
 pub fn pong(id: Option<&MsgId>) -> Bytes {
     let mut body = Body::new("pong", 32);
@@ -190,5 +261,37 @@ mod tests {
         assert_eq!(v["n"], 7);
         let v = whole(&pong(None));
         assert!(v.get("id").is_none());
+    }
+
+    #[test]
+    fn the_seq_prefix_and_a_shared_body_make_one_object() {
+        for seq in [1, 9, 10, 12_345, u64::MAX] {
+            let mut out = Vec::new();
+            put_seq_prefix(&mut out, seq);
+            assert_eq!(out.len(), seq_prefix_len(seq));
+            out.extend_from_slice(&fail(None, "no_exit", "You cannot go up from here."));
+            let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+            assert_eq!(v["seq"], seq);
+            assert_eq!(v["type"], "reply");
+            assert_eq!(v["ok"], false);
+            assert_eq!(v["code"], "no_exit");
+        }
+    }
+
+    #[test]
+    fn welcome_carries_where_the_session_landed() {
+        let body = welcome(&Welcome {
+            name: "bob",
+            token: "g.abc",
+            shard: 1,
+            host: "a",
+            shards: 2,
+            room_json: br#"{"id":"town:square"}"#,
+        });
+        let v = whole(&body);
+        assert_eq!(v["type"], "welcome");
+        assert_eq!(v["shard"], 1);
+        assert_eq!(v["host"], "a");
+        assert_eq!(v["room"]["id"], "town:square");
     }
 }

@@ -1,6 +1,7 @@
 //! The wire protocol of DESIGN §4: JSON text frames over WebSocket.
 
 pub mod addr;
+pub mod close;
 pub mod decode;
 pub mod encode;
 

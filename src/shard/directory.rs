@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use super::msg::Msg;
 use super::router::Router;
 use super::SessionId;
-use crate::game::owner::{fail, reply_body};
-use crate::protocol::{encode, MsgId};
+use crate::protocol::encode::{self, fail, reply_text};
+use crate::protocol::MsgId;
 
 /// The names this shard is responsible for.
 #[derive(Default)]
@@ -94,13 +94,12 @@ impl Directory {
                 done: false,
             },
         );
-        let mut reply = reply_body(id.as_ref(), true, 48 + to_key.len() + text.len());
-        reply.str("text", &format!("You tell {to_key}, \"{text}\""));
+        let echo = format!("You tell {to_key}, \"{text}\"");
         r.post(
             from.shard(),
             Msg::Frame {
                 sid: from,
-                frame: reply.finish(),
+                frame: reply_text(id.as_ref(), &echo),
                 done: true,
             },
         );

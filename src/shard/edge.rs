@@ -6,12 +6,12 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::msg::Msg;
-use super::session::{CloseReason, Out, PendingCmd, Phase, Session};
+use super::session::{Out, PendingCmd, Phase, Session};
 use super::{directory, SessionId, Shard, ShardAddr};
-use crate::game::command::{self, Command, HELP_TEXT};
-use crate::game::owner::{fail, reply_body};
+use crate::game::command::{self, EdgeCommand, HELP_TEXT};
 use crate::protocol::decode::{self, ClientFrame, Credentials};
-use crate::protocol::{encode, MsgId};
+use crate::protocol::encode::{fail, reply_text};
+use crate::protocol::{close, encode, MsgId};
 
 /// The longest name a guest may ask for, and the shortest.
 pub const NAME_CHARS_MIN: usize = 3;
@@ -212,17 +212,17 @@ impl Shard {
         let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
             return;
         };
-        let mut welcome = encode::Body::new("welcome", 128 + room_json.len());
-        welcome
-            .str("name", &session.name)
-            .str("token", &token)
-            .u64("shard", u64::from(self.id))
-            .str("host", &self.config.host_id)
-            .u64("shards", u64::from(shards))
-            .raw("room", &room_json);
+        let welcome = encode::welcome(&encode::Welcome {
+            name: &session.name,
+            token: &token,
+            shard: self.id,
+            host: &self.config.host_id,
+            shards,
+            room_json: &room_json,
+        });
         session.phase = Phase::Playing;
         self.players += 1;
-        self.deliver(sid, welcome.finish());
+        self.deliver(sid, welcome);
         self.complete(sid);
     }
 
@@ -276,7 +276,7 @@ impl Shard {
             return;
         };
         let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
-        let body_shard = session.body_shard;
+        let body_at = session.body_at;
         let name = session.name.clone();
         let parsed = command::parse(line);
         let kind = match &parsed {
@@ -285,17 +285,38 @@ impl Shard {
         };
         self.counters.command(kind);
         let started = Instant::now();
-        match parsed {
+        let command = match parsed {
             Err(e) => {
                 let frame = fail(id.as_ref(), e.code(), &e.message());
-                self.deliver(sid, frame);
+                return self.deliver(sid, frame);
             }
-            Ok(Command::Help) => {
-                let mut reply = reply_body(id.as_ref(), true, HELP_TEXT.len() + 64);
-                reply.str("text", HELP_TEXT);
-                self.deliver(sid, reply.finish());
+            Ok(command) => command,
+        };
+        match command.route() {
+            Ok(cmd) => {
+                let Some(owner) = body_at else {
+                    let frame = fail(
+                        id.as_ref(),
+                        "unreachable",
+                        "You are nowhere; try logging in again.",
+                    );
+                    return self.deliver(sid, frame);
+                };
+                self.busy(slot, kind, started);
+                self.router.post_to(
+                    owner,
+                    Msg::Cmd {
+                        sid,
+                        id,
+                        cmd,
+                        sent: started,
+                    },
+                );
             }
-            Ok(Command::Shout(text)) => {
+            Err(EdgeCommand::Help) => {
+                self.deliver(sid, reply_text(id.as_ref(), HELP_TEXT));
+            }
+            Err(EdgeCommand::Shout(text)) => {
                 if text.is_empty() {
                     self.deliver(
                         sid,
@@ -312,12 +333,11 @@ impl Shard {
                             },
                         );
                     }
-                    let mut reply = reply_body(id.as_ref(), true, 32 + text.len());
-                    reply.str("text", &format!("You shout, \"{text}\""));
-                    self.deliver(sid, reply.finish());
+                    let echo = format!("You shout, \"{text}\"");
+                    self.deliver(sid, reply_text(id.as_ref(), &echo));
                 }
             }
-            Ok(Command::Tell { to, text }) => {
+            Err(EdgeCommand::Tell { to, text }) => {
                 if !valid_name(to) {
                     self.deliver(
                         sid,
@@ -349,7 +369,7 @@ impl Shard {
                     );
                 }
             }
-            Ok(Command::Who) => {
+            Err(EdgeCommand::Who) => {
                 self.busy(slot, kind, started);
                 let ask = self.next_ask;
                 self.next_ask += 1;
@@ -373,18 +393,6 @@ impl Shard {
                         },
                     );
                 }
-            }
-            Ok(_) => {
-                self.busy(slot, kind, started);
-                self.router.post(
-                    body_shard,
-                    Msg::Cmd {
-                        sid,
-                        id,
-                        line: Box::from(line),
-                        sent: started,
-                    },
-                );
             }
         }
     }
@@ -421,7 +429,7 @@ impl Shard {
         text.push('.');
         let mut list = Vec::new();
         encode::put_str_array(&mut list, gather.names.iter().map(|n| &**n));
-        let mut reply = reply_body(gather.id.as_ref(), true, 64 + text.len() + list.len());
+        let mut reply = encode::reply(gather.id.as_ref(), true, 64 + text.len() + list.len());
         reply
             .str("text", &text)
             .raw("players", &list)
@@ -437,7 +445,7 @@ impl Shard {
             return;
         };
         if !session.push_seq(frame, bytes_max) {
-            session.cut_off(super::slow_reader());
+            session.cut_off(close::SLOW_READER);
             self.counters.stats.outbound_drops += 1;
         }
     }
@@ -447,7 +455,7 @@ impl Shard {
             return;
         };
         if !session.push(out, bytes_max) {
-            session.cut_off(super::slow_reader());
+            session.cut_off(close::SLOW_READER);
             self.counters.stats.outbound_drops += 1;
         }
     }
@@ -466,7 +474,7 @@ impl Shard {
             session.push(Out::Plain(frame), bytes_max)
         };
         if !ok {
-            session.cut_off(super::slow_reader());
+            session.cut_off(close::SLOW_READER);
             self.counters.stats.outbound_drops += 1;
         }
     }
@@ -505,14 +513,11 @@ impl Shard {
         session.busy_since = None;
         session.pending.clear();
         session.room = None;
-        session.body_shard = u16::MAX;
+        session.body_at = None;
         if session.phase == Phase::Zombie {
             return self.bury(sid);
         }
-        session.request_close(CloseReason {
-            code: crate::net::ws::close::NORMAL,
-            reason: "goodbye",
-        });
+        session.request_close(close::GOODBYE);
     }
 
     /// The connection of `slot` has ended. Its body and name are let go now,
@@ -560,10 +565,9 @@ impl Shard {
             return;
         };
         let notify = self.handoffs.remove(&sid);
-        // `body_shard` is set when the body first arrives and cleared by quit.
-        if session.body_shard != u16::MAX {
-            self.router
-                .post(session.body_shard, Msg::Depart { sid, notify });
+        // `body_at` is set when the body first arrives and cleared by quit.
+        if let Some(owner) = session.body_at {
+            self.router.post_to(owner, Msg::Depart { sid, notify });
         } else if let Some(new) = notify {
             self.router
                 .post(new.shard(), Msg::Claimed { sid: new, ok: true });
@@ -602,10 +606,7 @@ impl Shard {
             }
             if session.phase != Phase::Playing {
                 if now.saturating_sub(session.opened_ms) > login_ms {
-                    session.request_close(CloseReason {
-                        code: crate::net::ws::close::POLICY,
-                        reason: "login timeout",
-                    });
+                    session.request_close(close::LOGIN_TIMEOUT);
                 }
                 continue;
             }
@@ -614,10 +615,7 @@ impl Shard {
                 continue;
             }
             if session.pings_missed >= missed_max {
-                session.request_close(CloseReason {
-                    code: crate::net::ws::close::GOING_AWAY,
-                    reason: "idle: no answer to pings",
-                });
+                session.request_close(close::IDLE);
                 continue;
             }
             session.pings_missed += 1;

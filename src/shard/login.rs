@@ -26,11 +26,11 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::msg::{Arrival, Body, Msg};
-use super::session::{CloseReason, Phase};
+use super::session::Phase;
 use super::{directory, SessionId, Shard, ShardAddr};
 use crate::auth::names::{validate_name, validate_password, PASSWORD_CHARS_MAX};
 use crate::auth::password::{HashError, SubmitError};
-use crate::protocol::encode;
+use crate::protocol::{close, encode};
 use crate::store::{AccountRecord, RegisterError, Reply, StoreError};
 use crate::world::RoomIdx;
 
@@ -384,7 +384,7 @@ impl Shard {
             inventory,
             account,
         };
-        self.router.post(
+        self.router.post_to(
             self.placement.owner(room),
             Msg::Arrive {
                 body,
@@ -464,10 +464,7 @@ impl Shard {
                     self.deliver(old, event);
                 }
                 if let Some(session) = self.sessions.get_mut(old.slot(), old.gen()) {
-                    session.request_close(CloseReason {
-                        code: crate::net::ws::close::TAKEN_OVER,
-                        reason: "logged in from elsewhere",
-                    });
+                    session.request_close(close::LOGGED_IN_ELSEWHERE);
                 }
             }
         }

@@ -4,9 +4,11 @@
 
 pub mod directory;
 pub mod edge;
+pub mod effects;
 pub mod login;
 pub mod mailbox;
 pub mod msg;
+pub mod placement;
 pub mod router;
 pub mod run;
 pub mod session;
@@ -21,11 +23,14 @@ use crate::auth::password::Hasher;
 use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::token::TokenSigner;
 use crate::config::Config;
-use crate::game::owner::{Owner, Placement, RoomItems};
+use crate::game::effect::Effects;
+use crate::game::owner::{Owner, RoomItems};
+use crate::protocol::close;
 use crate::store::{StoreHandle, StoreMetrics};
 use crate::world::{RoomIdx, World};
 use directory::Directory;
 use msg::Msg;
+use placement::Placement;
 use router::Router;
 use session::{Phase, Sessions};
 use stats::{Counters, ShardStats};
@@ -71,6 +76,9 @@ pub struct Shard {
     pub placement: Arc<Placement>,
     pub router: Router,
     pub owner: Owner,
+    /// What the game asked for while handling the current message; carried
+    /// out and emptied right after (one buffer, reused).
+    effects: Effects,
     pub sessions: Sessions,
     /// Per room: the slots of local sessions whose body is there.
     viewers: Vec<Vec<u32>>,
@@ -108,16 +116,16 @@ impl Shard {
         services: Services,
     ) -> Shard {
         let store = Rc::new(services.store);
+        let host = 0;
         let owner = Owner::new(
+            ShardAddr::new(host, id),
             world.clone(),
-            placement.clone(),
             config.limits.clone(),
             config.game.clone(),
-            store.clone(),
             services.saved_items,
         );
         Shard {
-            host: 0,
+            host,
             id,
             viewers: vec![Vec::new(); world.rooms.len()],
             config,
@@ -125,6 +133,7 @@ impl Shard {
             placement,
             router,
             owner,
+            effects: Effects::new(),
             sessions: Sessions::new(),
             directory: Directory::default(),
             counters: Counters::new(id),
@@ -179,19 +188,14 @@ impl Shard {
                 room,
                 how,
                 id,
-            } => self.owner.arrive(&mut self.router, body, room, how, id),
-            Msg::Cmd {
-                sid,
-                id,
-                line,
-                sent,
-            } => {
-                if sid.shard() != self.id {
+            } => self.play(|owner, fx| owner.arrive(fx, body, room, how, id)),
+            Msg::Cmd { sid, id, cmd, sent } => {
+                if sid.addr() != self.addr() {
                     self.counters.hop_latency(sent.elapsed().as_micros() as u64);
                 }
-                self.owner.command(&mut self.router, sid, id, &line);
+                self.play(|owner, fx| owner.command(fx, sid, id, &cmd));
             }
-            Msg::Depart { sid, notify } => self.owner.depart(&mut self.router, sid, notify),
+            Msg::Depart { sid, notify } => self.play(|owner, fx| owner.depart(fx, sid, notify)),
             Msg::Entered { sid, room, owner } => self.on_entered(sid, room, owner),
             Msg::Left { sid, room } => self.on_left(sid, room),
             Msg::Frame { sid, frame, done } => {
@@ -313,11 +317,11 @@ impl Shard {
         (names, total)
     }
 
-    fn on_entered(&mut self, sid: SessionId, room: RoomIdx, owner: u16) {
+    fn on_entered(&mut self, sid: SessionId, room: RoomIdx, owner: ShardAddr) {
         let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
             return;
         };
-        session.body_shard = owner;
+        session.body_at = Some(owner);
         if session.phase == Phase::Zombie {
             return;
         }
@@ -359,7 +363,7 @@ impl Shard {
             }
             if let Some(session) = self.sessions.by_slot(slot) {
                 if !session.push_seq(frame.clone(), bytes_max) {
-                    session.cut_off(slow_reader());
+                    session.cut_off(close::SLOW_READER);
                     drops += 1;
                 }
             }
@@ -378,7 +382,7 @@ impl Shard {
                 continue;
             }
             if !session.push_seq(frame.clone(), bytes_max) {
-                session.cut_off(slow_reader());
+                session.cut_off(close::SLOW_READER);
                 drops += 1;
             }
         }
@@ -391,20 +395,10 @@ impl Shard {
     pub fn begin_shutdown(&mut self) {
         self.shutting_down = true;
         for (_, session) in self.sessions.iter_mut() {
-            session.request_close(session::CloseReason {
-                code: crate::net::ws::close::GOING_AWAY,
-                reason: "server shutting down",
-            });
+            session.request_close(close::SHUTTING_DOWN);
         }
-        self.owner.save_all();
+        self.play(|owner, fx| owner.save_all(fx));
         self.store.pump();
-    }
-}
-
-fn slow_reader() -> session::CloseReason {
-    session::CloseReason {
-        code: crate::net::ws::close::TRY_AGAIN_LATER,
-        reason: "outbound queue full: reading too slowly",
     }
 }
 

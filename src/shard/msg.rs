@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use std::time::Instant;
 
-use super::SessionId;
+use super::{SessionId, ShardAddr};
+use crate::game::command::BodyCommand;
 use crate::protocol::MsgId;
 use crate::world::RoomIdx;
 
@@ -25,11 +26,12 @@ pub enum Msg {
         how: Arrival,
         id: Option<MsgId>,
     },
-    /// A command line for the body of `sid`, which this shard holds.
+    /// A command for the body of `sid`, which this shard holds, parsed
+    /// where it was read.
     Cmd {
         sid: SessionId,
         id: Option<MsgId>,
-        line: Box<str>,
+        cmd: BodyCommand,
         sent: Instant,
     },
     /// The session of `sid` ended: remove its body. With `notify`, a new
@@ -41,11 +43,11 @@ pub enum Msg {
     },
 
     // --- to the shard of a connection ---
-    /// The body of `sid` is now in `room`, owned by shard `owner`.
+    /// The body of `sid` is now in `room`, owned by `owner`.
     Entered {
         sid: SessionId,
         room: RoomIdx,
-        owner: u16,
+        owner: ShardAddr,
     },
     /// The body of `sid` has left `room`: it stops seeing that room's events.
     Left {

@@ -9,6 +9,8 @@ use super::msg::Msg;
 
 /// Sends messages from one shard to any shard, itself included.
 pub struct Router {
+    /// This host (0 when it runs alone).
+    pub host: u16,
     pub me: u16,
     mailboxes: Vec<Mailbox>,
     local: VecDeque<Msg>,
@@ -18,6 +20,7 @@ pub struct Router {
 impl Router {
     pub fn new(me: u16, mailboxes: Vec<Mailbox>) -> Router {
         Router {
+            host: 0,
             me,
             mailboxes,
             local: VecDeque::new(),
@@ -47,5 +50,12 @@ impl Router {
     /// The next message this shard sent itself.
     pub fn next_local(&mut self) -> Option<Msg> {
         self.local.pop_front()
+    }
+
+    /// Sends `msg` to a shard of any host. There is no bridge between hosts
+    /// yet, so every address is on this host; one elsewhere is a bug.
+    pub fn post_to(&mut self, to: super::ShardAddr, msg: Msg) {
+        assert_eq!(to.host, self.host, "router: no route to host {}", to.host);
+        self.post(to.shard, msg);
     }
 }

@@ -41,7 +41,7 @@ pub async fn run(shard: Shard, mut inbox: Inbox, listener_fd: RawFd) {
     let sweep_task = glommio::spawn_local(every(shard.clone(), SWEEP_INTERVAL_MS, |sh| sh.sweep()));
     let tick_task = (ambient_ms > 0).then(|| {
         glommio::spawn_local(every(shard.clone(), ambient_ms, |sh| {
-            sh.owner.ambient_tick(&mut sh.router);
+            sh.play(|owner, fx| owner.ambient_tick(fx));
             sh.drain_local();
         }))
     });

@@ -7,6 +7,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 use crate::protocol::addr::{SessionId, ShardAddr};
+pub use crate::protocol::close::CloseReason;
 use crate::protocol::MsgId;
 use crate::world::RoomIdx;
 
@@ -36,13 +37,6 @@ pub enum Out {
     Pong(Bytes),
 }
 
-/// Why and how a session is to be closed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CloseReason {
-    pub code: u16,
-    pub reason: &'static str,
-}
-
 /// A command waiting for the one before it to finish (commands of one session
 /// run one at a time, in order, wherever the body is).
 pub struct PendingCmd {
@@ -64,8 +58,8 @@ pub struct Session {
     pub account: bool,
     /// The last `seq` sent.
     pub seq: u64,
-    /// Shard that holds the body (`u16::MAX`: no body), and the room it is in.
-    pub body_shard: u16,
+    /// Where the body is held (its room's owner; `None`: no body), and the room.
+    pub body_at: Option<ShardAddr>,
     pub room: Option<RoomIdx>,
     /// A command (or login) is in flight; others wait in `pending`.
     pub busy_since: Option<Instant>,
@@ -109,7 +103,7 @@ impl Session {
             name_key: Box::from(""),
             account: false,
             seq: 0,
-            body_shard: u16::MAX,
+            body_at: None,
             room: None,
             busy_since: None,
             busy_kind: "",

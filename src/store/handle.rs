@@ -109,10 +109,22 @@ impl StoreHandle {
 
     /// Records the items on a room's floor (write-behind, coalesced per room).
     pub fn save_room_items(&self, room: &str, items: &[String]) {
-        self.submit(Request::SaveRoomItems {
-            room: room.to_owned(),
-            items: items.to_vec(),
-        });
+        self.save_room_items_owned(room.to_owned(), items.to_vec());
+    }
+
+    /// `save_room_items` with values the caller hands over (no copy).
+    pub fn save_room_items_owned(&self, room: String, items: Vec<String>) {
+        self.submit(Request::SaveRoomItems { room, items });
+    }
+
+    /// `save_player` with values the caller hands over (no copy).
+    pub fn save_player_owned(&self, name_key: String, room: String, inventory: Vec<String>) {
+        let state = PlayerState {
+            room,
+            inventory,
+            at_ns: monotonic_ns(),
+        };
+        self.submit(Request::SavePlayer { name_key, state });
     }
 
     /// Commits every pending write now and replies after the commit, e.g.

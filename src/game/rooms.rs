@@ -1,0 +1,194 @@
+//! The rooms an owner holds: their live state, how they look, and how an
+//! event in one reaches its viewers (once per shard with viewers, never once
+//! per viewer: DESIGN §1, fan-out).
+
+use bytes::Bytes;
+
+use super::effect::{Effect, Effects};
+use super::owner::{Owner, Placed};
+use super::render;
+use crate::protocol::addr::{SessionId, ShardAddr};
+use crate::protocol::encode;
+use crate::world::RoomIdx;
+
+/// The live state of one owned room (created when first touched).
+pub(super) struct RoomState {
+    /// Bodies here, in order of arrival.
+    pub(super) players: Vec<SessionId>,
+    pub(super) items: Vec<String>,
+    /// Per connection shard (of any host): how many of this room's players
+    /// have their connection there. Only shards with viewers are listed, so
+    /// an event costs one message per listed shard.
+    viewers: Vec<(ShardAddr, u32)>,
+    /// The room object as JSON and the `look` text, rebuilt after a change.
+    pub(super) cache: Option<(Bytes, Bytes)>,
+}
+
+impl RoomState {
+    pub(super) fn add_viewer(&mut self, at: ShardAddr) {
+        match self.viewers.iter_mut().find(|(a, _)| *a == at) {
+            Some((_, count)) => *count += 1,
+            None => self.viewers.push((at, 1)),
+        }
+    }
+
+    /// One viewer on `at` is gone. A count never goes below zero: a removal
+    /// without its addition is a bug in the owner's bookkeeping.
+    pub(super) fn remove_viewer(&mut self, at: ShardAddr) {
+        let i = self.viewers.iter().position(|(a, _)| *a == at);
+        let Some(i) = i else {
+            panic!("room viewers: no viewer on {at:?} to remove");
+        };
+        self.viewers[i].1 -= 1;
+        if self.viewers[i].1 == 0 {
+            self.viewers.swap_remove(i);
+        }
+    }
+
+    /// Viewers counted on every shard: always the number of players here.
+    pub(super) fn viewers_total(&self) -> usize {
+        self.viewers.iter().map(|(_, n)| *n as usize).sum()
+    }
+}
+
+impl Owner {
+    /// The items a room starts with: the store's, else the world file's.
+    fn initial_items(&self, room: RoomIdx) -> &[String] {
+        match self.saved_items.get(&room) {
+            Some(items) => items,
+            None => &self.world.room(room).items,
+        }
+    }
+
+    pub(super) fn room_state(&mut self, room: RoomIdx) -> &mut RoomState {
+        if !self.rooms.contains_key(&room) {
+            let state = RoomState {
+                players: Vec::new(),
+                items: self.initial_items(room).to_vec(),
+                viewers: Vec::new(),
+                cache: None,
+            };
+            self.rooms.insert(room, state);
+        }
+        match self.rooms.get_mut(&room) {
+            Some(state) => state,
+            None => unreachable!("inserted above"),
+        }
+    }
+
+    /// Persists the items on a room's floor (write-behind).
+    pub(super) fn save_room_items(&self, fx: &mut Effects, room: RoomIdx) {
+        if let Some(state) = self.rooms.get(&room) {
+            fx.push(Effect::SaveRoomItems {
+                room_id: self.world.room(room).id.clone(),
+                items: state.items.clone(),
+            });
+        }
+    }
+
+    /// Takes a body out of its room: the others hear `text` (unless crowded),
+    /// and its connection's shard stops showing it the room.
+    pub(super) fn leave_room(&mut self, fx: &mut Effects, placed: &Placed, text: &str) {
+        let sid = placed.body.sid;
+        let room = placed.room;
+        let presence_max = self.limits.presence_events_players_max;
+        let state = self.room_state(room);
+        if let Some(i) = state.players.iter().position(|p| *p == sid) {
+            state.players.remove(i);
+        }
+        state.remove_viewer(sid.addr());
+        assert_eq!(
+            state.viewers_total(),
+            state.players.len(),
+            "room viewers: counts out of step with the players"
+        );
+        state.cache = None;
+        let crowded = state.players.len() >= presence_max;
+        // Left travels on the same channel as this room's events, before them.
+        fx.push(Effect::Left { sid, room });
+        if !crowded {
+            let frame = encode::event("leave", &self.world.room(room).id, &placed.body.name, text);
+            self.emit(fx, room, frame, None);
+        }
+    }
+
+    /// Sends an event once to each shard with viewers of `room`.
+    pub(super) fn emit(
+        &mut self,
+        fx: &mut Effects,
+        room: RoomIdx,
+        frame: Bytes,
+        except: Option<SessionId>,
+    ) {
+        let Some(state) = self.rooms.get(&room) else {
+            return;
+        };
+        for &(to, _) in &state.viewers {
+            fx.push(Effect::RoomEvent {
+                to,
+                room,
+                frame: frame.clone(),
+                except,
+            });
+        }
+    }
+
+    /// The room object and the `look` text (both JSON), cached until the room changes.
+    pub(super) fn view(&mut self, room: RoomIdx) -> (Bytes, Bytes) {
+        let names_max = self.limits.names_listed_max;
+        let shard = self.me.shard;
+        let Some(state) = self.rooms.get_mut(&room) else {
+            let def = self.world.room(room);
+            let items = match self.saved_items.get(&room) {
+                Some(items) => items,
+                None => &def.items,
+            };
+            return render::room_view(def, &self.world, items, &[], 0, shard);
+        };
+        if let Some(cache) = &state.cache {
+            return cache.clone();
+        }
+        let names: Vec<&str> = state
+            .players
+            .iter()
+            .take(names_max)
+            .filter_map(|sid| self.bodies.get(sid).map(|p| &*p.body.name))
+            .collect();
+        let total = state.players.len();
+        let view = render::room_view(
+            self.world.room(room),
+            &self.world,
+            &state.items,
+            &names,
+            total,
+            shard,
+        );
+        state.cache = Some(view.clone());
+        view
+    }
+
+    /// One world tick: in each occupied room with NPCs, one NPC speaks.
+    pub fn ambient_tick(&mut self, fx: &mut Effects) {
+        self.ambient_turn = self.ambient_turn.wrapping_add(1);
+        let turn = self.ambient_turn;
+        let mut lines = Vec::new();
+        for (&room, state) in &self.rooms {
+            let npcs = &self.world.room(room).npcs;
+            if state.players.is_empty() || npcs.is_empty() {
+                continue;
+            }
+            let npc = &npcs[turn % npcs.len()];
+            if npc.ambient.is_empty() {
+                continue;
+            }
+            let line = &npc.ambient[(turn / npcs.len()) % npc.ambient.len()];
+            lines.push((
+                room,
+                encode::event("ambient", &self.world.room(room).id, &npc.name, line),
+            ));
+        }
+        for (room, frame) in lines {
+            self.emit(fx, room, frame, None);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Carrying out what the game asked for: each `Effect` becomes a message to
+//! the shard (of this host or, later, another) it concerns, or a request to
+//! the store. This is the one place where the game's results meet routing.
+
+use super::msg::Msg;
+use super::Shard;
+use crate::game::effect::{Effect, Effects};
+use crate::game::owner::Owner;
+
+impl Shard {
+    /// Runs `f` on the game with this shard's effects buffer, then carries
+    /// out every effect it left, in order.
+    pub fn play(&mut self, f: impl FnOnce(&mut Owner, &mut Effects)) {
+        let mut fx = std::mem::take(&mut self.effects);
+        f(&mut self.owner, &mut fx);
+        for effect in fx.drain(..) {
+            self.carry_out(effect);
+        }
+        self.effects = fx;
+    }
+
+    fn carry_out(&mut self, effect: Effect) {
+        match effect {
+            Effect::Frame { sid, frame, done } => self
+                .router
+                .post_to(sid.addr(), Msg::Frame { sid, frame, done }),
+            Effect::Welcomed { sid, room_json } => self
+                .router
+                .post_to(sid.addr(), Msg::Welcomed { sid, room_json }),
+            Effect::QuitDone { sid, frame } => self
+                .router
+                .post_to(sid.addr(), Msg::QuitDone { sid, frame }),
+            Effect::Entered { sid, room, owner } => self
+                .router
+                .post_to(sid.addr(), Msg::Entered { sid, room, owner }),
+            Effect::Left { sid, room } => self.router.post_to(sid.addr(), Msg::Left { sid, room }),
+            Effect::RoomEvent {
+                to,
+                room,
+                frame,
+                except,
+            } => self.router.post_to(
+                to,
+                Msg::RoomEvent {
+                    room,
+                    frame,
+                    except,
+                },
+            ),
+            Effect::Arrive {
+                body,
+                room,
+                how,
+                id,
+            } => {
+                let owner = self.placement.owner(room);
+                self.router.post_to(
+                    owner,
+                    Msg::Arrive {
+                        body,
+                        room,
+                        how,
+                        id,
+                    },
+                );
+            }
+            Effect::SavePlayer {
+                name_key,
+                room_id,
+                inventory,
+            } => self.store.save_player_owned(name_key, room_id, inventory),
+            Effect::SaveRoomItems { room_id, items } => {
+                self.store.save_room_items_owned(room_id, items)
+            }
+            Effect::ClaimedAfterFlush { new } => {
+                let Some(mailbox) = self.router.mailbox(new.shard()) else {
+                    return;
+                };
+                self.store.flush(Box::new(move |result| {
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "store: flush before a takeover failed");
+                    }
+                    mailbox.send(Msg::Claimed { sid: new, ok: true });
+                }));
+            }
+        }
+    }
+}
