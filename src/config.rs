@@ -73,7 +73,9 @@ impl WorldSource {
     }
 }
 
-use crate::world::generated::GRID_ROOMS_MAX;
+/// Most rooms a generated world may have: ids must fit a room index, and a
+/// typo such as `grid:100000x100000` should fail loudly, not swap.
+pub const GRID_ROOMS_MAX: u64 = 4_000_000;
 
 /// Game rules that are configuration rather than code.
 #[derive(Clone, Debug)]
@@ -151,11 +153,19 @@ pub struct StoreSettings {
     pub queue_max: usize,
 }
 
+impl StoreSettings {
+    /// Default write-behind interval (DESIGN.md §6).
+    pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 100;
+    /// Default channel bound: about a second of a busy host's moves and item
+    /// changes before handles start to overflow.
+    pub const QUEUE_MAX_DEFAULT: usize = 16 * 1024;
+}
+
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
-            flush_interval_ms: crate::store::StoreConfig::FLUSH_INTERVAL_MS_DEFAULT,
-            queue_max: crate::store::StoreConfig::QUEUE_MAX_DEFAULT,
+            flush_interval_ms: Self::FLUSH_INTERVAL_MS_DEFAULT,
+            queue_max: Self::QUEUE_MAX_DEFAULT,
         }
     }
 }
@@ -181,38 +191,18 @@ pub struct AuthSettings {
 }
 
 impl Default for AuthSettings {
+    /// argon2id at OWASP's recommended minimum (19 MiB of memory, 2 passes):
+    /// tens of milliseconds per hash in a release build, a cost an
+    /// interactive login does not notice and an offline guesser does; 64 jobs
+    /// queued (a few seconds of work at most); 5 failures a minute (DESIGN §7).
     fn default() -> Self {
-        let hasher = crate::auth::password::HasherConfig::default();
-        let limits = crate::auth::ratelimit::LoginLimitConfig::default();
         AuthSettings {
-            argon2_memory_kib: hasher.memory_kib,
-            argon2_iterations: hasher.iterations,
-            hasher_queue_max: hasher.queue_max,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            hasher_queue_max: 64,
             token_ttl_s: 7 * 24 * 3600,
-            login_failures_max: limits.failures_max,
-            login_window_s: limits.window_s,
-        }
-    }
-}
-
-impl AuthSettings {
-    /// The hasher pool's settings: one thread (it shares the cores with shards).
-    pub fn hasher(&self) -> crate::auth::password::HasherConfig {
-        crate::auth::password::HasherConfig {
-            threads: 1,
-            queue_max: self.hasher_queue_max,
-            memory_kib: self.argon2_memory_kib,
-            iterations: self.argon2_iterations,
-            lanes: 1,
-        }
-    }
-
-    /// The login limiter's settings.
-    pub fn login_limits(&self) -> crate::auth::ratelimit::LoginLimitConfig {
-        crate::auth::ratelimit::LoginLimitConfig {
-            failures_max: self.login_failures_max,
-            window_s: self.login_window_s,
-            ..crate::auth::ratelimit::LoginLimitConfig::default()
+            login_failures_max: 5,
+            login_window_s: 60,
         }
     }
 }

@@ -9,11 +9,12 @@ use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::auth::password::HasherPool;
-use crate::auth::ratelimit::LoginLimiter;
+use crate::auth::password::{HasherConfig, HasherPool};
+use crate::auth::ratelimit::{LoginLimitConfig, LoginLimiter};
 use crate::auth::token::TokenSigner;
 use crate::config::{Config, WorldSource};
 use crate::game::owner::RoomItems;
+use crate::net::listener;
 use crate::shard::mailbox::{self, Mailbox};
 use crate::shard::msg::Msg;
 use crate::shard::placement::Placement;
@@ -78,10 +79,12 @@ impl Server {
         })
         .map_err(|e| e.to_string())?;
         let saved_items = Arc::new(saved_room_items(&world, snapshot.room_items));
-        let hasher = HasherPool::start(&config.auth.hasher())
+        let hasher = HasherPool::start(&HasherConfig::from_settings(&config.auth))
             .map_err(|e| format!("auth: cannot start the password hasher: {e}"))?;
         let signer = Arc::new(TokenSigner::new(&snapshot.token_secret));
-        let limiter = Arc::new(LoginLimiter::new(config.auth.login_limits()));
+        let limiter = Arc::new(LoginLimiter::new(LoginLimitConfig::from_settings(
+            &config.auth,
+        )));
         let shards = config.shards as u16;
         let placement = Arc::new(Placement::single_host(&world, 0, shards));
         let (mailboxes, inboxes) = mailbox::create(config.shards)
@@ -117,7 +120,10 @@ impl Server {
                 .spawn(move || async move {
                     let router = Router::new(k as u16, mailboxes);
                     let shard = Shard::new(k as u16, config, world, placement, router, services);
-                    run::run(shard, inbox, listener_fd).await;
+                    run::run(shard, inbox, move |cell| {
+                        listener::listen(cell, listener_fd)
+                    })
+                    .await;
                 })
                 .map_err(|e| format!("cannot start shard {k}: {e}"))?;
             threads.push(handle);

@@ -4,7 +4,6 @@
 //!
 //! The accounts themselves live in the store (`crate::store`).
 
-pub mod names;
 pub mod password;
 pub mod ratelimit;
 pub mod token;

@@ -11,6 +11,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::config::AuthSettings;
 use crate::store::Reply;
 
 /// Bytes of random salt per hash (the PHC recommendation).
@@ -32,19 +33,24 @@ pub struct HasherConfig {
     pub lanes: u32,
 }
 
-impl Default for HasherConfig {
-    /// OWASP's recommended minimum for argon2id: 19 MiB of memory, 2 passes,
-    /// 1 lane — tens of milliseconds per hash in a release build, a cost an
-    /// interactive login does not notice and an offline guesser does. One
-    /// hasher thread, 64 jobs queued (a few seconds of work at most).
-    fn default() -> HasherConfig {
+impl HasherConfig {
+    /// The pool a host runs: one thread (it shares the cores with the
+    /// shards), one lane, the cost and queue the configuration names.
+    pub fn from_settings(settings: &AuthSettings) -> HasherConfig {
         HasherConfig {
             threads: 1,
-            queue_max: 64,
-            memory_kib: 19 * 1024,
-            iterations: 2,
+            queue_max: settings.hasher_queue_max,
+            memory_kib: settings.argon2_memory_kib,
+            iterations: settings.argon2_iterations,
             lanes: 1,
         }
+    }
+}
+
+impl Default for HasherConfig {
+    /// The configuration's defaults (`config::AuthSettings`).
+    fn default() -> HasherConfig {
+        HasherConfig::from_settings(&AuthSettings::default())
     }
 }
 

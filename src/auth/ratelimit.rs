@@ -8,6 +8,7 @@
 //! section is a couple of hash lookups, so a lock is simpler than routing
 //! every attempt to an owning shard, and it is off the hot path.
 
+use crate::config::AuthSettings;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -27,13 +28,24 @@ pub struct LoginLimitConfig {
     pub tracked_keys_max: usize,
 }
 
-impl Default for LoginLimitConfig {
-    fn default() -> LoginLimitConfig {
+/// Most names plus addresses the limiter tracks by default.
+pub const TRACKED_KEYS_MAX_DEFAULT: usize = 65_536;
+
+impl LoginLimitConfig {
+    /// The limits the configuration names.
+    pub fn from_settings(settings: &AuthSettings) -> LoginLimitConfig {
         LoginLimitConfig {
-            failures_max: 5,
-            window_s: 60,
-            tracked_keys_max: 65_536,
+            failures_max: settings.login_failures_max,
+            window_s: settings.login_window_s,
+            tracked_keys_max: TRACKED_KEYS_MAX_DEFAULT,
         }
+    }
+}
+
+impl Default for LoginLimitConfig {
+    /// The configuration's defaults (`config::AuthSettings`).
+    fn default() -> LoginLimitConfig {
+        LoginLimitConfig::from_settings(&AuthSettings::default())
     }
 }
 

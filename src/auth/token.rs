@@ -16,7 +16,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::names::validate_name;
+use crate::protocol::names::validate_name;
 
 type HmacSha256 = Hmac<Sha256>;
 

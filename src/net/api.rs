@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use super::conn::ShardCell;
 use super::http::{self, Request};
-use crate::auth::names::{name_key, validate_name, validate_password, PASSWORD_CHARS_MAX};
-use crate::shard::login::{reserved_for_guests, BAD_CREDENTIALS, INVALID_NAME_KEY};
+use crate::protocol::names::{
+    name_key, reserved_for_guests, validate_name, validate_password, PASSWORD_CHARS_MAX,
+};
+use crate::shard::login::{BAD_CREDENTIALS, INVALID_NAME_KEY};
 use crate::shard::Shard;
 use crate::store::{AccountRecord, RegisterError};
 

@@ -19,13 +19,14 @@ use std::time::Duration;
 use super::api;
 use super::http::{self, HeadError, Request};
 use super::ws::{self, Kind};
+use crate::metrics::stats::ShardStats;
+use crate::metrics::HostFacts;
 use crate::protocol::close::{self, CloseReason};
 use crate::protocol::encode::{put_seq_prefix, seq_prefix_len, PLAIN_PREFIX};
 use crate::shard::session::Out;
 use crate::shard::Shard;
 
-/// The shard as its tasks share it.
-pub type ShardCell = Rc<RefCell<Shard>>;
+pub use crate::shard::run::ShardCell;
 
 /// Buffers shared by every connection of a shard: they are used only inside
 /// one synchronous poll, never across an await.
@@ -169,13 +170,18 @@ async fn respond(stream: &mut TcpStream, bytes: Vec<u8>) {
 /// Asks every shard for its figures and renders them with `render`.
 async fn gather(
     shard: &ShardCell,
-    render: fn(&Shard, &[crate::shard::stats::ShardStats]) -> Vec<u8>,
+    render: fn(&HostFacts<'_>, &[ShardStats]) -> Vec<u8>,
 ) -> Vec<u8> {
     let (tx, rx) = futures_channel::oneshot::channel();
     shard.borrow_mut().gather_stats(tx);
     let stats = rx.await.unwrap_or_default();
     let shard = shard.borrow();
-    render(&shard, &stats)
+    let host = HostFacts {
+        host_id: &shard.config.host_id,
+        rooms: shard.world.rooms.len(),
+        store: &shard.store_metrics,
+    };
+    render(&host, &stats)
 }
 
 async fn upgrade(

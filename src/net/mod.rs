@@ -4,4 +4,5 @@
 pub mod api;
 pub mod conn;
 pub mod http;
+pub mod listener;
 pub mod ws;

@@ -4,6 +4,7 @@ pub mod addr;
 pub mod close;
 pub mod decode;
 pub mod encode;
+pub mod names;
 
 /// A client's `id`, kept as the JSON text to echo back exactly. Stored inline
 /// so that routing a command to another shard allocates nothing for it.

@@ -11,17 +11,8 @@ use super::{directory, SessionId, Shard, ShardAddr};
 use crate::game::command::{self, EdgeCommand, HELP_TEXT};
 use crate::protocol::decode::{self, ClientFrame, Credentials};
 use crate::protocol::encode::{fail, reply_text};
+use crate::protocol::names::{is_valid_name, NAME_CHARS_MAX, NAME_CHARS_MIN};
 use crate::protocol::{close, encode, MsgId};
-
-/// The longest name a guest may ask for, and the shortest.
-pub const NAME_CHARS_MIN: usize = 3;
-pub const NAME_CHARS_MAX: usize = 20;
-
-/// Checks the name rules of DESIGN §7: 3–20 characters of `[A-Za-z0-9_]`.
-pub fn valid_name(name: &str) -> bool {
-    (NAME_CHARS_MIN..=NAME_CHARS_MAX).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
 
 impl Shard {
     /// A new upgraded connection. Returns its slot and generation.
@@ -129,7 +120,7 @@ impl Shard {
 
     fn login_guest(&mut self, slot: u32, requested: Option<&str>) {
         let name = match requested {
-            Some(name) if !valid_name(name) => {
+            Some(name) if !is_valid_name(name) => {
                 return self.send_error(
                     slot,
                     "invalid_name",
@@ -338,7 +329,7 @@ impl Shard {
                 }
             }
             Err(EdgeCommand::Tell { to, text }) => {
-                if !valid_name(to) {
+                if !is_valid_name(to) {
                     self.deliver(
                         sid,
                         fail(

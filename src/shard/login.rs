@@ -16,7 +16,7 @@
 //!
 //! Takeover: the directory gives the name to the new session at once and
 //! tells the old one's shard (`TakenOver`). That shard sends the old client a
-//! `system` event, closes it with [`close::TAKEN_OVER`](crate::net::ws::close),
+//! `system` event, closes it with [`close::TAKEN_OVER`](crate::protocol::close::TAKEN_OVER),
 //! and departs its body with `notify`; the body's owner saves it, flushes the
 //! store, and only then answers the new session `Claimed`. The new session
 //! loads the account after that, so it gets the newest room and inventory, and
@@ -28,8 +28,10 @@ use std::time::Instant;
 use super::msg::{Arrival, Body, Msg};
 use super::session::Phase;
 use super::{directory, SessionId, Shard, ShardAddr};
-use crate::auth::names::{validate_name, validate_password, PASSWORD_CHARS_MAX};
 use crate::auth::password::{HashError, SubmitError};
+use crate::protocol::names::{
+    reserved_for_guests, validate_name, validate_password, PASSWORD_CHARS_MAX,
+};
 use crate::protocol::{close, encode};
 use crate::store::{AccountRecord, RegisterError, Reply, StoreError};
 use crate::world::RoomIdx;
@@ -61,13 +63,6 @@ pub enum Login {
     AccountLoad,
     /// A guest with a chosen name: whether an account has that name.
     GuestCheck,
-}
-
-/// Names of the form the server gives guests (`guest<shard>_<n>`) are not
-/// for accounts: no guest can sit on a registered name without a check.
-pub fn reserved_for_guests(key: &str) -> bool {
-    key.strip_prefix("guest")
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 impl Shard {
@@ -489,19 +484,5 @@ fn capitalized(message: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_guest_names_are_reserved_and_others_are_not() {
-        assert!(reserved_for_guests("guest0_12"));
-        assert!(reserved_for_guests("guest12"));
-        assert!(!reserved_for_guests("guestbook"));
-        assert!(!reserved_for_guests("guest"));
-        assert!(!reserved_for_guests("bob"));
     }
 }

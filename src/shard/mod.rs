@@ -12,7 +12,6 @@ pub mod placement;
 pub mod router;
 pub mod run;
 pub mod session;
-pub mod stats;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -25,6 +24,7 @@ use crate::auth::token::TokenSigner;
 use crate::config::Config;
 use crate::game::effect::Effects;
 use crate::game::owner::{Owner, RoomItems};
+use crate::metrics::stats::{Counters, ShardStats};
 use crate::protocol::close;
 use crate::store::{StoreHandle, StoreMetrics};
 use crate::world::{RoomIdx, World};
@@ -33,7 +33,6 @@ use msg::Msg;
 use placement::Placement;
 use router::Router;
 use session::{Phase, Sessions};
-use stats::{Counters, ShardStats};
 
 pub use crate::protocol::addr::{SessionId, ShardAddr, SESSIONS_PER_SHARD_MAX};
 

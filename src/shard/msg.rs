@@ -135,7 +135,7 @@ pub enum Msg {
     },
     StatsAnswer {
         ask: u64,
-        stats: Box<super::stats::ShardStats>,
+        stats: Box<crate::metrics::stats::ShardStats>,
     },
 
     /// Stop accepting, close every session, and stop.

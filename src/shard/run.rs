@@ -1,17 +1,20 @@
-//! A shard's life on its thread: the tasks it runs (accept, inbox, sweep,
-//! world tick) and its orderly end.
+//! A shard's life on its thread: the tasks it runs (inbox, sweep, world
+//! tick, and the listener the network layer hands it) and its orderly end.
 
 use futures_lite::AsyncReadExt;
-use glommio::net::{TcpListener, UnixStream};
+use glommio::net::UnixStream;
 use glommio::timer::Timer;
 use std::cell::RefCell;
+use std::future::Future;
 use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::mailbox::Inbox;
 use super::Shard;
-use crate::net::conn::{self, Scratch, ShardCell};
+
+/// The shard as its tasks share it: each borrows it only between awaits.
+pub type ShardCell = Rc<RefCell<Shard>>;
 
 /// Messages handled before the inbox task lets connections run. Fan-out
 /// needs the larger share: at 512, under a chat load of 495k deliveries/s,
@@ -23,14 +26,16 @@ const SHUTDOWN_GRACE_MS: u64 = 3_000;
 /// Period of the session sweep (login deadlines, idle pings).
 const SWEEP_INTERVAL_MS: u64 = 1_000;
 
-/// Runs shard `shard` until shutdown. `listener_fd` is its own
-/// `SO_REUSEPORT` socket on the shared address.
-pub async fn run(shard: Shard, mut inbox: Inbox, listener_fd: RawFd) {
+/// Runs shard `shard` until shutdown. `listen` is the network layer's
+/// accept loop for this shard (it runs as a task until shutdown cancels it);
+/// the shard itself knows nothing of sockets.
+pub async fn run<L, F>(shard: Shard, mut inbox: Inbox, listen: L)
+where
+    L: FnOnce(ShardCell) -> F,
+    F: Future<Output = ()> + 'static,
+{
     let ambient_ms = shard.config.game.ambient_interval_ms;
     let shard: ShardCell = Rc::new(RefCell::new(shard));
-    let scratch = Rc::new(RefCell::new(Scratch::new()));
-    // SAFETY: the fd is a bound, listening TCP socket handed to this shard alone.
-    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
     let (stop_tx, stop_rx) = futures_channel::oneshot::channel::<()>();
 
     let Some(wake_fd) = inbox.take_wake_fd() else {
@@ -45,7 +50,7 @@ pub async fn run(shard: Shard, mut inbox: Inbox, listener_fd: RawFd) {
             sh.drain_local();
         }))
     });
-    let accept_task = glommio::spawn_local(accept_loop(shard.clone(), scratch, listener));
+    let accept_task = glommio::spawn_local(listen(shard.clone()));
 
     // Until a Shutdown message arrives.
     let _ = stop_rx.await;
@@ -61,21 +66,6 @@ pub async fn run(shard: Shard, mut inbox: Inbox, listener_fd: RawFd) {
         task.cancel().await;
     }
     inbox_task.cancel().await;
-}
-
-async fn accept_loop(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, listener: TcpListener) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                glommio::spawn_local(conn::serve(shard.clone(), scratch.clone(), stream)).detach();
-            }
-            Err(e) => {
-                // Out of file descriptors, most likely: back off instead of spinning.
-                tracing::warn!(shard = shard.borrow().id, error = %e, "accept failed");
-                Timer::new(Duration::from_millis(50)).await;
-            }
-        }
-    }
 }
 
 async fn inbox_loop(

@@ -53,7 +53,7 @@ impl StoreHandle {
     /// Creates an account with `start_room` and an empty inventory. `reply`
     /// runs after the account is committed (fsynced), or with `NameTaken` if
     /// the name exists in any letter case. Validate `name` first
-    /// (`auth::names::validate_name`): the store enforces uniqueness only.
+    /// (`protocol::names::validate_name`): the store enforces uniqueness only.
     pub fn register(
         &self,
         name: &str,

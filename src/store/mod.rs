@@ -33,6 +33,8 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+
+use crate::config::StoreSettings;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -62,11 +64,10 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// Default write-behind interval (DESIGN.md §6).
-    pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 100;
-    /// Default channel bound: about a second of a busy host's moves and item
-    /// changes before handles start to overflow.
-    pub const QUEUE_MAX_DEFAULT: usize = 16 * 1024;
+    /// Default write-behind interval (the configuration's).
+    pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = StoreSettings::FLUSH_INTERVAL_MS_DEFAULT;
+    /// Default channel bound (the configuration's).
+    pub const QUEUE_MAX_DEFAULT: usize = StoreSettings::QUEUE_MAX_DEFAULT;
 
     /// A config for `path` with the default interval and queue bound.
     pub fn new(path: impl Into<PathBuf>) -> StoreConfig {

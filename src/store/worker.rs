@@ -15,7 +15,7 @@ use super::error::{RegisterError, StoreError};
 use super::metrics::StoreMetrics;
 use super::request::{AccountRecord, PlayerState, Reply, Request};
 use super::StoreConfig;
-use crate::auth::names::name_key;
+use crate::protocol::names::name_key;
 
 /// Most requests taken from the channel in one turn before the thread commits
 /// the turn's registrations and looks at the flush deadline: a flood of saves

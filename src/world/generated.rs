@@ -15,9 +15,7 @@ pub const GRID_ZONE: &str = "grid";
 /// One room in this many starts with a `"stone"`.
 pub const STONE_EVERY_ROOMS: u32 = 7;
 
-/// Most rooms a generated world may have: ids must fit a [`RoomIdx`], and a
-/// typo such as `generated(100_000, 100_000)` should fail loudly, not swap.
-pub const GRID_ROOMS_MAX: u64 = 4_000_000;
+pub use crate::config::GRID_ROOMS_MAX;
 
 /// Builds a `width` x `height` grid. Both must be at least 1 and the product at
 /// most [`GRID_ROOMS_MAX`]; load-test settings are checked by the caller, so a

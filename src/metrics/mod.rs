@@ -1,18 +1,29 @@
-//! Rendering what the shards counted: `/metrics` (Prometheus text) and
-//! `/healthz` (JSON). The figures come from a gather over every shard.
+//! What the shards count (`stats.rs`) and how it is shown: `/metrics`
+//! (Prometheus text) and `/healthz` (JSON). The figures come from a gather
+//! over every shard; rendering them needs no shard.
+
+pub mod stats;
 
 use std::fmt::Write;
 
-use crate::shard::stats::{LatencySummary, ShardStats, COMMAND_KINDS};
-use crate::shard::Shard;
+use crate::store::StoreMetrics;
+use stats::{LatencySummary, ShardStats, COMMAND_KINDS};
+
+/// What a host says about itself beside its shards' figures.
+pub struct HostFacts<'a> {
+    pub host_id: &'a str,
+    /// Rooms in the world this host serves.
+    pub rooms: usize,
+    pub store: &'a StoreMetrics,
+}
 
 /// `/healthz`: host id, process id, shards and connections per shard.
-pub fn health_json(shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
+pub fn health_json(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(256);
     out.push_str("{\"status\":\"ok\",\"host\":");
-    let mut host = Vec::new();
-    crate::protocol::encode::put_str(&mut host, &shard.config.host_id);
-    out.push_str(&String::from_utf8_lossy(&host));
+    let mut host_id = Vec::new();
+    crate::protocol::encode::put_str(&mut host_id, host.host_id);
+    out.push_str(&String::from_utf8_lossy(&host_id));
     let _ = write!(
         out,
         ",\"pid\":{},\"shards\":{},\"connections\":[",
@@ -32,7 +43,7 @@ pub fn health_json(shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
         }
         let _ = write!(out, "{}", s.players);
     }
-    let _ = write!(out, "],\"rooms\":{}}}", shard.world.rooms.len());
+    let _ = write!(out, "],\"rooms\":{}}}", host.rooms);
     out.into_bytes()
 }
 
@@ -46,7 +57,7 @@ type Series = (
 
 /// `/metrics`: every counter per shard, latency summaries, the store's
 /// queue, batches, flush latency and errors, process figures.
-pub fn prometheus_text(shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
+pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
     let counters: [Series; 16] = [
         (
@@ -176,7 +187,7 @@ pub fn prometheus_text(shard: &Shard, stats: &[ShardStats]) -> Vec<u8> {
         stats,
         |s| s.hop_latency,
     );
-    shard.store_metrics.render_prometheus(&mut out);
+    host.store.render_prometheus(&mut out);
     process(&mut out);
     out.into_bytes()
 }

@@ -57,6 +57,23 @@ impl std::error::Error for RuleError {}
 
 /// Checks a name against the rules and returns its key (see [`name_key`]).
 pub fn validate_name(name: &str) -> Result<String, RuleError> {
+    check_name(name)?;
+    Ok(name_key(name))
+}
+
+/// Whether a name keeps the rules (without making its key).
+pub fn is_valid_name(name: &str) -> bool {
+    check_name(name).is_ok()
+}
+
+/// Names of the form the server gives guests (`guest<shard>_<n>`) are not
+/// for accounts: no guest can sit on a registered name without a check.
+pub fn reserved_for_guests(key: &str) -> bool {
+    key.strip_prefix("guest")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+fn check_name(name: &str) -> Result<(), RuleError> {
     // Count at most one past the limit: a huge input costs nothing extra.
     let chars = name.chars().take(NAME_CHARS_MAX + 1).count();
     if !(NAME_CHARS_MIN..=NAME_CHARS_MAX).contains(&chars) {
@@ -70,7 +87,7 @@ pub fn validate_name(name: &str) -> Result<String, RuleError> {
     {
         return Err(RuleError::NameCharacter { found });
     }
-    Ok(name_key(name))
+    Ok(())
 }
 
 /// The case-insensitive identity of a name: what uniqueness, lookups, tokens
@@ -91,6 +108,15 @@ pub fn validate_password(password: &str) -> Result<(), RuleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_guest_names_are_reserved_and_others_are_not() {
+        assert!(reserved_for_guests("guest0_12"));
+        assert!(reserved_for_guests("guest12"));
+        assert!(!reserved_for_guests("guestbook"));
+        assert!(!reserved_for_guests("guest"));
+        assert!(!reserved_for_guests("bob"));
+    }
 
     #[test]
     fn names_of_3_to_20_word_characters_are_accepted_and_keyed_lowercase() {
