@@ -4,3 +4,4 @@ pub mod body;
 pub mod command;
 pub mod owner;
 pub mod render;
+pub mod wire;
