@@ -18,7 +18,11 @@ impl MsgId {
     /// The longest id, as JSON text, a client may send.
     pub const BYTES_MAX: usize = 46;
 
-    fn from_json_text(text: &[u8]) -> Option<MsgId> {
+    /// An id from its JSON text exactly as it was received (a number, or a
+    /// quoted and escaped string), as the cross-host wire carries it. The
+    /// text must be UTF-8 (`as_json` shows anything else as `null`); `None`
+    /// if it is longer than [`MsgId::BYTES_MAX`].
+    pub fn from_json_text(text: &[u8]) -> Option<MsgId> {
         if text.len() > Self::BYTES_MAX {
             return None;
         }
