@@ -7,4 +7,5 @@
 pub mod names;
 pub mod password;
 pub mod ratelimit;
+pub mod session_token;
 pub mod token;

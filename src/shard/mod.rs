@@ -4,6 +4,7 @@
 
 pub mod directory;
 pub mod edge;
+pub mod history;
 pub mod login;
 pub mod mailbox;
 pub mod msg;
