@@ -6,4 +6,5 @@
 
 pub mod password;
 pub mod ratelimit;
+pub mod session_token;
 pub mod token;

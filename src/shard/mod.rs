@@ -5,6 +5,7 @@
 pub mod directory;
 pub mod edge;
 pub mod effects;
+pub mod history;
 pub mod login;
 pub mod mailbox;
 pub mod msg;
