@@ -120,6 +120,15 @@ pub struct Limits {
     pub presence_events_players_max: usize,
     /// Names listed in a room object or a `who` reply; the total is always given.
     pub names_listed_max: usize,
+    /// Messages one shard's inbox holds. Beyond it, senders park their
+    /// messages in their own overflow queues (`mudshard_inbox_parked` in
+    /// `/metrics`) and retry; nothing is dropped and no shard waits for
+    /// another. The channel preallocates its slots (120 bytes each, so
+    /// 1.9 MiB per shard at the default), while the traffic is small: a `say`
+    /// to a room of 100 viewers on 2 shards is 2 messages, and a chat load
+    /// of 100k deliveries/s is 1–2k messages/s per shard. 16384 holds two of
+    /// the inbox task's batches (8192) and seconds of such a load.
+    pub inbox_msgs_max: usize,
 }
 
 impl Default for Limits {
@@ -137,6 +146,7 @@ impl Default for Limits {
             connections_per_shard_max: 20_000,
             presence_events_players_max: 100,
             names_listed_max: 50,
+            inbox_msgs_max: 16_384,
         }
     }
 }
@@ -371,6 +381,9 @@ impl Config {
         if l.frame_bytes_max < 1024 || l.commands_per_s == 0 || l.text_chars_max == 0 {
             return Err("limits: frame_bytes_max >= 1024, commands_per_s > 0 and text_chars_max > 0 are required".into());
         }
+        if l.inbox_msgs_max == 0 {
+            return Err("limits: inbox_msgs_max > 0 is required".into());
+        }
         if self.store.flush_interval_ms == 0 || self.store.queue_max == 0 {
             return Err("store: flush_interval_ms > 0 and queue_max > 0 are required".into());
         }
@@ -428,5 +441,14 @@ mod tests {
         );
         assert!(WorldSource::parse_generated("grid:0x5").is_err());
         assert!(WorldSource::parse_generated("maze:3x3").is_err());
+    }
+
+    #[test]
+    fn an_inbox_of_no_messages_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        std::fs::write(&path, "[limits]\ninbox_msgs_max = 0\n").expect("write");
+        let err = Config::from_file(&path).expect_err("a zero bound");
+        assert!(err.contains("inbox_msgs_max"), "{err}");
     }
 }

@@ -87,7 +87,7 @@ impl Server {
         )));
         let shards = config.shards as u16;
         let placement = Arc::new(Placement::single_host(&world, 0, shards));
-        let (mailboxes, inboxes) = mailbox::create(config.shards)
+        let (mailboxes, inboxes) = mailbox::create(config.shards, config.limits.inbox_msgs_max)
             .map_err(|e| format!("cannot create shard channels: {e}"))?;
         let config = Arc::new(config);
         let mut threads = Vec::with_capacity(config.shards);

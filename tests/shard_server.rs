@@ -428,6 +428,9 @@ fn http_endpoints_answer_and_anything_else_is_404() {
         "mudshard_commands_total{shard=\"0\",kind=\"look\"}",
         "mudshard_cross_shard_sent_total{shard=",
         "mudshard_outbound_drops_total{shard=",
+        "mudshard_inbox_depth{shard=\"1\"}",
+        "mudshard_inbox_parked{shard=\"0\"} 0",
+        "mudshard_inbox_full_total{shard=",
         "mudshard_command_latency_us{shard=\"0\",quantile=\"0.99\"}",
         "process_resident_memory_bytes",
     ] {

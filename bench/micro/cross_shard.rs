@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use mudshard::config::Limits;
 use mudshard::protocol::encode;
 use mudshard::shard::mailbox::{self, Inbox, Mailbox};
 use mudshard::shard::msg::Msg;
@@ -88,7 +89,8 @@ fn say_body() -> Bytes {
 }
 
 fn bench_stream(c: &mut Criterion) {
-    let (mut mailboxes, mut inboxes) = mailbox::create(2).expect("socket pairs");
+    let (mut mailboxes, mut inboxes) =
+        mailbox::create(2, Limits::default().inbox_msgs_max).expect("socket pairs");
     let to_receiver = mailboxes.swap_remove(1);
     let receiver_inbox = inboxes.swap_remove(1);
     let received = Arc::new(AtomicU64::new(0));
@@ -124,7 +126,8 @@ fn bench_stream(c: &mut Criterion) {
 }
 
 fn bench_round_trip(c: &mut Criterion) {
-    let (mut mailboxes, mut inboxes) = mailbox::create(2).expect("socket pairs");
+    let (mut mailboxes, mut inboxes) =
+        mailbox::create(2, Limits::default().inbox_msgs_max).expect("socket pairs");
     let to_receiver = mailboxes.swap_remove(1);
     let receiver_inbox = inboxes.swap_remove(1);
     let mut my_inbox = inboxes.swap_remove(0);

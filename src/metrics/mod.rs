@@ -59,7 +59,7 @@ type Series = (
 /// queue, batches, flush latency and errors, process figures.
 pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [Series; 16] = [
+    let counters: [Series; 19] = [
         (
             "mudshard_connections",
             "gauge",
@@ -149,6 +149,24 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             "counter",
             "Sessions closed with 1013 for a full outbound queue.",
             |s| s.outbound_drops,
+        ),
+        (
+            "mudshard_inbox_depth",
+            "gauge",
+            "Messages waiting in this shard's inbox (bound: limits.inbox_msgs_max).",
+            |s| s.inbox_depth,
+        ),
+        (
+            "mudshard_inbox_parked",
+            "gauge",
+            "Messages this shard holds for other shards' full inboxes.",
+            |s| s.inbox_parked,
+        ),
+        (
+            "mudshard_inbox_full_total",
+            "counter",
+            "Times this shard found another shard's inbox full and parked.",
+            |s| s.inbox_full_total,
         ),
         (
             "mudshard_command_latency_count",

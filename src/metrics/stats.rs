@@ -66,6 +66,12 @@ pub struct ShardStats {
     pub cross_shard_sent: u64,
     pub cross_shard_received: u64,
     pub outbound_drops: u64,
+    /// Messages waiting in this shard's inbox.
+    pub inbox_depth: u64,
+    /// Messages this shard holds for other shards' full inboxes.
+    pub inbox_parked: u64,
+    /// Times this shard found another shard's inbox full.
+    pub inbox_full_total: u64,
     pub command_latency: LatencySummary,
     pub hop_latency: LatencySummary,
 }

@@ -260,6 +260,9 @@ impl Shard {
         stats.players = self.players;
         stats.bodies = self.owner.bodies() as u64;
         stats.cross_shard_sent = self.router.sent_remote;
+        stats.inbox_depth = self.router.inbox_depth(self.id) as u64;
+        stats.inbox_parked = self.router.parked_len() as u64;
+        stats.inbox_full_total = self.router.inbox_full_total;
         stats
     }
 

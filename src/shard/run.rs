@@ -1,5 +1,6 @@
-//! A shard's life on its thread: the tasks it runs (inbox, sweep, world
-//! tick, and the listener the network layer hands it) and its orderly end.
+//! A shard's life on its thread: the tasks it runs (inbox, parked retry,
+//! sweep, world tick, and the listener the network layer hands it) and its
+//! orderly end.
 
 use futures_lite::AsyncReadExt;
 use glommio::net::UnixStream;
@@ -10,7 +11,7 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::mailbox::Inbox;
+use super::mailbox::{self, Inbox};
 use super::Shard;
 
 /// The shard as its tasks share it: each borrows it only between awaits.
@@ -25,6 +26,10 @@ const INBOX_BATCH_MAX: usize = 8192;
 const SHUTDOWN_GRACE_MS: u64 = 3_000;
 /// Period of the session sweep (login deadlines, idle pings).
 const SWEEP_INTERVAL_MS: u64 = 1_000;
+/// Pause between retries of messages parked for a full inbox: long enough
+/// for the other shard to drain a good part of a batch, short against the
+/// hop latency a full inbox already costs.
+const PARKED_RETRY_US: u64 = 500;
 
 /// Runs shard `shard` until shutdown. `listen` is the network layer's
 /// accept loop for this shard (it runs as a task until shutdown cancels it);
@@ -34,6 +39,8 @@ where
     L: FnOnce(ShardCell) -> F,
     F: Future<Output = ()> + 'static,
 {
+    // Store replies that fail at once run here; their sends must not wait.
+    mailbox::mark_shard_thread();
     let ambient_ms = shard.config.game.ambient_interval_ms;
     let shard: ShardCell = Rc::new(RefCell::new(shard));
     let (stop_tx, stop_rx) = futures_channel::oneshot::channel::<()>();
@@ -43,6 +50,7 @@ where
         return;
     };
     let inbox_task = glommio::spawn_local(inbox_loop(shard.clone(), inbox, wake_fd, stop_tx));
+    let retry_task = glommio::spawn_local(retry_parked(shard.clone()));
     let sweep_task = glommio::spawn_local(every(shard.clone(), SWEEP_INTERVAL_MS, |sh| sh.sweep()));
     let tick_task = (ambient_ms > 0).then(|| {
         glommio::spawn_local(every(shard.clone(), ambient_ms, |sh| {
@@ -64,6 +72,16 @@ where
     sweep_task.cancel().await;
     if let Some(task) = tick_task {
         task.cancel().await;
+    }
+    retry_task.cancel().await;
+    let parked = shard.borrow_mut().router.flush_parked();
+    if parked > 0 {
+        // The other shards are stopping too; what they would get is moot.
+        tracing::warn!(
+            shard = shard.borrow().id,
+            parked,
+            "stopped with messages parked for full inboxes"
+        );
     }
     inbox_task.cancel().await;
 }
@@ -99,8 +117,21 @@ async fn inbox_loop(
             }
             handled += 1;
             if handled % INBOX_BATCH_MAX == 0 {
+                shard.borrow_mut().router.flush_parked();
                 futures_lite::future::yield_now().await;
             }
+        }
+        shard.borrow_mut().router.flush_parked();
+    }
+}
+
+/// Retries messages parked for full inboxes while there are any, and sleeps
+/// without a timer while there are none (an idle shard uses no CPU).
+async fn retry_parked(shard: ShardCell) {
+    loop {
+        std::future::poll_fn(|cx| shard.borrow_mut().router.poll_parked(cx)).await;
+        while shard.borrow_mut().router.flush_parked() > 0 {
+            Timer::new(Duration::from_micros(PARKED_RETRY_US)).await;
         }
     }
 }

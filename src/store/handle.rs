@@ -232,8 +232,9 @@ impl StoreHandle {
 impl Drop for StoreHandle {
     /// Hands the overflow list to the store thread, waiting for room in the
     /// channel: a shard that stops must not take writes with it. Reply
-    /// closures must therefore never block on the dropping shard (post to an
-    /// unbounded inbox, or drop the answer if the inbox is gone).
+    /// closures must therefore never block on the dropping shard for good:
+    /// `Mailbox::send` may wait for room, but a shard drops its inbox (in
+    /// `run`) before its store handle, which ends that wait.
     fn drop(&mut self) {
         let overflow = std::mem::take(self.overflow.get_mut());
         let parked = overflow.len();
