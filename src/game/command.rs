@@ -109,6 +109,18 @@ pub enum EdgeCommand<'a> {
     Help,
 }
 
+impl EdgeCommand<'_> {
+    /// The stable name of the command, as [`Command::kind`] gives it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EdgeCommand::Tell { .. } => "tell",
+            EdgeCommand::Shout(_) => "shout",
+            EdgeCommand::Who => "who",
+            EdgeCommand::Help => "help",
+        }
+    }
+}
+
 impl<'a> Command<'a> {
     /// Splits commands by where they run: the owned form of a command for
     /// the body's room owner, or one the connection's shard answers.

@@ -2,10 +2,14 @@
 //! connections' sessions, the rooms it owns with their bodies, its part of the
 //! name directory and its counters. Other threads reach it only by message.
 
+pub mod commands;
+pub mod delivery;
 pub mod directory;
 pub mod edge;
 pub mod effects;
+pub mod gather;
 pub mod history;
+pub mod lifecycle;
 pub mod login;
 pub mod mailbox;
 pub mod msg;
@@ -13,6 +17,8 @@ pub mod placement;
 pub mod router;
 pub mod run;
 pub mod session;
+pub mod viewers;
+pub mod welcome;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -26,32 +32,17 @@ use crate::config::Config;
 use crate::game::effect::Effects;
 use crate::game::owner::{Owner, RoomItems};
 use crate::metrics::stats::{Counters, ShardStats};
-use crate::protocol::close;
+
 use crate::store::{StoreHandle, StoreMetrics};
-use crate::world::{RoomIdx, World};
+use crate::world::World;
 use directory::Directory;
+use gather::{Gathers, StatsGather, WhoGather};
 use msg::Msg;
 use placement::Placement;
 use router::Router;
-use session::{Phase, Sessions};
+use session::Sessions;
 
 pub use crate::protocol::addr::{SessionId, ShardAddr, SESSIONS_PER_SHARD_MAX};
-
-/// An HTTP request waiting for every shard's figures.
-struct StatsGather {
-    remaining: u16,
-    stats: Vec<ShardStats>,
-    reply: futures_channel::oneshot::Sender<Vec<ShardStats>>,
-}
-
-/// A `who` waiting for every shard's list.
-struct WhoGather {
-    sid: SessionId,
-    id: Option<crate::protocol::MsgId>,
-    remaining: u16,
-    names: Vec<Box<str>>,
-    total: usize,
-}
 
 /// What a shard gets from its host besides the other shards: its handle to
 /// the store thread, its way to the password hasher, and what all shards
@@ -86,9 +77,8 @@ pub struct Shard {
     pub counters: Counters,
     /// simd-json's working buffers, reused for every client frame.
     json_buffers: simd_json::Buffers,
-    who_gathers: HashMap<u64, WhoGather>,
-    stats_gathers: HashMap<u64, StatsGather>,
-    next_ask: u64,
+    who_gathers: Gathers<WhoGather>,
+    stats_gathers: Gathers<StatsGather>,
     guest_counter: u64,
     players: u64,
     pub shutting_down: bool,
@@ -138,9 +128,8 @@ impl Shard {
             directory: Directory::default(),
             counters: Counters::new(id),
             json_buffers: simd_json::Buffers::default(),
-            who_gathers: HashMap::new(),
-            stats_gathers: HashMap::new(),
-            next_ask: 0,
+            who_gathers: Gathers::new(),
+            stats_gathers: Gathers::new(),
             guest_counter: 0,
             players: 0,
             shutting_down: false,
@@ -240,10 +229,23 @@ impl Shard {
             Msg::Call(call) => call(self),
             Msg::WhoAsk { asker, ask } => {
                 let (names, total) = self.local_names(self.config.limits.names_listed_max);
-                self.router
-                    .post(asker, Msg::WhoAnswer { ask, names, total });
+                let from = self.id;
+                self.router.post(
+                    asker,
+                    Msg::WhoAnswer {
+                        ask,
+                        from,
+                        names,
+                        total,
+                    },
+                );
             }
-            Msg::WhoAnswer { ask, names, total } => self.on_who_answer(ask, names, total),
+            Msg::WhoAnswer {
+                ask,
+                from,
+                names,
+                total,
+            } => self.on_who_answer(ask, from, names, total),
             Msg::StatsAsk { asker, ask } => {
                 let stats = Box::new(self.snapshot());
                 self.router.post(asker, Msg::StatsAnswer { ask, stats });
@@ -264,170 +266,5 @@ impl Shard {
         stats.inbox_parked = self.router.parked_len() as u64;
         stats.inbox_full_total = self.router.inbox_full_total;
         stats
-    }
-
-    /// Asks every shard for its figures; `reply` gets them all, in shard order.
-    pub fn gather_stats(&mut self, reply: futures_channel::oneshot::Sender<Vec<ShardStats>>) {
-        let ask = self.next_ask;
-        self.next_ask += 1;
-        let shards = self.router.shards();
-        self.stats_gathers.insert(
-            ask,
-            StatsGather {
-                remaining: shards,
-                stats: Vec::with_capacity(shards as usize),
-                reply,
-            },
-        );
-        for shard in 0..shards {
-            self.router.post(
-                shard,
-                Msg::StatsAsk {
-                    asker: self.id,
-                    ask,
-                },
-            );
-        }
-        self.drain_local();
-    }
-
-    fn on_stats_answer(&mut self, ask: u64, stats: ShardStats) {
-        let Some(gather) = self.stats_gathers.get_mut(&ask) else {
-            return;
-        };
-        gather.stats.push(stats);
-        gather.remaining -= 1;
-        if gather.remaining == 0 {
-            if let Some(mut gather) = self.stats_gathers.remove(&ask) {
-                gather.stats.sort_by_key(|s| s.shard);
-                // The asker may have gone (client hung up): nothing to do then.
-                let _ = gather.reply.send(gather.stats);
-            }
-        }
-    }
-
-    fn local_names(&mut self, names_max: usize) -> (Vec<Box<str>>, usize) {
-        let mut names = Vec::new();
-        let mut total = 0;
-        for (_, session) in self.sessions.iter_mut() {
-            if session.phase == Phase::Playing {
-                total += 1;
-                if names.len() < names_max {
-                    names.push(session.name.clone());
-                }
-            }
-        }
-        (names, total)
-    }
-
-    fn on_entered(&mut self, sid: SessionId, room: RoomIdx, owner: ShardAddr) {
-        let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
-            return;
-        };
-        session.body_at = Some(owner);
-        if session.phase == Phase::Zombie {
-            return;
-        }
-        if let Some(old) = session.room.take() {
-            // A Left from the old room's owner is still on its way; act now.
-            remove_viewer(&mut self.viewers, &mut self.sessions, sid.slot(), old);
-        }
-        let Some(list) = self.viewers.get_mut(room as usize) else {
-            return;
-        };
-        list.push(sid.slot());
-        let pos = (list.len() - 1) as u32;
-        if let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) {
-            session.room = Some(room);
-            session.viewer_pos = pos;
-        }
-    }
-
-    fn on_left(&mut self, sid: SessionId, room: RoomIdx) {
-        let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
-            return;
-        };
-        if session.room == Some(room) {
-            session.room = None;
-            remove_viewer(&mut self.viewers, &mut self.sessions, sid.slot(), room);
-        }
-    }
-
-    fn on_room_event(&mut self, room: RoomIdx, frame: bytes::Bytes, except: Option<SessionId>) {
-        let Some(list) = self.viewers.get(room as usize) else {
-            return;
-        };
-        let bytes_max = self.config.limits.outbound_bytes_max;
-        let except_slot = except.filter(|s| s.shard() == self.id).map(SessionId::slot);
-        let mut drops = 0;
-        for &slot in list {
-            if Some(slot) == except_slot {
-                continue;
-            }
-            if let Some(session) = self.sessions.by_slot(slot) {
-                if !session.push_seq(frame.clone(), bytes_max) {
-                    session.cut_off(close::SLOW_READER);
-                    drops += 1;
-                }
-            }
-        }
-        self.counters.stats.outbound_drops += drops;
-    }
-
-    fn on_broadcast(&mut self, frame: bytes::Bytes, except: Option<SessionId>) {
-        let bytes_max = self.config.limits.outbound_bytes_max;
-        let mut drops = 0;
-        let me = self.addr();
-        for (slot, session) in self.sessions.iter_mut() {
-            if session.phase != Phase::Playing
-                || Some(SessionId::new(me, slot, session.gen)) == except
-            {
-                continue;
-            }
-            if !session.push_seq(frame.clone(), bytes_max) {
-                session.cut_off(close::SLOW_READER);
-                drops += 1;
-            }
-        }
-        self.counters.stats.outbound_drops += drops;
-    }
-
-    /// Closes every session with "going away" and stops taking new ones, and
-    /// saves every registered body it owns (the store flushes them when the
-    /// host stops it, after every shard has stopped).
-    pub fn begin_shutdown(&mut self) {
-        self.shutting_down = true;
-        for (_, session) in self.sessions.iter_mut() {
-            session.request_close(close::SHUTTING_DOWN);
-        }
-        self.play(|owner, fx| owner.save_all(fx));
-        self.store.pump();
-    }
-}
-
-/// Removes `slot` from the viewers of `room` in O(1), fixing the moved entry.
-fn remove_viewer(viewers: &mut [Vec<u32>], sessions: &mut Sessions, slot: u32, room: RoomIdx) {
-    let Some(list) = viewers.get_mut(room as usize) else {
-        return;
-    };
-    let Some(session) = sessions.by_slot(slot) else {
-        return;
-    };
-    let pos = session.viewer_pos as usize;
-    session.viewer_pos = u32::MAX;
-    // The position is kept in step with the list; fall back to a scan if not.
-    let pos = if list.get(pos) == Some(&slot) {
-        pos
-    } else {
-        match list.iter().position(|s| *s == slot) {
-            Some(p) => p,
-            None => return,
-        }
-    };
-    list.swap_remove(pos);
-    if let Some(&moved) = list.get(pos) {
-        if let Some(other) = sessions.by_slot(moved) {
-            other.viewer_pos = pos as u32;
-        }
     }
 }

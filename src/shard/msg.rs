@@ -126,6 +126,8 @@ pub enum Msg {
     },
     WhoAnswer {
         ask: u64,
+        /// The answering shard: each answers a gather exactly once.
+        from: u16,
         names: Vec<Box<str>>,
         total: usize,
     },

@@ -1,0 +1,90 @@
+//! The commands a connection's shard answers itself, because they need the
+//! name directory or every shard rather than the body's room: `help`,
+//! `shout`, `tell` and `who`.
+
+use std::time::Instant;
+
+use super::directory;
+use super::msg::Msg;
+use super::{SessionId, Shard};
+use crate::game::command::{EdgeCommand, HELP_TEXT};
+use crate::protocol::encode::{self, fail, reply_text};
+use crate::protocol::names::is_valid_name;
+use crate::protocol::MsgId;
+
+impl Shard {
+    /// Runs one edge command of the session in `slot` (named `name`).
+    pub(super) fn edge_command(
+        &mut self,
+        slot: u32,
+        sid: SessionId,
+        name: &str,
+        id: Option<MsgId>,
+        command: EdgeCommand<'_>,
+        started: Instant,
+    ) {
+        let kind = command.kind();
+        match command {
+            EdgeCommand::Help => {
+                self.deliver(sid, reply_text(id.as_ref(), HELP_TEXT));
+            }
+            EdgeCommand::Shout(text) => {
+                if text.is_empty() {
+                    self.deliver(
+                        sid,
+                        fail(id.as_ref(), "usage", "Shout what? Usage: shout <text>"),
+                    );
+                } else {
+                    let frame = encode::event("shout", "", name, text);
+                    for shard in 0..self.router.shards() {
+                        self.router.post(
+                            shard,
+                            Msg::Broadcast {
+                                frame: frame.clone(),
+                                except: Some(sid),
+                            },
+                        );
+                    }
+                    let echo = format!("You shout, \"{text}\"");
+                    self.deliver(sid, reply_text(id.as_ref(), &echo));
+                }
+            }
+            EdgeCommand::Tell { to, text } => {
+                if !is_valid_name(to) {
+                    self.deliver(
+                        sid,
+                        fail(
+                            id.as_ref(),
+                            "no_such_player",
+                            &format!("Nobody called {to} is online."),
+                        ),
+                    );
+                } else if text.is_empty() {
+                    self.deliver(
+                        sid,
+                        fail(id.as_ref(), "usage", "Tell what? Usage: tell <name> <text>"),
+                    );
+                } else {
+                    let to_key = to.to_ascii_lowercase().into_boxed_str();
+                    let from_name = Box::from(name);
+                    self.busy(slot, kind, started);
+                    let shards = self.router.shards();
+                    self.router.post(
+                        directory::shard_of(&to_key, shards),
+                        Msg::Tell {
+                            from: sid,
+                            from_name,
+                            id,
+                            to_key,
+                            text: Box::from(text),
+                        },
+                    );
+                }
+            }
+            EdgeCommand::Who => {
+                self.busy(slot, kind, started);
+                self.gather_who(sid, id);
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! A session's life on its shard: opened at the upgrade, closed when its
+//! connection ends (its body and name let go, now or once a message in
+//! flight lands), swept once a second for deadlines and silence, and closed
+//! by the shard's shutdown.
+
+use super::msg::Msg;
+use super::session::{Out, Phase, Session};
+use super::viewers::remove_viewer;
+use super::{SessionId, Shard, ShardAddr};
+use crate::protocol::close;
+
+impl Shard {
+    /// A new upgraded connection. Returns its slot and generation.
+    pub fn open_session(&mut self, peer_ip: std::net::IpAddr) -> (u32, u32) {
+        let now = self.now_ms();
+        let burst = self.config.limits.commands_burst;
+        self.counters.stats.accepted_total += 1;
+        self.sessions
+            .insert(|gen| Session::new(gen, now, burst, peer_ip))
+    }
+
+    /// Whether this shard takes another session (DESIGN §7: else HTTP 503).
+    pub fn has_room_for_session(&self) -> bool {
+        !self.shutting_down
+            && self.sessions.len()
+                < self
+                    .config
+                    .limits
+                    .connections_per_shard_max
+                    .min(super::SESSIONS_PER_SHARD_MAX)
+    }
+
+    /// The connection of `slot` has ended. Its body and name are let go now,
+    /// or, when a message about them is still in flight, once it lands.
+    pub fn close_session(&mut self, slot: u32) {
+        let Some(session) = self.sessions.by_slot(slot) else {
+            return;
+        };
+        let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
+        if let Some(room) = session.room.take() {
+            remove_viewer(&mut self.viewers, &mut self.sessions, slot, room);
+        }
+        let Some(session) = self.sessions.by_slot(slot) else {
+            return;
+        };
+        session.out.clear();
+        session.out_bytes = 0;
+        session.waker = None;
+        session.partial = Vec::new();
+        session.unsent = Vec::new();
+        session.fragments = None;
+        match session.phase {
+            Phase::Connected => {
+                self.sessions.remove(slot);
+            }
+            Phase::LoggingIn | Phase::Zombie => session.phase = Phase::Zombie,
+            Phase::Playing => {
+                self.players = self.players.saturating_sub(1);
+                if session.busy_since.is_some() {
+                    session.phase = Phase::Zombie;
+                } else {
+                    session.phase = Phase::Zombie;
+                    self.bury(sid);
+                }
+            }
+        }
+        self.drain_local();
+    }
+
+    /// Lets go of a dead session's body and name, and frees its slot. A
+    /// newer login of the same account waiting on it goes ahead once the
+    /// body is saved and gone (at once when it has none).
+    pub(super) fn bury(&mut self, sid: SessionId) {
+        let Some(session) = self.sessions.remove(sid.slot()) else {
+            return;
+        };
+        let notify = self.handoffs.remove(&sid);
+        // `body_at` is set when the body first arrives and cleared by quit.
+        if let Some(owner) = session.body_at {
+            self.router.post_to(owner, Msg::Depart { sid, notify });
+        } else if let Some(new) = notify {
+            self.router
+                .post(new.shard(), Msg::Claimed { sid: new, ok: true });
+        }
+        if !session.name_key.is_empty() {
+            self.release(sid, session.name_key);
+        }
+    }
+
+    /// Once a second: store overflow, login deadlines, idle pings, and closing the silent.
+    pub fn sweep(&mut self) {
+        // Writes parked while the store's queue was full go on now.
+        self.store.pump();
+        let now = self.now_ms();
+        let limits = &self.config.limits;
+        let (login_ms, idle_ms, missed_max, bytes_max, grace_ms) = (
+            limits.login_timeout_ms,
+            limits.idle_ping_ms,
+            limits.pings_missed_max,
+            limits.outbound_bytes_max,
+            limits.close_grace_ms,
+        );
+        for (_, session) in self.sessions.iter_mut() {
+            if session.close.is_some() {
+                // A peer that will not take its last bytes is not waited for long.
+                if session.close_seen_ms == 0 {
+                    session.close_seen_ms = now.max(1);
+                } else if now.saturating_sub(session.close_seen_ms) > grace_ms {
+                    session.abort = true;
+                    session.wake();
+                }
+                continue;
+            }
+            if session.phase == Phase::Zombie {
+                continue;
+            }
+            if session.phase != Phase::Playing {
+                if now.saturating_sub(session.opened_ms) > login_ms {
+                    session.request_close(close::LOGIN_TIMEOUT);
+                }
+                continue;
+            }
+            let silent_ms = now.saturating_sub(session.heard_ms);
+            if silent_ms < idle_ms || now.saturating_sub(session.pinged_ms) < idle_ms {
+                continue;
+            }
+            if session.pings_missed >= missed_max {
+                session.request_close(close::IDLE);
+                continue;
+            }
+            session.pings_missed += 1;
+            session.pinged_ms = now;
+            session.push(Out::Ping, bytes_max);
+        }
+    }
+
+    /// Closes every session with "going away" and stops taking new ones, and
+    /// saves every registered body it owns (the store flushes them when the
+    /// host stops it, after every shard has stopped).
+    pub fn begin_shutdown(&mut self) {
+        self.shutting_down = true;
+        for (_, session) in self.sessions.iter_mut() {
+            session.request_close(close::SHUTTING_DOWN);
+        }
+        self.play(|owner, fx| owner.save_all(fx));
+        self.store.pump();
+    }
+}

@@ -1,0 +1,118 @@
+//! The end of every login, and guests: a guest's name (chosen or made),
+//! the directory's answer to a name claim, and `welcome` once the body has
+//! arrived in its room.
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use super::session::Phase;
+use super::{SessionId, Shard, ShardAddr};
+use crate::protocol::encode;
+use crate::protocol::names::{is_valid_name, NAME_CHARS_MAX, NAME_CHARS_MIN};
+
+impl Shard {
+    pub(super) fn login_guest(&mut self, slot: u32, requested: Option<&str>) {
+        let name = match requested {
+            Some(name) if !is_valid_name(name) => {
+                return self.send_error(
+                    slot,
+                    "invalid_name",
+                    &format!("Names are {NAME_CHARS_MIN} to {NAME_CHARS_MAX} letters, digits or underscores."),
+                );
+            }
+            Some(name) => Box::from(name),
+            None => self.guest_name(),
+        };
+        let Some(session) = self.sessions.by_slot(slot) else {
+            return;
+        };
+        session.name_key = name.to_ascii_lowercase().into_boxed_str();
+        session.name = name;
+        session.phase = Phase::LoggingIn;
+        session.busy_since = Some(Instant::now());
+        session.busy_kind = if requested.is_some() {
+            "login"
+        } else {
+            "login_generated"
+        };
+        let key = session.name_key.clone();
+        let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
+        self.claim(sid, key, false);
+    }
+
+    pub(super) fn guest_name(&mut self) -> Box<str> {
+        self.guest_counter += 1;
+        format!("guest{}_{}", self.id, self.guest_counter).into_boxed_str()
+    }
+
+    pub(super) fn on_claimed(&mut self, sid: SessionId, ok: bool) {
+        if self.logins.contains_key(&sid) {
+            return self.on_account_claimed(sid, ok);
+        }
+        let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
+            return;
+        };
+        if session.phase == Phase::Zombie {
+            // `bury` releases the name (a no-op when the claim failed).
+            return self.bury(sid);
+        }
+        if !ok {
+            if session.busy_kind == "login_generated" {
+                let name = self.guest_name();
+                let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
+                    return;
+                };
+                session.name_key = name.to_ascii_lowercase().into_boxed_str();
+                session.name = name;
+                let key = session.name_key.clone();
+                self.claim(sid, key, false);
+                return;
+            }
+            let message = format!("The name {} is taken.", session.name);
+            return self.fail_login(sid, "name_taken", &message);
+        }
+        if session.busy_kind == "login_generated" {
+            self.spawn_guest(sid);
+        } else {
+            // A chosen name may belong to an account that is offline.
+            self.check_guest_name(sid);
+        }
+    }
+
+    pub(super) fn on_welcomed(&mut self, sid: SessionId, room_json: Bytes) {
+        let shards = self.router.shards();
+        let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
+            return;
+        };
+        if session.phase == Phase::Zombie {
+            return self.bury(sid);
+        }
+        let token = if session.account {
+            let key = session.name_key.clone();
+            self.account_token(&key)
+        } else {
+            session_token(sid)
+        };
+        let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
+            return;
+        };
+        let welcome = encode::welcome(&encode::Welcome {
+            name: &session.name,
+            token: &token,
+            shard: self.id,
+            host: &self.config.host_id,
+            shards,
+            room_json: &room_json,
+        });
+        session.phase = Phase::Playing;
+        self.players += 1;
+        self.deliver(sid, welcome);
+        self.complete(sid);
+    }
+}
+
+/// The token in `welcome`. Resume is not implemented yet: the token names the
+/// session so that a later resume can find it.
+fn session_token(sid: SessionId) -> String {
+    format!("s{:016x}", sid.to_bits())
+}
