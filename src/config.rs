@@ -129,6 +129,29 @@ pub struct Limits {
     /// of 100k deliveries/s is 1–2k messages/s per shard. 16384 holds two of
     /// the inbox task's batches (8192) and seconds of such a load.
     pub inbox_msgs_max: usize,
+    /// How long a session whose connection dropped stays in the world,
+    /// detached, waiting to be resumed (its body stays in its room, its
+    /// frames keep being queued). 0 lets go of it at once: `resume` itself
+    /// is not served yet, so the default stays 0 until it is (DESIGN §7
+    /// names 60 s for it).
+    pub resume_window_ms: u64,
+    /// Most frames a session keeps after they are written, for a resume to
+    /// replay (kept only when `resume_window_ms` > 0).
+    pub resume_frames_max: usize,
+    /// Most body bytes of those frames.
+    pub resume_bytes_max: usize,
+}
+
+impl Limits {
+    /// What a session keeps of the frames it was written: nothing when
+    /// sessions are not kept for resume.
+    pub fn history_frames_max(&self) -> usize {
+        if self.resume_window_ms == 0 {
+            0
+        } else {
+            self.resume_frames_max
+        }
+    }
 }
 
 impl Default for Limits {
@@ -147,6 +170,9 @@ impl Default for Limits {
             presence_events_players_max: 100,
             names_listed_max: 50,
             inbox_msgs_max: 16_384,
+            resume_window_ms: 0,
+            resume_frames_max: 256,
+            resume_bytes_max: 256 * 1024,
         }
     }
 }
@@ -384,6 +410,11 @@ impl Config {
         if l.inbox_msgs_max == 0 {
             return Err("limits: inbox_msgs_max > 0 is required".into());
         }
+        if l.resume_window_ms > RESUME_WINDOW_MS_MAX || l.resume_bytes_max > RESUME_BYTES_MAX {
+            return Err(format!(
+                "limits: resume_window_ms is at most {RESUME_WINDOW_MS_MAX} and resume_bytes_max at most {RESUME_BYTES_MAX}"
+            ));
+        }
         if self.store.flush_interval_ms == 0 || self.store.queue_max == 0 {
             return Err("store: flush_interval_ms > 0 and queue_max > 0 are required".into());
         }
@@ -401,6 +432,13 @@ impl Config {
 
 /// Shard ids travel in 8 bits of a session id.
 pub const SHARDS_MAX: usize = 64;
+
+/// Longest resume window: a detached session holds its body in the world
+/// and its frames in memory, so an hour is already generous.
+pub const RESUME_WINDOW_MS_MAX: u64 = 3_600_000;
+/// Most history bytes per session: with thousands of sessions per shard,
+/// more would let resume buffers crowd out everything else.
+pub const RESUME_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

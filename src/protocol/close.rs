@@ -60,3 +60,9 @@ pub const LOGGED_IN_ELSEWHERE: CloseReason = CloseReason {
     code: TAKEN_OVER,
     reason: "logged in from elsewhere",
 };
+
+/// The server cannot serve the session now (e.g. no randomness for a token).
+pub const UNAVAILABLE: CloseReason = CloseReason {
+    code: TRY_AGAIN_LATER,
+    reason: "unavailable; try again",
+};

@@ -30,12 +30,21 @@ impl Shard {
                     .min(super::SESSIONS_PER_SHARD_MAX)
     }
 
-    /// The connection of `slot` has ended. Its body and name are let go now,
-    /// or, when a message about them is still in flight, once it lands.
+    /// The connection of `slot` has ended. A playing session is kept,
+    /// detached, when sessions are kept for resume; otherwise its body and
+    /// name are let go now, or, when a message about them is still in
+    /// flight, once it lands.
     pub fn close_session(&mut self, slot: u32) {
+        let now = self.now_ms();
+        let keep = self.config.limits.resume_window_ms > 0 && !self.shutting_down;
         let Some(session) = self.sessions.by_slot(slot) else {
             return;
         };
+        if keep && session.phase == Phase::Playing && session.close != Some(close::GOODBYE) {
+            // Still a viewer of its room: what happens there is queued for it.
+            session.detach(now);
+            return;
+        }
         let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
         if let Some(room) = session.room.take() {
             remove_viewer(&mut self.viewers, &mut self.sessions, slot, room);
@@ -54,7 +63,7 @@ impl Shard {
                 self.sessions.remove(slot);
             }
             Phase::LoggingIn | Phase::Zombie => session.phase = Phase::Zombie,
-            Phase::Playing => {
+            Phase::Playing | Phase::Detached => {
                 self.players = self.players.saturating_sub(1);
                 if session.busy_since.is_some() {
                     session.phase = Phase::Zombie;
@@ -100,7 +109,17 @@ impl Shard {
             limits.outbound_bytes_max,
             limits.close_grace_ms,
         );
-        for (_, session) in self.sessions.iter_mut() {
+        let window_ms = limits.resume_window_ms;
+        let mut expired = Vec::new();
+        for (slot, session) in self.sessions.iter_mut() {
+            if session.phase == Phase::Detached {
+                // A detached session whose queue overflowed cannot be resumed
+                // whole; one past its window is not waited for any more.
+                if session.close.is_some() || now.saturating_sub(session.detached_ms) > window_ms {
+                    expired.push(slot);
+                }
+                continue;
+            }
             if session.close.is_some() {
                 // A peer that will not take its last bytes is not waited for long.
                 if session.close_seen_ms == 0 {
@@ -132,6 +151,41 @@ impl Shard {
             session.pinged_ms = now;
             session.push(Out::Ping, bytes_max);
         }
+        for slot in expired {
+            self.expire_detached(slot);
+        }
+    }
+
+    /// A detached session's window is over: it leaves the world as a closed
+    /// connection does.
+    pub(super) fn expire_detached(&mut self, slot: u32) {
+        let Some(session) = self.sessions.by_slot(slot) else {
+            return;
+        };
+        assert_eq!(
+            session.phase,
+            Phase::Detached,
+            "expiring a session that is not detached"
+        );
+        session.out.clear();
+        session.out_bytes = 0;
+        session.history.forget();
+        let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
+        if let Some(room) = session.room.take() {
+            remove_viewer(&mut self.viewers, &mut self.sessions, slot, room);
+        }
+        self.players = self.players.saturating_sub(1);
+        let busy = self
+            .sessions
+            .by_slot(slot)
+            .is_some_and(|s| s.busy_since.is_some());
+        if let Some(session) = self.sessions.by_slot(slot) {
+            session.phase = Phase::Zombie;
+        }
+        if !busy {
+            self.bury(sid);
+        }
+        self.drain_local();
     }
 
     /// Closes every session with "going away" and stops taking new ones, and
@@ -139,8 +193,16 @@ impl Shard {
     /// host stops it, after every shard has stopped).
     pub fn begin_shutdown(&mut self) {
         self.shutting_down = true;
-        for (_, session) in self.sessions.iter_mut() {
+        let mut detached = Vec::new();
+        for (slot, session) in self.sessions.iter_mut() {
+            if session.phase == Phase::Detached {
+                detached.push(slot);
+            }
             session.request_close(close::SHUTTING_DOWN);
+        }
+        // No connection will close them: they leave now.
+        for slot in detached {
+            self.expire_detached(slot);
         }
         self.play(|owner, fx| owner.save_all(fx));
         self.store.pump();

@@ -446,6 +446,12 @@ impl Shard {
             return self.router.post(new.shard(), go_ahead);
         };
         match session.phase {
+            // No connection to close: it leaves now, and the new login goes
+            // ahead once its body is saved and gone.
+            Phase::Detached => {
+                self.handoffs.insert(old, new);
+                self.expire_detached(old.slot());
+            }
             // Nothing held: nothing to wait for.
             Phase::Connected => self.router.post(new.shard(), go_ahead),
             // Buried when its last message lands; the handoff goes with it.

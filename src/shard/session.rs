@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::Instant;
 
+use super::history::{History, HistoryBounds};
 use crate::protocol::addr::{SessionId, ShardAddr};
 pub use crate::protocol::close::CloseReason;
 use crate::protocol::MsgId;
@@ -23,6 +24,11 @@ pub enum Phase {
     /// (a command, a claim): the slot waits for it so the body is found and
     /// removed, then frees itself.
     Zombie,
+    /// The connection dropped while playing and the session is kept for a
+    /// resume: its body stays in its room, its frames keep queueing (up to
+    /// the outbound bound), until the resume window ends and the sweep lets
+    /// it go.
+    Detached,
 }
 
 /// One queued outbound frame.
@@ -92,6 +98,13 @@ pub struct Session {
     pub peer_ip: std::net::IpAddr,
     /// Index of this session in its room's viewer list (for O(1) removal).
     pub viewer_pos: u32,
+    /// The frames written to this session, kept for a resume.
+    pub history: History,
+    /// When the connection dropped (`Detached`), on the shard's clock.
+    pub detached_ms: u64,
+    /// The unguessable token a guest resumes with (empty for accounts,
+    /// which use their signed login token, and before `welcome`).
+    pub resume_token: Box<str>,
 }
 
 impl Session {
@@ -126,6 +139,9 @@ impl Session {
             unsent: Vec::new(),
             peer_ip,
             viewer_pos: u32::MAX,
+            history: History::new(),
+            detached_ms: 0,
+            resume_token: Box::from(""),
         }
     }
 
@@ -154,6 +170,32 @@ impl Session {
         self.seq += 1;
         let seq = self.seq;
         self.push(Out::Seq(seq, body), outbound_bytes_max)
+    }
+
+    /// A frame was written to the connection: keep it for a resume, within
+    /// `bounds` (nothing when `bounds.frames_max` is 0).
+    pub fn written(&mut self, out: &Out, bounds: HistoryBounds) {
+        if let Out::Seq(seq, body) = out {
+            if bounds.frames_max > 0 {
+                self.history.push(*seq, body.clone(), bounds);
+            }
+        }
+    }
+
+    /// The connection is gone; the session stays for a resume. What is
+    /// queued stays queued, in order, behind what the history holds.
+    pub fn detach(&mut self, now_ms: u64) {
+        self.phase = Phase::Detached;
+        self.detached_ms = now_ms;
+        self.waker = None;
+        self.pending.clear();
+        self.close = None;
+        self.close_queued = false;
+        self.close_seen_ms = 0;
+        self.abort = false;
+        self.partial = Vec::new();
+        self.unsent = Vec::new();
+        self.fragments = None;
     }
 
     /// Asks the connection task to close with `reason` once what is queued

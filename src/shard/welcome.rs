@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use super::session::Phase;
 use super::{SessionId, Shard, ShardAddr};
-use crate::protocol::encode;
+use crate::auth::session_token::SessionToken;
 use crate::protocol::names::{is_valid_name, NAME_CHARS_MAX, NAME_CHARS_MIN};
+use crate::protocol::{close, encode};
 
 impl Shard {
     pub(super) fn login_guest(&mut self, slot: u32, requested: Option<&str>) {
@@ -91,7 +92,27 @@ impl Shard {
             let key = session.name_key.clone();
             self.account_token(&key)
         } else {
-            session_token(sid)
+            // A guest resumes with an unguessable token, never its session id.
+            match SessionToken::generate() {
+                Ok(token) => {
+                    session.resume_token = Box::from(token.as_str());
+                    token
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "welcome: no session token");
+                    session.phase = Phase::Playing;
+                    self.players += 1;
+                    self.send_error(
+                        sid.slot(),
+                        "unavailable",
+                        "The server cannot log you in now.",
+                    );
+                    if let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) {
+                        session.request_close(close::UNAVAILABLE);
+                    }
+                    return self.complete(sid);
+                }
+            }
         };
         let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
             return;
@@ -109,10 +130,4 @@ impl Shard {
         self.deliver(sid, welcome);
         self.complete(sid);
     }
-}
-
-/// The token in `welcome`. Resume is not implemented yet: the token names the
-/// session so that a later resume can find it.
-fn session_token(sid: SessionId) -> String {
-    format!("s{:016x}", sid.to_bits())
 }
