@@ -60,13 +60,13 @@ pub struct Services {
 /// borrow it only between awaits.
 pub struct Shard {
     /// This host's index in the cluster (0 when it runs alone).
-    pub host: u16,
+    host: u16,
     pub id: u16,
     pub config: Arc<Config>,
     pub world: Arc<World>,
-    pub placement: Arc<Placement>,
-    pub router: Router,
-    pub owner: Owner,
+    placement: Arc<Placement>,
+    router: Router,
+    owner: Owner,
     /// What the game asked for while handling the current message; carried
     /// out and emptied right after (one buffer, reused).
     effects: Effects,
@@ -81,13 +81,13 @@ pub struct Shard {
     stats_gathers: Gathers<StatsGather>,
     guest_counter: u64,
     players: u64,
-    pub shutting_down: bool,
+    shutting_down: bool,
     epoch: Instant,
     /// The one store handle of this shard (the owner holds it too).
     pub store: Rc<StoreHandle>,
     pub store_metrics: Arc<StoreMetrics>,
     pub hasher: Hasher,
-    pub signer: Arc<TokenSigner>,
+    signer: Arc<TokenSigner>,
     pub limiter: Arc<LoginLimiter>,
     /// Account logins and registrations in flight, by session.
     logins: HashMap<SessionId, login::Login>,
