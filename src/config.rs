@@ -27,6 +27,8 @@ pub struct Config {
     pub store: StoreSettings,
     /// Accounts: password hashing cost, token lifetime, login limits (`[auth]`).
     pub auth: AuthSettings,
+    /// The executors' glommio switches (`[runtime]`).
+    pub runtime: RuntimeSettings,
     /// Log as JSON lines instead of human text.
     pub log_json: bool,
 }
@@ -243,6 +245,45 @@ impl Default for AuthSettings {
     }
 }
 
+/// How the shards' glommio executors run: mudshard's patches to glommio
+/// (vendor/glommio/MUDSHARD-PATCH.md, each measured there), each with a
+/// switch back to upstream's behaviour for A/B measurements. Applied once,
+/// process-wide, before the first shard starts.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// Set the io_uring rings up with `IORING_SETUP_COOP_TASKRUN` (Linux
+    /// 5.19+; older kernels fall back without it). Without it, a completion
+    /// for a running shard (a socket becoming readable) interrupts that
+    /// shard's thread with an IPI that the sender pays for; with it, the
+    /// completion waits for the thread's next system call, which a busy
+    /// executor makes constantly. False only to measure the difference.
+    pub coop_taskrun: bool,
+    /// Arm glommio's two preemption timers on every executor loop, as
+    /// upstream does. They share a core among task queues; a shard has one,
+    /// so they cost five submissions and a kernel timer per loop for nothing
+    /// (skipping them cut server CPU per reply by 17%). True only to measure
+    /// the difference.
+    pub preempt_timers: bool,
+    /// Call `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` before an executor
+    /// sleeps, as upstream does, instead of a pair of fences. The system call
+    /// interrupts every CPU running a thread of the process (a VM exit each
+    /// on a virtual machine), thousands of times a second under load. True
+    /// only to measure the difference.
+    pub membarrier_syscall: bool,
+}
+
+impl Default for RuntimeSettings {
+    /// mudshard's patched behaviour: every switch on the measured-faster side.
+    fn default() -> Self {
+        RuntimeSettings {
+            coop_taskrun: true,
+            preempt_timers: false,
+            membarrier_syscall: false,
+        }
+    }
+}
+
 /// The shard map as it is written in TOML. Every field is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -253,6 +294,7 @@ struct ShardMap {
     limits: Limits,
     store: StoreSettings,
     auth: AuthSettings,
+    runtime: RuntimeSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,6 +415,7 @@ impl Config {
             limits: map.limits,
             store: map.store,
             auth: map.auth,
+            runtime: map.runtime,
             log_json: false,
         };
         config.normalize()?;
@@ -488,5 +531,49 @@ mod tests {
         std::fs::write(&path, "[limits]\ninbox_msgs_max = 0\n").expect("write");
         let err = Config::from_file(&path).expect_err("a zero bound");
         assert!(err.contains("inbox_msgs_max"), "{err}");
+    }
+
+    #[test]
+    fn runtime_switches_default_to_the_patched_glommio() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        std::fs::write(&path, "[server]\nhost_id = \"a\"\n").expect("write");
+        let config = Config::from_file(&path).expect("a map without [runtime]");
+        assert_eq!(config.runtime, RuntimeSettings::default());
+        assert!(config.runtime.coop_taskrun);
+        assert!(!config.runtime.preempt_timers);
+        assert!(!config.runtime.membarrier_syscall);
+    }
+
+    #[test]
+    fn runtime_switches_are_read_from_the_shard_map() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        std::fs::write(
+            &path,
+            "[runtime]\ncoop_taskrun = false\npreempt_timers = true\nmembarrier_syscall = true\n",
+        )
+        .expect("write");
+        let config = Config::from_file(&path).expect("a [runtime] section");
+        assert_eq!(
+            config.runtime,
+            RuntimeSettings {
+                coop_taskrun: false,
+                preempt_timers: true,
+                membarrier_syscall: true,
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_runtime_switch_is_refused_by_name_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        std::fs::write(&path, "[runtime]\ncoop_taskrun = true\nmembarrier = true\n")
+            .expect("write");
+        let err = Config::from_file(&path).expect_err("an unknown key");
+        assert!(err.contains("map.toml:3"), "{err}");
+        assert!(err.contains("unknown field `membarrier`"), "{err}");
+        assert!(err.contains("membarrier_syscall"), "{err}");
     }
 }

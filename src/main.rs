@@ -1,5 +1,6 @@
 //! `mudshard`: serve a shard map. With no arguments, `shards/default.toml`.
 
+use clap::builder::BoolishValueParser;
 use clap::Parser;
 use mimalloc::MiMalloc;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -47,6 +48,20 @@ struct Args {
     /// Turn NPC ambient lines off (a quiet world for measurements).
     #[arg(long)]
     no_ambient: bool,
+    /// io_uring rings with COOP_TASKRUN ([runtime] coop_taskrun; default
+    /// true). false: upstream glommio's rings, for A/B measurements.
+    #[arg(long, env = "MUDSHARD_COOP_TASKRUN", value_name = "BOOL", value_parser = BoolishValueParser::new())]
+    coop_taskrun: Option<bool>,
+    /// Arm glommio's preemption timers on every loop ([runtime]
+    /// preempt_timers; default false). true: upstream's behaviour, for A/B
+    /// measurements.
+    #[arg(long, env = "MUDSHARD_GLOMMIO_PREEMPT_TIMERS", value_name = "BOOL", value_parser = BoolishValueParser::new())]
+    preempt_timers: Option<bool>,
+    /// membarrier system call before an executor sleeps ([runtime]
+    /// membarrier_syscall; default false). true: upstream's behaviour, for
+    /// A/B measurements.
+    #[arg(long, env = "MUDSHARD_GLOMMIO_MEMBARRIER", value_name = "BOOL", value_parser = BoolishValueParser::new())]
+    membarrier_syscall: Option<bool>,
     /// Log format: text or json.
     #[arg(long, env = "MUDSHARD_LOG", default_value = "text")]
     log: String,
@@ -81,6 +96,15 @@ fn config_from(args: &Args) -> Result<Config, String> {
     }
     if args.no_ambient {
         config.game.ambient_interval_ms = 0;
+    }
+    if let Some(on) = args.coop_taskrun {
+        config.runtime.coop_taskrun = on;
+    }
+    if let Some(on) = args.preempt_timers {
+        config.runtime.preempt_timers = on;
+    }
+    if let Some(on) = args.membarrier_syscall {
+        config.runtime.membarrier_syscall = on;
     }
     config.log_json = match args.log.as_str() {
         "json" => true,
@@ -141,5 +165,51 @@ fn init_logging(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `flags` after `--config` naming a shard map holding `map`.
+    fn config_with(map: &str, flags: &[&str]) -> Config {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        std::fs::write(&path, map).expect("write");
+        let mut argv = vec!["mudshard", "--config", path.to_str().expect("utf-8 path")];
+        argv.extend_from_slice(flags);
+        config_from(&Args::try_parse_from(argv).expect("flags")).expect("config")
+    }
+
+    #[test]
+    fn runtime_flags_override_the_shard_map() {
+        let map =
+            "[runtime]\ncoop_taskrun = false\npreempt_timers = true\nmembarrier_syscall = true\n";
+        let config = config_with(
+            map,
+            &[
+                "--coop-taskrun",
+                "true",
+                "--preempt-timers",
+                "0",
+                "--membarrier-syscall",
+                "false",
+            ],
+        );
+        assert!(config.runtime.coop_taskrun);
+        assert!(!config.runtime.preempt_timers);
+        assert!(!config.runtime.membarrier_syscall);
+
+        let map = "[runtime]\ncoop_taskrun = true\n";
+        let config = config_with(map, &["--coop-taskrun", "false"]);
+        assert!(!config.runtime.coop_taskrun);
+    }
+
+    #[test]
+    fn a_runtime_flag_that_is_not_a_boolean_is_refused() {
+        let err = Args::try_parse_from(["mudshard", "--membarrier-syscall", "maybe"])
+            .expect_err("not a boolean");
+        assert!(err.to_string().contains("--membarrier-syscall"), "{err}");
     }
 }

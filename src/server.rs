@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::auth::password::{HasherConfig, HasherPool};
 use crate::auth::ratelimit::{LoginLimitConfig, LoginLimiter};
 use crate::auth::token::TokenSigner;
-use crate::config::{Config, WorldSource};
+use crate::config::{Config, RuntimeSettings, WorldSource};
 use crate::game::owner::RoomItems;
 use crate::net::listener;
 use crate::shard::mailbox::{self, Mailbox};
@@ -89,6 +89,7 @@ impl Server {
         let placement = Arc::new(Placement::single_host(&world, 0, shards));
         let (mailboxes, inboxes) = mailbox::create(config.shards, config.limits.inbox_msgs_max)
             .map_err(|e| format!("cannot create shard channels: {e}"))?;
+        apply_runtime(&config.runtime);
         let config = Arc::new(config);
         let mut threads = Vec::with_capacity(config.shards);
         for (k, (inbox, listener_fd)) in inboxes.into_iter().zip(listeners).enumerate() {
@@ -110,10 +111,6 @@ impl Server {
                 limiter: limiter.clone(),
                 saved_items: saved_items.clone(),
             };
-            // A shard runs one task queue: glommio's preemption timers, which
-            // share a core among queues, would be armed and cancelled on
-            // every loop for nothing (vendor/glommio/MUDSHARD-PATCH.md).
-            glommio::skip_preempt_timers_with_one_queue(true);
             let handle = LocalExecutorBuilder::new(placement_core)
                 .name(&format!("shard-{k}"))
                 .ring_depth(RING_DEPTH)
@@ -157,6 +154,23 @@ impl Server {
         self.hasher.shutdown();
         clean
     }
+}
+
+/// Sets glommio's process-wide switches (vendor/glommio/MUDSHARD-PATCH.md)
+/// from `[runtime]`; they must be set before the first executor starts,
+/// since its rings are set up as it starts.
+fn apply_runtime(runtime: &RuntimeSettings) {
+    glommio::set_cooperative_taskrun(runtime.coop_taskrun);
+    // A shard runs one task queue: the preemption timers, which share a core
+    // among queues, would be armed and cancelled on every loop for nothing.
+    glommio::skip_preempt_timers_with_one_queue(!runtime.preempt_timers);
+    glommio::set_membarrier_syscall(runtime.membarrier_syscall);
+    tracing::info!(
+        coop_taskrun = runtime.coop_taskrun,
+        preempt_timers = runtime.preempt_timers,
+        membarrier_syscall = runtime.membarrier_syscall,
+        "glommio runtime switches"
+    );
 }
 
 /// The store's floor items by room index. A room the world no longer has is

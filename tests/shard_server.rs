@@ -446,6 +446,34 @@ fn http_endpoints_answer_and_anything_else_is_404() {
 }
 
 #[test]
+fn shards_on_upstream_glommio_behaviour_still_hear_each_other() {
+    // The [runtime] switches' other side (vendor/glommio/MUDSHARD-PATCH.md),
+    // set by flags over a map that says the opposite: rings without
+    // COOP_TASKRUN, preemption timers on every loop, membarrier(2) before
+    // every sleep. Cross-shard says exercise the sleep and wake paths.
+    let (server, _dir) = ServerProc::start_with_map(
+        "[runtime]\ncoop_taskrun = true\npreempt_timers = false\nmembarrier_syscall = false\n",
+        &[
+            "--shards",
+            "2",
+            "--no-ambient",
+            "--coop-taskrun",
+            "false",
+            "--preempt-timers",
+            "true",
+            "--membarrier-syscall",
+            "true",
+        ],
+    );
+    let mut ann = Client::guest_on_shard(server.addr, "ann", 0);
+    let mut bob = Client::guest_on_shard(server.addr, "bob", 1);
+    ann.cmd("say over upstream's rings");
+    assert_eq!(bob.event("say", "over upstream's rings")["from"], "ann");
+    bob.cmd("say and back");
+    assert_eq!(ann.event("say", "and back")["from"], "bob");
+}
+
+#[test]
 fn a_full_shard_answers_503_before_the_upgrade() {
     let (server, _dir) = ServerProc::start_with_map(
         "[limits]\nconnections_per_shard_max = 2\n",

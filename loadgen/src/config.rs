@@ -1,7 +1,8 @@
 //! The run's configuration: one typed struct, parsed from flags, written
 //! whole into the JSON report so a figure always travels with what produced it.
 
-use clap::{Parser, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -158,6 +159,49 @@ pub struct Config {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+
+    /// The executors' glommio switches (same names as the server's).
+    #[command(flatten)]
+    #[serde(default)]
+    pub runtime: RuntimeSwitches,
+}
+
+/// glommio's process-wide switches (vendor/glommio/MUDSHARD-PATCH.md), each
+/// with its way back to upstream's behaviour so that A/B measurements can
+/// take either side. The flags and environment variables are the server's
+/// own, so one variable set in a benchmark's environment flips both programs.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+#[command(next_help_heading = "glommio runtime (defaults: the patched, measured-faster side)")]
+#[serde(default)]
+pub struct RuntimeSwitches {
+    /// io_uring rings with COOP_TASKRUN, so a completion waits for the busy
+    /// thread's next system call instead of interrupting it (Linux 5.19+).
+    /// false: upstream glommio's rings.
+    #[arg(long, env = "MUDSHARD_COOP_TASKRUN", value_name = "BOOL", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub coop_taskrun: bool,
+
+    /// Arm glommio's preemption timers on every executor loop, as upstream
+    /// does; loadgen's executors have one task queue and skip them otherwise.
+    #[arg(long, env = "MUDSHARD_GLOMMIO_PREEMPT_TIMERS", value_name = "BOOL", default_value_t = false, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub preempt_timers: bool,
+
+    /// Call membarrier(2) before an executor sleeps, as upstream does,
+    /// instead of a pair of fences.
+    #[arg(long, env = "MUDSHARD_GLOMMIO_MEMBARRIER", value_name = "BOOL", default_value_t = false, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub membarrier_syscall: bool,
+}
+
+impl Default for RuntimeSwitches {
+    /// The patched side of every switch (also what a report written before
+    /// the switches existed was measured with, unless its environment said
+    /// otherwise).
+    fn default() -> Self {
+        RuntimeSwitches {
+            coop_taskrun: true,
+            preempt_timers: false,
+            membarrier_syscall: false,
+        }
+    }
 }
 
 impl Config {

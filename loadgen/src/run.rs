@@ -4,7 +4,7 @@
 //! collects every thread's figures.
 
 use crate::clock::now_ns;
-use crate::config::{Config, ScenarioKind};
+use crate::config::{Config, RuntimeSwitches, ScenarioKind};
 use crate::control::{Control, Phases};
 use crate::plan::{self, Endpoints, ThreadPlan};
 use crate::progress::Progress;
@@ -106,6 +106,7 @@ pub fn run(config: Config) -> Result<Outcome, String> {
         rss_before_kib: pid.and_then(probe::rss_kib),
         ..ServerSample::default()
     };
+    apply_runtime(&config.runtime);
     let control = Arc::new(Control::new(config.clone(), threads));
     let handles: Vec<JoinHandle<ThreadResult>> = plans
         .into_iter()
@@ -168,6 +169,18 @@ pub fn run(config: Config) -> Result<Outcome, String> {
     })
 }
 
+/// Sets glommio's process-wide switches (vendor/glommio/MUDSHARD-PATCH.md);
+/// they must be set before the first executor starts, since its rings are
+/// set up as it starts.
+fn apply_runtime(runtime: &RuntimeSwitches) {
+    glommio::set_cooperative_taskrun(runtime.coop_taskrun);
+    // One task queue per executor: the preemption timers would be armed and
+    // cancelled on every loop, and each cancel makes the kernel search the
+    // ring's table of thousands of pending socket polls.
+    glommio::skip_preempt_timers_with_one_queue(!runtime.preempt_timers);
+    glommio::set_membarrier_syscall(runtime.membarrier_syscall);
+}
+
 fn check_open_files(config: &Config, players_here: u64, threads: usize) -> Result<(), String> {
     let open_files_max = net::raise_open_files_limit();
     let needed = if config.scenario == ScenarioKind::Churn {
@@ -192,11 +205,6 @@ fn spawn_thread(
     std::thread::Builder::new()
         .name(format!("loadgen-{id}"))
         .spawn(move || {
-            // One task queue per executor: glommio's preemption timers would
-            // be armed and cancelled on every loop, and each cancel makes the
-            // kernel search this ring's table of thousands of pending socket
-            // polls (vendor/glommio/MUDSHARD-PATCH.md).
-            glommio::skip_preempt_timers_with_one_queue(true);
             let executor = match LocalExecutorBuilder::new(Placement::Unbound)
                 .name(&format!("loadgen-{id}"))
                 .make()

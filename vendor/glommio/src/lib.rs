@@ -464,10 +464,29 @@ pub use scopeguard::defer;
 /// timeout and a completion-count timeout with its linked eventfd write) on
 /// every loop. Those timers only share the CPU among task queues; with one
 /// queue they cost five submissions and a kernel timer armed and cancelled
-/// per loop. An executor with several queues keeps them.
-/// `MUDSHARD_GLOMMIO_PREEMPT_TIMERS=1` in the environment overrides this.
+/// per loop. An executor with several queues keeps them. Default: false
+/// (upstream's behaviour).
 pub fn skip_preempt_timers_with_one_queue(skip: bool) {
     sys::SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE.store(skip, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// mudshard patch: when `on` is true (the default), the io_uring rings of
+/// executors created afterwards are set up with `IORING_SETUP_COOP_TASKRUN |
+/// IORING_SETUP_TASKRUN_FLAG` (Linux 5.19+; older kernels fall back to no
+/// flags): completions for a running thread wait for its next system call
+/// instead of interrupting it. False sets the rings up as upstream does.
+/// Call it before starting executors; rings already made keep their flags.
+pub fn set_cooperative_taskrun(on: bool) {
+    sys::COOPERATIVE_TASKRUN.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// mudshard patch: when `on` is true, an executor about to sleep calls
+/// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` as upstream does, which
+/// interrupts every CPU running a thread of the process. False (the default)
+/// issues a SeqCst fence instead, paired with one in the wakers. Call it
+/// before starting executors.
+pub fn set_membarrier_syscall(on: bool) {
+    sys::MEMBARRIER_SYSCALL.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 use sketches_ddsketch::DDSketch;
 use std::{

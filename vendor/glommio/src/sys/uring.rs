@@ -896,13 +896,6 @@ struct SleepableRing {
     in_kernel: usize,
 }
 
-/// mudshard patch: `MUDSHARD_GLOMMIO_PREEMPT_TIMERS=1` keeps the preemption
-/// timers armed on every loop as upstream does, even with one task queue and
-/// after `skip_preempt_timers_with_one_queue` (for comparisons).
-static FORCE_PREEMPT_TIMERS: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-    std::env::var_os("MUDSHARD_GLOMMIO_PREEMPT_TIMERS").is_some_and(|v| v == "1")
-});
-
 /// mudshard patch: the barrier between announcing sleep (`should_notify`)
 /// and the last look at the remote queues. Upstream uses
 /// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, so that remote senders
@@ -911,12 +904,9 @@ static FORCE_PREEMPT_TIMERS: std::sync::LazyLock<bool> = std::sync::LazyLock::ne
 /// it runs every time an executor goes to sleep. Here the sleeper issues a
 /// plain SeqCst fence, and `SleepNotifier::notify` — the one way remote
 /// senders wake an executor — issues the matching one (Dekker's pattern).
-/// `MUDSHARD_GLOMMIO_MEMBARRIER=1` restores upstream's system call.
+/// `set_membarrier_syscall(true)` restores upstream's system call.
 fn sleep_barrier() {
-    static MEMBARRIER: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-        std::env::var_os("MUDSHARD_GLOMMIO_MEMBARRIER").is_some_and(|v| v == "1")
-    });
-    if *MEMBARRIER {
+    if MEMBARRIER_SYSCALL.load(std::sync::atomic::Ordering::Relaxed) {
         membarrier::heavy();
     } else {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
@@ -927,6 +917,14 @@ fn sleep_barrier() {
 pub(crate) static SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
+/// mudshard patch: see `set_membarrier_syscall`.
+pub(crate) static MEMBARRIER_SYSCALL: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// mudshard patch: see `set_cooperative_taskrun`.
+pub(crate) static COOPERATIVE_TASKRUN: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
+
 /// mudshard patch: the main and latency rings are set up with
 /// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19+). Without it, every completion
 /// that a peer's wakeup queues for a thread that is running (a socket
@@ -934,10 +932,10 @@ pub(crate) static SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE: std::sync::atomic::AtomicB
 /// with an IPI, which the *sender* pays for; with it, the completion waits
 /// for the thread's next system call, which a busy executor makes constantly.
 /// A sleeping thread is still woken at once. On a kernel without the flag,
-/// the ring is set up as before, and `MUDSHARD_NO_COOP_TASKRUN=1` in the
-/// environment does the same anywhere (for comparisons).
+/// the ring is set up as before, and `set_cooperative_taskrun(false)` does
+/// the same anywhere (for comparisons).
 fn new_cooperative_ring(entries: u32) -> io::Result<iou::IoUring> {
-    if std::env::var_os("MUDSHARD_NO_COOP_TASKRUN").is_some_and(|v| v == "1") {
+    if !COOPERATIVE_TASKRUN.load(std::sync::atomic::Ordering::Relaxed) {
         return iou::IoUring::new(entries);
     }
     const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
@@ -1433,8 +1431,7 @@ impl Reactor {
     /// has a single task queue (see `preempt_timers`).
     pub(crate) fn set_preempt_timers(&self, several_queues: bool) {
         let skip = !several_queues
-            && SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE.load(std::sync::atomic::Ordering::Relaxed)
-            && !*FORCE_PREEMPT_TIMERS;
+            && SKIP_PREEMPT_TIMERS_WITH_ONE_QUEUE.load(std::sync::atomic::Ordering::Relaxed);
         self.preempt_timers.set(!skip);
     }
 
