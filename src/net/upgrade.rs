@@ -1,7 +1,7 @@
 //! The WebSocket upgrade of `GET /ws`: the checks an upgrade request must
-//! pass (a key, version 13, room on this shard), the 101 handshake, and the
-//! opening of the session. Bytes the client sent right behind its request
-//! head are handled as its first frames.
+//! pass (a key, version 13, an allowed `Origin`, room on this shard), the
+//! 101 handshake, and the opening of the session. Bytes the client sent
+//! right behind its request head are handled as its first frames.
 
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -38,6 +38,24 @@ pub(super) async fn upgrade(
         respond(
             stream,
             http::json_error(400, "bad_request", "Sec-WebSocket-Version must be 13"),
+        )
+        .await;
+        return None;
+    }
+    // A browser page from a foreign origin must not open sessions in its
+    // visitor's name (DESIGN §7); refused before any session state exists.
+    if !shard
+        .borrow()
+        .config
+        .allows_origin(request.origin.as_deref())
+    {
+        respond(
+            stream,
+            http::json_error(
+                403,
+                "forbidden_origin",
+                "this origin may not open sessions here",
+            ),
         )
         .await;
         return None;
