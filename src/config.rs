@@ -20,6 +20,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Redis URL for the cross-host bridge; `None` runs this host alone.
     pub redis: Option<String>,
+    /// Origins (`scheme://host[:port]`) whose pages may open WebSocket
+    /// sessions (`server.allowed_origins`, `--allowed-origins`). An upgrade
+    /// carrying any other `Origin` is answered 403 `forbidden_origin`; one
+    /// without an `Origin` (not a browser) is let in. Empty: any origin.
+    /// Kept in the form `origin_key` gives, so a lookup is one comparison.
+    pub allowed_origins: Vec<String>,
     pub world: WorldSource,
     pub game: GameConfig,
     pub limits: Limits,
@@ -144,14 +150,41 @@ pub struct Limits {
     pub resume_bytes_max: usize,
 }
 
+/// How much history one session keeps. The oldest frames go first when a
+/// new one would put the history over either bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryBounds {
+    /// Most frames kept.
+    pub frames_max: usize,
+    /// Most body bytes kept (the sum of the frames' `Bytes` lengths).
+    pub bytes_max: usize,
+}
+
+impl HistoryBounds {
+    /// DESIGN.md §7: a resume window of 256 frames or 256 KiB.
+    pub const DEFAULT: HistoryBounds = HistoryBounds {
+        frames_max: 256,
+        bytes_max: 256 * 1024,
+    };
+}
+
+impl Default for HistoryBounds {
+    fn default() -> Self {
+        HistoryBounds::DEFAULT
+    }
+}
+
 impl Limits {
     /// What a session keeps of the frames it was written: nothing when
     /// sessions are not kept for resume.
-    pub fn history_frames_max(&self) -> usize {
-        if self.resume_window_ms == 0 {
-            0
-        } else {
-            self.resume_frames_max
+    pub fn history_bounds(&self) -> HistoryBounds {
+        HistoryBounds {
+            frames_max: if self.resume_window_ms == 0 {
+                0
+            } else {
+                self.resume_frames_max
+            },
+            bytes_max: self.resume_bytes_max,
         }
     }
 }
@@ -306,6 +339,7 @@ struct ServerSection {
     cores: Vec<usize>,
     data_dir: String,
     redis: Option<String>,
+    allowed_origins: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -317,6 +351,7 @@ impl Default for ServerSection {
             cores: Vec::new(),
             data_dir: "./data".into(),
             redis: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -406,6 +441,7 @@ impl Config {
             cores: map.server.cores,
             data_dir: PathBuf::from(map.server.data_dir),
             redis: map.server.redis,
+            allowed_origins: map.server.allowed_origins,
             world,
             game: GameConfig {
                 guests: map.game.guests,
@@ -446,6 +482,20 @@ impl Config {
         if self.world.is_load_test() {
             self.game.goto_everyone = true;
         }
+        for origin in &mut self.allowed_origins {
+            let key = origin_key(origin);
+            let Some((scheme, authority)) = key.split_once("://") else {
+                return Err(format!(
+                    "allowed_origins: {origin:?} is not an origin like https://example.org"
+                ));
+            };
+            if scheme.is_empty() || authority.is_empty() || authority.contains('/') {
+                return Err(format!(
+                    "allowed_origins: {origin:?} is not an origin like https://example.org (no path)"
+                ));
+            }
+            *origin = key;
+        }
         let l = &self.limits;
         if l.frame_bytes_max < 1024 || l.commands_per_s == 0 || l.text_chars_max == 0 {
             return Err("limits: frame_bytes_max >= 1024, commands_per_s > 0 and text_chars_max > 0 are required".into());
@@ -482,6 +532,33 @@ pub const RESUME_WINDOW_MS_MAX: u64 = 3_600_000;
 /// Most history bytes per session: with thousands of sessions per shard,
 /// more would let resume buffers crowd out everything else.
 pub const RESUME_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+impl Config {
+    /// Whether a WebSocket upgrade with this `Origin` header may proceed.
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        if self.allowed_origins.is_empty() {
+            return true;
+        }
+        // Browsers always send one on a WebSocket upgrade; a request without
+        // one comes from a program, which could send any origin it liked.
+        let Some(origin) = origin else {
+            return true;
+        };
+        let key = origin_key(origin);
+        self.allowed_origins.contains(&key)
+    }
+}
+
+/// The form origins are compared in: scheme and host are case-insensitive
+/// (the port is digits, so the whole is lower-cased), and a trailing slash,
+/// which a hand-written list may carry but no browser sends, is dropped.
+pub fn origin_key(origin: &str) -> String {
+    let origin = origin.trim();
+    origin
+        .strip_suffix('/')
+        .unwrap_or(origin)
+        .to_ascii_lowercase()
+}
 
 #[cfg(test)]
 mod tests {
@@ -522,6 +599,52 @@ mod tests {
         );
         assert!(WorldSource::parse_generated("grid:0x5").is_err());
         assert!(WorldSource::parse_generated("maze:3x3").is_err());
+    }
+
+    #[test]
+    fn allowed_origins_match_case_insensitively_and_ignore_a_trailing_slash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        std::fs::write(
+            &path,
+            "[server]\nallowed_origins = [\"HTTPS://Example.org/\", \"http://localhost:8080\"]\n",
+        )
+        .expect("write");
+        let config = Config::from_file(&path).expect("shard map");
+        assert_eq!(
+            config.allowed_origins,
+            ["https://example.org", "http://localhost:8080"]
+        );
+        assert!(config.allows_origin(Some("https://example.org")));
+        assert!(config.allows_origin(Some("https://EXAMPLE.org")));
+        assert!(config.allows_origin(Some("http://localhost:8080")));
+        assert!(config.allows_origin(None));
+        assert!(!config.allows_origin(Some("http://example.org")));
+        assert!(!config.allows_origin(Some("https://example.org:8443")));
+        assert!(!config.allows_origin(Some("https://evil.example")));
+        assert!(!config.allows_origin(Some("null")));
+    }
+
+    #[test]
+    fn no_allowed_origins_lets_every_origin_in() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("shards/default.toml");
+        let config = Config::from_file(&path).expect("default shard map");
+        assert!(config.allowed_origins.is_empty());
+        assert!(config.allows_origin(Some("https://evil.example")));
+        assert!(config.allows_origin(None));
+    }
+
+    #[test]
+    fn an_allowed_origin_with_a_path_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        std::fs::write(
+            &path,
+            "[server]\nallowed_origins = [\"https://example.org/game\"]\n",
+        )
+        .expect("write");
+        let err = Config::from_file(&path).expect_err("a path in an origin");
+        assert!(err.contains("allowed_origins"), "{err}");
     }
 
     #[test]

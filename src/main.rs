@@ -33,6 +33,10 @@ struct Args {
     /// Redis URL of the cross-host bridge.
     #[arg(long, env = "MUDSHARD_REDIS")]
     redis: Option<String>,
+    /// Origins whose pages may open WebSocket sessions, comma-separated
+    /// (e.g. https://example.org,http://localhost:8080); empty: any origin.
+    #[arg(long, env = "MUDSHARD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
     /// Where the SQLite file lives.
     #[arg(long, env = "MUDSHARD_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -81,6 +85,14 @@ fn config_from(args: &Args) -> Result<Config, String> {
     }
     if let Some(redis) = &args.redis {
         config.redis = Some(redis.clone());
+    }
+    if let Some(origins) = &args.allowed_origins {
+        // `--allowed-origins ""` clears a list from the shard map.
+        config.allowed_origins = origins
+            .iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
     }
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();

@@ -491,6 +491,32 @@ fn a_full_shard_answers_503_before_the_upgrade() {
 }
 
 #[test]
+fn with_allowed_origins_a_foreign_origin_gets_403_and_listed_or_absent_origins_get_in() {
+    let server = ServerProc::start(&["--shards", "1", "--allowed-origins", "http://good.example"]);
+    let (status, body) = http_request(server.addr, &upgrade_head(Some("http://evil.example")));
+    assert_eq!(status, 403, "{body}");
+    let refusal: Value = serde_json::from_str(&body).expect("JSON error body");
+    assert_eq!(refusal["error"], "forbidden_origin", "{refusal}");
+
+    let mut good = Client::connect_from_origin(server.addr, "http://good.example");
+    good.try_account(json!({"type":"guest"}))
+        .expect("a listed origin logs in");
+    let mut no_origin = Client::connect(server.addr);
+    no_origin
+        .try_account(json!({"type":"guest"}))
+        .expect("a request without an Origin logs in");
+    assert_eq!(server.connections(), [2]);
+}
+
+#[test]
+fn without_allowed_origins_any_origin_gets_in() {
+    let server = ServerProc::start(&["--shards", "1"]);
+    let mut c = Client::connect_from_origin(server.addr, "http://evil.example");
+    c.try_account(json!({"type":"guest"}))
+        .expect("any origin logs in");
+}
+
+#[test]
 fn connections_that_never_log_in_are_closed_after_the_login_timeout() {
     let (server, _dir) =
         ServerProc::start_with_map("[limits]\nlogin_timeout_ms = 300\n", &["--shards", "1"]);

@@ -1,7 +1,7 @@
 //! Fan-out: one event body delivered to every viewer of a room on a shard —
 //! queued on each viewer's session (`Session::push_seq`, as the shard does for
 //! a `RoomEvent`) and then written out as wire bytes by each connection
-//! (`net::conn::encode_out`: WebSocket header + `{"seq":N,` + shared body).
+//! (`net::session_io::encode_out`: WebSocket header + `{"seq":N,` + shared body).
 //!
 //! Why it matters: in `chat`, every say is delivered to everyone else in the
 //! room, so deliveries outnumber commands by the room size (≈ 99× in the
@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::task::Waker;
 
-use mudshard::net::conn::encode_out;
+use mudshard::net::session_io::encode_out;
 use mudshard::protocol::encode;
 use mudshard::shard::session::{Session, Sessions};
 

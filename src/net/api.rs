@@ -17,12 +17,12 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::conn::ShardCell;
 use super::http::{self, Request};
 use crate::protocol::names::{
     name_key, reserved_for_guests, validate_name, validate_password, PASSWORD_CHARS_MAX,
 };
 use crate::shard::login::{BAD_CREDENTIALS, INVALID_NAME_KEY};
+use crate::shard::run::ShardCell;
 use crate::shard::Shard;
 use crate::store::{AccountRecord, RegisterError};
 

@@ -78,6 +78,7 @@ pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
         201 => "Created",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",

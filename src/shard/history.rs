@@ -13,29 +13,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-/// How much history one session keeps. The oldest frames go first when a
-/// new one would put the history over either bound.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HistoryBounds {
-    /// Most frames kept.
-    pub frames_max: usize,
-    /// Most body bytes kept (the sum of the frames' `Bytes` lengths).
-    pub bytes_max: usize,
-}
-
-impl HistoryBounds {
-    /// DESIGN.md §7: a resume window of 256 frames or 256 KiB.
-    pub const DEFAULT: HistoryBounds = HistoryBounds {
-        frames_max: 256,
-        bytes_max: 256 * 1024,
-    };
-}
-
-impl Default for HistoryBounds {
-    fn default() -> Self {
-        HistoryBounds::DEFAULT
-    }
-}
+pub use crate::config::HistoryBounds;
 
 /// Some frame a resume asked for is not held: dropped to stay within the
 /// bounds, or never sent (a `last_seq` newer than the newest frame). The

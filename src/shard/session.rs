@@ -363,4 +363,33 @@ mod tests {
         assert!(sessions.get_mut(slot, gen).is_none());
         assert!(sessions.get_mut(slot2, gen2).is_some());
     }
+
+    #[test]
+    fn written_frames_are_kept_only_when_sessions_are_kept_for_resume() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut s = Session::new(1, 0, 40, ip);
+        let off = HistoryBounds {
+            frames_max: 0,
+            bytes_max: 1024,
+        };
+        let on = HistoryBounds {
+            frames_max: 2,
+            bytes_max: 1024,
+        };
+        let body = Bytes::from_static(b"\"type\":\"event\"}");
+        s.written(&Out::Seq(1, body.clone()), off);
+        assert!(s.history.is_empty(), "nothing kept without a resume window");
+        let mut s = Session::new(1, 0, 40, ip);
+        s.written(&Out::Plain(body.clone()), on);
+        s.written(&Out::Ping, on);
+        assert!(
+            s.history.is_empty(),
+            "frames outside the sequence are not kept"
+        );
+        for seq in 1..=3 {
+            s.written(&Out::Seq(seq, body.clone()), on);
+        }
+        let kept: Vec<u64> = s.history.since(1).expect("held").map(|(q, _)| q).collect();
+        assert_eq!(kept, vec![2, 3]);
+    }
 }

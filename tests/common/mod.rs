@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
 
@@ -155,10 +156,28 @@ impl Client {
         Client::over(addr, TcpStream::connect(addr).expect("tcp connect"))
     }
 
+    /// Opens a WebSocket session whose upgrade carries `Origin: origin`, as
+    /// a browser page on that origin would, without logging in.
+    pub fn connect_from_origin(addr: SocketAddr, origin: &str) -> Client {
+        let mut request = format!("ws://{addr}/ws")
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().expect("origin header"));
+        Client::over_request(request, TcpStream::connect(addr).expect("tcp connect"))
+    }
+
     fn over(addr: SocketAddr, stream: TcpStream) -> Client {
+        let request = format!("ws://{addr}/ws")
+            .into_client_request()
+            .expect("request");
+        Client::over_request(request, stream)
+    }
+
+    fn over_request(request: tungstenite::handshake::client::Request, stream: TcpStream) -> Client {
         stream.set_nodelay(true).ok();
-        let (ws, _) = tungstenite::client::client(format!("ws://{addr}/ws"), stream)
-            .expect("websocket handshake");
+        let (ws, _) = tungstenite::client::client(request, stream).expect("websocket handshake");
         ws.get_ref().set_read_timeout(Some(WAIT)).ok();
         Client {
             ws,
@@ -507,6 +526,15 @@ impl Client {
             .unwrap_or_else(|e| panic!("login {name}: {e}"));
         c
     }
+}
+
+/// The head of a `GET /ws` upgrade request, with an `Origin` header if given
+/// (for requests whose refusal is to be read as plain HTTP).
+pub fn upgrade_head(origin: Option<&str>) -> String {
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    format!(
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+    )
 }
 
 /// An HTTP POST of a JSON body; returns the status and the body as JSON

@@ -1,0 +1,219 @@
+//! A session's socket I/O: the poll loop of its task, where queued frames
+//! are written and client bytes are read.
+//!
+//! A session's task does all I/O of its socket. Reads go into the shard's
+//! scratch buffer (so an idle session holds no buffer); frames queued for the
+//! session by anyone on the shard wake the task, which writes them all in one
+//! `send` (so a burst of events costs one syscall per connection, not per frame).
+//! `encode_out` is where one queued frame becomes wire bytes; what is read
+//! goes to `messages.rs`.
+
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::conn::{Scratch, WRITE_BATCH_BYTES};
+use super::messages::process;
+use super::ws;
+use crate::protocol::close::CloseReason;
+use crate::protocol::encode::{put_seq_prefix, seq_prefix_len, PLAIN_PREFIX};
+use crate::shard::run::ShardCell;
+use crate::shard::session::Out;
+use crate::shard::Shard;
+
+/// Read/write rounds in one poll before the task yields to its neighbours.
+const ROUNDS_PER_POLL_MAX: usize = 8;
+
+/// Drives one session: write what is queued, read what has come, until the
+/// socket would block both ways or the session ends (`Ready`).
+pub(super) fn poll_session(
+    cx: &mut Context<'_>,
+    shard: &ShardCell,
+    scratch: &Rc<RefCell<Scratch>>,
+    stream: &mut TcpStream,
+    slot: u32,
+    gen: u32,
+) -> Poll<()> {
+    let mut sh = shard.borrow_mut();
+    let sh = &mut *sh;
+    let mut scratch = scratch.borrow_mut();
+    let scratch = &mut *scratch;
+    match sh.sessions.get_mut(slot, gen) {
+        Some(session) => {
+            if !session
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                session.waker = Some(cx.waker().clone());
+            }
+        }
+        None => return Poll::Ready(()),
+    }
+    for _ in 0..ROUNDS_PER_POLL_MAX {
+        let blocked = match flush(cx, sh, stream, &mut scratch.write, slot) {
+            Ok(blocked) => blocked,
+            Err(()) => return Poll::Ready(()),
+        };
+        if let Some(reason) = sh.sessions.by_slot(slot).and_then(|s| s.close) {
+            return finish_close(cx, sh, stream, &mut scratch.write, slot, reason);
+        }
+        match Pin::new(&mut *stream).poll_read(cx, &mut scratch.read) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(n)) => {
+                sh.counters.stats.bytes_in += n as u64;
+                if let Err(v) = process(sh, slot, &mut scratch.read[..n]) {
+                    if let Some(s) = sh.sessions.by_slot(slot) {
+                        s.request_close(CloseReason {
+                            code: v.code,
+                            reason: v.reason,
+                        });
+                    }
+                }
+            }
+            Poll::Pending => {
+                let queued = sh.sessions.by_slot(slot).is_some_and(|s| !s.out.is_empty());
+                if blocked || !queued {
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+    // Busy connection: let the others on this shard have a turn.
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+/// Writes what is left and then the close frame. A frame half-written
+/// must be completed first, or the close frame would land inside it.
+fn finish_close(
+    cx: &mut Context<'_>,
+    sh: &mut Shard,
+    stream: &mut TcpStream,
+    wbuf: &mut Vec<u8>,
+    slot: u32,
+    reason: CloseReason,
+) -> Poll<()> {
+    let history = sh.config.limits.history_bounds();
+    let Some(session) = sh.sessions.by_slot(slot) else {
+        return Poll::Ready(());
+    };
+    if session.abort {
+        return Poll::Ready(());
+    }
+    if !session.close_queued {
+        wbuf.clear();
+        while let Some(out) = session.out.pop_front() {
+            encode_out(wbuf, &out);
+            session.written(&out, history);
+        }
+        session.out_bytes = 0;
+        ws::put_close(wbuf, reason.code, reason.reason);
+        session.unsent.extend_from_slice(wbuf);
+        session.close_queued = true;
+    }
+    match flush(cx, sh, stream, wbuf, slot) {
+        Ok(true) => Poll::Pending,
+        Ok(false) | Err(()) => Poll::Ready(()),
+    }
+}
+
+/// Writes the session's queued frames. `Ok(true)`: the socket is full and
+/// the task will be woken when it drains.
+fn flush(
+    cx: &mut Context<'_>,
+    sh: &mut Shard,
+    stream: &mut TcpStream,
+    wbuf: &mut Vec<u8>,
+    slot: u32,
+) -> Result<bool, ()> {
+    let history = sh.config.limits.history_bounds();
+    let counters = &mut sh.counters.stats;
+    let Some(session) = sh.sessions.by_slot(slot) else {
+        return Err(());
+    };
+    loop {
+        if !session.unsent.is_empty() {
+            match Pin::new(&mut *stream).poll_write(cx, &session.unsent) {
+                Poll::Ready(Ok(n)) => {
+                    counters.writes += 1;
+                    counters.bytes_out += n as u64;
+                    session.unsent.drain(..n);
+                    if !session.unsent.is_empty() {
+                        continue;
+                    }
+                }
+                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Pending => return Ok(true),
+            }
+        }
+        if session.out.is_empty() {
+            if session.unsent.capacity() > 0 {
+                session.unsent = Vec::new();
+            }
+            return Ok(false);
+        }
+        wbuf.clear();
+        while wbuf.len() < WRITE_BATCH_BYTES {
+            let Some(out) = session.out.pop_front() else {
+                break;
+            };
+            session.out_bytes = session.out_bytes.saturating_sub(encode_out(wbuf, &out));
+            // Kept once written: a resume replays from here.
+            session.written(&out, history);
+            counters.frames_out += 1;
+        }
+        if session.out.is_empty() {
+            session.out_bytes = 0;
+            // A queue that grew for a burst gives its memory back when drained.
+            if session.out.capacity() > 64 {
+                session.out = Default::default();
+            }
+        }
+        match Pin::new(&mut *stream).poll_write(cx, wbuf) {
+            Poll::Ready(Ok(n)) => {
+                counters.writes += 1;
+                counters.bytes_out += n as u64;
+                if n < wbuf.len() {
+                    session.unsent.extend_from_slice(&wbuf[n..]);
+                }
+            }
+            Poll::Ready(Err(_)) => return Err(()),
+            Poll::Pending => {
+                session.unsent.extend_from_slice(wbuf);
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// Appends one queued frame to `wbuf`; returns what it was charged in the queue.
+pub fn encode_out(wbuf: &mut Vec<u8>, out: &Out) -> usize {
+    use crate::shard::session::FRAME_OVERHEAD_BYTES;
+    match out {
+        Out::Seq(seq, body) => {
+            ws::put_header(wbuf, ws::opcode::TEXT, seq_prefix_len(*seq) + body.len());
+            put_seq_prefix(wbuf, *seq);
+            wbuf.extend_from_slice(body);
+            FRAME_OVERHEAD_BYTES + body.len()
+        }
+        Out::Plain(body) => {
+            ws::put_header(wbuf, ws::opcode::TEXT, PLAIN_PREFIX.len() + body.len());
+            wbuf.extend_from_slice(PLAIN_PREFIX);
+            wbuf.extend_from_slice(body);
+            FRAME_OVERHEAD_BYTES + body.len()
+        }
+        Out::Ping => {
+            ws::put_header(wbuf, ws::opcode::PING, 0);
+            FRAME_OVERHEAD_BYTES
+        }
+        Out::Pong(payload) => {
+            ws::put_header(wbuf, ws::opcode::PONG, payload.len());
+            wbuf.extend_from_slice(payload);
+            FRAME_OVERHEAD_BYTES + payload.len()
+        }
+    }
+}

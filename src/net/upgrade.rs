@@ -1,0 +1,95 @@
+//! The WebSocket upgrade of `GET /ws`: the checks an upgrade request must
+//! pass (a key, version 13, an allowed `Origin`, room on this shard), the
+//! 101 handshake, and the opening of the session. Bytes the client sent
+//! right behind its request head are handled as its first frames.
+
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+
+use super::http::{self, Request};
+use super::messages::consume;
+use super::routes::respond;
+use crate::protocol::close::CloseReason;
+use crate::shard::run::ShardCell;
+
+/// Checks an upgrade request and completes the handshake; returns the new
+/// session's slot and generation, or `None` when the request was refused
+/// (and answered) or the peer went away.
+pub(super) async fn upgrade(
+    shard: &ShardCell,
+    stream: &mut TcpStream,
+    request: Request,
+    leftover: Vec<u8>,
+    peer_ip: std::net::IpAddr,
+) -> Option<(u32, u32)> {
+    let Some(key) = request
+        .websocket_key
+        .as_deref()
+        .filter(|_| request.upgrade_websocket)
+    else {
+        respond(
+            stream,
+            http::json_error(426, "upgrade_required", "GET /ws needs a WebSocket upgrade"),
+        )
+        .await;
+        return None;
+    };
+    if !request.websocket_version_ok {
+        respond(
+            stream,
+            http::json_error(400, "bad_request", "Sec-WebSocket-Version must be 13"),
+        )
+        .await;
+        return None;
+    }
+    // A browser page from a foreign origin must not open sessions in its
+    // visitor's name (DESIGN §7); refused before any session state exists.
+    if !shard
+        .borrow()
+        .config
+        .allows_origin(request.origin.as_deref())
+    {
+        respond(
+            stream,
+            http::json_error(
+                403,
+                "forbidden_origin",
+                "this origin may not open sessions here",
+            ),
+        )
+        .await;
+        return None;
+    }
+    if !shard.borrow().has_room_for_session() {
+        shard.borrow_mut().counters.stats.refused_total += 1;
+        respond(
+            stream,
+            http::json_error(503, "full", "this shard is full; try again"),
+        )
+        .await;
+        return None;
+    }
+    if stream
+        .write_all(&http::switching_protocols(key))
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    // Small frames must leave at once; batching is done by the queue instead.
+    let _ = stream.set_nodelay(true);
+    let (slot, gen) = shard.borrow_mut().open_session(peer_ip);
+    if !leftover.is_empty() {
+        let mut sh = shard.borrow_mut();
+        let mut data = leftover;
+        if let Err(v) = consume(&mut sh, slot, &mut data) {
+            if let Some(s) = sh.sessions.by_slot(slot) {
+                s.request_close(CloseReason {
+                    code: v.code,
+                    reason: v.reason,
+                });
+            }
+        }
+    }
+    Some((slot, gen))
+}
