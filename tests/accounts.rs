@@ -393,3 +393,56 @@ fn a_slow_hash_does_not_hold_up_other_players_on_the_shard() {
         "the look ({look_at:?}) answered before the hash finished ({welcome_at:?})"
     );
 }
+
+#[test]
+fn http_and_websocket_give_one_answer_and_share_one_limit_on_failures() {
+    let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &[]);
+    let (status, _) = http_post_json(
+        server.addr,
+        "/api/register",
+        r#"{"name":"Kit","password":"correct horse"}"#,
+    );
+    assert_eq!(status, 201);
+    let mut c = Client::connect(server.addr);
+    // The same refusal, code and words, whichever way it is asked.
+    for (path, frame) in [
+        (
+            "/api/register",
+            json!({"type":"register","name":"guest3_1","password":PASSWORD}),
+        ),
+        (
+            "/api/login",
+            json!({"type":"login","name":"kit","password":"wrong horse"}),
+        ),
+    ] {
+        let body = json!({"name": frame["name"], "password": frame["password"]});
+        let (_, over_http) = http_post_json(server.addr, path, &body.to_string());
+        let over_ws = c.try_account(frame).expect_err("refused");
+        assert_eq!(over_http["error"], over_ws["code"], "{over_http} {over_ws}");
+        assert_eq!(over_http["message"], over_ws["message"]);
+    }
+    // Two wrong passwords so far; one more over HTTP, two over WebSocket.
+    let (status, _) = http_post_json(
+        server.addr,
+        "/api/login",
+        r#"{"name":"kit","password":"wrong horse"}"#,
+    );
+    assert_eq!(status, 401);
+    for _ in 0..2 {
+        let e = c
+            .try_account(json!({"type":"login","name":"kit","password":"wrong horse"}))
+            .expect_err("wrong");
+        assert_eq!(e["code"], "bad_credentials");
+    }
+    let mut fresh = Client::connect(server.addr);
+    let limited = fresh
+        .try_account(json!({"type":"login","name":"Kit","password":PASSWORD}))
+        .expect_err("limited");
+    assert_eq!(limited["code"], "rate_limited", "{limited}");
+    let (status, body) = http_post_json(
+        server.addr,
+        "/api/login",
+        r#"{"name":"kit","password":"correct horse"}"#,
+    );
+    assert_eq!((status, &body["error"]), (429, &json!("rate_limited")));
+}

@@ -1,30 +1,28 @@
 //! The JSON account API on the one port (DESIGN §4): `POST /api/register`
 //! and `POST /api/login` take `{"name","password"}` and answer
-//! `{"name","token"}` (201 / 200) or `{"error":code,"message"}`:
-//! 400 (bad JSON, name or password rules), 401 (`bad_credentials`),
-//! 400 (`name_taken`, as DESIGN §4 lists), 413 (body too large), 429 (`rate_limited`),
-//! 503 (hasher busy or store failing). The token logs in over WebSocket
-//! with `{"type":"login","token":T}`.
+//! `{"name","token"}` (201 / 200) or `{"error":code,"message"}`: 400 (bad
+//! JSON), 413 (body too large), and for a refusal of the account service
+//! the status it names (`AccountError::http_status`: 400, 401, 429, 503).
+//! The token logs in over WebSocket with `{"type":"login","token":T}`.
 //!
-//! A request runs as the connection's task on its shard; the hash and the
-//! store work happen on their threads, whose answers come back through the
-//! shard's inbox (`Shard::reply_here`), so the shard never waits for them.
+//! A request runs as the connection's task on its shard. What happens to
+//! the account is the account service's (`shard::accounts`), the same as
+//! for a WebSocket `register` or `login`; its answer comes back through a
+//! oneshot channel, so the task awaits it while the shard serves others.
 
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use serde::Deserialize;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::http::{self, Request};
-use crate::protocol::names::{
-    name_key, reserved_for_guests, validate_name, validate_password, PASSWORD_CHARS_MAX,
-};
-use crate::shard::login::{BAD_CREDENTIALS, INVALID_NAME_KEY};
+use crate::protocol::names::name_key;
+use crate::shard::accounts::AccountError;
 use crate::shard::run::ShardCell;
 use crate::shard::Shard;
-use crate::store::{AccountRecord, RegisterError};
+use crate::store::AccountRecord;
 
 /// Largest request body read: a name and a password with JSON around them.
 pub const BODY_BYTES_MAX: usize = 4 * 1024;
@@ -76,10 +74,7 @@ pub async fn answer(
             )
         }
     };
-    match endpoint {
-        Endpoint::Register => register(shard, credentials, peer_ip).await,
-        Endpoint::Login => login(shard, credentials, peer_ip).await,
-    }
+    account(shard, endpoint, credentials, peer_ip).await
 }
 
 /// The body: `Content-Length` bytes, some of which came with the head.
@@ -96,133 +91,31 @@ async fn read_body(stream: &mut TcpStream, mut body: Vec<u8>, length: usize) -> 
     Some(body)
 }
 
-async fn register(shard: &ShardCell, c: Credentials, ip: IpAddr) -> Vec<u8> {
-    let key = match validate_name(&c.name) {
-        Ok(key) => key,
-        Err(e) => return http::json_error(400, e.code(), &e.to_string()),
-    };
-    if reserved_for_guests(&key) {
-        return http::json_error(
-            400,
-            "invalid_name",
-            "names like guest1_2 are kept for guests",
-        );
-    }
-    if let Err(e) = validate_password(&c.password) {
-        return http::json_error(400, e.code(), &e.to_string());
-    }
-    if let Some(refusal) = limited(shard, &key, ip) {
-        return refusal;
-    }
+/// Asks the account service and answers with its verdict.
+async fn account(shard: &ShardCell, endpoint: Endpoint, c: Credentials, ip: IpAddr) -> Vec<u8> {
     let (tx, rx) = futures_channel::oneshot::channel();
-    let submitted = {
-        let sh = shard.borrow();
-        let reply = sh.reply_here(move |_, hashed| {
-            let _ = tx.send(hashed);
-        });
-        sh.hasher.hash(c.password, reply)
+    let then = move |_: &mut Shard, result: Result<AccountRecord, AccountError>| {
+        // The client may have hung up; nothing to do then.
+        let _ = tx.send(result);
     };
-    if submitted.is_err() {
-        return busy();
-    }
-    let hash = match rx.await {
-        Ok(Ok(hash)) => hash,
-        _ => return unavailable(),
-    };
-    let (tx, rx) = futures_channel::oneshot::channel();
-    {
-        let sh = shard.borrow();
-        let start = sh.world.room(sh.world.start).id.clone();
-        let reply = sh.reply_here(move |_, result| {
-            let _ = tx.send(result);
-        });
-        sh.store.register(&c.name, hash, &start, reply);
-    }
-    match rx.await {
-        Ok(Ok(record)) => issued(shard, 201, &record),
-        Ok(Err(RegisterError::NameTaken)) => {
-            shard
-                .borrow()
-                .limiter
-                .record_failure(&key, ip, Instant::now());
-            http::json_error(400, "name_taken", &format!("the name {} is taken", c.name))
-        }
-        Ok(Err(RegisterError::Store(e))) => {
-            tracing::error!(error = %e, "api register: the store failed");
-            unavailable()
-        }
-        Err(_) => unavailable(),
-    }
-}
-
-async fn login(shard: &ShardCell, c: Credentials, ip: IpAddr) -> Vec<u8> {
-    let key = match validate_name(&c.name) {
-        Ok(key) if c.password.chars().count() <= PASSWORD_CHARS_MAX => key,
-        _ => {
-            shard
-                .borrow()
-                .limiter
-                .record_failure(INVALID_NAME_KEY, ip, Instant::now());
-            return http::json_error(401, "bad_credentials", BAD_CREDENTIALS);
+    let status = {
+        let mut sh = shard.borrow_mut();
+        match endpoint {
+            Endpoint::Register => {
+                sh.create_account(&c.name, c.password, ip, then);
+                201
+            }
+            Endpoint::Login => {
+                sh.check_password(&c.name, c.password, ip, then);
+                200
+            }
         }
     };
-    if let Some(refusal) = limited(shard, &key, ip) {
-        return refusal;
+    // The answer is lost only when the shard stops before it comes.
+    match rx.await.unwrap_or(Err(AccountError::Unavailable)) {
+        Ok(record) => issued(shard, status, &record),
+        Err(e) => http::json_error(e.http_status(), e.code(), &e.to_string()),
     }
-    let (tx, rx) = futures_channel::oneshot::channel();
-    {
-        let sh = shard.borrow();
-        let reply = sh.reply_here(move |_, result| {
-            let _ = tx.send(result);
-        });
-        sh.store.load_account(&key, reply);
-    }
-    let record = match rx.await {
-        Ok(Ok(record)) => record,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "api login: the store failed");
-            return unavailable();
-        }
-        Err(_) => return unavailable(),
-    };
-    let (tx, rx) = futures_channel::oneshot::channel();
-    let submitted = {
-        let sh = shard.borrow();
-        let reply = sh.reply_here(move |_, ok| {
-            let _ = tx.send(ok);
-        });
-        match &record {
-            Some(record) => sh
-                .hasher
-                .verify(c.password, record.password_hash.clone(), reply),
-            None => sh.hasher.verify_missing_account(c.password, reply),
-        }
-    };
-    if submitted.is_err() {
-        return busy();
-    }
-    match (rx.await, record) {
-        (Ok(true), Some(record)) => issued(shard, 200, &record),
-        (Ok(_), _) => {
-            shard
-                .borrow()
-                .limiter
-                .record_failure(&key, ip, Instant::now());
-            http::json_error(401, "bad_credentials", BAD_CREDENTIALS)
-        }
-        (Err(_), _) => unavailable(),
-    }
-}
-
-/// The limiter's refusal, if the name or address is over its limit.
-fn limited(shard: &ShardCell, key: &str, ip: IpAddr) -> Option<Vec<u8>> {
-    let sh = shard.borrow();
-    let retry = sh.limiter.check(key, ip, Instant::now()).err()?;
-    Some(http::json_error(
-        429,
-        "rate_limited",
-        &format!("too many failed attempts; try again in {} s", retry.after_s),
-    ))
 }
 
 /// `{"name","token"}` for an account.
@@ -235,12 +128,4 @@ fn issued(shard: &ShardCell, status: u16, record: &AccountRecord) -> Vec<u8> {
     crate::protocol::encode::put_str(&mut body, &token);
     body.push(b'}');
     http::response(status, "application/json", &body)
-}
-
-fn busy() -> Vec<u8> {
-    http::json_error(503, "busy", "the server is busy; try again in a moment")
-}
-
-fn unavailable() -> Vec<u8> {
-    http::json_error(503, "unavailable", "accounts are unavailable; try again")
 }

@@ -1,18 +1,24 @@
-//! Accounts at the edge: `register`, `login` by password or token, guests
+//! Logins at the edge: `register`, `login` by password or token, guests
 //! kept off registered names, and takeover of an account that is online.
-//! Everything here runs on the connection's shard; the slow parts (argon2,
-//! SQLite) run on their own threads and answer through `Msg::Call`, so the
+//! The account parts (rules, limiter, hashing, the store's account) are the
+//! account service's (`shard::accounts`, shared with the JSON API); what is
+//! here belongs to a live session: its name claim in the directory, taking
+//! over an account that is online, loading the body, and a session whose
+//! connection went while an answer was in flight. Everything runs on the
+//! connection's shard; the slow parts answer through `Msg::Call`, so the
 //! shard keeps serving its other players meanwhile.
 //!
 //! Each step waits for exactly one answer, recorded in `Shard::logins`:
 //!
 //! ```text
-//! register: rules → limiter → claim name → hash → commit account → body
-//! login:    rules → limiter → load account → verify (a dummy one when the
-//!           name has none) → claim name, taking it over → load again → body
+//! register: admit (service) → claim name → create (service) → body
+//! login:    check password (service) → claim name, taking it over → load → body
 //! token:    check signature and expiry → claim, taking over → load → body
 //! guest:    claim name → (a chosen name) no account has it → body
 //! ```
+//!
+//! A registration claims its name before the hash, so that of two sessions
+//! racing for one name only one pays for it and the other hears `name_taken`.
 //!
 //! Takeover: the directory gives the name to the new session at once and
 //! tells the old one's shard (`TakenOver`). That shard sends the old client a
@@ -25,38 +31,23 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
+use super::accounts::{AccountError, NewAccount};
 use super::msg::{Arrival, Body, Msg};
 use super::session::Phase;
 use super::{directory, SessionId, Shard, ShardAddr};
-use crate::auth::password::{HashError, SubmitError};
-use crate::protocol::names::{
-    reserved_for_guests, validate_name, validate_password, PASSWORD_CHARS_MAX,
-};
+use crate::protocol::names::name_key;
 use crate::protocol::{close, encode};
-use crate::store::{AccountRecord, RegisterError, Reply, StoreError};
+use crate::store::{AccountRecord, Reply, StoreError};
 use crate::world::RoomIdx;
-
-/// The one answer to every failed password or token login: it must not tell
-/// whether the name exists.
-pub const BAD_CREDENTIALS: &str = "Wrong name or password.";
-
-/// The limiter key that failures with a name breaking the rules count
-/// against (with the address): never a real name, and never an unbounded
-/// string from the client kept in the limiter's table.
-pub const INVALID_NAME_KEY: &str = "";
 
 /// What an account login or registration is waiting for.
 pub enum Login {
-    /// register: the name claim (`Claimed`); the password waits to be hashed.
-    RegisterClaim { password: String },
-    /// register: the hash of the password.
-    RegisterHash,
-    /// register: the store's commit of the new account.
-    RegisterCommit,
-    /// login: the account (its hash) from the store.
-    VerifyLoad { password: String },
-    /// login: the hasher's verdict on the password.
-    Verify,
+    /// register: the name claim (`Claimed`); the account is created after it.
+    RegisterClaim { new: NewAccount },
+    /// register: the account service creating the account.
+    Register,
+    /// login: the account service checking the password.
+    Password,
     /// A verified login: the name claim, maybe after a takeover.
     AccountClaim,
     /// A verified login with its name: the account's room and inventory.
@@ -82,46 +73,32 @@ impl Shard {
 
     /// `{"type":"register","name","password"}` from a session not logged in.
     pub(super) fn register(&mut self, slot: u32, name: &str, password: String) {
-        let key = match validate_name(name) {
-            Ok(key) => key,
-            Err(e) => return self.send_error(slot, e.code(), &capitalized(&e.to_string())),
+        let ip = self.peer_ip(slot);
+        let new = match self.admit_new_account(name, password, ip) {
+            Ok(new) => new,
+            Err(e) => return self.send_error(slot, e.code(), &e.to_string()),
         };
-        if reserved_for_guests(&key) {
-            return self.send_error(
-                slot,
-                "invalid_name",
-                "Names like guest1_2 are kept for guests; choose another.",
-            );
-        }
-        if let Err(e) = validate_password(&password) {
-            return self.send_error(slot, e.code(), &capitalized(&e.to_string()));
-        }
-        let Some(sid) = self.start_login(slot, name, &key) else {
+        let Some(sid) = self.start_login(slot) else {
             return;
         };
-        self.logins.insert(sid, Login::RegisterClaim { password });
+        self.name_session(sid, new.name(), new.key());
+        let key = Box::from(new.key());
+        self.logins.insert(sid, Login::RegisterClaim { new });
         self.claim(sid, key, false);
     }
 
     /// `{"type":"login","name","password"}` from a session not logged in.
+    /// The session has no name until the password is checked: it holds
+    /// nothing in the directory meanwhile.
     pub(super) fn login_password(&mut self, slot: u32, name: &str, password: String) {
         let ip = self.peer_ip(slot);
-        // A name that breaks the rules has no account: the same answer as
-        // any wrong name, and counted the same.
-        let key = match validate_name(name) {
-            Ok(key) if password.chars().count() <= PASSWORD_CHARS_MAX => key,
-            _ => {
-                self.limiter
-                    .record_failure(INVALID_NAME_KEY, ip, Instant::now());
-                return self.send_error(slot, "bad_credentials", BAD_CREDENTIALS);
-            }
-        };
-        let Some(sid) = self.start_login(slot, name, &key) else {
+        let Some(sid) = self.start_login(slot) else {
             return;
         };
-        self.logins.insert(sid, Login::VerifyLoad { password });
-        let reply = self.reply_here(move |sh, result| sh.on_account_loaded(sid, result));
-        self.store.load_account(&key, reply);
+        self.logins.insert(sid, Login::Password);
+        self.check_password(name, password, ip, move |sh, checked| {
+            sh.on_password_checked(sid, checked)
+        });
     }
 
     /// `{"type":"login","token":T}`: a token from `welcome` or the HTTP API.
@@ -130,32 +107,17 @@ impl Shard {
             Ok(key) => key,
             Err(_) => return self.send_error(slot, "bad_credentials", "Invalid or expired token."),
         };
-        let Some(sid) = self.start_login(slot, &key, &key) else {
+        let Some(sid) = self.start_login(slot) else {
             return;
         };
+        self.name_session(sid, &key, &key);
         self.logins.insert(sid, Login::AccountClaim);
         self.claim(sid, key, true);
     }
 
-    /// Checks the limiter and marks the session as logging in; `None` (and
-    /// the answer already sent) when it may not.
-    fn start_login(&mut self, slot: u32, name: &str, key: &str) -> Option<SessionId> {
-        let ip = self.peer_ip(slot);
-        if let Err(retry) = self.limiter.check(key, ip, Instant::now()) {
-            self.counters.stats.rate_limited += 1;
-            self.send_error(
-                slot,
-                "rate_limited",
-                &format!(
-                    "Too many failed attempts; try again in {} s.",
-                    retry.after_s
-                ),
-            );
-            return None;
-        }
+    /// Marks the session as logging in; `None` when it is gone.
+    fn start_login(&mut self, slot: u32) -> Option<SessionId> {
         let session = self.sessions.by_slot(slot)?;
-        session.name = Box::from(name);
-        session.name_key = Box::from(key);
         session.phase = Phase::LoggingIn;
         session.busy_since = Some(Instant::now());
         session.busy_kind = "login";
@@ -164,6 +126,15 @@ impl Shard {
             slot,
             session.gen,
         ))
+    }
+
+    /// The name a session logs in as; its key is what it claims in the
+    /// directory, and what `fail_login` and `bury` let go.
+    fn name_session(&mut self, sid: SessionId, name: &str, key: &str) {
+        if let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) {
+            session.name = Box::from(name);
+            session.name_key = Box::from(key);
+        }
     }
 
     fn peer_ip(&mut self, slot: u32) -> IpAddr {
@@ -205,16 +176,13 @@ impl Shard {
     /// An account flow's name claim was answered.
     pub(super) fn on_account_claimed(&mut self, sid: SessionId, ok: bool) {
         match self.resume_login(sid) {
-            Some(Login::RegisterClaim { password }) => {
+            Some(Login::RegisterClaim { new }) => {
                 if !ok {
-                    return self.refuse_taken(sid);
+                    let taken = self.name_taken(&new);
+                    return self.fail_account(sid, &taken);
                 }
-                self.logins.insert(sid, Login::RegisterHash);
-                let reply = self.reply_here(move |sh, result| sh.on_hashed(sid, result));
-                if let Err(e) = self.hasher.hash(password, reply) {
-                    self.logins.remove(&sid);
-                    self.hasher_refused(sid, e);
-                }
+                self.logins.insert(sid, Login::Register);
+                self.commit_new_account(new, move |sh, created| sh.on_registered(sid, created));
             }
             Some(Login::AccountClaim) => {
                 if !ok {
@@ -233,44 +201,38 @@ impl Shard {
         }
     }
 
-    fn on_hashed(&mut self, sid: SessionId, result: Result<String, HashError>) {
-        let Some(Login::RegisterHash) = self.resume_login(sid) else {
+    fn on_registered(&mut self, sid: SessionId, created: Result<AccountRecord, AccountError>) {
+        let Some(Login::Register) = self.resume_login(sid) else {
             return;
         };
-        let hash = match result {
-            Ok(hash) => hash,
-            Err(e) => {
-                tracing::error!(error = %e, "register: hashing failed");
-                return self.fail_login(sid, "unavailable", "Could not register; try again.");
-            }
-        };
-        let Some(name) = self
-            .sessions
-            .get_mut(sid.slot(), sid.gen())
-            .map(|s| s.name.to_string())
-        else {
-            return;
-        };
-        self.logins.insert(sid, Login::RegisterCommit);
-        let start = self.world.room(self.world.start).id.clone();
-        let reply = self.reply_here(move |sh, result| sh.on_registered(sid, result));
-        self.store.register(&name, hash, &start, reply);
-    }
-
-    fn on_registered(&mut self, sid: SessionId, result: Result<AccountRecord, RegisterError>) {
-        if self.resume_login(sid).is_none() {
-            return;
-        }
-        match result {
+        match created {
             Ok(record) => self.spawn_account(sid, record),
-            Err(RegisterError::NameTaken) => self.refuse_taken(sid),
-            Err(RegisterError::Store(e)) => {
-                tracing::error!(error = %e, "register: the store failed");
-                self.fail_login(sid, "unavailable", "Could not register; try again.")
-            }
+            Err(e) => self.fail_account(sid, &e),
         }
     }
 
+    /// The password is the account's: claim its name, taking it over from a
+    /// session that has it.
+    fn on_password_checked(
+        &mut self,
+        sid: SessionId,
+        checked: Result<AccountRecord, AccountError>,
+    ) {
+        let Some(Login::Password) = self.resume_login(sid) else {
+            return;
+        };
+        let record = match checked {
+            Ok(record) => record,
+            Err(e) => return self.fail_account(sid, &e),
+        };
+        let key = name_key(&record.name);
+        self.name_session(sid, &record.name, &key);
+        self.logins.insert(sid, Login::AccountClaim);
+        self.claim(sid, key, true);
+    }
+
+    /// The account's room and inventory (a verified login), or whether a
+    /// guest's chosen name has an account.
     fn on_account_loaded(
         &mut self,
         sid: SessionId,
@@ -287,18 +249,6 @@ impl Shard {
             }
         };
         match (login, record) {
-            (Login::VerifyLoad { password }, record) => {
-                self.logins.insert(sid, Login::Verify);
-                let reply = self.reply_here(move |sh, ok| sh.on_verified(sid, ok));
-                let submitted = match record {
-                    Some(record) => self.hasher.verify(password, record.password_hash, reply),
-                    None => self.hasher.verify_missing_account(password, reply),
-                };
-                if let Err(e) = submitted {
-                    self.logins.remove(&sid);
-                    self.hasher_refused(sid, e);
-                }
-            }
             (Login::AccountLoad, Some(record)) => self.spawn_account(sid, record),
             (Login::AccountLoad, None) => {
                 self.fail_login(sid, "bad_credentials", "Invalid or expired token.")
@@ -313,20 +263,6 @@ impl Shard {
                 self.logins.insert(sid, other);
             }
         }
-    }
-
-    fn on_verified(&mut self, sid: SessionId, ok: bool) {
-        let Some(Login::Verify) = self.resume_login(sid) else {
-            return;
-        };
-        let key = self.key_of(sid);
-        if !ok {
-            let ip = self.peer_ip(sid.slot());
-            self.limiter.record_failure(&key, ip, Instant::now());
-            return self.fail_login(sid, "bad_credentials", BAD_CREDENTIALS);
-        }
-        self.logins.insert(sid, Login::AccountClaim);
-        self.claim(sid, key, true);
     }
 
     /// A guest's chosen name is claimed: make sure no account has it.
@@ -396,24 +332,9 @@ impl Shard {
             .map_or_else(String::new, |s| s.name_key.to_string())
     }
 
-    fn refuse_taken(&mut self, sid: SessionId) {
-        let key = self.key_of(sid);
-        let ip = self.peer_ip(sid.slot());
-        self.limiter.record_failure(&key, ip, Instant::now());
-        let name = self
-            .sessions
-            .get_mut(sid.slot(), sid.gen())
-            .map_or_else(String::new, |s| s.name.to_string());
-        self.fail_login(sid, "name_taken", &format!("The name {name} is taken."));
-    }
-
-    fn hasher_refused(&mut self, sid: SessionId, e: SubmitError) {
-        match e {
-            SubmitError::Busy => {
-                self.fail_login(sid, "busy", "The server is busy; try again in a moment.")
-            }
-            SubmitError::Stopped => self.fail_login(sid, "unavailable", "The server is stopping."),
-        }
+    /// Ends a login that the account service refused, with its code and message.
+    fn fail_account(&mut self, sid: SessionId, e: &AccountError) {
+        self.fail_login(sid, e.code(), &e.to_string());
     }
 
     /// Ends a login that failed: the session is back to not logged in, its
@@ -482,13 +403,4 @@ pub fn unix_now_s() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The rules' messages start lower-case (they are also used mid-sentence).
-fn capitalized(message: &str) -> String {
-    let mut chars = message.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }

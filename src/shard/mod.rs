@@ -2,6 +2,7 @@
 //! connections' sessions, the rooms it owns with their bodies, its part of the
 //! name directory and its counters. Other threads reach it only by message.
 
+pub mod accounts;
 pub mod commands;
 pub mod delivery;
 pub mod directory;
