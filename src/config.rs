@@ -139,9 +139,7 @@ pub struct Limits {
     pub inbox_msgs_max: usize,
     /// How long a session whose connection dropped stays in the world,
     /// detached, waiting to be resumed (its body stays in its room, its
-    /// frames keep being queued). 0 lets go of it at once: `resume` itself
-    /// is not served yet, so the default stays 0 until it is (DESIGN §7
-    /// names 60 s for it).
+    /// frames are held in its history). 0 lets go of it at once.
     pub resume_window_ms: u64,
     /// Most frames a session keeps after they are written, for a resume to
     /// replay (kept only when `resume_window_ms` > 0).
@@ -205,7 +203,7 @@ impl Default for Limits {
             presence_events_players_max: 100,
             names_listed_max: 50,
             inbox_msgs_max: 16_384,
-            resume_window_ms: 0,
+            resume_window_ms: 60_000,
             resume_frames_max: 256,
             resume_bytes_max: 256 * 1024,
         }

@@ -1,12 +1,200 @@
-//! The seams for resume, seen from outside: sessions kept detached for the
-//! resume window when it is set (and let go at once when it is not), and
-//! guest tokens that are unguessable rather than names of session slots.
+//! Sessions that survive drops, seen from outside: kept detached for the
+//! resume window (and let go at once without one), resumed with every frame
+//! they missed or a clear `resume_failed`, and tokens that cannot be guessed.
 
 mod common;
 use common::*;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+const RESUMABLE: &str = "[limits]\nresume_window_ms = 5000\n";
+
+/// A new connection that asks to resume `token` from `last_seq`; the first
+/// frame it gets (`resumed`, or an `error`).
+fn resume(server: &ServerProc, token: &str, last_seq: u64) -> (Client, Value) {
+    let mut c = Client::connect(server.addr);
+    c.last_seq = last_seq;
+    c.send(json!({"type":"resume","token":token,"last_seq":last_seq}));
+    let first = c.recv();
+    (c, first)
+}
+
+fn token_of(c: &Client) -> String {
+    c.welcome["token"].as_str().expect("token").to_string()
+}
+
+fn metric_sum(server: &ServerProc, name: &str) -> u64 {
+    let (_, text) = server.http_get("/metrics");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_resumed_session_gets_exactly_the_frames_it_missed_then_live_ones() {
+    let (server, _dir) = ServerProc::start_with_map(RESUMABLE, &["--no-ambient", "--shards", "2"]);
+    let mut talker = Client::guest(server.addr, Some("talker"));
+    let mut dropper = Client::guest(server.addr, Some("dropper"));
+    talker.event("enter", "dropper");
+    talker.cmd("say before the drop");
+    dropper.event("say", "before the drop");
+    let (token, seen) = (token_of(&dropper), dropper.last_seq);
+    drop(dropper);
+    talker.event("system", "dropper has lost their link");
+    let look = talker.cmd("look");
+    assert!(
+        look["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("dropper (link-dead)"),
+        "{look}"
+    );
+    assert_eq!(look["room"]["linkdead"], json!(["dropper"]), "{look}");
+    for i in 0..3 {
+        talker.cmd(&format!("say missed {i}"));
+    }
+    let (mut back, first) = resume(&server, &token, seen);
+    assert_eq!(first["type"], "resumed", "{first}");
+    assert_eq!(first["replayed"], 3, "{first}");
+    // In order, each with the next seq (the client checks there is no gap).
+    for i in 0..3 {
+        let said = back.recv();
+        assert_eq!(said["kind"], "say", "{said}");
+        assert!(said["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("missed {i}")));
+    }
+    talker.event("system", "dropper is back");
+    talker.cmd("say live again");
+    let live = back.recv();
+    assert!(
+        live["text"].as_str().unwrap_or("").contains("live again"),
+        "{live}"
+    );
+    assert_eq!(back.cmd("look")["ok"], true);
+}
+
+#[test]
+fn a_session_resumes_from_any_shard_as_often_as_it_drops() {
+    let (server, _dir) = ServerProc::start_with_map(RESUMABLE, &["--no-ambient", "--shards", "2"]);
+    let mut talker = Client::guest(server.addr, Some("talker"));
+    let mut c = Client::guest(server.addr, Some("rover"));
+    let token = token_of(&c);
+    for round in 0..16 {
+        let seen = c.last_seq;
+        drop(c);
+        talker.cmd(&format!("say round {round}"));
+        let (back, first) = resume(&server, &token, seen);
+        assert_eq!(first["type"], "resumed", "round {round}: {first}");
+        c = back;
+        c.event("say", &format!("round {round}"));
+    }
+    assert_eq!(c.cmd("look")["room"]["players_total"], 2);
+    assert_eq!(metric_sum(&server, "mudshard_resumes_total"), 16);
+    assert!(
+        metric_sum(&server, "mudshard_resumes_handed_over_total") > 0,
+        "no resume arrived on the other shard in 16 tries"
+    );
+}
+
+#[test]
+fn an_account_resumes_with_its_login_token() {
+    let (server, _dir) = ServerProc::start_with_map(RESUMABLE, &["--no-ambient"]);
+    let mut talker = Client::guest(server.addr, Some("talker"));
+    let member = Client::register(server.addr, "member", "correct horse");
+    talker.event("enter", "member");
+    let (token, seen) = (token_of(&member), member.last_seq);
+    drop(member);
+    talker.cmd("say while you were out");
+    let (mut back, first) = resume(&server, &token, seen);
+    assert_eq!(first["type"], "resumed", "{first}");
+    back.event("say", "while you were out");
+}
+
+#[test]
+fn a_wrong_token_fails_cleanly_and_the_connection_can_log_in() {
+    let (server, _dir) = ServerProc::start_with_map(RESUMABLE, &["--no-ambient"]);
+    let victim = Client::guest(server.addr, Some("victim"));
+    let token = token_of(&victim);
+    // Right session, guessed secret.
+    let (_, sid) = token.rsplit_once('.').expect("guest token");
+    let guess = format!("s.AAAAAAAAAAAAAAAAAAAAAA.{sid}");
+    let (mut c, first) = resume(&server, &guess, 1);
+    assert_eq!(
+        (first["type"].as_str(), first["code"].as_str()),
+        (Some("error"), Some("resume_failed")),
+        "{first}"
+    );
+    c.last_seq = 0;
+    c.send(json!({"type":"guest","name":"fresh"}));
+    let welcome = c.recv_until(|f| f["type"] == "welcome");
+    assert_eq!(welcome["name"], "fresh");
+    for junk in ["", "nonsense", "s.x.y"] {
+        let (_, first) = resume(&server, junk, 0);
+        assert_eq!(first["code"], "resume_failed", "{junk:?}: {first}");
+    }
+}
+
+#[test]
+fn guessing_tokens_is_rate_limited() {
+    let (server, _dir) = ServerProc::start_with_map(RESUMABLE, &["--no-ambient"]);
+    let victim = Client::guest(server.addr, Some("victim"));
+    let token = token_of(&victim);
+    let (_, sid) = token.rsplit_once('.').expect("guest token");
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let guess = format!("s.AAAAAAAAAAAAAAAAAAAAA{}.{sid}", (b'A' + i) as char);
+        let (_, first) = resume(&server, &guess, 1);
+        codes.push(first["code"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(codes[0], "resume_failed");
+    assert_eq!(
+        codes.last().map(String::as_str),
+        Some("rate_limited"),
+        "{codes:?}"
+    );
+}
+
+#[test]
+fn a_resume_after_the_window_or_past_the_history_fails_cleanly() {
+    let limits = "[limits]\nresume_window_ms = 800\nresume_frames_max = 2\n";
+    let (server, _dir) = ServerProc::start_with_map(limits, &["--no-ambient"]);
+    let mut talker = Client::guest(server.addr, Some("talker"));
+    // Past the history: five frames missed, two held.
+    let spammed = Client::guest(server.addr, Some("spammed"));
+    talker.event("enter", "spammed");
+    let (token, seen) = (token_of(&spammed), spammed.last_seq);
+    drop(spammed);
+    for i in 0..5 {
+        talker.cmd(&format!("say {i}"));
+    }
+    let (_, first) = resume(&server, &token, seen);
+    assert_eq!(first["code"], "resume_failed", "{first}");
+    // Past the window.
+    let late = Client::guest(server.addr, Some("late"));
+    let (token, seen) = (token_of(&late), late.last_seq);
+    drop(late);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_, first) = resume(&server, &token, seen);
+    assert_eq!(first["code"], "resume_failed", "{first}");
+}
+
 const LIMITS_WITH_WINDOW: &str = "[limits]\nresume_window_ms = 1500\n";
+
+#[test]
+fn sessions_are_kept_for_a_minute_by_default() {
+    let server = ServerProc::start(&["--no-ambient"]);
+    let mut watcher = Client::guest(server.addr, Some("watcher"));
+    let dropper = Client::guest(server.addr, Some("dropper"));
+    watcher.event("enter", "dropper");
+    let (token, seen) = (token_of(&dropper), dropper.last_seq);
+    drop(dropper);
+    watcher.event("system", "dropper has lost their link");
+    let (_back, first) = resume(&server, &token, seen);
+    assert_eq!(first["type"], "resumed", "{first}");
+}
 
 #[test]
 fn a_dropped_session_stays_in_the_world_for_the_resume_window_then_leaves() {
@@ -17,7 +205,8 @@ fn a_dropped_session_stays_in_the_world_for_the_resume_window_then_leaves() {
     // The network goes: no close frame, just the socket.
     let dropped = Instant::now();
     drop(dropper);
-    watcher.expect_silence(700);
+    watcher.event("system", "dropper has lost their link");
+    watcher.expect_silence(500);
     let look = watcher.cmd("look");
     assert_eq!(look["room"]["players_total"], 2, "still there: {look}");
     let left = watcher.event("leave", "dropper");
@@ -32,7 +221,8 @@ fn a_dropped_session_stays_in_the_world_for_the_resume_window_then_leaves() {
 
 #[test]
 fn without_a_resume_window_a_dropped_session_leaves_at_once() {
-    let server = ServerProc::start(&["--no-ambient"]);
+    let (server, _dir) =
+        ServerProc::start_with_map("[limits]\nresume_window_ms = 0\n", &["--no-ambient"]);
     let mut watcher = Client::guest(server.addr, Some("watcher"));
     let dropper = Client::guest(server.addr, Some("dropper"));
     watcher.event("enter", "dropper");
@@ -70,7 +260,8 @@ fn a_guest_token_is_random_and_not_the_session_id() {
     );
     assert_ne!(ta, tb);
     for token in [ta, tb] {
-        let random = token.strip_prefix("s.").expect("a session token");
+        let (secret, _session) = token.rsplit_once('.').expect("secret.session");
+        let random = secret.strip_prefix("s.").expect("a session token");
         // 128 bits in URL-safe base64 without padding.
         assert_eq!(random.len(), 22, "{token}");
         assert!(random

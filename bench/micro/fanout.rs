@@ -22,6 +22,7 @@ use std::task::Waker;
 
 use mudshard::net::session_io::encode_out;
 use mudshard::protocol::encode;
+use mudshard::shard::history::HistoryBounds;
 use mudshard::shard::session::{Session, Sessions};
 
 /// Sessions on the shard (the `chat` suite's 10,000 players).
@@ -41,7 +42,7 @@ fn room_of(viewers: u32) -> Room {
     let ip = IpAddr::from([127, 0, 0, 1]);
     let mut sessions = Sessions::new();
     for _ in 0..SESSIONS_ON_SHARD {
-        let (slot, _) = sessions.insert(|gen| Session::new(gen, 0, 40, ip));
+        let (slot, _) = sessions.insert(|gen| Session::new(gen, 0, 40, ip, HistoryBounds::DEFAULT));
         if let Some(session) = sessions.by_slot(slot) {
             session.waker = Some(Waker::noop().clone());
         }

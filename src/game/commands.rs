@@ -94,11 +94,7 @@ impl Owner {
             .map(|p| p.body.inventory.as_slice())
             .unwrap_or_default();
         let text = render::inventory_text(inventory);
-        let mut items = Vec::new();
-        encode::put_str_array(&mut items, inventory.iter().map(String::as_str));
-        let mut reply = encode::reply(id.as_ref(), true, 64 + text.len() + items.len());
-        reply.str("text", &text).raw("items", &items);
-        reply.finish()
+        encode::reply_inventory(id.as_ref(), &text, inventory)
     }
 
     fn quit(&mut self, fx: &mut Effects, sid: SessionId, id: Option<MsgId>) {

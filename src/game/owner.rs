@@ -11,6 +11,7 @@ use super::effect::{Effect, Effects};
 use super::rooms::RoomState;
 use crate::config::{GameConfig, Limits};
 use crate::protocol::addr::{SessionId, ShardAddr};
+use crate::protocol::names::name_key;
 use crate::protocol::{encode, MsgId};
 use crate::world::{Dir, RoomIdx, World};
 
@@ -26,6 +27,8 @@ pub const ROOM_ITEMS_MAX: usize = 200;
 pub(super) struct Placed {
     pub(super) body: Body,
     pub(super) room: RoomIdx,
+    /// The player's connection dropped; their session waits for a resume.
+    pub(super) link_dead: bool,
 }
 
 /// The rooms one shard owns and the bodies in them.
@@ -70,7 +73,7 @@ impl Owner {
     pub(super) fn save_body(&self, fx: &mut Effects, body: &Body, room: RoomIdx) {
         if body.account {
             fx.push(Effect::SavePlayer {
-                name_key: body.name.to_ascii_lowercase(),
+                name_key: name_key(&body.name),
                 room_id: self.world.room(room).id.clone(),
                 inventory: body.inventory.clone(),
             });
@@ -114,7 +117,15 @@ impl Owner {
             let frame = encode::event("enter", &self.world.room(room).id, &body.name, &text);
             self.emit(fx, room, frame, Some(sid));
         }
-        self.bodies.insert(sid, Placed { body, room });
+        let link_dead = false;
+        self.bodies.insert(
+            sid,
+            Placed {
+                body,
+                room,
+                link_dead,
+            },
+        );
         let (room_json, look_text) = self.view(room);
         match how {
             Arrival::Login => fx.push(Effect::Welcomed { sid, room_json }),
@@ -124,6 +135,32 @@ impl Owner {
                 done: true,
             }),
         }
+    }
+
+    /// The player of `sid` lost their connection (`dead`) or came back: the
+    /// room sees it, in `look` and with an event.
+    pub fn link_dead(&mut self, fx: &mut Effects, sid: SessionId, dead: bool) {
+        let Some(placed) = self.bodies.get_mut(&sid) else {
+            return;
+        };
+        if placed.link_dead == dead {
+            return;
+        }
+        placed.link_dead = dead;
+        let room = placed.room;
+        let text = if dead {
+            format!("{} has lost their link.", placed.body.name)
+        } else {
+            format!("{} is back.", placed.body.name)
+        };
+        let frame = encode::event(
+            "system",
+            &self.world.room(room).id,
+            &placed.body.name,
+            &text,
+        );
+        self.room_state(room).cache = None;
+        self.emit(fx, room, frame, Some(sid));
     }
 
     /// Removes the body of an ended session. With `notify` (a takeover),

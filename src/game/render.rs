@@ -7,12 +7,15 @@ use crate::protocol::encode::{put_str, put_str_array};
 use crate::world::{Room, World};
 
 /// The room object (JSON) and the `look` text (as a JSON string literal), for
-/// a room with these items and players (`names` may be capped; `total` is not).
+/// a room with these items and players (`names` may be capped; `total` is
+/// not). Players in `link_dead` (among `names`) have lost their connection
+/// and may come back: listed under `linkdead` and marked in the text.
 pub fn room_view(
     room: &Room,
     world: &World,
     items: &[String],
     names: &[&str],
+    link_dead: &[&str],
     total: usize,
     shard: u16,
 ) -> (Bytes, Bytes) {
@@ -40,6 +43,10 @@ pub fn room_view(
     json.extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
     json.extend_from_slice(b",\"shard\":");
     json.extend_from_slice(itoa::Buffer::new().format(shard).as_bytes());
+    if !link_dead.is_empty() {
+        json.extend_from_slice(b",\"linkdead\":");
+        put_str_array(&mut json, link_dead.iter().copied());
+    }
     json.push(b'}');
 
     let mut text = String::with_capacity(128 + room.description.len());
@@ -69,7 +76,15 @@ pub fn room_view(
     }
     if total > 0 {
         text.push_str("\nPlayers here: ");
-        text.push_str(&names.join(", "));
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(name);
+            if link_dead.contains(name) {
+                text.push_str(" (link-dead)");
+            }
+        }
         if total > names.len() {
             text.push_str(&format!(" and {} more", total - names.len()));
         }

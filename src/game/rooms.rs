@@ -143,16 +143,22 @@ impl Owner {
                 Some(items) => items,
                 None => &def.items,
             };
-            return render::room_view(def, &self.world, items, &[], 0, shard);
+            return render::room_view(def, &self.world, items, &[], &[], 0, shard);
         };
         if let Some(cache) = &state.cache {
             return cache.clone();
         }
-        let names: Vec<&str> = state
+        let shown: Vec<&Placed> = state
             .players
             .iter()
             .take(names_max)
-            .filter_map(|sid| self.bodies.get(sid).map(|p| &*p.body.name))
+            .filter_map(|sid| self.bodies.get(sid))
+            .collect();
+        let names: Vec<&str> = shown.iter().map(|p| &*p.body.name).collect();
+        let link_dead: Vec<&str> = shown
+            .iter()
+            .filter(|p| p.link_dead)
+            .map(|p| &*p.body.name)
             .collect();
         let total = state.players.len();
         let view = render::room_view(
@@ -160,6 +166,7 @@ impl Owner {
             &self.world,
             &state.items,
             &names,
+            &link_dead,
             total,
             shard,
         );

@@ -59,7 +59,7 @@ type Series = (
 /// queue, batches, flush latency and errors, process figures.
 pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [Series; 19] = [
+    let counters: [Series; 23] = [
         (
             "mudshard_connections",
             "gauge",
@@ -149,6 +149,30 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             "counter",
             "Sessions closed with 1013 for a full outbound queue.",
             |s| s.outbound_drops,
+        ),
+        (
+            "mudshard_sessions_detached",
+            "gauge",
+            "Sessions whose connection dropped, kept for a resume.",
+            |s| s.detached,
+        ),
+        (
+            "mudshard_resumes_total",
+            "counter",
+            "Sessions resumed on a new connection.",
+            |s| s.resumes,
+        ),
+        (
+            "mudshard_resumes_failed_total",
+            "counter",
+            "Resumes refused with resume_failed.",
+            |s| s.resumes_failed,
+        ),
+        (
+            "mudshard_resumes_handed_over_total",
+            "counter",
+            "Resuming connections handed to the shard of their session.",
+            |s| s.resumes_handed_over,
         ),
         (
             "mudshard_inbox_depth",

@@ -66,6 +66,14 @@ pub struct ShardStats {
     pub cross_shard_sent: u64,
     pub cross_shard_received: u64,
     pub outbound_drops: u64,
+    /// Sessions kept without a connection, waiting for a resume.
+    pub detached: u64,
+    /// Sessions resumed here (a new connection attached).
+    pub resumes: u64,
+    /// Resumes refused (`resume_failed`).
+    pub resumes_failed: u64,
+    /// Resuming connections handed from this shard to another one.
+    pub resumes_handed_over: u64,
     /// Messages waiting in this shard's inbox.
     pub inbox_depth: u64,
     /// Messages this shard holds for other shards' full inboxes.

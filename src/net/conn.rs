@@ -14,10 +14,14 @@
 use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::future::poll_fn;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 
+use super::messages::process;
 use super::routes::http_phase;
-use super::session_io::poll_session;
+use super::session_io::{poll_session, SessionEnd};
+use crate::protocol::close::CloseReason;
+use crate::shard::resume::{Attachment, Handover};
 use crate::shard::run::ShardCell;
 
 /// Buffers shared by every connection of a shard: they are used only inside
@@ -54,6 +58,83 @@ pub async fn serve(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, mut stream: 
     let Some((slot, gen)) = Box::pin(http_phase(&shard, &mut stream)).await else {
         return;
     };
-    poll_fn(|cx| poll_session(cx, &shard, &scratch, &mut stream, slot, gen)).await;
-    shard.borrow_mut().close_session(slot);
+    run_session(&shard, &scratch, stream, slot, gen, 0).await;
+}
+
+/// Serves a connection handed to this shard for a resume (or, refused, as a
+/// fresh connection): the session is open already; its bytes read after the
+/// `resume` frame come first.
+pub async fn serve_attached(
+    shard: ShardCell,
+    scratch: Rc<RefCell<Scratch>>,
+    attachment: Attachment,
+) {
+    let Attachment {
+        fd,
+        slot,
+        gen,
+        epoch,
+        mut leftover,
+    } = attachment;
+    // SAFETY: the fd is a connected TCP socket whose only owner was `fd`.
+    let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+    let _ = stream.set_nodelay(true);
+    if !leftover.is_empty() {
+        let mut sh = shard.borrow_mut();
+        if let Err(v) = process(&mut sh, slot, &mut leftover) {
+            if let Some(s) = sh.sessions.by_slot(slot) {
+                s.request_close(CloseReason {
+                    code: v.code,
+                    reason: v.reason,
+                });
+            }
+        }
+    }
+    run_session(&shard, &scratch, stream, slot, gen, epoch).await;
+}
+
+/// The session's life on this connection, and its end: closed, or handed
+/// to the shard of the session a `resume` asked for.
+async fn run_session(
+    shard: &ShardCell,
+    scratch: &Rc<RefCell<Scratch>>,
+    mut stream: TcpStream,
+    slot: u32,
+    gen: u32,
+    epoch: u32,
+) {
+    let end = poll_fn(|cx| poll_session(cx, shard, scratch, &mut stream, slot, gen, epoch)).await;
+    match end {
+        SessionEnd::Closed => shard.borrow_mut().close_session(slot, epoch),
+        SessionEnd::HandOver(plan) => {
+            let mut sh = shard.borrow_mut();
+            let (peer_ip, leftover) = match sh.sessions.by_slot(slot) {
+                Some(s) => (s.peer_ip, std::mem::take(&mut s.partial)),
+                None => return,
+            };
+            // The socket lives on in the duplicate; this shard's copy and
+            // the session it had here go.
+            // SAFETY: dup of a descriptor this stream owns; the result is ours.
+            let dup = unsafe { libc::dup(stream.as_raw_fd()) };
+            sh.close_session(slot, epoch);
+            let Some(target) = plan.target else {
+                return;
+            };
+            if dup < 0 {
+                tracing::warn!("resume: cannot hand the connection over (dup failed)");
+                return;
+            }
+            // SAFETY: `dup` is a new descriptor nobody else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(dup) };
+            sh.hand_over(Handover {
+                fd,
+                peer_ip,
+                leftover,
+                target,
+                credential: plan.credential,
+                last_seq: plan.last_seq,
+            });
+            sh.drain_local();
+        }
+    }
 }

@@ -39,6 +39,14 @@ pub(super) fn consume(sh: &mut Shard, slot: u32, buf: &mut [u8]) -> Result<usize
     let frame_bytes_max = sh.config.limits.frame_bytes_max;
     let mut pos = 0;
     while pos < buf.len() {
+        if sh
+            .sessions
+            .by_slot(slot)
+            .is_some_and(|s| s.resuming.is_some())
+        {
+            // Whatever follows a `resume` is for the session it resumes.
+            break;
+        }
         let Some(frame) = ws::parse_frame(&mut buf[pos..], frame_bytes_max)? else {
             break;
         };

@@ -21,11 +21,20 @@ use super::ws;
 use crate::protocol::close::CloseReason;
 use crate::protocol::encode::{put_seq_prefix, seq_prefix_len, PLAIN_PREFIX};
 use crate::shard::run::ShardCell;
-use crate::shard::session::Out;
+use crate::shard::session::{Out, ResumePlan};
 use crate::shard::Shard;
 
 /// Read/write rounds in one poll before the task yields to its neighbours.
 const ROUNDS_PER_POLL_MAX: usize = 8;
+
+/// How a session's time on a connection ended.
+pub(super) enum SessionEnd {
+    /// The connection closed (or the session ended, or a resume gave the
+    /// session a newer connection).
+    Closed,
+    /// A `resume` on this connection: hand it to its session's shard.
+    HandOver(ResumePlan),
+}
 
 /// Drives one session: write what is queued, read what has come, until the
 /// socket would block both ways or the session ends (`Ready`).
@@ -36,12 +45,14 @@ pub(super) fn poll_session(
     stream: &mut TcpStream,
     slot: u32,
     gen: u32,
-) -> Poll<()> {
+    epoch: u32,
+) -> Poll<SessionEnd> {
     let mut sh = shard.borrow_mut();
     let sh = &mut *sh;
     let mut scratch = scratch.borrow_mut();
     let scratch = &mut *scratch;
     match sh.sessions.get_mut(slot, gen) {
+        Some(session) if session.conn_epoch != epoch => return Poll::Ready(SessionEnd::Closed),
         Some(session) => {
             if !session
                 .waker
@@ -51,18 +62,30 @@ pub(super) fn poll_session(
                 session.waker = Some(cx.waker().clone());
             }
         }
-        None => return Poll::Ready(()),
+        None => return Poll::Ready(SessionEnd::Closed),
     }
     for _ in 0..ROUNDS_PER_POLL_MAX {
         let blocked = match flush(cx, sh, stream, &mut scratch.write, slot) {
             Ok(blocked) => blocked,
-            Err(()) => return Poll::Ready(()),
+            Err(()) => return Poll::Ready(SessionEnd::Closed),
         };
         if let Some(reason) = sh.sessions.by_slot(slot).and_then(|s| s.close) {
-            return finish_close(cx, sh, stream, &mut scratch.write, slot, reason);
+            return finish_close(cx, sh, stream, &mut scratch.write, slot, reason)
+                .map(|()| SessionEnd::Closed);
+        }
+        if let Some(plan) = sh.take_handover(slot) {
+            return Poll::Ready(SessionEnd::HandOver(plan));
+        }
+        if sh
+            .sessions
+            .by_slot(slot)
+            .is_some_and(|s| s.resuming.is_some())
+        {
+            // Waiting for the directory: read nothing more until it answers.
+            return Poll::Pending;
         }
         match Pin::new(&mut *stream).poll_read(cx, &mut scratch.read) {
-            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(SessionEnd::Closed),
             Poll::Ready(Ok(n)) => {
                 sh.counters.stats.bytes_in += n as u64;
                 if let Err(v) = process(sh, slot, &mut scratch.read[..n]) {
@@ -97,7 +120,6 @@ fn finish_close(
     slot: u32,
     reason: CloseReason,
 ) -> Poll<()> {
-    let history = sh.config.limits.history_bounds();
     let Some(session) = sh.sessions.by_slot(slot) else {
         return Poll::Ready(());
     };
@@ -108,7 +130,7 @@ fn finish_close(
         wbuf.clear();
         while let Some(out) = session.out.pop_front() {
             encode_out(wbuf, &out);
-            session.written(&out, history);
+            session.written(&out);
         }
         session.out_bytes = 0;
         ws::put_close(wbuf, reason.code, reason.reason);
@@ -130,7 +152,6 @@ fn flush(
     wbuf: &mut Vec<u8>,
     slot: u32,
 ) -> Result<bool, ()> {
-    let history = sh.config.limits.history_bounds();
     let counters = &mut sh.counters.stats;
     let Some(session) = sh.sessions.by_slot(slot) else {
         return Err(());
@@ -163,7 +184,7 @@ fn flush(
             };
             session.out_bytes = session.out_bytes.saturating_sub(encode_out(wbuf, &out));
             // Kept once written: a resume replays from here.
-            session.written(&out, history);
+            session.written(&out);
             counters.frames_out += 1;
         }
         if session.out.is_empty() {
@@ -194,7 +215,7 @@ fn flush(
 pub fn encode_out(wbuf: &mut Vec<u8>, out: &Out) -> usize {
     use crate::shard::session::FRAME_OVERHEAD_BYTES;
     match out {
-        Out::Seq(seq, body) => {
+        Out::Seq(seq, body) | Out::Replayed(seq, body) => {
             ws::put_header(wbuf, ws::opcode::TEXT, seq_prefix_len(*seq) + body.len());
             put_seq_prefix(wbuf, *seq);
             wbuf.extend_from_slice(body);

@@ -165,6 +165,26 @@ pub fn reply_room(id: Option<&MsgId>, look_text: &[u8], room_json: &[u8]) -> Byt
     body.finish()
 }
 
+/// The reply to `inventory`: the text and the `items` list.
+pub fn reply_inventory(id: Option<&MsgId>, text: &str, items: &[String]) -> Bytes {
+    let mut list = Vec::new();
+    put_str_array(&mut list, items.iter().map(String::as_str));
+    let mut body = reply(id, true, 64 + text.len() + list.len());
+    body.str("text", text).raw("items", &list);
+    body.finish()
+}
+
+/// The reply to `who`: the text, the (capped) `players` list and the total.
+pub fn reply_who(id: Option<&MsgId>, text: &str, names: &[Box<str>], total: usize) -> Bytes {
+    let mut list = Vec::new();
+    put_str_array(&mut list, names.iter().map(|n| &**n));
+    let mut body = reply(id, true, 64 + text.len() + list.len());
+    body.str("text", text)
+        .raw("players", &list)
+        .u64("players_total", total as u64);
+    body.finish()
+}
+
 /// A failed command: `ok:false` with a machine `code` and a human `text`.
 pub fn fail(id: Option<&MsgId>, code: &str, text: &str) -> Bytes {
     let mut body = reply(id, false, 48 + code.len() + text.len());
@@ -213,6 +233,14 @@ pub fn seq_prefix_len(seq: u64) -> usize {
 /// The JSON text that opens a frame outside the sequence (`pong`, errors
 /// before login): just the brace.
 pub const PLAIN_PREFIX: &[u8] = b"{";
+
+/// The body of a `resumed` frame (outside the sequence): `replayed` frames
+/// of the sequence follow, with their original seq.
+pub fn resumed(replayed: usize) -> Bytes {
+    let mut body = Body::new("resumed", 32);
+    body.u64("replayed", replayed as u64);
+    body.finish()
+}
 
 /// The body of a `pong` frame (outside the sequence).
 pub fn pong(id: Option<&MsgId>) -> Bytes {

@@ -9,7 +9,7 @@ use super::msg::Msg;
 use super::{SessionId, Shard};
 use crate::game::command::{EdgeCommand, HELP_TEXT};
 use crate::protocol::encode::{self, fail, reply_text};
-use crate::protocol::names::is_valid_name;
+use crate::protocol::names::{is_valid_name, name_key};
 use crate::protocol::MsgId;
 
 impl Shard {
@@ -65,7 +65,7 @@ impl Shard {
                         fail(id.as_ref(), "usage", "Tell what? Usage: tell <name> <text>"),
                     );
                 } else {
-                    let to_key = to.to_ascii_lowercase().into_boxed_str();
+                    let to_key = name_key(to).into_boxed_str();
                     let from_name = Box::from(name);
                     self.busy(slot, kind, started);
                     let shards = self.router.shards();

@@ -53,6 +53,11 @@ impl Directory {
         }
     }
 
+    /// The session holding `key`, if any.
+    pub fn holder(&self, key: &str) -> Option<SessionId> {
+        self.names.get(key).copied()
+    }
+
     pub fn release(&mut self, key: &str, sid: SessionId) {
         if self.names.get(key) == Some(&sid) {
             self.names.remove(key);

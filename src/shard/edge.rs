@@ -81,8 +81,15 @@ impl Shard {
                     Credentials::Token(token) => self.login_token(slot, &token),
                 }
             }
-            ClientFrame::Resume { .. } => {
-                self.send_error(slot, "resume_failed", "No session to resume; log in again.")
+            ClientFrame::Resume { token, last_seq } => {
+                if phase != Phase::Connected {
+                    return self.send_error(
+                        slot,
+                        "already_logged_in",
+                        "This session is already logged in.",
+                    );
+                }
+                self.resume(slot, &token, last_seq);
             }
             ClientFrame::Cmd { id, line } => {
                 if phase == Phase::Connected {

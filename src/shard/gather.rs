@@ -175,14 +175,8 @@ impl Shard {
             text.push_str(&format!(" and {} more", gather.total - gather.names.len()));
         }
         text.push('.');
-        let mut list = Vec::new();
-        encode::put_str_array(&mut list, gather.names.iter().map(|n| &**n));
-        let mut reply = encode::reply(gather.id.as_ref(), true, 64 + text.len() + list.len());
-        reply
-            .str("text", &text)
-            .raw("players", &list)
-            .u64("players_total", gather.total as u64);
-        self.deliver(gather.sid, reply.finish());
+        let reply = encode::reply_who(gather.id.as_ref(), &text, &gather.names, gather.total);
+        self.deliver(gather.sid, reply);
         self.complete(gather.sid);
     }
 }

@@ -14,9 +14,10 @@ impl Shard {
     pub fn open_session(&mut self, peer_ip: std::net::IpAddr) -> (u32, u32) {
         let now = self.now_ms();
         let burst = self.config.limits.commands_burst;
+        let hold = self.config.limits.history_bounds();
         self.counters.stats.accepted_total += 1;
         self.sessions
-            .insert(|gen| Session::new(gen, now, burst, peer_ip))
+            .insert(|gen| Session::new(gen, now, burst, peer_ip, hold))
     }
 
     /// Whether this shard takes another session (DESIGN §7: else HTTP 503).
@@ -34,15 +35,30 @@ impl Shard {
     /// detached, when sessions are kept for resume; otherwise its body and
     /// name are let go now, or, when a message about them is still in
     /// flight, once it lands.
-    pub fn close_session(&mut self, slot: u32) {
+    pub fn close_session(&mut self, slot: u32, epoch: u32) {
         let now = self.now_ms();
         let keep = self.config.limits.resume_window_ms > 0 && !self.shutting_down;
         let Some(session) = self.sessions.by_slot(slot) else {
             return;
         };
-        if keep && session.phase == Phase::Playing && session.close != Some(close::GOODBYE) {
-            // Still a viewer of its room: what happens there is queued for it.
+        if session.conn_epoch != epoch {
+            // A resume gave the session a newer connection: not ours to close.
+            return;
+        }
+        // Kept: a connection that went without a goodbye — cut, silent, or a
+        // reader too slow. A client that closed, quit or broke the protocol
+        // is gone for good.
+        let dropped = matches!(
+            session.close,
+            None | Some(close::SLOW_READER) | Some(close::IDLE)
+        );
+        if keep && session.phase == Phase::Playing && dropped {
+            // Still a viewer of its room: what happens there is held for it.
             session.detach(now);
+            self.detached += 1;
+            let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
+            self.tell_link(sid, true);
+            self.drain_local();
             return;
         }
         let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);

@@ -137,7 +137,7 @@ impl Shard {
         }
     }
 
-    fn peer_ip(&mut self, slot: u32) -> IpAddr {
+    pub(super) fn peer_ip(&mut self, slot: u32) -> IpAddr {
         self.sessions
             .by_slot(slot)
             .map_or(IpAddr::from([0, 0, 0, 0]), |s| s.peer_ip)

@@ -15,6 +15,7 @@ pub mod login;
 pub mod mailbox;
 pub mod msg;
 pub mod placement;
+pub mod resume;
 pub mod router;
 pub mod run;
 pub mod session;
@@ -92,6 +93,10 @@ pub struct Shard {
     pub limiter: Arc<LoginLimiter>,
     /// Account logins and registrations in flight, by session.
     logins: HashMap<SessionId, login::Login>,
+    /// Sessions kept without a connection, waiting for a resume.
+    detached: u64,
+    /// How the network layer serves a connection handed over for a resume.
+    attacher: Option<resume::Attacher>,
     /// Sessions taken over by a newer login: old → the new one waiting for
     /// the old body to be saved and gone.
     handoffs: HashMap<SessionId, SessionId>,
@@ -142,6 +147,8 @@ impl Shard {
             limiter: services.limiter,
             logins: HashMap::new(),
             handoffs: HashMap::new(),
+            attacher: None,
+            detached: 0,
         }
     }
 
@@ -252,6 +259,14 @@ impl Shard {
                 self.router.post(asker, Msg::StatsAnswer { ask, stats });
             }
             Msg::StatsAnswer { ask, stats } => self.on_stats_answer(ask, *stats),
+            Msg::ResumeLookup { key, asker } => {
+                let holder = self.directory.holder(&key);
+                self.router
+                    .post(asker.shard(), Msg::ResumeTarget { asker, holder });
+            }
+            Msg::ResumeTarget { asker, holder } => self.on_resume_target(asker, holder),
+            Msg::Handover(handover) => self.on_handover(*handover),
+            Msg::LinkDead { sid, dead } => self.play(|owner, fx| owner.link_dead(fx, sid, dead)),
             Msg::Shutdown => self.begin_shutdown(),
         }
     }
@@ -259,7 +274,8 @@ impl Shard {
     /// This shard's figures right now.
     pub fn snapshot(&self) -> ShardStats {
         let mut stats = self.counters.snapshot();
-        stats.connections = self.sessions.len() as u64;
+        stats.connections = self.sessions.len() as u64 - self.detached;
+        stats.detached = self.detached;
         stats.players = self.players;
         stats.bodies = self.owner.bodies() as u64;
         stats.cross_shard_sent = self.router.sent_remote;

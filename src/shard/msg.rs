@@ -140,6 +140,27 @@ pub enum Msg {
         stats: Box<crate::metrics::stats::ShardStats>,
     },
 
+    // --- resume ---
+    /// To the directory shard of `key`: whose session holds the account a
+    /// resume on `asker`'s connection presented a token for.
+    ResumeLookup {
+        key: Box<str>,
+        asker: SessionId,
+    },
+    /// The directory's answer: the session holding `key`, if any.
+    ResumeTarget {
+        asker: SessionId,
+        holder: Option<SessionId>,
+    },
+    /// A connection handed to the shard of the session it resumes.
+    Handover(Box<super::resume::Handover>),
+    /// To a body's owner: its player's connection dropped (`dead`) or came
+    /// back; the room sees them link-dead meanwhile.
+    LinkDead {
+        sid: SessionId,
+        dead: bool,
+    },
+
     /// Stop accepting, close every session, and stop.
     Shutdown,
 }
@@ -168,6 +189,10 @@ impl Msg {
             Msg::WhoAnswer { .. } => "who_answer",
             Msg::StatsAsk { .. } => "stats_ask",
             Msg::StatsAnswer { .. } => "stats_answer",
+            Msg::ResumeLookup { .. } => "resume_lookup",
+            Msg::ResumeTarget { .. } => "resume_target",
+            Msg::Handover(_) => "handover",
+            Msg::LinkDead { .. } => "link_dead",
             Msg::Shutdown => "shutdown",
         }
     }

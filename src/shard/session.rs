@@ -6,9 +6,10 @@ use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::Instant;
 
-use super::history::{History, HistoryBounds};
+use super::history::{Gap, History, HistoryBounds};
 use crate::protocol::addr::{SessionId, ShardAddr};
 pub use crate::protocol::close::CloseReason;
+use crate::protocol::encode;
 use crate::protocol::MsgId;
 use crate::world::RoomIdx;
 
@@ -35,6 +36,9 @@ pub enum Phase {
 pub enum Out {
     /// A shared body written as `{"seq":N,` + body.
     Seq(u64, Bytes),
+    /// A frame of the history sent again after a resume, with its original
+    /// seq (written like `Seq`, and not kept in the history a second time).
+    Replayed(u64, Bytes),
     /// A frame outside the sequence (`pong`, errors before login): `{` + body.
     Plain(Bytes),
     /// A WebSocket ping (idle check).
@@ -105,10 +109,43 @@ pub struct Session {
     /// The unguessable token a guest resumes with (empty for accounts,
     /// which use their signed login token, and before `welcome`).
     pub resume_token: Box<str>,
+    /// What the history keeps (nothing when sessions are not kept for resume).
+    pub hold: HistoryBounds,
+    /// Which connection serves the session: a resume attaches a new one and
+    /// the old one's task, seeing another epoch, ends without touching it.
+    pub conn_epoch: u32,
+    /// A `resume` on this connection is being looked up or handed over:
+    /// nothing more is read from it here.
+    pub resuming: Option<ResumePlan>,
+}
+
+/// Where a `resume` on a connection of this shard is going.
+#[derive(Debug)]
+pub struct ResumePlan {
+    /// The session to resume; `None` while the directory is asked whose an
+    /// account's name is.
+    pub target: Option<SessionId>,
+    pub credential: ResumeCredential,
+    pub last_seq: u64,
+}
+
+/// What proves a resume is the session's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeCredential {
+    /// The secret part of the token from a guest's `welcome`.
+    Guest { secret: Box<str> },
+    /// A verified login token's account.
+    Account { key: Box<str> },
 }
 
 impl Session {
-    pub fn new(gen: u32, now_ms: u64, burst: u32, peer_ip: std::net::IpAddr) -> Session {
+    pub fn new(
+        gen: u32,
+        now_ms: u64,
+        burst: u32,
+        peer_ip: std::net::IpAddr,
+        hold: HistoryBounds,
+    ) -> Session {
         Session {
             gen,
             phase: Phase::Connected,
@@ -142,20 +179,27 @@ impl Session {
             history: History::new(),
             detached_ms: 0,
             resume_token: Box::from(""),
+            hold,
+            conn_epoch: 0,
+            resuming: None,
         }
     }
 
     /// Queues a frame. Returns false when the queue went over its bound: the
     /// caller closes the session (a slow reader) and counts the drop.
     pub fn push(&mut self, out: Out, outbound_bytes_max: usize) -> bool {
-        if self.close.is_some() || self.phase == Phase::Zombie {
+        if self.phase == Phase::Zombie {
             return true;
         }
-        let bytes = FRAME_OVERHEAD_BYTES
-            + match &out {
-                Out::Seq(_, b) | Out::Plain(b) | Out::Pong(b) => b.len(),
-                Out::Ping => 0,
-            };
+        if self.phase == Phase::Detached || self.close.is_some() {
+            // No connection will write it: a frame of the sequence is held
+            // for a resume, so the history stays whole.
+            if let Out::Seq(seq, body) = out {
+                self.keep(seq, body);
+            }
+            return true;
+        }
+        let bytes = FRAME_OVERHEAD_BYTES + out_len(&out);
         self.out_bytes += bytes;
         self.out.push_back(out);
         if self.out_bytes + self.unsent.len() > outbound_bytes_max {
@@ -172,21 +216,74 @@ impl Session {
         self.push(Out::Seq(seq, body), outbound_bytes_max)
     }
 
-    /// A frame was written to the connection: keep it for a resume, within
-    /// `bounds` (nothing when `bounds.frames_max` is 0).
-    pub fn written(&mut self, out: &Out, bounds: HistoryBounds) {
+    /// A frame was written to the connection: keep it for a resume.
+    pub fn written(&mut self, out: &Out) {
         if let Out::Seq(seq, body) = out {
-            if bounds.frames_max > 0 {
-                self.history.push(*seq, body.clone(), bounds);
+            self.keep(*seq, body.clone());
+        }
+    }
+
+    /// Keeps a frame of the sequence for a resume, within `hold`.
+    fn keep(&mut self, seq: u64, body: Bytes) {
+        if self.hold.frames_max > 0 {
+            self.history.push(seq, body, self.hold);
+        }
+    }
+
+    /// Moves the frames of the sequence still queued into the history (they
+    /// will not be written to this connection); the rest of the queue goes.
+    pub fn hold_queued(&mut self) {
+        let queued = std::mem::take(&mut self.out);
+        self.out_bytes = 0;
+        for out in queued {
+            // Replayed frames are in the history already.
+            if let Out::Seq(seq, body) = out {
+                self.keep(seq, body);
             }
         }
     }
 
-    /// The connection is gone; the session stays for a resume. What is
-    /// queued stays queued, in order, behind what the history holds.
+    /// The connection is gone; the session stays for a resume, and what was
+    /// queued for it is held in the history with what was written.
     pub fn detach(&mut self, now_ms: u64) {
+        self.hold_queued();
         self.phase = Phase::Detached;
         self.detached_ms = now_ms;
+        self.drop_connection_state();
+    }
+
+    /// Attaches a new connection for a resume from `last_seq`: the queue
+    /// becomes `resumed`, then every frame after `last_seq` with its seq.
+    /// `Err(Gap)` (nothing changed) when they are not all held.
+    pub fn attach(&mut self, last_seq: u64, now_ms: u64) -> Result<usize, Gap> {
+        self.hold_queued();
+        let frames: Vec<(u64, Bytes)> = self
+            .history
+            .since(last_seq)?
+            .map(|(seq, body)| (seq, body.clone()))
+            .collect();
+        // The old connection's task, if any, sees the new epoch and ends.
+        self.wake();
+        self.conn_epoch = self.conn_epoch.wrapping_add(1);
+        self.phase = Phase::Playing;
+        self.detached_ms = 0;
+        self.drop_connection_state();
+        self.heard_ms = now_ms;
+        self.pinged_ms = 0;
+        self.pings_missed = 0;
+        let replayed = frames.len();
+        let resumed = Out::Plain(encode::resumed(replayed));
+        self.out_bytes = FRAME_OVERHEAD_BYTES + out_len(&resumed);
+        self.out.push_back(resumed);
+        for (seq, body) in frames {
+            self.out_bytes += FRAME_OVERHEAD_BYTES + body.len();
+            self.out.push_back(Out::Replayed(seq, body));
+        }
+        Ok(replayed)
+    }
+
+    /// Forgets everything that belonged to the connection, not the session.
+    fn drop_connection_state(&mut self) {
         self.waker = None;
         self.pending.clear();
         self.close = None;
@@ -196,6 +293,7 @@ impl Session {
         self.partial = Vec::new();
         self.unsent = Vec::new();
         self.fragments = None;
+        self.resuming = None;
     }
 
     /// Asks the connection task to close with `reason` once what is queued
@@ -207,10 +305,10 @@ impl Session {
         self.wake();
     }
 
-    /// Closes a reader that fell too far behind: its queue is dropped, not sent.
+    /// Closes a reader that fell too far behind: its queue is not sent; the
+    /// frames in it are held for a resume (when sessions are kept).
     pub fn cut_off(&mut self, reason: CloseReason) {
-        self.out.clear();
-        self.out_bytes = 0;
+        self.hold_queued();
         self.request_close(reason);
     }
 
@@ -231,6 +329,14 @@ impl Session {
         } else {
             false
         }
+    }
+}
+
+/// Bytes of a queued frame's body.
+fn out_len(out: &Out) -> usize {
+    match out {
+        Out::Seq(_, b) | Out::Replayed(_, b) | Out::Plain(b) | Out::Pong(b) => b.len(),
+        Out::Ping => 0,
     }
 }
 
@@ -325,7 +431,7 @@ mod tests {
     #[test]
     fn the_rate_limit_allows_a_burst_then_the_rate() {
         let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-        let mut s = Session::new(1, 0, 40, ip);
+        let mut s = Session::new(1, 0, 40, ip, HistoryBounds::DEFAULT);
         let granted = (0..50).filter(|_| s.take_token(0, 20, 40)).count();
         assert_eq!(granted, 40);
         // One second later: 20 more.
@@ -336,7 +442,7 @@ mod tests {
     #[test]
     fn the_outbox_refuses_past_its_bound_and_a_cut_off_drops_it() {
         let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-        let mut s = Session::new(1, 0, 40, ip);
+        let mut s = Session::new(1, 0, 40, ip, HistoryBounds::DEFAULT);
         let body = Bytes::from(vec![b'x'; 1000]);
         let mut pushed = 0;
         while s.push_seq(body.clone(), 100_000) {
@@ -355,9 +461,9 @@ mod tests {
     fn stale_generations_do_not_reach_a_reused_slot() {
         let ip = std::net::IpAddr::from([127, 0, 0, 1]);
         let mut sessions = Sessions::new();
-        let (slot, gen) = sessions.insert(|g| Session::new(g, 0, 1, ip));
+        let (slot, gen) = sessions.insert(|g| Session::new(g, 0, 1, ip, HistoryBounds::DEFAULT));
         sessions.remove(slot);
-        let (slot2, gen2) = sessions.insert(|g| Session::new(g, 0, 1, ip));
+        let (slot2, gen2) = sessions.insert(|g| Session::new(g, 0, 1, ip, HistoryBounds::DEFAULT));
         assert_eq!(slot, slot2);
         assert_ne!(gen, gen2);
         assert!(sessions.get_mut(slot, gen).is_none());
@@ -367,7 +473,6 @@ mod tests {
     #[test]
     fn written_frames_are_kept_only_when_sessions_are_kept_for_resume() {
         let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-        let mut s = Session::new(1, 0, 40, ip);
         let off = HistoryBounds {
             frames_max: 0,
             bytes_max: 1024,
@@ -377,19 +482,100 @@ mod tests {
             bytes_max: 1024,
         };
         let body = Bytes::from_static(b"\"type\":\"event\"}");
-        s.written(&Out::Seq(1, body.clone()), off);
+        let mut s = Session::new(1, 0, 40, ip, off);
+        s.written(&Out::Seq(1, body.clone()));
         assert!(s.history.is_empty(), "nothing kept without a resume window");
-        let mut s = Session::new(1, 0, 40, ip);
-        s.written(&Out::Plain(body.clone()), on);
-        s.written(&Out::Ping, on);
+        let mut s = Session::new(1, 0, 40, ip, on);
+        s.written(&Out::Plain(body.clone()));
+        s.written(&Out::Ping);
         assert!(
             s.history.is_empty(),
             "frames outside the sequence are not kept"
         );
         for seq in 1..=3 {
-            s.written(&Out::Seq(seq, body.clone()), on);
+            s.written(&Out::Seq(seq, body.clone()));
         }
         let kept: Vec<u64> = s.history.since(1).expect("held").map(|(q, _)| q).collect();
         assert_eq!(kept, vec![2, 3]);
+    }
+
+    fn playing(hold: HistoryBounds) -> Session {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut s = Session::new(1, 0, 40, ip, hold);
+        s.phase = Phase::Playing;
+        s
+    }
+
+    fn seqs(s: &Session) -> Vec<u64> {
+        s.out
+            .iter()
+            .filter_map(|o| match o {
+                Out::Seq(q, _) | Out::Replayed(q, _) => Some(*q),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_resume_replays_written_held_and_queued_frames_after_last_seq_in_order() {
+        let mut s = playing(HistoryBounds::DEFAULT);
+        let body = Bytes::from_static(b"\"type\":\"event\"}");
+        for _ in 0..3 {
+            assert!(s.push_seq(body.clone(), 1 << 20));
+        }
+        // Two were written before the drop; the third was still queued.
+        let written: Vec<Out> = s.out.drain(..2).collect();
+        for out in &written {
+            s.written(out);
+        }
+        s.detach(5);
+        assert!(s.out.is_empty());
+        // While detached, frames go straight to the history.
+        assert!(s.push_seq(body.clone(), 1 << 20));
+        assert_eq!(s.attach(1, 10), Ok(3));
+        assert!(
+            matches!(s.out.front(), Some(Out::Plain(_))),
+            "resumed first"
+        );
+        assert_eq!(seqs(&s), vec![2, 3, 4]);
+        assert_eq!(s.phase, Phase::Playing);
+        assert_eq!(s.conn_epoch, 1);
+        // Live frames continue the sequence.
+        assert!(s.push_seq(body, 1 << 20));
+        assert_eq!(seqs(&s), vec![2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_resume_past_what_is_held_fails_and_changes_nothing() {
+        let hold = HistoryBounds {
+            frames_max: 2,
+            bytes_max: 1024,
+        };
+        let mut s = playing(hold);
+        let body = Bytes::from_static(b"x");
+        for _ in 0..5 {
+            s.push_seq(body.clone(), 1 << 20);
+        }
+        s.detach(5);
+        assert_eq!(s.attach(1, 10), Err(Gap));
+        assert_eq!(s.phase, Phase::Detached);
+        assert_eq!(s.attach(3, 10), Ok(2));
+    }
+
+    #[test]
+    fn a_cut_off_reader_keeps_its_queue_for_a_resume() {
+        let mut s = playing(HistoryBounds::DEFAULT);
+        let body = Bytes::from(vec![b'x'; 1000]);
+        while s.push_seq(body.clone(), 10_000) {}
+        let sent = s.seq;
+        s.cut_off(CloseReason {
+            code: 1013,
+            reason: "slow",
+        });
+        assert!(s.out.is_empty());
+        // Frames after the cut-off are held too, none lost.
+        s.push_seq(body, 10_000);
+        s.detach(1);
+        assert_eq!(s.attach(0, 2), Ok(sent as usize + 1));
     }
 }

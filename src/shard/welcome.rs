@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::session::Phase;
 use super::{SessionId, Shard, ShardAddr};
 use crate::auth::session_token::SessionToken;
-use crate::protocol::names::{is_valid_name, NAME_CHARS_MAX, NAME_CHARS_MIN};
+use crate::protocol::names::{is_valid_name, name_key, NAME_CHARS_MAX, NAME_CHARS_MIN};
 use crate::protocol::{close, encode};
 
 impl Shard {
@@ -27,7 +27,7 @@ impl Shard {
         let Some(session) = self.sessions.by_slot(slot) else {
             return;
         };
-        session.name_key = name.to_ascii_lowercase().into_boxed_str();
+        session.name_key = name_key(&name).into_boxed_str();
         session.name = name;
         session.phase = Phase::LoggingIn;
         session.busy_since = Some(Instant::now());
@@ -63,7 +63,7 @@ impl Shard {
                 let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
                     return;
                 };
-                session.name_key = name.to_ascii_lowercase().into_boxed_str();
+                session.name_key = name_key(&name).into_boxed_str();
                 session.name = name;
                 let key = session.name_key.clone();
                 self.claim(sid, key, false);
@@ -94,9 +94,9 @@ impl Shard {
         } else {
             // A guest resumes with an unguessable token, never its session id.
             match SessionToken::generate() {
-                Ok(token) => {
-                    session.resume_token = Box::from(token.as_str());
-                    token
+                Ok(secret) => {
+                    session.resume_token = Box::from(secret.as_str());
+                    super::resume::guest_token(&secret, sid)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "welcome: no session token");
