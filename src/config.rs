@@ -122,6 +122,29 @@ pub struct Limits {
     pub text_chars_max: usize,
     /// Sessions one shard holds before it answers new upgrades with HTTP 503.
     pub connections_per_shard_max: usize,
+    /// Open TCP connections (WebSocket sessions and plain HTTP requests
+    /// alike) one client address may hold on this host; one more is answered
+    /// HTTP 503 `too_many_connections` at accept. Counted host-wide, not per
+    /// shard (`net/per_ip.rs`: the kernel spreads one address's connections
+    /// over every shard). IPv6 addresses count by their /64. Behind a
+    /// reverse proxy every client has the proxy's address: raise it there.
+    pub connections_per_ip_max: usize,
+    /// Longest HTTP request line (`GET /path HTTP/1.1`, without its line
+    /// end) before the request is answered 414 and the connection closed.
+    pub http_request_line_bytes_max: usize,
+    /// Most header lines in an HTTP request head; more is answered 431.
+    pub http_headers_max: usize,
+    /// Largest HTTP request head in all (request line, headers, the blank
+    /// line); larger is answered 431. The head is buffered whole, so this is
+    /// also what a connection may make the server hold before it is served.
+    pub http_head_bytes_max: usize,
+    /// Commands a session may have refused by the rate limit within
+    /// `rate_limited_window_ms` before it is closed with 1008: a client that
+    /// keeps hitting the limit is flooding, not playing.
+    pub rate_limited_max: u32,
+    /// The window of `rate_limited_max`: it opens at a refusal and the count
+    /// starts over at the first refusal after it has passed.
+    pub rate_limited_window_ms: u64,
     /// Rooms with more players than this do not announce arrivals and departures:
     /// a bound on event amplification in crowded rooms (a crowd of n would
     /// otherwise cost n² deliveries as it gathers).
@@ -172,7 +195,27 @@ impl Default for HistoryBounds {
     }
 }
 
+/// The bounds of one HTTP request head (`limits.http_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpHeadBounds {
+    /// Longest request line, without its line end: 414 beyond it.
+    pub request_line_bytes_max: usize,
+    /// Most header lines: 431 beyond it.
+    pub headers_max: usize,
+    /// Largest head in all: 431 beyond it.
+    pub head_bytes_max: usize,
+}
+
 impl Limits {
+    /// The bounds a request head is read under.
+    pub fn http_head_bounds(&self) -> HttpHeadBounds {
+        HttpHeadBounds {
+            request_line_bytes_max: self.http_request_line_bytes_max,
+            headers_max: self.http_headers_max,
+            head_bytes_max: self.http_head_bytes_max,
+        }
+    }
+
     /// What a session keeps of the frames it was written: nothing when
     /// sessions are not kept for resume.
     pub fn history_bounds(&self) -> HistoryBounds {
@@ -200,6 +243,12 @@ impl Default for Limits {
             commands_burst: 40,
             text_chars_max: 512,
             connections_per_shard_max: 20_000,
+            connections_per_ip_max: 256,
+            http_request_line_bytes_max: 2048,
+            http_headers_max: 32,
+            http_head_bytes_max: 8 * 1024,
+            rate_limited_max: 100,
+            rate_limited_window_ms: 10_000,
             presence_events_players_max: 100,
             names_listed_max: 50,
             inbox_msgs_max: 16_384,
@@ -506,6 +555,27 @@ impl Config {
                 "limits: resume_window_ms is at most {RESUME_WINDOW_MS_MAX} and resume_bytes_max at most {RESUME_BYTES_MAX}"
             ));
         }
+        if l.connections_per_ip_max == 0 {
+            return Err("limits: connections_per_ip_max > 0 is required".into());
+        }
+        if l.http_head_bytes_max > HTTP_HEAD_BYTES_MAX
+            || l.http_request_line_bytes_max < HTTP_REQUEST_LINE_BYTES_MIN
+            || l.http_request_line_bytes_max > l.http_head_bytes_max
+        {
+            return Err(format!(
+                "limits: http_request_line_bytes_max is at least {HTTP_REQUEST_LINE_BYTES_MIN} and at most http_head_bytes_max, which is at most {HTTP_HEAD_BYTES_MAX}"
+            ));
+        }
+        if !(HTTP_HEADERS_MIN..=HTTP_HEADERS_MAX).contains(&l.http_headers_max) {
+            return Err(format!(
+                "limits: http_headers_max is between {HTTP_HEADERS_MIN} and {HTTP_HEADERS_MAX}"
+            ));
+        }
+        if l.rate_limited_max == 0 || l.rate_limited_window_ms == 0 {
+            return Err(
+                "limits: rate_limited_max > 0 and rate_limited_window_ms > 0 are required".into(),
+            );
+        }
         if self.store.flush_interval_ms == 0 || self.store.queue_max == 0 {
             return Err("store: flush_interval_ms > 0 and queue_max > 0 are required".into());
         }
@@ -530,6 +600,19 @@ pub const RESUME_WINDOW_MS_MAX: u64 = 3_600_000;
 /// Most history bytes per session: with thousands of sessions per shard,
 /// more would let resume buffers crowd out everything else.
 pub const RESUME_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Shortest `http_request_line_bytes_max`: room for any route of the one
+/// port with a query string (`GET /api/register HTTP/1.1` is 26 bytes).
+pub const HTTP_REQUEST_LINE_BYTES_MIN: usize = 64;
+/// Largest `http_head_bytes_max`: each connection reading its head buffers
+/// it whole, and no browser needs more.
+pub const HTTP_HEAD_BYTES_MAX: usize = 64 * 1024;
+/// Fewest `http_headers_max`: a WebSocket upgrade carries five (Host,
+/// Upgrade, Connection, Sec-WebSocket-Key and -Version), a browser a few more.
+pub const HTTP_HEADERS_MIN: usize = 8;
+/// Most `http_headers_max`: the parser's table of headers is an array on
+/// the stack of this length.
+pub const HTTP_HEADERS_MAX: usize = 128;
 
 impl Config {
     /// Whether a WebSocket upgrade with this `Origin` header may proceed.
@@ -652,6 +735,50 @@ mod tests {
         std::fs::write(&path, "[limits]\ninbox_msgs_max = 0\n").expect("write");
         let err = Config::from_file(&path).expect_err("a zero bound");
         assert!(err.contains("inbox_msgs_max"), "{err}");
+    }
+
+    #[test]
+    fn abuse_bounds_that_make_no_sense_are_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        for (limits, named) in [
+            (
+                "http_request_line_bytes_max = 16",
+                "http_request_line_bytes_max",
+            ),
+            (
+                "http_request_line_bytes_max = 4096\nhttp_head_bytes_max = 2048",
+                "http_request_line_bytes_max",
+            ),
+            ("http_head_bytes_max = 1048576", "http_head_bytes_max"),
+            ("http_headers_max = 2", "http_headers_max"),
+            ("http_headers_max = 1000", "http_headers_max"),
+            ("connections_per_ip_max = 0", "connections_per_ip_max"),
+            ("rate_limited_max = 0", "rate_limited_max"),
+            ("rate_limited_window_ms = 0", "rate_limited_window_ms"),
+        ] {
+            std::fs::write(&path, format!("[limits]\n{limits}\n")).expect("write");
+            let err = Config::from_file(&path).expect_err(limits);
+            assert!(err.contains(named), "{limits}: {err}");
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("shards/default.toml");
+        let config = Config::from_file(&path).expect("default shard map");
+        assert_eq!(
+            config.limits.http_head_bounds(),
+            HttpHeadBounds {
+                request_line_bytes_max: 2048,
+                headers_max: 32,
+                head_bytes_max: 8192,
+            }
+        );
+        assert_eq!(config.limits.connections_per_ip_max, 256);
+        assert_eq!(
+            (
+                config.limits.rate_limited_max,
+                config.limits.rate_limited_window_ms
+            ),
+            (100, 10_000)
+        );
     }
 
     #[test]

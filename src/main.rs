@@ -37,6 +37,12 @@ struct Args {
     /// (e.g. https://example.org,http://localhost:8080); empty: any origin.
     #[arg(long, env = "MUDSHARD_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Option<Vec<String>>,
+    /// Open connections one client address may hold on this host ([limits]
+    /// connections_per_ip_max; default 256). Raise it behind a reverse proxy
+    /// (every client has the proxy's address) and for load tests from a few
+    /// addresses.
+    #[arg(long, env = "MUDSHARD_CONNECTIONS_PER_IP_MAX", value_name = "N")]
+    connections_per_ip_max: Option<usize>,
     /// Where the SQLite file lives.
     #[arg(long, env = "MUDSHARD_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -93,6 +99,9 @@ fn config_from(args: &Args) -> Result<Config, String> {
             .map(|o| o.trim().to_string())
             .filter(|o| !o.is_empty())
             .collect();
+    }
+    if let Some(max) = args.connections_per_ip_max {
+        config.limits.connections_per_ip_max = max;
     }
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
@@ -216,6 +225,14 @@ mod tests {
         let map = "[runtime]\ncoop_taskrun = true\n";
         let config = config_with(map, &["--coop-taskrun", "false"]);
         assert!(!config.runtime.coop_taskrun);
+    }
+
+    #[test]
+    fn the_connections_per_ip_flag_overrides_the_shard_map() {
+        let map = "[limits]\nconnections_per_ip_max = 3\n";
+        assert_eq!(config_with(map, &[]).limits.connections_per_ip_max, 3);
+        let config = config_with(map, &["--connections-per-ip-max", "100000"]);
+        assert_eq!(config.limits.connections_per_ip_max, 100_000);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::auth::token::TokenSigner;
 use crate::config::{Config, RuntimeSettings, WorldSource};
 use crate::game::owner::RoomItems;
 use crate::net::listener;
+use crate::net::per_ip::ConnectionsPerIp;
 use crate::shard::mailbox::{self, Mailbox};
 use crate::shard::msg::Msg;
 use crate::shard::placement::Placement;
@@ -91,17 +92,20 @@ impl Server {
             .map_err(|e| format!("cannot create shard channels: {e}"))?;
         apply_runtime(&config.runtime);
         let config = Arc::new(config);
+        // One count for the host: an address's connections land on every shard.
+        let per_ip = Arc::new(ConnectionsPerIp::new(config.limits.connections_per_ip_max));
         let mut threads = Vec::with_capacity(config.shards);
         for (k, (inbox, listener_fd)) in inboxes.into_iter().zip(listeners).enumerate() {
             let placement_core = match config.cores.get(k) {
                 Some(core) => CorePlacement::Fixed(*core),
                 None => CorePlacement::Unbound,
             };
-            let (config, world, placement, mailboxes) = (
+            let (config, world, placement, mailboxes, per_ip) = (
                 config.clone(),
                 world.clone(),
                 placement.clone(),
                 mailboxes.clone(),
+                per_ip.clone(),
             );
             let services = Services {
                 store: store.handle(),
@@ -118,7 +122,7 @@ impl Server {
                     let router = Router::new(k as u16, mailboxes);
                     let shard = Shard::new(k as u16, config, world, placement, router, services);
                     run::run(shard, inbox, move |cell| {
-                        listener::listen(cell, listener_fd)
+                        listener::listen(cell, listener_fd, per_ip)
                     })
                     .await;
                 })

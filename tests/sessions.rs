@@ -269,3 +269,30 @@ fn a_guest_token_is_random_and_not_the_session_id() {
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
     }
 }
+
+#[test]
+fn a_resumed_connection_still_counts_against_its_address() {
+    let limits = "[limits]\nresume_window_ms = 5000\nconnections_per_ip_max = 3\n";
+    let (server, _dir) = ServerProc::start_with_map(limits, &["--no-ambient", "--shards", "2"]);
+    let mut keep = Vec::new();
+    let mut c = Client::guest(server.addr, Some("rover"));
+    let token = token_of(&c);
+    for _ in 0..4 {
+        let seen = c.last_seq;
+        drop(c);
+        let (back, first) = resume(&server, &token, seen);
+        assert_eq!(first["type"], "resumed", "{first}");
+        c = back;
+    }
+    // The dropped connections' places are given back as the server sees them go.
+    std::thread::sleep(Duration::from_millis(300));
+    keep.push(Client::guest(server.addr, Some("second")));
+    keep.push(Client::guest(server.addr, Some("third")));
+    // The resumed connection holds its place: a fourth is one too many.
+    let refused = Client::try_connect(server.addr);
+    assert!(
+        refused.is_err(),
+        "a fourth connection from one address was let in"
+    );
+    assert_eq!(c.cmd("look")["ok"], true);
+}

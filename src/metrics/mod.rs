@@ -59,7 +59,7 @@ type Series = (
 /// queue, batches, flush latency and errors, process figures.
 pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [Series; 23] = [
+    let counters: [Series; 26] = [
         (
             "mudshard_connections",
             "gauge",
@@ -131,6 +131,24 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             "counter",
             "Commands refused by the rate limit.",
             |s| s.rate_limited,
+        ),
+        (
+            "mudshard_rate_limit_closes_total",
+            "counter",
+            "Sessions closed with 1008 for hitting the rate limit rate_limited_max times in rate_limited_window_ms.",
+            |s| s.rate_limit_closes,
+        ),
+        (
+            "mudshard_connections_refused_per_ip_total",
+            "counter",
+            "Connections answered 503 too_many_connections: their address held connections_per_ip_max already.",
+            |s| s.per_ip_refused,
+        ),
+        (
+            "mudshard_http_head_timeouts_total",
+            "counter",
+            "Connections closed because their request head was not in by the login timeout.",
+            |s| s.http_head_timeouts,
         ),
         (
             "mudshard_cross_shard_sent_total",
@@ -211,6 +229,20 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             let _ = writeln!(
                 out,
                 "mudshard_commands_total{{shard=\"{}\",kind=\"{kind}\"}} {n}",
+                s.shard
+            );
+        }
+    }
+    out.push_str("# HELP mudshard_http_refused_total Request heads refused for a bound: request line (414), header count or head bytes (431).\n# TYPE mudshard_http_refused_total counter\n");
+    for s in stats {
+        for (reason, n) in [
+            ("request_line_too_long", s.http_request_line_refused),
+            ("too_many_headers", s.http_headers_refused),
+            ("head_too_large", s.http_head_bytes_refused),
+        ] {
+            let _ = writeln!(
+                out,
+                "mudshard_http_refused_total{{shard=\"{}\",reason=\"{reason}\"}} {n}",
                 s.shard
             );
         }

@@ -63,6 +63,19 @@ pub struct ShardStats {
     pub commands: [u64; COMMAND_KINDS.len()],
     pub errors_sent: u64,
     pub rate_limited: u64,
+    /// Sessions closed with 1008 for flooding past the rate limit.
+    pub rate_limit_closes: u64,
+    /// Connections refused at accept: their address held
+    /// `connections_per_ip_max` connections already.
+    pub per_ip_refused: u64,
+    /// Request heads refused: request line too long (414), too many
+    /// headers (431), too many bytes (431).
+    pub http_request_line_refused: u64,
+    pub http_headers_refused: u64,
+    pub http_head_bytes_refused: u64,
+    /// Connections closed because their request head was not in by the
+    /// login deadline (a slowloris, or a client that never spoke).
+    pub http_head_timeouts: u64,
     pub cross_shard_sent: u64,
     pub cross_shard_received: u64,
     pub outbound_drops: u64,

@@ -12,12 +12,12 @@
 
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
-use glommio::timer::Timer;
 use serde::Deserialize;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::Instant;
 
 use super::http::{self, Request};
+use super::routes::until;
 use crate::protocol::names::name_key;
 use crate::shard::accounts::AccountError;
 use crate::shard::run::ShardCell;
@@ -40,7 +40,8 @@ struct Credentials {
     password: String,
 }
 
-/// Reads the body and answers the request; returns the whole response.
+/// Reads the body (by `deadline`, the connection's login deadline) and
+/// answers the request; returns the whole response.
 pub async fn answer(
     shard: &ShardCell,
     stream: &mut TcpStream,
@@ -48,15 +49,15 @@ pub async fn answer(
     leftover: Vec<u8>,
     peer_ip: IpAddr,
     endpoint: Endpoint,
+    deadline: Instant,
 ) -> Vec<u8> {
     if request.content_length > BODY_BYTES_MAX {
         return http::json_error(413, "too_large", "the request body is too large");
     }
-    let timeout = Duration::from_millis(shard.borrow().config.limits.login_timeout_ms);
     let body = futures_lite::future::or(
         async { read_body(stream, leftover, request.content_length).await },
         async {
-            Timer::new(timeout).await;
+            until(deadline).await;
             None
         },
     )

@@ -9,20 +9,36 @@
 //! - `messages.rs` turns the bytes read into whole messages (partial frames,
 //!   fragments, control frames) and hands text to the shard.
 //!
+//! A connection comes `Accepted`, with its place in its address's count; one
+//! whose address is at its cap is turned away here instead (`turn_away`).
 //! The `Scratch` buffers here are shared by all of a shard's connections.
 
 use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::future::poll_fn;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
+use std::time::Instant;
 
+use super::http;
 use super::messages::process;
-use super::routes::http_phase;
+use super::per_ip::ConnectionPermit;
+use super::routes::{http_phase, refuse};
 use super::session_io::{poll_session, SessionEnd};
 use crate::protocol::close::CloseReason;
-use crate::shard::resume::{Attachment, Handover};
+use crate::shard::resume::{Attachment, Handover, Held};
 use crate::shard::run::ShardCell;
+
+/// A connection as the listener hands it over.
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub peer_ip: IpAddr,
+    /// When it was accepted: its login deadline runs from here.
+    pub at: Instant,
+    /// Its place in its address's count, held until the connection ends.
+    pub permit: ConnectionPermit,
+}
 
 /// Buffers shared by every connection of a shard: they are used only inside
 /// one synchronous poll, never across an await.
@@ -52,13 +68,19 @@ impl Default for Scratch {
 }
 
 /// Serves one accepted connection to its end.
-pub async fn serve(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, mut stream: TcpStream) {
+pub async fn serve(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, accepted: Accepted) {
+    let Accepted {
+        mut stream,
+        peer_ip,
+        at,
+        permit,
+    } = accepted;
     // The HTTP phase is boxed and dropped before the session runs, so its
     // buffers are not part of the session's long-lived future.
-    let Some((slot, gen)) = Box::pin(http_phase(&shard, &mut stream)).await else {
+    let Some((slot, gen)) = Box::pin(http_phase(&shard, &mut stream, peer_ip, at)).await else {
         return;
     };
-    run_session(&shard, &scratch, stream, slot, gen, 0).await;
+    run_session(&shard, &scratch, stream, slot, gen, 0, Box::new(permit)).await;
 }
 
 /// Serves a connection handed to this shard for a resume (or, refused, as a
@@ -75,6 +97,7 @@ pub async fn serve_attached(
         gen,
         epoch,
         mut leftover,
+        held,
     } = attachment;
     // SAFETY: the fd is a connected TCP socket whose only owner was `fd`.
     let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
@@ -90,11 +113,13 @@ pub async fn serve_attached(
             }
         }
     }
-    run_session(&shard, &scratch, stream, slot, gen, epoch).await;
+    run_session(&shard, &scratch, stream, slot, gen, epoch, held).await;
 }
 
 /// The session's life on this connection, and its end: closed, or handed
-/// to the shard of the session a `resume` asked for.
+/// to the shard of the session a `resume` asked for. `held` (the
+/// connection's place in its address's count) lives as long as the
+/// connection, wherever it goes.
 async fn run_session(
     shard: &ShardCell,
     scratch: &Rc<RefCell<Scratch>>,
@@ -102,6 +127,7 @@ async fn run_session(
     slot: u32,
     gen: u32,
     epoch: u32,
+    held: Held,
 ) {
     let end = poll_fn(|cx| poll_session(cx, shard, scratch, &mut stream, slot, gen, epoch)).await;
     match end {
@@ -133,8 +159,21 @@ async fn run_session(
                 target,
                 credential: plan.credential,
                 last_seq: plan.last_seq,
+                held,
             });
             sh.drain_local();
         }
     }
+}
+
+/// Answers a connection whose address holds `max` connections already:
+/// 503 at once, before its request is read (a flood of them costs a write
+/// each, not a head read each).
+pub async fn turn_away(mut stream: TcpStream, max: usize) {
+    let message = format!("this address has {max} connections open already; close one first");
+    refuse(
+        &mut stream,
+        http::json_error(503, "too_many_connections", &message),
+    )
+    .await;
 }

@@ -1,10 +1,8 @@
-//! The HTTP side of the one port: reading a request head, and the few
-//! responses the server gives (101, JSON, Prometheus text, 404, 503).
+//! The HTTP side of the one port: reading a request head under its bounds
+//! (`HttpHeadBounds`), and the few responses the server gives (101, JSON,
+//! Prometheus text, 404, 414, 431, 503).
 
-/// The largest request head the server reads: enough for any browser's headers.
-pub const HEAD_BYTES_MAX: usize = 8 * 1024;
-/// Headers parsed per request; more is refused.
-const HEADERS_MAX: usize = 48;
+use crate::config::{HttpHeadBounds, HTTP_HEADERS_MAX};
 
 /// What the server needs from a request head.
 #[derive(Debug, Default)]
@@ -22,20 +20,36 @@ pub struct Request {
 #[derive(Debug, PartialEq, Eq)]
 pub enum HeadError {
     Incomplete,
+    /// The request line is longer than its bound (414).
+    RequestLineTooLong,
+    /// More header lines than their bound (431).
+    TooManyHeaders,
+    /// The head is larger than its bound (431).
     TooLarge,
     Malformed,
 }
 
 /// Parses a complete head at the start of `buf`; returns it and its length.
-pub fn parse_head(buf: &[u8]) -> Result<(Request, usize), HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
-    let mut req = httparse::Request::new(&mut headers);
+/// A head over one of `bounds` is refused as soon as the bytes show it,
+/// complete or not.
+pub fn parse_head(buf: &[u8], bounds: HttpHeadBounds) -> Result<(Request, usize), HeadError> {
+    if request_line_too_long(buf, bounds.request_line_bytes_max) {
+        return Err(HeadError::RequestLineTooLong);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; HTTP_HEADERS_MAX];
+    // The config keeps the bound within the table (`Config::normalize`).
+    let headers_max = bounds.headers_max.min(HTTP_HEADERS_MAX);
+    let mut req = httparse::Request::new(&mut headers[..headers_max]);
     let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len > bounds.head_bytes_max => {
+            return Err(HeadError::TooLarge)
+        }
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= HEAD_BYTES_MAX => {
+        Ok(httparse::Status::Partial) if buf.len() >= bounds.head_bytes_max => {
             return Err(HeadError::TooLarge)
         }
         Ok(httparse::Status::Partial) => return Err(HeadError::Incomplete),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         Err(_) => return Err(HeadError::Malformed),
     };
     let mut out = Request {
@@ -62,6 +76,23 @@ pub fn parse_head(buf: &[u8]) -> Result<(Request, usize), HeadError> {
     Ok((out, len))
 }
 
+/// Whether the request line at the start of `buf` (without its line end,
+/// after the empty lines a client may send first) is longer than `max`
+/// bytes. Looks at no more than `max` + 2 bytes of it: a line that long is
+/// refused whether or not the rest of it has come.
+fn request_line_too_long(buf: &[u8], max: usize) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let buf = &buf[start..];
+    let window = &buf[..buf.len().min(max + 2)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(end) => end - usize::from(end > 0 && window[end - 1] == b'\r') > max,
+        None => buf.len() > max + 1,
+    }
+}
+
 /// The 101 answer that completes a WebSocket upgrade.
 pub fn switching_protocols(key: &str) -> Vec<u8> {
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -83,6 +114,7 @@ pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
         405 => "Method Not Allowed",
         409 => "Conflict",
         413 => "Payload Too Large",
+        414 => "URI Too Long",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
@@ -112,10 +144,16 @@ pub fn json_error(status: u16, code: &str, message: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    const BOUNDS: HttpHeadBounds = HttpHeadBounds {
+        request_line_bytes_max: 2048,
+        headers_max: 32,
+        head_bytes_max: 8 * 1024,
+    };
+
     #[test]
     fn an_upgrade_request_parses() {
         let head = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nrest";
-        let (req, len) = parse_head(head).unwrap();
+        let (req, len) = parse_head(head, BOUNDS).unwrap();
         assert_eq!(req.path, "/ws");
         assert!(req.upgrade_websocket && req.websocket_version_ok);
         assert_eq!(&head[len..], b"rest");
@@ -127,14 +165,90 @@ mod tests {
     #[test]
     fn partial_oversized_and_malformed_heads() {
         assert_eq!(
-            parse_head(b"GET / HTTP/1.1\r\nHost:").unwrap_err(),
+            parse_head(b"GET / HTTP/1.1\r\nHost:", BOUNDS).unwrap_err(),
             HeadError::Incomplete
         );
-        let huge = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; HEAD_BYTES_MAX]].concat();
-        assert_eq!(parse_head(&huge).unwrap_err(), HeadError::TooLarge);
+        let huge = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 8 * 1024]].concat();
+        assert_eq!(parse_head(&huge, BOUNDS).unwrap_err(), HeadError::TooLarge);
         assert_eq!(
-            parse_head(b"\x00\x01 garbage\r\n\r\n").unwrap_err(),
+            parse_head(b"\x00\x01 garbage\r\n\r\n", BOUNDS).unwrap_err(),
             HeadError::Malformed
+        );
+    }
+
+    /// `GET /aaa… HTTP/1.1`: a request line of exactly `len` bytes.
+    fn request_line(len: usize) -> Vec<u8> {
+        let path = "a".repeat(len - "GET / HTTP/1.1".len());
+        format!("GET /{path} HTTP/1.1").into_bytes()
+    }
+
+    #[test]
+    fn a_request_line_over_its_bound_is_refused_complete_or_not() {
+        let bounds = HttpHeadBounds {
+            request_line_bytes_max: 100,
+            ..BOUNDS
+        };
+        let fits = [request_line(100), b"\r\nHost: x\r\n\r\n".to_vec()].concat();
+        assert!(parse_head(&fits, bounds).is_ok());
+        let bare_lf = [request_line(100), b"\nHost: x\n\n".to_vec()].concat();
+        assert!(parse_head(&bare_lf, bounds).is_ok());
+        let over = [request_line(101), b"\r\nHost: x\r\n\r\n".to_vec()].concat();
+        assert_eq!(
+            parse_head(&over, bounds).unwrap_err(),
+            HeadError::RequestLineTooLong
+        );
+        let behind_empty_lines = [b"\r\n\r\n".to_vec(), over].concat();
+        assert_eq!(
+            parse_head(&behind_empty_lines, bounds).unwrap_err(),
+            HeadError::RequestLineTooLong
+        );
+        // Not yet ended, already too long: refused without waiting for the rest.
+        assert_eq!(
+            parse_head(&request_line(102), bounds).unwrap_err(),
+            HeadError::RequestLineTooLong
+        );
+        assert_eq!(
+            parse_head(&request_line(100), bounds).unwrap_err(),
+            HeadError::Incomplete
+        );
+    }
+
+    #[test]
+    fn more_headers_than_the_bound_are_refused_before_the_head_ends() {
+        let bounds = HttpHeadBounds {
+            headers_max: 8,
+            ..BOUNDS
+        };
+        let head = |n: usize| {
+            let mut h = b"GET / HTTP/1.1\r\n".to_vec();
+            for i in 0..n {
+                h.extend_from_slice(format!("X-Filler-{i}: y\r\n").as_bytes());
+            }
+            h
+        };
+        assert!(parse_head(&[head(8), b"\r\n".to_vec()].concat(), bounds).is_ok());
+        assert_eq!(
+            parse_head(&[head(9), b"\r\n".to_vec()].concat(), bounds).unwrap_err(),
+            HeadError::TooManyHeaders
+        );
+        assert_eq!(
+            parse_head(&head(9), bounds).unwrap_err(),
+            HeadError::TooManyHeaders,
+            "refused while the head is still incomplete"
+        );
+    }
+
+    #[test]
+    fn a_complete_head_over_its_byte_bound_is_refused() {
+        let bounds = HttpHeadBounds {
+            head_bytes_max: 1024,
+            ..BOUNDS
+        };
+        let value = "v".repeat(1000);
+        let head = format!("GET / HTTP/1.1\r\nX-Big: {value}\r\n\r\n");
+        assert_eq!(
+            parse_head(head.as_bytes(), bounds).unwrap_err(),
+            HeadError::TooLarge
         );
     }
 }

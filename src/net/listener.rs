@@ -1,14 +1,17 @@
 //! A shard's listener: its own `SO_REUSEPORT` socket on the shared address,
-//! and the loop that accepts connections and starts a task for each.
+//! and the loop that accepts connections and starts a task for each (or,
+//! for an address at its cap of connections, a short refusal).
 
 use glommio::net::TcpListener;
 use glommio::timer::Timer;
 use std::cell::RefCell;
 use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::conn::{self, Scratch};
+use super::conn::{self, Accepted, Scratch};
+use super::per_ip::ConnectionsPerIp;
 use crate::shard::resume::Attachment;
 use crate::shard::run::ShardCell;
 
@@ -16,8 +19,9 @@ use crate::shard::run::ShardCell;
 /// before the next, instead of spinning.
 const ACCEPT_RETRY_MS: u64 = 50;
 
-/// Accepts connections on `listener_fd` for `shard` until the task is cancelled.
-pub async fn listen(shard: ShardCell, listener_fd: RawFd) {
+/// Accepts connections on `listener_fd` for `shard` until the task is
+/// cancelled; `per_ip` is the host's count of connections per address.
+pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<ConnectionsPerIp>) {
     // SAFETY: the fd is a bound, listening TCP socket handed to this shard alone.
     let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
     let scratch = Rc::new(RefCell::new(Scratch::new()));
@@ -38,14 +42,34 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd) {
             }
         }));
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                glommio::spawn_local(conn::serve(shard.clone(), scratch.clone(), stream)).detach();
-            }
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
             Err(e) => {
                 tracing::warn!(shard = shard.borrow().id, error = %e, "accept failed");
                 Timer::new(Duration::from_millis(ACCEPT_RETRY_MS)).await;
+                continue;
             }
-        }
+        };
+        let at = Instant::now();
+        // Reset before it was looked at: there is no one left to serve.
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
+        let Some(permit) = per_ip.admit(peer.ip()) else {
+            let max = {
+                let mut sh = shard.borrow_mut();
+                sh.counters.stats.per_ip_refused += 1;
+                sh.config.limits.connections_per_ip_max
+            };
+            glommio::spawn_local(conn::turn_away(stream, max)).detach();
+            continue;
+        };
+        let accepted = Accepted {
+            stream,
+            peer_ip: peer.ip(),
+            at,
+            permit,
+        };
+        glommio::spawn_local(conn::serve(shard.clone(), scratch.clone(), accepted)).detach();
     }
 }

@@ -2,6 +2,7 @@
 //! the JSON account API), and WebSocket connections.
 //!
 //! - `listener.rs`: a shard's accept loop; each connection gets a task.
+//! - `per_ip.rs`: the host-wide count of connections per client address.
 //! - `conn.rs`: one connection's life (HTTP, then its session) and the
 //!   scratch buffers its shard lends it.
 //! - `routes.rs`: the request head and the route table of the one port.
@@ -19,6 +20,7 @@ pub mod conn;
 pub mod http;
 pub mod listener;
 pub mod messages;
+pub mod per_ip;
 pub mod routes;
 pub mod session_io;
 pub mod upgrade;

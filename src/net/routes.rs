@@ -1,55 +1,69 @@
-//! The HTTP phase of a connection: the request head, read under the login
-//! timeout, and the route table of the one port — `GET /ws` (handed to
-//! `upgrade.rs`), `GET /healthz` and `GET /metrics` (figures gathered from
-//! every shard), `POST /api/register` and `/api/login` (`api.rs`), and 404 /
-//! 405 for anything else.
+//! The HTTP phase of a connection: the request head, read under its bounds
+//! and before the login deadline, and the route table of the one port —
+//! `GET /ws` (handed to `upgrade.rs`), `GET /healthz` and `GET /metrics`
+//! (figures gathered from every shard), `POST /api/register` and
+//! `/api/login` (`api.rs`), and 404 / 405 for anything else.
 
-use futures_lite::AsyncWriteExt;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use super::api;
 use super::http::{self, HeadError, Request};
 use super::upgrade::upgrade;
+use crate::config::HttpHeadBounds;
 use crate::metrics::stats::ShardStats;
 use crate::metrics::HostFacts;
 use crate::shard::run::ShardCell;
 
+/// How long a refused connection is read from (and what it sends thrown
+/// away) after its answer, before the socket is closed: closing with the
+/// client's bytes unread would reset the connection, and a reset can make
+/// the client's side drop the answer before it is read.
+const REFUSED_LINGER_MS: u64 = 1_000;
+/// Most bytes read and thrown away in that time.
+const REFUSED_LINGER_BYTES_MAX: usize = 64 * 1024;
+
 /// Reads the request and answers it; for an accepted `/ws` upgrade returns
-/// the new session's slot and generation.
-pub(super) async fn http_phase(shard: &ShardCell, stream: &mut TcpStream) -> Option<(u32, u32)> {
-    let peer_ip = stream
-        .peer_addr()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    let login_timeout = Duration::from_millis(shard.borrow().config.limits.login_timeout_ms);
-    let head = futures_lite::future::or(async { Some(read_head(stream).await) }, async {
-        Timer::new(login_timeout).await;
+/// the new session's slot and generation. Everything before the login —
+/// the head, an API request's body, the login itself — must be done by
+/// `login_timeout_ms` after `accepted`: one deadline for the whole, so a
+/// client that trickles its bytes (slowloris) is cut at it however it paces
+/// them.
+pub(super) async fn http_phase(
+    shard: &ShardCell,
+    stream: &mut TcpStream,
+    peer_ip: IpAddr,
+    accepted: Instant,
+) -> Option<(u32, u32)> {
+    let (login_timeout_ms, bounds) = {
+        let sh = shard.borrow();
+        let limits = &sh.config.limits;
+        (limits.login_timeout_ms, limits.http_head_bounds())
+    };
+    let deadline = accepted + Duration::from_millis(login_timeout_ms);
+    let head = futures_lite::future::or(async { Some(read_head(stream, bounds).await) }, async {
+        until(deadline).await;
         None
     })
     .await;
     let (request, leftover) = match head {
-        None => return None,
-        Some(Err(HeadError::TooLarge)) => {
-            respond(
-                stream,
-                http::json_error(431, "too_large", "request head too large"),
-            )
-            .await;
+        None => {
+            shard.borrow_mut().counters.stats.http_head_timeouts += 1;
             return None;
         }
-        Some(Err(_)) => {
-            respond(
-                stream,
-                http::json_error(400, "bad_request", "malformed HTTP request"),
-            )
-            .await;
+        Some(Err(e)) => {
+            refuse_head(shard, stream, e, bounds).await;
             return None;
         }
         Some(Ok(parsed)) => parsed,
     };
     match (request.method.as_str(), request.path.as_str()) {
-        ("GET", "/ws") => return upgrade(shard, stream, request, leftover, peer_ip).await,
+        ("GET", "/ws") => {
+            return upgrade(shard, stream, request, leftover, peer_ip, accepted).await
+        }
         ("GET", "/healthz") => {
             let body = gather(shard, crate::metrics::health_json).await;
             respond(stream, http::response(200, "application/json", &body)).await;
@@ -67,7 +81,10 @@ pub(super) async fn http_phase(shard: &ShardCell, stream: &mut TcpStream) -> Opt
                 "/api/register" => api::Endpoint::Register,
                 _ => api::Endpoint::Login,
             };
-            let response = api::answer(shard, stream, &request, leftover, peer_ip, endpoint).await;
+            let response = api::answer(
+                shard, stream, &request, leftover, peer_ip, endpoint, deadline,
+            )
+            .await;
             respond(stream, response).await;
         }
         (_, "/api/register" | "/api/login") => {
@@ -89,19 +106,56 @@ pub(super) async fn http_phase(shard: &ShardCell, stream: &mut TcpStream) -> Opt
     None
 }
 
+/// Answers a head that could not be read: 414 or 431 for one over a bound
+/// (counted in `/metrics`), 400 for one that is not HTTP.
+async fn refuse_head(shard: &ShardCell, stream: &mut TcpStream, e: HeadError, b: HttpHeadBounds) {
+    let response = {
+        let mut sh = shard.borrow_mut();
+        let stats = &mut sh.counters.stats;
+        match e {
+            HeadError::RequestLineTooLong => {
+                stats.http_request_line_refused += 1;
+                let message = format!(
+                    "the request line is longer than {} bytes",
+                    b.request_line_bytes_max
+                );
+                http::json_error(414, "request_line_too_long", &message)
+            }
+            HeadError::TooManyHeaders => {
+                stats.http_headers_refused += 1;
+                let message = format!("a request has at most {} headers", b.headers_max);
+                http::json_error(431, "too_many_headers", &message)
+            }
+            HeadError::TooLarge => {
+                stats.http_head_bytes_refused += 1;
+                let message = format!("the request head is larger than {} bytes", b.head_bytes_max);
+                http::json_error(431, "head_too_large", &message)
+            }
+            HeadError::Incomplete | HeadError::Malformed => {
+                http::json_error(400, "bad_request", "malformed HTTP request")
+            }
+        }
+    };
+    refuse(stream, response).await;
+}
+
 /// Reads a request head; returns it and any bytes that came after it.
-async fn read_head(stream: &mut TcpStream) -> Result<(Request, Vec<u8>), HeadError> {
+async fn read_head(
+    stream: &mut TcpStream,
+    bounds: HttpHeadBounds,
+) -> Result<(Request, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
-        let n = futures_lite::AsyncReadExt::read(stream, &mut chunk)
+        let n = stream
+            .read(&mut chunk)
             .await
             .map_err(|_| HeadError::Malformed)?;
         if n == 0 {
             return Err(HeadError::Malformed);
         }
         buf.extend_from_slice(&chunk[..n]);
-        match http::parse_head(&buf) {
+        match http::parse_head(&buf, bounds) {
             Ok((request, len)) => return Ok((request, buf.split_off(len))),
             Err(HeadError::Incomplete) => continue,
             Err(e) => return Err(e),
@@ -109,10 +163,36 @@ async fn read_head(stream: &mut TcpStream) -> Result<(Request, Vec<u8>), HeadErr
     }
 }
 
+/// Waits until `deadline` (at once when it has passed).
+pub(super) async fn until(deadline: Instant) {
+    Timer::new(deadline.saturating_duration_since(Instant::now())).await;
+}
+
 pub(super) async fn respond(stream: &mut TcpStream, bytes: Vec<u8>) {
     // The peer may be gone already; there is no one left to tell.
     let _ = stream.write_all(&bytes).await;
     let _ = stream.close().await;
+}
+
+/// Answers a request refused before it was read whole, then reads what the
+/// client still sends, for a moment, so that its answer is not lost to a
+/// reset (`REFUSED_LINGER_MS`).
+pub(super) async fn refuse(stream: &mut TcpStream, bytes: Vec<u8>) {
+    respond(stream, bytes).await;
+    let mut sink = [0u8; 1024];
+    let drain = async {
+        let mut left = REFUSED_LINGER_BYTES_MAX;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    futures_lite::future::or(drain, async {
+        Timer::new(Duration::from_millis(REFUSED_LINGER_MS)).await;
+    })
+    .await;
 }
 
 /// Asks every shard for its figures and renders them with `render`.

@@ -21,6 +21,7 @@ pub(super) async fn upgrade(
     request: Request,
     leftover: Vec<u8>,
     peer_ip: std::net::IpAddr,
+    accepted: std::time::Instant,
 ) -> Option<(u32, u32)> {
     let Some(key) = request
         .websocket_key
@@ -78,7 +79,8 @@ pub(super) async fn upgrade(
     }
     // Small frames must leave at once; batching is done by the queue instead.
     let _ = stream.set_nodelay(true);
-    let (slot, gen) = shard.borrow_mut().open_session(peer_ip);
+    // The login deadline runs from the accept, not from here.
+    let (slot, gen) = shard.borrow_mut().open_session(peer_ip, accepted);
     if !leftover.is_empty() {
         let mut sh = shard.borrow_mut();
         let mut data = leftover;

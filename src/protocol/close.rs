@@ -37,6 +37,13 @@ pub const LOGIN_TIMEOUT: CloseReason = CloseReason {
     reason: "login timeout",
 };
 
+/// The client kept sending commands over the rate limit
+/// (`limits.rate_limited_max` refusals within `rate_limited_window_ms`).
+pub const RATE_LIMIT_ABUSE: CloseReason = CloseReason {
+    code: POLICY,
+    reason: "too many commands over the rate limit",
+};
+
 /// Pings went unanswered.
 pub const IDLE: CloseReason = CloseReason {
     code: GOING_AWAY,

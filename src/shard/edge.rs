@@ -116,10 +116,9 @@ impl Shard {
             return;
         };
         if !session.take_token(now, per_s, burst) {
-            self.counters.stats.rate_limited += 1;
-            return self.send_error(
+            return self.refuse_rate_limited(
                 slot,
-                "rate_limited",
+                now,
                 &format!("Slow down: at most {per_s} commands a second."),
             );
         }
@@ -132,10 +131,9 @@ impl Shard {
         }
         if session.busy_since.is_some() || session.phase != Phase::Playing {
             if session.pending.len() >= burst as usize {
-                self.counters.stats.rate_limited += 1;
-                return self.send_error(
+                return self.refuse_rate_limited(
                     slot,
-                    "rate_limited",
+                    now,
                     "Too many commands waiting; slow down.",
                 );
             }
@@ -146,6 +144,24 @@ impl Shard {
             return;
         }
         self.dispatch_command(slot, id, line);
+    }
+
+    /// Refuses a command over the rate limit with a `rate_limited` error.
+    /// A client refused `rate_limited_max` times within
+    /// `rate_limited_window_ms` is flooding: it is closed with 1008 (after
+    /// the frames queued before), and counted.
+    fn refuse_rate_limited(&mut self, slot: u32, now_ms: u64, message: &str) {
+        self.counters.stats.rate_limited += 1;
+        self.send_error(slot, "rate_limited", message);
+        let limits = &self.config.limits;
+        let (max, window_ms) = (limits.rate_limited_max, limits.rate_limited_window_ms);
+        let Some(session) = self.sessions.by_slot(slot) else {
+            return;
+        };
+        if session.count_rate_limited(now_ms, max, window_ms) && session.close.is_none() {
+            session.request_close(close::RATE_LIMIT_ABUSE);
+            self.counters.stats.rate_limit_closes += 1;
+        }
     }
 
     /// Runs a command now: locally, or routed to whoever owns what it touches.

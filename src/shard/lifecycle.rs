@@ -3,6 +3,8 @@
 //! flight lands), swept once a second for deadlines and silence, and closed
 //! by the shard's shutdown.
 
+use std::time::Instant;
+
 use super::msg::Msg;
 use super::session::{Out, Phase, Session};
 use super::viewers::remove_viewer;
@@ -10,14 +12,15 @@ use super::{SessionId, Shard, ShardAddr};
 use crate::protocol::close;
 
 impl Shard {
-    /// A new upgraded connection. Returns its slot and generation.
-    pub fn open_session(&mut self, peer_ip: std::net::IpAddr) -> (u32, u32) {
-        let now = self.now_ms();
+    /// A new upgraded connection, accepted at `accepted` (its login
+    /// deadline runs from then). Returns its slot and generation.
+    pub fn open_session(&mut self, peer_ip: std::net::IpAddr, accepted: Instant) -> (u32, u32) {
+        let opened_ms = self.ms_at(accepted);
         let burst = self.config.limits.commands_burst;
         let hold = self.config.limits.history_bounds();
         self.counters.stats.accepted_total += 1;
         self.sessions
-            .insert(|gen| Session::new(gen, now, burst, peer_ip, hold))
+            .insert(|gen| Session::new(gen, opened_ms, burst, peer_ip, hold))
     }
 
     /// Whether this shard takes another session (DESIGN §7: else HTTP 503).

@@ -162,6 +162,11 @@ impl Shard {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// `at` on the shard's clock (0 for an instant before the shard started).
+    pub fn ms_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
     /// Handles one message from another shard (or from itself), then every
     /// message it sent itself as a result.
     pub fn handle(&mut self, msg: Msg) {

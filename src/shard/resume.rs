@@ -28,7 +28,6 @@ use super::{directory, SessionId, Shard};
 use crate::auth::session_token::SessionToken;
 
 /// A connection on its way to the shard of the session it resumes.
-#[derive(Debug)]
 pub struct Handover {
     /// The socket (a duplicate; the sending shard has closed its own).
     pub fd: OwnedFd,
@@ -38,17 +37,23 @@ pub struct Handover {
     pub target: SessionId,
     pub credential: ResumeCredential,
     pub last_seq: u64,
+    /// Whatever the network layer holds for as long as the connection
+    /// lives (its place in its address's count), carried along.
+    pub held: Held,
 }
+
+/// Something kept alive with a connection, opaque to the shard.
+pub type Held = Box<dyn std::any::Any + Send>;
 
 /// A connection for this shard's network layer to serve: a handed-over one,
 /// attached to session `slot`/`gen` as its connection `epoch`.
-#[derive(Debug)]
 pub struct Attachment {
     pub fd: OwnedFd,
     pub slot: u32,
     pub gen: u32,
     pub epoch: u32,
     pub leftover: Vec<u8>,
+    pub held: Held,
 }
 
 /// How the network layer starts serving an attachment (set when the shard's
@@ -202,6 +207,7 @@ impl Shard {
             target,
             credential,
             last_seq,
+            held,
         } = handover;
         let now = self.now_ms();
         match self.attach(target, &credential, last_seq, now) {
@@ -216,6 +222,7 @@ impl Shard {
                     gen: target.gen(),
                     epoch,
                     leftover,
+                    held,
                 });
             }
             None => {
@@ -226,7 +233,7 @@ impl Shard {
                 self.limiter.record_failure(&key, peer_ip, Instant::now());
                 self.counters.stats.resumes_failed += 1;
                 // Served here as a fresh connection that is told why.
-                let (slot, gen) = self.open_session(peer_ip);
+                let (slot, gen) = self.open_session(peer_ip, Instant::now());
                 self.send_error(slot, "resume_failed", RESUME_FAILED);
                 self.serve_attached(Attachment {
                     fd,
@@ -234,6 +241,7 @@ impl Shard {
                     gen,
                     epoch: 0,
                     leftover,
+                    held,
                 });
             }
         }

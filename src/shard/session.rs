@@ -93,6 +93,10 @@ pub struct Session {
     /// Token bucket of the command rate limit: tokens and when last refilled.
     pub tokens: f32,
     pub tokens_ms: u64,
+    /// Commands refused by the rate limit in the window that opened at
+    /// `rate_limited_since_ms` (`Session::count_rate_limited`).
+    pub rate_limited: u32,
+    pub rate_limited_since_ms: u64,
     /// Fragments of a message split over several frames.
     pub fragments: Option<Vec<u8>>,
     /// Bytes of an incomplete frame, waiting for the rest.
@@ -171,6 +175,8 @@ impl Session {
             pings_missed: 0,
             tokens: burst as f32,
             tokens_ms: now_ms,
+            rate_limited: 0,
+            rate_limited_since_ms: 0,
             fragments: None,
             partial: Vec::new(),
             unsent: Vec::new(),
@@ -330,6 +336,20 @@ impl Session {
             false
         }
     }
+
+    /// Counts a command refused by the rate limit. True when this is the
+    /// `max`-th refusal within `window_ms`: the client keeps flooding and
+    /// is to be closed. A window opens at a refusal when none is open, so
+    /// a client refused now and then starts over each time; two fields,
+    /// nothing allocated.
+    pub fn count_rate_limited(&mut self, now_ms: u64, max: u32, window_ms: u64) -> bool {
+        if self.rate_limited == 0 || now_ms.saturating_sub(self.rate_limited_since_ms) > window_ms {
+            self.rate_limited = 0;
+            self.rate_limited_since_ms = now_ms;
+        }
+        self.rate_limited = self.rate_limited.saturating_add(1);
+        self.rate_limited >= max
+    }
 }
 
 /// Bytes of a queued frame's body.
@@ -437,6 +457,26 @@ mod tests {
         // One second later: 20 more.
         let granted = (0..50).filter(|_| s.take_token(1000, 20, 40)).count();
         assert_eq!(granted, 20);
+    }
+
+    #[test]
+    fn the_hundredth_refusal_within_the_window_marks_a_flood_and_older_ones_lapse() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut s = Session::new(1, 0, 40, ip, HistoryBounds::DEFAULT);
+        // A refusal now and then is a player typing fast, not a flood.
+        for t in 0..10 {
+            assert!(!s.count_rate_limited(t * 20_000, 100, 10_000));
+        }
+        // 99 within the window are tolerated; the 100th is not.
+        let start = 300_000;
+        for i in 0..99 {
+            assert!(!s.count_rate_limited(start + i * 100, 100, 10_000), "{i}");
+        }
+        assert!(s.count_rate_limited(start + 9_999, 100, 10_000));
+        // The same 100 spread over more than the window are not.
+        let mut s = Session::new(1, 0, 40, ip, HistoryBounds::DEFAULT);
+        let flagged = (0..100).any(|i| s.count_rate_limited(i * 200, 100, 10_000));
+        assert!(!flagged, "refusals older than the window start a new count");
     }
 
     #[test]

@@ -168,6 +168,32 @@ impl Client {
         Client::over_request(request, TcpStream::connect(addr).expect("tcp connect"))
     }
 
+    /// Opens a WebSocket session without logging in, or returns the HTTP
+    /// status its upgrade was refused with.
+    pub fn try_connect(addr: SocketAddr) -> Result<Client, u16> {
+        let stream = TcpStream::connect(addr).expect("tcp connect");
+        stream.set_nodelay(true).ok();
+        let request = format!("ws://{addr}/ws")
+            .into_client_request()
+            .expect("request");
+        match tungstenite::client::client(request, stream) {
+            Ok((ws, _)) => {
+                ws.get_ref().set_read_timeout(Some(WAIT)).ok();
+                Ok(Client {
+                    ws,
+                    last_seq: 0,
+                    welcome: Value::Null,
+                    next_id: 1,
+                    backlog: Vec::new(),
+                })
+            }
+            Err(tungstenite::handshake::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+                Err(r.status().as_u16())
+            }
+            Err(e) => panic!("websocket handshake: {e}"),
+        }
+    }
+
     fn over(addr: SocketAddr, stream: TcpStream) -> Client {
         let request = format!("ws://{addr}/ws")
             .into_client_request()
@@ -535,6 +561,16 @@ pub fn upgrade_head(origin: Option<&str>) -> String {
     format!(
         "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
     )
+}
+
+/// The sum over shards of a `/metrics` series: every line starting with
+/// `prefix` (a name and the opening `{`, or a name and some labels).
+pub fn metric_sum(metrics: &str, prefix: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// An HTTP POST of a JSON body; returns the status and the body as JSON
