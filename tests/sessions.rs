@@ -296,3 +296,57 @@ fn a_resumed_connection_still_counts_against_its_address() {
     );
     assert_eq!(c.cmd("look")["ok"], true);
 }
+
+#[test]
+fn a_slow_reader_is_cut_off_then_resumes_with_nothing_missing() {
+    let limits = "[limits]\nresume_window_ms = 10000\nresume_frames_max = 100000\nresume_bytes_max = 16777216\noutbound_bytes_max = 65536\nclose_grace_ms = 300\ncommands_per_s = 100000\ncommands_burst = 100000\n";
+    let (server, _dir) = ServerProc::start_with_map(limits, &["--no-ambient", "--shards", "1"]);
+    let mut slow = Client::guest(server.addr, Some("slow"));
+    let mut talker = Client::guest(server.addr, Some("talker"));
+    slow.event("enter", "talker");
+    let token = token_of(&slow);
+    // The slow reader stops reading; the room talks until it is cut off.
+    let text = "z".repeat(400);
+    let mut said = 0;
+    let started = Instant::now();
+    while metric_sum(&server, "mudshard_outbound_drops_total") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "never cut off");
+        for _ in 0..50 {
+            talker.send(json!({"type":"cmd","line":format!("say {said} {text}")}));
+            said += 1;
+        }
+        for _ in 0..50 {
+            talker.recv_until(|f| f["type"] == "reply");
+        }
+    }
+    for _ in 0..5 {
+        talker.cmd(&format!("say {said} after the cut"));
+        said += 1;
+    }
+    // It reads what reached it before the cut, to the end of that connection.
+    let mut last_seq = slow.last_seq;
+    while let Ok(message) = slow.ws.read() {
+        let tungstenite::Message::Text(t) = message else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&t).expect("JSON");
+        if let Some(seq) = v["seq"].as_u64() {
+            assert_eq!(seq, last_seq + 1, "gap before the cut: {v}");
+            last_seq = seq;
+        }
+    }
+    let (mut back, first) = resume(&server, &token, last_seq);
+    assert_eq!(first["type"], "resumed", "{first}");
+    let replayed = first["replayed"].as_u64().expect("replayed");
+    assert!(replayed >= 5, "{first}");
+    let mut last = Value::Null;
+    for _ in 0..replayed {
+        last = back.recv();
+    }
+    let expected = format!("{} after the cut", said - 1);
+    assert!(
+        last["text"].as_str().unwrap_or("").contains(&expected),
+        "the last frame replayed is the last say: {last}"
+    );
+    assert_eq!(back.cmd("look")["ok"], true);
+}

@@ -87,6 +87,18 @@ impl History {
         }
     }
 
+    /// A frame of the sequence that was sent but is not kept: a replay from
+    /// before it can no longer be whole, one from it on can.
+    pub fn pass(&mut self, seq: u64) {
+        assert!(
+            self.newest_seq.checked_add(1) == Some(seq),
+            "history: seq {seq} passed after {}; seqs must be consecutive",
+            self.newest_seq
+        );
+        self.newest_seq = seq;
+        self.forget();
+    }
+
     /// Every frame after `last_seq`, oldest first, with its seq: `Ok` only
     /// when all of them up to the newest are held (none when `last_seq` is
     /// the newest). `Err(Gap)` when one of them was dropped, or when

@@ -54,6 +54,9 @@ pub struct PendingCmd {
     pub line: Box<str>,
 }
 
+/// The seq of `welcome`, the first frame of every session's sequence.
+pub const WELCOME_SEQ: u64 = 1;
+
 /// Bytes a queued frame is charged beyond its body: header, seq prefix, bookkeeping.
 pub const FRAME_OVERHEAD_BYTES: usize = 32;
 
@@ -231,9 +234,16 @@ impl Session {
 
     /// Keeps a frame of the sequence for a resume, within `hold`.
     fn keep(&mut self, seq: u64, body: Bytes) {
-        if self.hold.frames_max > 0 {
-            self.history.push(seq, body, self.hold);
+        if self.hold.frames_max == 0 {
+            return;
         }
+        if seq == WELCOME_SEQ {
+            // Whoever resumes has had it: the token came in it. Not keeping
+            // it leaves a session that is sent nothing else holding nothing.
+            self.history.pass(seq);
+            return;
+        }
+        self.history.push(seq, body, self.hold);
     }
 
     /// Moves the frames of the sequence still queued into the history (they
@@ -616,6 +626,8 @@ mod tests {
         // Frames after the cut-off are held too, none lost.
         s.push_seq(body, 10_000);
         s.detach(1);
-        assert_eq!(s.attach(0, 2), Ok(sent as usize + 1));
+        // Everything after the welcome (seq 1), which is never kept.
+        assert_eq!(s.attach(1, 2), Ok(sent as usize));
+        assert_eq!(s.attach(0, 3), Err(Gap), "the welcome is not replayed");
     }
 }
