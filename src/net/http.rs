@@ -7,7 +7,7 @@ pub const HEAD_BYTES_MAX: usize = 8 * 1024;
 const HEADERS_MAX: usize = 48;
 
 /// What the server needs from a request head.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
     pub path: String,
@@ -27,12 +27,16 @@ pub enum HeadError {
 }
 
 /// Parses a complete head at the start of `buf`; returns it and its length.
+/// The head must end within the first [`HEAD_BYTES_MAX`] bytes: only those
+/// are read, so the answer is the same however the bytes were split into
+/// reads.
 pub fn parse_head(buf: &[u8]) -> Result<(Request, usize), HeadError> {
+    let window = &buf[..buf.len().min(HEAD_BYTES_MAX)];
     let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    let len = match req.parse(window) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= HEAD_BYTES_MAX => {
+        Ok(httparse::Status::Partial) if window.len() == HEAD_BYTES_MAX => {
             return Err(HeadError::TooLarge)
         }
         Ok(httparse::Status::Partial) => return Err(HeadError::Incomplete),
@@ -136,5 +140,25 @@ mod tests {
             parse_head(b"\x00\x01 garbage\r\n\r\n").unwrap_err(),
             HeadError::Malformed
         );
+    }
+
+    /// Found by the decoding properties (tests/decoding_properties.rs): a
+    /// head over the limit was refused when it came in several reads but
+    /// accepted when one read brought it whole.
+    #[test]
+    fn a_whole_head_over_the_limit_is_refused_as_a_split_one_is() {
+        let filler = "a".repeat(HEAD_BYTES_MAX);
+        let head = format!("GET / HTTP/1.1\r\nX: {filler}\r\n\r\n");
+        assert_eq!(
+            parse_head(head.as_bytes()).unwrap_err(),
+            HeadError::TooLarge
+        );
+        let at_the_limit = format!(
+            "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
+            &filler[..HEAD_BYTES_MAX - 23]
+        );
+        assert_eq!(at_the_limit.len(), HEAD_BYTES_MAX);
+        let (_, len) = parse_head(at_the_limit.as_bytes()).expect("a head of exactly the limit");
+        assert_eq!(len, HEAD_BYTES_MAX);
     }
 }
