@@ -341,7 +341,13 @@ fn unknown_message(word: &str) -> String {
 /// The verb within a small edit distance of `word`, if one is clearly meant.
 /// Short words are skipped: every two-letter typo is one edit from "go".
 fn closest_verb(word: &str) -> Option<&'static str> {
-    let typed: Vec<char> = word.chars().flat_map(char::to_lowercase).collect();
+    // One character more than a suggestion allows is enough to refuse it:
+    // a megabyte-long word is not copied to be measured.
+    let typed: Vec<char> = word
+        .chars()
+        .flat_map(char::to_lowercase)
+        .take(VERB_BYTES_MAX + 3)
+        .collect();
     if typed.len() < 3 || typed.len() > VERB_BYTES_MAX + 2 {
         return None;
     }

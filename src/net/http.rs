@@ -5,7 +5,7 @@
 use crate::config::{HttpHeadBounds, HTTP_HEADERS_MAX};
 
 /// What the server needs from a request head.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
     pub path: String,
@@ -33,19 +33,19 @@ pub enum HeadError {
 /// A head over one of `bounds` is refused as soon as the bytes show it,
 /// complete or not.
 pub fn parse_head(buf: &[u8], bounds: HttpHeadBounds) -> Result<(Request, usize), HeadError> {
-    if request_line_too_long(buf, bounds.request_line_bytes_max) {
+    // Only the first `head_bytes_max` bytes are looked at, so the answer is
+    // the same however the bytes were split into reads.
+    let window = &buf[..buf.len().min(bounds.head_bytes_max)];
+    if request_line_too_long(window, bounds.request_line_bytes_max) {
         return Err(HeadError::RequestLineTooLong);
     }
     let mut headers = [httparse::EMPTY_HEADER; HTTP_HEADERS_MAX];
     // The config keeps the bound within the table (`Config::normalize`).
     let headers_max = bounds.headers_max.min(HTTP_HEADERS_MAX);
     let mut req = httparse::Request::new(&mut headers[..headers_max]);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len > bounds.head_bytes_max => {
-            return Err(HeadError::TooLarge)
-        }
+    let len = match req.parse(window) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= bounds.head_bytes_max => {
+        Ok(httparse::Status::Partial) if window.len() == bounds.head_bytes_max => {
             return Err(HeadError::TooLarge)
         }
         Ok(httparse::Status::Partial) => return Err(HeadError::Incomplete),
@@ -250,5 +250,24 @@ mod tests {
             parse_head(head.as_bytes(), bounds).unwrap_err(),
             HeadError::TooLarge
         );
+    }
+
+    /// Found by the decoding properties (tests/decoding_properties.rs): a
+    /// head over the limit was refused when it came in several reads but
+    /// accepted when one read brought it whole.
+    #[test]
+    fn a_whole_head_over_the_limit_is_refused_as_a_split_one_is() {
+        let max = BOUNDS.head_bytes_max;
+        let filler = "a".repeat(max);
+        let head = format!("GET / HTTP/1.1\r\nX: {filler}\r\n\r\n");
+        assert_eq!(
+            parse_head(head.as_bytes(), BOUNDS).unwrap_err(),
+            HeadError::TooLarge
+        );
+        let at_the_limit = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", &filler[..max - 23]);
+        assert_eq!(at_the_limit.len(), max);
+        let (_, len) =
+            parse_head(at_the_limit.as_bytes(), BOUNDS).expect("a head of exactly the limit");
+        assert_eq!(len, max);
     }
 }

@@ -7,7 +7,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use super::http::{self, Request};
-use super::messages::consume;
+use super::messages::process;
 use super::routes::respond;
 use crate::protocol::close::CloseReason;
 use crate::shard::run::ShardCell;
@@ -82,9 +82,11 @@ pub(super) async fn upgrade(
     // The login deadline runs from the accept, not from here.
     let (slot, gen) = shard.borrow_mut().open_session(peer_ip, accepted);
     if !leftover.is_empty() {
+        // Frames the client sent right behind its request: whole ones are
+        // handled now, the start of one is kept for the next read.
         let mut sh = shard.borrow_mut();
         let mut data = leftover;
-        if let Err(v) = consume(&mut sh, slot, &mut data) {
+        if let Err(v) = process(&mut sh, slot, &mut data) {
             if let Some(s) = sh.sessions.by_slot(slot) {
                 s.request_close(CloseReason {
                     code: v.code,

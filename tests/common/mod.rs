@@ -431,6 +431,20 @@ pub fn raw_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 impl Client {
+    /// A session over a socket whose upgrade the test wrote and read itself
+    /// (the 101 answer read, nothing after it), not yet logged in.
+    pub fn over_handshaken(stream: TcpStream) -> Client {
+        stream.set_read_timeout(Some(WAIT)).ok();
+        let ws = WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Client, None);
+        Client {
+            ws,
+            last_seq: 0,
+            welcome: Value::Null,
+            next_id: 1,
+            backlog: Vec::new(),
+        }
+    }
+
     pub fn write_raw(&mut self, bytes: &[u8]) {
         self.ws.get_mut().write_all(bytes).expect("raw write");
     }
