@@ -15,7 +15,7 @@
 
 use glommio::net::TcpStream;
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
@@ -68,19 +68,47 @@ impl Default for Scratch {
 }
 
 /// Serves one accepted connection to its end.
-pub async fn serve(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, accepted: Accepted) {
+///
+/// Not itself `async`: the connection's future is its task's whole memory
+/// for as long as the session lives, and an `async fn` that took `Accepted`
+/// apart would keep room for the stream twice (the argument and the part).
+pub fn serve(
+    shard: ShardCell,
+    scratch: Rc<RefCell<Scratch>>,
+    accepted: Accepted,
+) -> impl Future<Output = ()> {
     let Accepted {
-        mut stream,
+        stream,
         peer_ip,
         at,
         permit,
     } = accepted;
+    serve_stream(shard, scratch, stream, peer_ip, at, permit)
+}
+
+async fn serve_stream(
+    shard: ShardCell,
+    scratch: Rc<RefCell<Scratch>>,
+    mut stream: TcpStream,
+    peer_ip: IpAddr,
+    at: Instant,
+    permit: ConnectionPermit,
+) {
     // The HTTP phase is boxed and dropped before the session runs, so its
     // buffers are not part of the session's long-lived future.
     let Some((slot, gen)) = Box::pin(http_phase(&shard, &mut stream, peer_ip, at)).await else {
         return;
     };
-    run_session(&shard, &scratch, stream, slot, gen, 0, Box::new(permit)).await;
+    run_session(
+        &shard,
+        &scratch,
+        &mut stream,
+        slot,
+        gen,
+        0,
+        Box::new(permit),
+    )
+    .await;
 }
 
 /// Serves a connection handed to this shard for a resume (or, refused, as a
@@ -100,7 +128,7 @@ pub async fn serve_attached(
         held,
     } = attachment;
     // SAFETY: the fd is a connected TCP socket whose only owner was `fd`.
-    let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+    let mut stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
     let _ = stream.set_nodelay(true);
     if !leftover.is_empty() {
         let mut sh = shard.borrow_mut();
@@ -113,7 +141,7 @@ pub async fn serve_attached(
             }
         }
     }
-    run_session(&shard, &scratch, stream, slot, gen, epoch, held).await;
+    run_session(&shard, &scratch, &mut stream, slot, gen, epoch, held).await;
 }
 
 /// The session's life on this connection, and its end: closed, or handed
@@ -123,13 +151,13 @@ pub async fn serve_attached(
 async fn run_session(
     shard: &ShardCell,
     scratch: &Rc<RefCell<Scratch>>,
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     slot: u32,
     gen: u32,
     epoch: u32,
     held: Held,
 ) {
-    let end = poll_fn(|cx| poll_session(cx, shard, scratch, &mut stream, slot, gen, epoch)).await;
+    let end = poll_fn(|cx| poll_session(cx, shard, scratch, stream, slot, gen, epoch)).await;
     match end {
         SessionEnd::Closed => shard.borrow_mut().close_session(slot, epoch),
         SessionEnd::HandOver(plan) => {

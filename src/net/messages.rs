@@ -65,6 +65,7 @@ fn on_frame(
         }
         Kind::Pong => {
             session.pings_missed = 0;
+            session.acked(payload);
             Ok(())
         }
         Kind::Close => {

@@ -21,7 +21,7 @@ use super::ws;
 use crate::protocol::close::CloseReason;
 use crate::protocol::encode::{put_seq_prefix, seq_prefix_len, PLAIN_PREFIX};
 use crate::shard::run::ShardCell;
-use crate::shard::session::{Out, ResumePlan};
+use crate::shard::session::{Out, ResumePlan, PING_PAYLOAD_BYTES};
 use crate::shard::Shard;
 
 /// Read/write rounds in one poll before the task yields to its neighbours.
@@ -227,9 +227,10 @@ pub fn encode_out(wbuf: &mut Vec<u8>, out: &Out) -> usize {
             wbuf.extend_from_slice(body);
             FRAME_OVERHEAD_BYTES + body.len()
         }
-        Out::Ping => {
-            ws::put_header(wbuf, ws::opcode::PING, 0);
-            FRAME_OVERHEAD_BYTES
+        Out::Ping(seq) => {
+            ws::put_header(wbuf, ws::opcode::PING, PING_PAYLOAD_BYTES);
+            wbuf.extend_from_slice(&seq.to_be_bytes());
+            FRAME_OVERHEAD_BYTES + PING_PAYLOAD_BYTES
         }
         Out::Pong(payload) => {
             ws::put_header(wbuf, ws::opcode::PONG, payload.len());

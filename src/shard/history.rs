@@ -99,6 +99,20 @@ impl History {
         self.forget();
     }
 
+    /// Drops the frames up to `seq` (the client has them), giving the memory
+    /// back when none are left.
+    pub fn trim_through(&mut self, seq: u64) {
+        let held = self.bodies.len() as u64;
+        let oldest = self.newest_seq + 1 - held;
+        let drop = seq.saturating_add(1).saturating_sub(oldest).min(held);
+        for _ in 0..drop {
+            self.drop_oldest();
+        }
+        if self.bodies.is_empty() && self.bodies.capacity() > 0 {
+            self.forget();
+        }
+    }
+
     /// Every frame after `last_seq`, oldest first, with its seq: `Ok` only
     /// when all of them up to the newest are held (none when `last_seq` is
     /// the newest). `Err(Gap)` when one of them was dropped, or when

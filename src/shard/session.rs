@@ -41,8 +41,10 @@ pub enum Out {
     Replayed(u64, Bytes),
     /// A frame outside the sequence (`pong`, errors before login): `{` + body.
     Plain(Bytes),
-    /// A WebSocket ping (idle check).
-    Ping,
+    /// A WebSocket ping (idle check, or a check of what the client has
+    /// read): its payload is the session's seq when it was queued, which the
+    /// client's pong echoes.
+    Ping(u64),
     /// A WebSocket pong answering a client ping, with its payload.
     Pong(Bytes),
 }
@@ -53,6 +55,9 @@ pub struct PendingCmd {
     pub id: Option<MsgId>,
     pub line: Box<str>,
 }
+
+/// Bytes of a server ping's payload: a seq, big-endian.
+pub const PING_PAYLOAD_BYTES: usize = 8;
 
 /// The seq of `welcome`, the first frame of every session's sequence.
 pub const WELCOME_SEQ: u64 = 1;
@@ -113,6 +118,8 @@ pub struct Session {
     pub history: History,
     /// When the connection dropped (`Detached`), on the shard's clock.
     pub detached_ms: u64,
+    /// When the sweep last asked the client (by a ping) how far it has read.
+    pub acked_asked_ms: u64,
     /// The unguessable token a guest resumes with (empty for accounts,
     /// which use their signed login token, and before `welcome`).
     pub resume_token: Box<str>,
@@ -188,6 +195,7 @@ impl Session {
             history: History::new(),
             detached_ms: 0,
             resume_token: Box::from(""),
+            acked_asked_ms: now_ms,
             hold,
             conn_epoch: 0,
             resuming: None,
@@ -229,6 +237,19 @@ impl Session {
     pub fn written(&mut self, out: &Out) {
         if let Out::Seq(seq, body) = out {
             self.keep(*seq, body.clone());
+        }
+    }
+
+    /// A pong echoed the ping queued at `seq`: every frame up to it was in
+    /// the stream before the ping, so the client has them; they need not be
+    /// held for a resume any longer.
+    pub fn acked(&mut self, payload: &[u8]) {
+        let Ok(bytes) = <[u8; PING_PAYLOAD_BYTES]>::try_from(payload) else {
+            return;
+        };
+        let seq = u64::from_be_bytes(bytes);
+        if seq <= self.seq {
+            self.history.trim_through(seq);
         }
     }
 
@@ -366,7 +387,7 @@ impl Session {
 fn out_len(out: &Out) -> usize {
     match out {
         Out::Seq(_, b) | Out::Replayed(_, b) | Out::Plain(b) | Out::Pong(b) => b.len(),
-        Out::Ping => 0,
+        Out::Ping(_) => PING_PAYLOAD_BYTES,
     }
 }
 
@@ -537,7 +558,7 @@ mod tests {
         assert!(s.history.is_empty(), "nothing kept without a resume window");
         let mut s = Session::new(1, 0, 40, ip, on);
         s.written(&Out::Plain(body.clone()));
-        s.written(&Out::Ping);
+        s.written(&Out::Ping(0));
         assert!(
             s.history.is_empty(),
             "frames outside the sequence are not kept"
@@ -629,5 +650,29 @@ mod tests {
         // Everything after the welcome (seq 1), which is never kept.
         assert_eq!(s.attach(1, 2), Ok(sent as usize));
         assert_eq!(s.attach(0, 3), Err(Gap), "the welcome is not replayed");
+    }
+
+    #[test]
+    fn a_pong_for_a_ping_queued_at_a_seq_lets_go_of_the_frames_up_to_it() {
+        let mut s = playing(HistoryBounds::DEFAULT);
+        let body = Bytes::from_static(b"x");
+        for _ in 0..5 {
+            s.push_seq(body.clone(), 1 << 20);
+        }
+        let written: Vec<Out> = s.out.drain(..).collect();
+        for out in &written {
+            s.written(out);
+        }
+        assert_eq!(s.history.len(), 4, "2..=5 held; the welcome never is");
+        s.acked(&3u64.to_be_bytes());
+        assert_eq!(s.history.len(), 2);
+        assert_eq!(s.history.since(3).map(|f| f.len()), Ok(2));
+        s.acked(&[1, 2, 3]);
+        assert_eq!(s.history.len(), 2, "a payload that is not ours is ignored");
+        s.acked(&99u64.to_be_bytes());
+        assert_eq!(s.history.len(), 2, "a seq never sent is ignored");
+        s.acked(&5u64.to_be_bytes());
+        assert!(s.history.is_empty());
+        assert_eq!(s.history.since(5).map(|f| f.len()), Ok(0));
     }
 }
