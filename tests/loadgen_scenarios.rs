@@ -199,14 +199,24 @@ fn idle_holds_sessions_and_reports_memory_per_session() {
         report["server"]["rss_per_session_bytes"].as_f64().is_some(),
         "{report:#}"
     );
-    let (_, health) = server.http_get("/healthz");
-    let health: Value = serde_json::from_str(&health).expect("healthz");
-    let open: u64 = health["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_u64)
-        .sum();
+    // loadgen has exited, but the server reads the last close frames in its
+    // own time: wait (bounded) for every connection to be gone.
+    let open_now = || -> u64 {
+        let (_, health) = server.http_get("/healthz");
+        let health: Value = serde_json::from_str(&health).expect("healthz");
+        health["connections"]
+            .as_array()
+            .expect("connections per shard")
+            .iter()
+            .filter_map(Value::as_u64)
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut open = open_now();
+    while open != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        open = open_now();
+    }
     assert_eq!(open, 0, "loadgen closed its sessions at the end");
 }
 
