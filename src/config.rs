@@ -35,6 +35,9 @@ pub struct Config {
     pub auth: AuthSettings,
     /// The executors' glommio switches (`[runtime]`).
     pub runtime: RuntimeSettings,
+    /// The hosts of the cluster, the zones each owns and the bridge's
+    /// bounds (`[cluster]`); no hosts listed: this host owns every zone.
+    pub cluster: ClusterSettings,
     /// Log as JSON lines instead of human text.
     pub log_json: bool,
 }
@@ -375,6 +378,7 @@ struct ShardMap {
     store: StoreSettings,
     auth: AuthSettings,
     runtime: RuntimeSettings,
+    cluster: ClusterSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -499,6 +503,7 @@ impl Config {
             store: map.store,
             auth: map.auth,
             runtime: map.runtime,
+            cluster: map.cluster,
             log_json: false,
         };
         config.normalize()?;
@@ -589,6 +594,187 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The hosts of a cluster and the zones each owns, with the bridge's bounds
+/// (`[cluster]`, DESIGN §1 "Cross-host"). Every host's map lists every host
+/// in the same order, so any host can tell which host owns a room without
+/// asking anyone: a host's index in `hosts` is its number on the wire.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    pub hosts: Vec<HostSpec>,
+    /// How often a host refreshes its heartbeat key in Redis.
+    pub heartbeat_ms: u64,
+    /// A host whose heartbeat key is older than this has died: the key
+    /// expires and the other hosts let its players go.
+    pub host_ttl_ms: u64,
+    /// Messages waiting for the publisher thread. When Redis is away and
+    /// this fills, further messages are dropped and counted.
+    pub bridge_queue_max: usize,
+    /// How long a command that needs another host waits for its answer
+    /// before it is answered `unreachable`.
+    pub remote_timeout_ms: u64,
+    /// How often the bridge sends a probe to its own inbox; a subscriber
+    /// that misses three in a row is wedged and is reconnected.
+    pub probe_interval_ms: u64,
+}
+
+/// One host of the cluster: its id (`server.host_id` of its own map) and the
+/// zones whose rooms it owns.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    pub id: String,
+    pub zones: Vec<String>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            hosts: Vec::new(),
+            heartbeat_ms: 1000,
+            host_ttl_ms: 5000,
+            bridge_queue_max: 65_536,
+            remote_timeout_ms: 2000,
+            probe_interval_ms: 1000,
+        }
+    }
+}
+
+/// Hosts a cluster may have: host numbers travel in 8 bits of a session id.
+pub const CLUSTER_HOSTS_MAX: usize = 64;
+/// Longest host id: it names Redis channels and keys.
+pub const HOST_ID_CHARS_MAX: usize = 32;
+
+impl Config {
+    /// This host's number in the cluster (0 when it runs alone).
+    pub fn host_index(&self) -> u16 {
+        self.cluster
+            .hosts
+            .iter()
+            .position(|h| h.id == self.host_id)
+            .map_or(0, |i| i as u16)
+    }
+
+    /// Whether this host bridges to others.
+    pub fn is_cluster(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// The number of the host that owns `zone`: this host when it runs
+    /// alone; `None` for a zone no host lists (refused at start-up).
+    pub fn zone_owner(&self, zone: &str) -> Option<u16> {
+        if !self.is_cluster() {
+            return Some(0);
+        }
+        self.cluster
+            .hosts
+            .iter()
+            .position(|h| h.zones.iter().any(|z| z == zone))
+            .map(|i| i as u16)
+    }
+
+    /// Checks the cluster table against the host id and the world: every
+    /// zone owned exactly once, this host among the hosts. Run by the
+    /// server as it starts, once flags (`--redis`, `--host-id`) are applied.
+    pub fn check_cluster(&self) -> Result<(), String> {
+        let c = &self.cluster;
+        if !is_host_id(&self.host_id) {
+            return Err(format!(
+                "server.host_id {:?}: 1 to {HOST_ID_CHARS_MAX} characters of a-z, 0-9, - and _",
+                self.host_id
+            ));
+        }
+        if self.redis.is_none() {
+            if c.hosts.len() > 1 {
+                return Err(format!(
+                    "cluster: {} hosts are listed but server.redis is not set: hosts talk through Redis (set redis or --redis URL)",
+                    c.hosts.len()
+                ));
+            }
+            return Ok(());
+        }
+        if c.hosts.is_empty() {
+            return Err("cluster: redis is set but [cluster] hosts is empty: list every host and the zones it owns".into());
+        }
+        if c.hosts.len() > CLUSTER_HOSTS_MAX {
+            return Err(format!(
+                "cluster: {} hosts listed; at most {CLUSTER_HOSTS_MAX}",
+                c.hosts.len()
+            ));
+        }
+        if c.heartbeat_ms == 0
+            || c.host_ttl_ms <= c.heartbeat_ms
+            || c.bridge_queue_max == 0
+            || c.remote_timeout_ms == 0
+            || c.probe_interval_ms == 0
+        {
+            return Err("cluster: heartbeat_ms, bridge_queue_max, remote_timeout_ms and probe_interval_ms must be > 0, and host_ttl_ms > heartbeat_ms".into());
+        }
+        let mut owner: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        for (i, host) in c.hosts.iter().enumerate() {
+            if !is_host_id(&host.id) {
+                return Err(format!(
+                    "cluster: host id {:?}: 1 to {HOST_ID_CHARS_MAX} characters of a-z, 0-9, - and _",
+                    host.id
+                ));
+            }
+            if c.hosts[..i].iter().any(|h| h.id == host.id) {
+                return Err(format!("cluster: host {:?} is listed twice", host.id));
+            }
+            for zone in &host.zones {
+                if let Some(first) = owner.insert(zone, &host.id) {
+                    return Err(format!(
+                        "cluster: zone {zone:?} is claimed by two hosts, {first:?} and {:?}",
+                        host.id
+                    ));
+                }
+            }
+        }
+        if !c.hosts.iter().any(|h| h.id == self.host_id) {
+            return Err(format!(
+                "cluster: this host's id {:?} is not among the hosts listed ({})",
+                self.host_id,
+                c.hosts
+                    .iter()
+                    .map(|h| h.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let zones: Vec<&str> = match &self.world {
+            WorldSource::Zones { zones, .. } => zones.iter().map(String::as_str).collect(),
+            WorldSource::Grid { .. } => vec![crate::config::GRID_ZONE],
+        };
+        for zone in &zones {
+            if !owner.contains_key(zone) {
+                return Err(format!(
+                    "cluster: zone {zone:?} is owned by no host: list it under one host's zones"
+                ));
+            }
+        }
+        for zone in owner.keys() {
+            if !zones.contains(zone) {
+                return Err(format!(
+                    "cluster: zone {zone:?} is owned by a host but is not in the world's zones"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The zone of every room of a generated world.
+pub const GRID_ZONE: &str = "grid";
+
+/// Host ids name Redis channels and keys: short, and nothing to escape.
+fn is_host_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= HOST_ID_CHARS_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Shard ids travel in 8 bits of a session id.

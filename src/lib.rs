@@ -7,6 +7,7 @@
 //! `server.rs` (a host: its shards and their listeners).
 
 pub mod auth;
+pub mod bridge;
 pub mod config;
 pub mod game;
 pub mod metrics;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::auth::password::{HasherConfig, HasherPool};
 use crate::auth::ratelimit::{LoginLimitConfig, LoginLimiter};
 use crate::auth::token::TokenSigner;
+use crate::bridge::{Bridge, BridgeConfig};
 use crate::config::{Config, RuntimeSettings, WorldSource};
 use crate::game::owner::RoomItems;
 use crate::net::listener;
@@ -19,6 +20,7 @@ use crate::net::per_ip::ConnectionsPerIp;
 use crate::shard::mailbox::{self, Mailbox};
 use crate::shard::msg::Msg;
 use crate::shard::placement::Placement;
+use crate::shard::remote::ClusterSink;
 use crate::shard::router::Router;
 use crate::shard::{run, Services, Shard};
 use crate::store::{Store, StoreConfig};
@@ -44,6 +46,8 @@ pub struct Server {
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     store: Store,
     hasher: HasherPool,
+    /// The bridge to other hosts, when this host is one of a cluster.
+    bridge: Option<Bridge>,
 }
 
 /// The store's file for a configuration.
@@ -64,12 +68,7 @@ pub fn load_world(config: &Config) -> Result<World, String> {
 impl Server {
     /// Starts every shard; returns once all listeners are bound.
     pub fn start(config: Config) -> Result<Server, String> {
-        if let Some(url) = &config.redis {
-            // Refused rather than ignored: an operator who set it expects a cluster.
-            return Err(format!(
-                "redis = {url:?} is set, but this build has no cross-host bridge yet; remove it to run this host alone"
-            ));
-        }
+        config.check_cluster()?;
         let world = Arc::new(load_world(&config)?);
         // Bound first: a server that cannot have its port touches no data file.
         let (addr, listeners) = bind_listeners(config.listen, config.shards)?;
@@ -87,9 +86,15 @@ impl Server {
             &config.auth,
         )));
         let shards = config.shards as u16;
-        let placement = Arc::new(Placement::single_host(&world, 0, shards));
+        let placement = Arc::new(Placement::for_host(&world, &config, shards)?);
         let (mailboxes, inboxes) = mailbox::create(config.shards, config.limits.inbox_msgs_max)
             .map_err(|e| format!("cannot create shard channels: {e}"))?;
+        let bridge = match &config.redis {
+            Some(url) => Some(start_bridge(url, &config, &mailboxes, &placement)?),
+            None => None,
+        };
+        let outbox = bridge.as_ref().map(Bridge::outbox);
+        let host = config.host_index();
         apply_runtime(&config.runtime);
         let config = Arc::new(config);
         // One count for the host: an address's connections land on every shard.
@@ -100,12 +105,13 @@ impl Server {
                 Some(core) => CorePlacement::Fixed(*core),
                 None => CorePlacement::Unbound,
             };
-            let (config, world, placement, mailboxes, per_ip) = (
+            let (config, world, placement, mailboxes, per_ip, outbox) = (
                 config.clone(),
                 world.clone(),
                 placement.clone(),
                 mailboxes.clone(),
                 per_ip.clone(),
+                outbox.clone(),
             );
             let services = Services {
                 store: store.handle(),
@@ -119,7 +125,7 @@ impl Server {
                 .name(&format!("shard-{k}"))
                 .ring_depth(RING_DEPTH)
                 .spawn(move || async move {
-                    let router = Router::new(k as u16, mailboxes);
+                    let router = Router::new(k as u16, mailboxes).with_bridge(host, outbox);
                     let shard = Shard::new(k as u16, config, world, placement, router, services);
                     run::run(shard, inbox, move |cell| {
                         listener::listen(cell, listener_fd, per_ip)
@@ -135,6 +141,7 @@ impl Server {
             threads,
             store,
             hasher,
+            bridge,
         })
     }
 
@@ -149,6 +156,10 @@ impl Server {
         for handle in self.threads {
             clean &= handle.join().is_ok();
         }
+        // After the shards: their last departures may still cross.
+        if let Some(bridge) = self.bridge {
+            bridge.stop();
+        }
         // Every shard has dropped its store handle now (handing over any
         // parked writes), so this flush is the last word.
         if let Err(e) = self.store.shutdown() {
@@ -158,6 +169,43 @@ impl Server {
         self.hasher.shutdown();
         clean
     }
+}
+
+/// Starts the bridge to the other hosts of the cluster, delivering into the
+/// shards' mailboxes.
+fn start_bridge(
+    url: &str,
+    config: &Config,
+    mailboxes: &[Mailbox],
+    placement: &Arc<Placement>,
+) -> Result<Bridge, String> {
+    let me = config.host_index();
+    let boot_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let bridge_config = BridgeConfig {
+        url: url.to_string(),
+        hosts: config.cluster.hosts.iter().map(|h| h.id.clone()).collect(),
+        me,
+        boot_epoch,
+        heartbeat_ms: config.cluster.heartbeat_ms,
+        host_ttl_ms: config.cluster.host_ttl_ms,
+        queue_max: config.cluster.bridge_queue_max,
+        probe_interval_ms: config.cluster.probe_interval_ms,
+    };
+    let sink = Arc::new(ClusterSink {
+        me,
+        mailboxes: mailboxes.to_vec(),
+        placement: placement.clone(),
+    });
+    tracing::info!(
+        host = %config.host_id,
+        number = me,
+        hosts = config.cluster.hosts.len(),
+        redis = %url,
+        "cluster: starting the bridge"
+    );
+    Bridge::start(bridge_config, sink)
 }
 
 /// Sets glommio's process-wide switches (vendor/glommio/MUDSHARD-PATCH.md)

@@ -616,17 +616,6 @@ fn npcs_speak_on_the_world_tick() {
 }
 
 #[test]
-fn a_redis_url_is_refused_until_the_bridge_exists() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mudshard"))
-        .args(["--listen", "127.0.0.1:0", "--redis", "redis://127.0.0.1:1"])
-        .output()
-        .expect("run mudshard");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no cross-host bridge"), "{err}");
-}
-
-#[test]
 fn a_second_server_on_a_busy_port_refuses_to_start() {
     let first = ServerProc::start(&["--shards", "2"]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mudshard"))

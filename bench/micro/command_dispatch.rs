@@ -146,27 +146,29 @@ fn carry_out(router: &mut Router, effects: &mut Effects) {
     for effect in effects.drain(..) {
         match effect {
             Effect::Frame { sid, frame, done } => {
-                router.post_to(sid.addr(), Msg::Frame { sid, frame, done })
+                router.post_to(sid.addr(), Msg::Frame { sid, frame, done });
             }
             Effect::Welcomed { sid, room_json } => {
-                router.post_to(sid.addr(), Msg::Welcomed { sid, room_json })
+                router.post_to(sid.addr(), Msg::Welcomed { sid, room_json });
             }
             Effect::Entered { sid, room, owner } => {
-                router.post_to(sid.addr(), Msg::Entered { sid, room, owner })
+                router.post_to(sid.addr(), Msg::Entered { sid, room, owner });
             }
             Effect::RoomEvent {
                 to,
                 room,
                 frame,
                 except,
-            } => router.post_to(
-                to,
-                Msg::RoomEvent {
-                    room,
-                    frame,
-                    except,
-                },
-            ),
+            } => {
+                router.post_to(
+                    to,
+                    Msg::RoomEvent {
+                        room,
+                        frame,
+                        except,
+                    },
+                );
+            }
             other => panic!("the benchmark's commands do not cause {other:?}"),
         }
     }

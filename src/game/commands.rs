@@ -258,6 +258,14 @@ impl Owner {
         id: Option<MsgId>,
         leave_text: &str,
     ) {
+        if self.is_elsewhere(dest) {
+            let frame = fail(
+                id.as_ref(),
+                "unreachable",
+                "That way lies another host's land, and walking between hosts is not open yet.",
+            );
+            return done(fx, sid, frame);
+        }
         let Some(placed) = self.bodies.remove(&sid) else {
             return;
         };

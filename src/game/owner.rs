@@ -42,6 +42,9 @@ pub struct Owner {
     pub(super) game: GameConfig,
     pub(super) ambient_turn: usize,
     pub(super) saved_items: Arc<RoomItems>,
+    /// Per room, whether another host of the cluster owns it (empty: this
+    /// host runs alone and owns every room).
+    pub(super) elsewhere: Arc<[bool]>,
 }
 
 impl Owner {
@@ -61,7 +64,20 @@ impl Owner {
             game,
             ambient_turn: 0,
             saved_items,
+            elsewhere: Arc::from(Vec::new()),
         }
+    }
+
+    /// Tells the owner which rooms other hosts own: bodies are not handed
+    /// to them (the hand-off between hosts is not built yet).
+    pub fn with_rooms_elsewhere(mut self, elsewhere: Arc<[bool]>) -> Owner {
+        self.elsewhere = elsewhere;
+        self
+    }
+
+    /// Whether another host owns `room`.
+    pub(super) fn is_elsewhere(&self, room: RoomIdx) -> bool {
+        self.elsewhere.get(room as usize).copied().unwrap_or(false)
     }
 
     /// Bodies held here.

@@ -40,7 +40,7 @@ use crate::world::{Dir, RoomIdx};
 
 /// The layout this host writes and the only one it reads. Bump it with any
 /// change to the encoding, however small.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// The largest envelope a host accepts, refused before any of it is read.
 /// Batches flush at 64 KiB (DESIGN §1); this leaves room for one large
@@ -187,6 +187,19 @@ pub enum PeerMsg {
         old: SessionId,
         new: SessionId,
     },
+
+    // --- resume: to the keeper of a name, and back ---
+    /// Whose session holds the account a resume on `asker`'s connection
+    /// presented a token for.
+    ResumeLookup {
+        key: Box<str>,
+        asker: SessionId,
+    },
+    /// The keeper's answer: the session holding the name, if any.
+    ResumeTarget {
+        asker: SessionId,
+        holder: Option<SessionId>,
+    },
 }
 
 /// Why bytes are not an envelope. Each names the field it stopped at, for
@@ -270,6 +283,8 @@ mod tag {
     pub const CLAIMED: u8 = 14;
     pub const TAKEN_OVER: u8 = 15;
     pub const TELL: u8 = 16;
+    pub const RESUME_LOOKUP: u8 = 17;
+    pub const RESUME_TARGET: u8 = 18;
 
     pub const LOOK: u8 = 1;
     pub const GO: u8 = 2;
@@ -558,6 +573,16 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             out.push(tag::TAKEN_OVER);
             put_sid(out, *old);
             put_sid(out, *new);
+        }
+        PeerMsg::ResumeLookup { key, asker } => {
+            out.push(tag::RESUME_LOOKUP);
+            put_blob(out, key.as_bytes());
+            put_sid(out, *asker);
+        }
+        PeerMsg::ResumeTarget { asker, holder } => {
+            out.push(tag::RESUME_TARGET);
+            put_sid(out, *asker);
+            put_opt_sid(out, *holder);
         }
         PeerMsg::Tell {
             from,
@@ -868,6 +893,14 @@ impl<'a> Reader<'a> {
                 old: self.sid("old session")?,
                 new: self.sid("new session")?,
             },
+            tag::RESUME_LOOKUP => PeerMsg::ResumeLookup {
+                key: self.text("name key")?,
+                asker: self.sid("asking session")?,
+            },
+            tag::RESUME_TARGET => PeerMsg::ResumeTarget {
+                asker: self.sid("asking session")?,
+                holder: self.opt_sid("holder")?,
+            },
             tag::TELL => PeerMsg::Tell {
                 from: self.sid("session")?,
                 from_name: self.text("from name")?,
@@ -912,9 +945,11 @@ mod tests {
             PeerMsg::Claimed { .. } => 13,
             PeerMsg::TakenOver { .. } => 14,
             PeerMsg::Tell { .. } => 15,
+            PeerMsg::ResumeLookup { .. } => 16,
+            PeerMsg::ResumeTarget { .. } => 17,
         }
     }
-    const VARIANTS: usize = 16;
+    const VARIANTS: usize = 18;
 
     /// Every variant, every command, every way of arriving and every
     /// direction, with the extremes of each field.
@@ -1002,6 +1037,18 @@ mod tests {
             PeerMsg::TakenOver {
                 old: sid(1, 0, 5),
                 new: sid(2, 0, 6),
+            },
+            PeerMsg::ResumeLookup {
+                key: "alice".into(),
+                asker: sid(1, 1, 9),
+            },
+            PeerMsg::ResumeTarget {
+                asker: sid(1, 1, 9),
+                holder: Some(sid(0, 1, 2)),
+            },
+            PeerMsg::ResumeTarget {
+                asker: sid(1, 1, 9),
+                holder: None,
             },
             PeerMsg::Tell {
                 from: sid(3, 3, 3),

@@ -7,7 +7,7 @@ pub mod stats;
 use std::fmt::Write;
 
 use crate::store::StoreMetrics;
-use stats::{LatencySummary, ShardStats, COMMAND_KINDS};
+use stats::{BridgeFacts, LatencySummary, ShardStats, COMMAND_KINDS};
 
 /// What a host says about itself beside its shards' figures.
 pub struct HostFacts<'a> {
@@ -15,6 +15,8 @@ pub struct HostFacts<'a> {
     /// Rooms in the world this host serves.
     pub rooms: usize,
     pub store: &'a StoreMetrics,
+    /// The bridge to other hosts; `None` when this host runs alone.
+    pub bridge: Option<BridgeFacts>,
 }
 
 /// `/healthz`: host id, process id, shards and connections per shard.
@@ -43,7 +45,20 @@ pub fn health_json(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
         }
         let _ = write!(out, "{}", s.players);
     }
-    let _ = write!(out, "],\"rooms\":{}}}", host.rooms);
+    let _ = write!(out, "],\"rooms\":{}", host.rooms);
+    if let Some(b) = &host.bridge {
+        let _ = write!(out, ",\"bridge\":{{\"state\":\"{}\",\"hosts\":[", b.state);
+        for (i, h) in b.hosts_live.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let mut id = Vec::new();
+            crate::protocol::encode::put_str(&mut id, h);
+            out.push_str(&String::from_utf8_lossy(&id));
+        }
+        out.push_str("]}");
+    }
+    out.push('}');
     out.into_bytes()
 }
 
@@ -262,8 +277,108 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
         |s| s.hop_latency,
     );
     host.store.render_prometheus(&mut out);
+    if let Some(b) = &host.bridge {
+        bridge(&mut out, b);
+    }
     process(&mut out);
     out.into_bytes()
+}
+
+/// The bridge's figures: one series each, for the host.
+fn bridge(out: &mut String, b: &BridgeFacts) {
+    let series: [(&str, &str, &str, u64); 13] = [
+        (
+            "mudshard_bridge_state",
+            "gauge",
+            "The bridge's breaker: 0 up, 1 probing (reconnected, waiting for its probe), 2 down.",
+            b.state_gauge,
+        ),
+        (
+            "mudshard_bridge_hosts_live",
+            "gauge",
+            "Other hosts whose heartbeats are live.",
+            b.hosts_live.len() as u64,
+        ),
+        (
+            "mudshard_bridge_publishes_total",
+            "counter",
+            "PUBLISH commands sent (one envelope each).",
+            b.publishes,
+        ),
+        (
+            "mudshard_bridge_messages_published_total",
+            "counter",
+            "Messages inside them (messages / publishes: the batching factor).",
+            b.messages_published,
+        ),
+        (
+            "mudshard_bridge_round_trips_total",
+            "counter",
+            "Pipelined round trips to Redis.",
+            b.round_trips,
+        ),
+        (
+            "mudshard_bridge_envelopes_received_total",
+            "counter",
+            "Envelopes received from other hosts.",
+            b.envelopes_received,
+        ),
+        (
+            "mudshard_bridge_messages_received_total",
+            "counter",
+            "Messages inside them.",
+            b.messages_received,
+        ),
+        (
+            "mudshard_bridge_envelopes_refused_total",
+            "counter",
+            "Envelopes refused: undecodable or another wire version.",
+            b.envelopes_refused,
+        ),
+        (
+            "mudshard_bridge_sequence_gaps_total",
+            "counter",
+            "Envelopes that arrived after a gap in their source's sequence (envelopes lost).",
+            b.sequence_gaps,
+        ),
+        (
+            "mudshard_bridge_reconnects_total",
+            "counter",
+            "Redis connections made again after a failure.",
+            b.reconnects,
+        ),
+        (
+            "mudshard_bridge_wedged_total",
+            "counter",
+            "Subscriber connections found wedged by missed probes, and remade.",
+            b.wedged,
+        ),
+        (
+            "mudshard_bridge_dropped_total",
+            "counter",
+            "Messages to other hosts dropped: the queue was full or a publish failed.",
+            b.dropped,
+        ),
+        (
+            "mudshard_bridge_queue_depth",
+            "gauge",
+            "Messages waiting for the publisher.",
+            b.queue_depth,
+        ),
+    ];
+    for (name, kind, help, v) in series {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    }
+    let (count, p50, p99, max) = b.hop_us;
+    let name = "mudshard_bridge_hop_us";
+    let _ = writeln!(out, "# HELP {name} One hop through Redis: a probe published to this host's own inbox until it is read back (µs).\n# TYPE {name} summary");
+    for (q, v) in [("0.5", p50), ("0.99", p99), ("1", max)] {
+        let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {v}");
+    }
+    let _ = writeln!(out, "{name}_count {count}");
 }
 
 fn summary(

@@ -146,3 +146,28 @@ impl Counters {
         stats
     }
 }
+
+/// The bridge between hosts as `/healthz` and `/metrics` show it: plain
+/// figures, read from the bridge's counters by the shard that answers.
+#[derive(Clone, Debug, Default)]
+pub struct BridgeFacts {
+    /// `up`, `probing` or `down`.
+    pub state: &'static str,
+    /// 0 up, 1 probing, 2 down.
+    pub state_gauge: u64,
+    /// The other hosts whose heartbeats are live, by id.
+    pub hosts_live: Vec<String>,
+    pub publishes: u64,
+    pub messages_published: u64,
+    pub round_trips: u64,
+    pub envelopes_received: u64,
+    pub messages_received: u64,
+    pub envelopes_refused: u64,
+    pub sequence_gaps: u64,
+    pub reconnects: u64,
+    pub wedged: u64,
+    pub dropped: u64,
+    pub queue_depth: u64,
+    /// Probe round trips through Redis: count, p50, p99, max (µs).
+    pub hop_us: (u64, u64, u64, u64),
+}

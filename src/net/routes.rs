@@ -208,6 +208,7 @@ async fn gather(
         host_id: &shard.config.host_id,
         rooms: shard.world.rooms.len(),
         store: &shard.store_metrics,
+        bridge: shard.bridge_facts(),
     };
     render(&host, &stats)
 }

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use super::directory;
 use super::msg::Msg;
 use super::{SessionId, Shard};
 use crate::game::command::{EdgeCommand, HELP_TEXT};
@@ -45,6 +44,7 @@ impl Shard {
                             },
                         );
                     }
+                    self.shout_to_other_hosts(frame);
                     let echo = format!("You shout, \"{text}\"");
                     self.deliver(sid, reply_text(id.as_ref(), &echo));
                 }
@@ -68,9 +68,19 @@ impl Shard {
                     let to_key = name_key(to).into_boxed_str();
                     let from_name = Box::from(name);
                     self.busy(slot, kind, started);
-                    let shards = self.router.shards();
-                    self.router.post(
-                        directory::shard_of(&to_key, shards),
+                    let keeper = self.keeper_of(&to_key);
+                    if !self.reachable(keeper.host) {
+                        let text =
+                            format!("The host that knows where {to} is cannot be reached now.");
+                        self.deliver(sid, fail(id.as_ref(), "unreachable", &text));
+                        self.complete(sid);
+                        return;
+                    }
+                    if keeper.host != self.host {
+                        self.wait_on_host(sid, id);
+                    }
+                    self.router.post_to(
+                        keeper,
                         Msg::Tell {
                             from: sid,
                             from_name,

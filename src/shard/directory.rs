@@ -53,6 +53,14 @@ impl Directory {
         }
     }
 
+    /// Forgets every name held by a session of `host` (a host that died).
+    /// Returns how many.
+    pub fn forget_host(&mut self, host: u16) -> usize {
+        let before = self.names.len();
+        self.names.retain(|_, sid| sid.host() != host);
+        before - self.names.len()
+    }
+
     /// The session holding `key`, if any.
     pub fn holder(&self, key: &str) -> Option<SessionId> {
         self.names.get(key).copied()
@@ -80,8 +88,8 @@ impl Directory {
                 "no_such_player",
                 &format!("Nobody called {to_key} is online."),
             );
-            r.post(
-                from.shard(),
+            r.post_to(
+                from.addr(),
                 Msg::Frame {
                     sid: from,
                     frame,
@@ -91,20 +99,30 @@ impl Directory {
             return;
         };
         let event = encode::event("tell", "", from_name, text);
-        r.post(
-            target.shard(),
-            Msg::Frame {
-                sid: target,
-                frame: event,
-                done: false,
-            },
-        );
-        let echo = format!("You tell {to_key}, \"{text}\"");
-        r.post(
-            from.shard(),
+        let up = target.host() == r.host || r.bridge().is_some_and(|b| b.is_up());
+        let sent = up
+            && r.post_to(
+                target.addr(),
+                Msg::Frame {
+                    sid: target,
+                    frame: event,
+                    done: false,
+                },
+            );
+        let reply = if sent {
+            reply_text(id.as_ref(), &format!("You tell {to_key}, \"{text}\""))
+        } else {
+            fail(
+                id.as_ref(),
+                "unreachable",
+                &format!("{to_key} is on a host that cannot be reached now."),
+            )
+        };
+        r.post_to(
+            from.addr(),
             Msg::Frame {
                 sid: from,
-                frame: reply_text(id.as_ref(), &echo),
+                frame: reply,
                 done: true,
             },
         );

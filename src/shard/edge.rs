@@ -196,7 +196,18 @@ impl Shard {
                     );
                     return self.deliver(sid, frame);
                 };
+                if !self.reachable(owner.host) {
+                    let frame = fail(
+                        id.as_ref(),
+                        "unreachable",
+                        "The land you stand in is kept by a host that cannot be reached now; try again shortly.",
+                    );
+                    return self.deliver(sid, frame);
+                }
                 self.busy(slot, kind, started);
+                if owner.host != self.host {
+                    self.wait_on_host(sid, id);
+                }
                 self.router.post_to(
                     owner,
                     Msg::Cmd {
@@ -229,6 +240,9 @@ impl Shard {
         if let Some(started) = session.busy_since.take() {
             let us = started.elapsed().as_micros() as u64;
             self.counters.command_latency(us);
+        }
+        if !self.remote_waits.is_empty() {
+            self.remote_waits.remove(&sid);
         }
         let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
             return;

@@ -21,32 +21,40 @@ impl Shard {
 
     fn carry_out(&mut self, effect: Effect) {
         match effect {
-            Effect::Frame { sid, frame, done } => self
-                .router
-                .post_to(sid.addr(), Msg::Frame { sid, frame, done }),
-            Effect::Welcomed { sid, room_json } => self
-                .router
-                .post_to(sid.addr(), Msg::Welcomed { sid, room_json }),
-            Effect::QuitDone { sid, frame } => self
-                .router
-                .post_to(sid.addr(), Msg::QuitDone { sid, frame }),
-            Effect::Entered { sid, room, owner } => self
-                .router
-                .post_to(sid.addr(), Msg::Entered { sid, room, owner }),
-            Effect::Left { sid, room } => self.router.post_to(sid.addr(), Msg::Left { sid, room }),
+            Effect::Frame { sid, frame, done } => {
+                self.router
+                    .post_to(sid.addr(), Msg::Frame { sid, frame, done });
+            }
+            Effect::Welcomed { sid, room_json } => {
+                self.router
+                    .post_to(sid.addr(), Msg::Welcomed { sid, room_json });
+            }
+            Effect::QuitDone { sid, frame } => {
+                self.router
+                    .post_to(sid.addr(), Msg::QuitDone { sid, frame });
+            }
+            Effect::Entered { sid, room, owner } => {
+                self.router
+                    .post_to(sid.addr(), Msg::Entered { sid, room, owner });
+            }
+            Effect::Left { sid, room } => {
+                self.router.post_to(sid.addr(), Msg::Left { sid, room });
+            }
             Effect::RoomEvent {
                 to,
                 room,
                 frame,
                 except,
-            } => self.router.post_to(
-                to,
-                Msg::RoomEvent {
-                    room,
-                    frame,
-                    except,
-                },
-            ),
+            } => {
+                self.router.post_to(
+                    to,
+                    Msg::RoomEvent {
+                        room,
+                        frame,
+                        except,
+                    },
+                );
+            }
             Effect::Arrive {
                 body,
                 room,

@@ -167,9 +167,13 @@ impl Shard {
             let room = names_max.saturating_sub(g.names.len());
             g.names.extend(names.into_iter().take(room));
         });
-        let Some(gather) = done else {
+        let Some(mut gather) = done else {
             return;
         };
+        let (names, total) = self.other_hosts_players();
+        gather.total += total;
+        let room = names_max.saturating_sub(gather.names.len());
+        gather.names.extend(names.into_iter().take(room));
         let mut text = format!("{} online: {}", gather.total, gather.names.join(", "));
         if gather.total > gather.names.len() {
             text.push_str(&format!(" and {} more", gather.total - gather.names.len()));

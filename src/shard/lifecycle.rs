@@ -113,7 +113,7 @@ impl Shard {
             self.router.post_to(owner, Msg::Depart { sid, notify });
         } else if let Some(new) = notify {
             self.router
-                .post(new.shard(), Msg::Claimed { sid: new, ok: true });
+                .post_to(new.addr(), Msg::Claimed { sid: new, ok: true });
         }
         if !session.name_key.is_empty() {
             self.release(sid, session.name_key);
@@ -124,6 +124,7 @@ impl Shard {
     pub fn sweep(&mut self) {
         // Writes parked while the store's queue was full go on now.
         self.store.pump();
+        self.expire_remote_waits();
         let now = self.now_ms();
         let limits = &self.config.limits;
         let (login_ms, idle_ms, missed_max, bytes_max, grace_ms) = (

@@ -34,7 +34,7 @@ use std::time::Instant;
 use super::accounts::{AccountError, NewAccount};
 use super::msg::{Arrival, Body, Msg};
 use super::session::Phase;
-use super::{directory, SessionId, Shard, ShardAddr};
+use super::{SessionId, Shard, ShardAddr};
 use crate::protocol::names::name_key;
 use crate::protocol::{close, encode};
 use crate::store::{AccountRecord, Reply, StoreError};
@@ -144,20 +144,34 @@ impl Shard {
     }
 
     /// Asks the directory shard of `key` to give the name to `sid`.
+    /// In a cluster the name's keeper may be another host: while the bridge
+    /// is down that claim cannot be decided, and the login fails at once.
     pub(super) fn claim(&mut self, sid: SessionId, key: impl Into<Box<str>>, takeover: bool) {
         let key = key.into();
-        let shards = self.router.shards();
-        self.router.post(
-            directory::shard_of(&key, shards),
-            Msg::Claim { key, sid, takeover },
-        );
+        let keeper = self.keeper_of(&key);
+        if !self.reachable(keeper.host) {
+            return self.fail_login(
+                sid,
+                "unreachable",
+                "The host that keeps this name cannot be reached; try again shortly.",
+            );
+        }
+        if !self
+            .router
+            .post_to(keeper, Msg::Claim { key, sid, takeover })
+        {
+            self.fail_login(
+                sid,
+                "unreachable",
+                "The host that keeps this name cannot be reached; try again shortly.",
+            );
+        }
     }
 
     /// Lets go of `sid`'s hold on `key` in the directory.
     pub(super) fn release(&mut self, sid: SessionId, key: Box<str>) {
-        let shards = self.router.shards();
-        self.router
-            .post(directory::shard_of(&key, shards), Msg::Release { key, sid });
+        let keeper = self.keeper_of(&key);
+        self.router.post_to(keeper, Msg::Release { key, sid });
     }
 
     /// The flow of `sid` if the session still wants it. A session whose
@@ -354,7 +368,7 @@ impl Shard {
         }
         if let Some(new) = self.handoffs.remove(&sid) {
             self.router
-                .post(new.shard(), Msg::Claimed { sid: new, ok: true });
+                .post_to(new.addr(), Msg::Claimed { sid: new, ok: true });
         }
         self.send_error(sid.slot(), code, message);
     }
@@ -364,7 +378,8 @@ impl Shard {
         let go_ahead = Msg::Claimed { sid: new, ok: true };
         let Some(session) = self.sessions.get_mut(old.slot(), old.gen()) else {
             // Gone already: its body was departed when it was buried.
-            return self.router.post(new.shard(), go_ahead);
+            self.router.post_to(new.addr(), go_ahead);
+            return;
         };
         match session.phase {
             // No connection to close: it leaves now, and the new login goes
@@ -374,7 +389,9 @@ impl Shard {
                 self.expire_detached(old.slot());
             }
             // Nothing held: nothing to wait for.
-            Phase::Connected => self.router.post(new.shard(), go_ahead),
+            Phase::Connected => {
+                self.router.post_to(new.addr(), go_ahead);
+            }
             // Buried when its last message lands; the handoff goes with it.
             Phase::Zombie => {
                 self.handoffs.insert(old, new);

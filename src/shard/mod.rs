@@ -3,6 +3,7 @@
 //! name directory and its counters. Other threads reach it only by message.
 
 pub mod accounts;
+pub mod cluster;
 pub mod commands;
 pub mod delivery;
 pub mod directory;
@@ -15,6 +16,7 @@ pub mod login;
 pub mod mailbox;
 pub mod msg;
 pub mod placement;
+pub mod remote;
 pub mod resume;
 pub mod router;
 pub mod run;
@@ -100,6 +102,11 @@ pub struct Shard {
     /// Sessions taken over by a newer login: old → the new one waiting for
     /// the old body to be saved and gone.
     handoffs: HashMap<SessionId, SessionId>,
+    /// The other hosts of the cluster, as the bridge last saw them.
+    peers: Arc<Vec<crate::bridge::PeerHost>>,
+    /// Commands that went to another host and their deadline: answered
+    /// `unreachable` by the sweep if no answer came by then.
+    remote_waits: HashMap<SessionId, (Instant, Option<crate::protocol::MsgId>)>,
 }
 
 impl Shard {
@@ -112,14 +119,15 @@ impl Shard {
         services: Services,
     ) -> Shard {
         let store = Rc::new(services.store);
-        let host = 0;
+        let host = config.host_index();
         let owner = Owner::new(
             ShardAddr::new(host, id),
             world.clone(),
             config.limits.clone(),
             config.game.clone(),
             services.saved_items,
-        );
+        )
+        .with_rooms_elsewhere(placement.elsewhere(host));
         Shard {
             host,
             id,
@@ -149,6 +157,8 @@ impl Shard {
             handoffs: HashMap::new(),
             attacher: None,
             detached: 0,
+            peers: Arc::new(Vec::new()),
+            remote_waits: HashMap::new(),
         }
     }
 
@@ -218,14 +228,14 @@ impl Shard {
                 match self.directory.claim_or_take(key, sid, takeover) {
                     directory::Claim::Granted => self
                         .router
-                        .post(sid.shard(), Msg::Claimed { sid, ok: true }),
+                        .post_to(sid.addr(), Msg::Claimed { sid, ok: true }),
                     directory::Claim::Taken => self
                         .router
-                        .post(sid.shard(), Msg::Claimed { sid, ok: false }),
+                        .post_to(sid.addr(), Msg::Claimed { sid, ok: false }),
                     directory::Claim::TookOver { old } => self
                         .router
-                        .post(old.shard(), Msg::TakenOver { old, new: sid }),
-                }
+                        .post_to(old.addr(), Msg::TakenOver { old, new: sid }),
+                };
             }
             Msg::Release { key, sid } => self.directory.release(&key, sid),
             Msg::Tell {
@@ -267,11 +277,12 @@ impl Shard {
             Msg::ResumeLookup { key, asker } => {
                 let holder = self.directory.holder(&key);
                 self.router
-                    .post(asker.shard(), Msg::ResumeTarget { asker, holder });
+                    .post_to(asker.addr(), Msg::ResumeTarget { asker, holder });
             }
             Msg::ResumeTarget { asker, holder } => self.on_resume_target(asker, holder),
             Msg::Handover(handover) => self.on_handover(*handover),
             Msg::LinkDead { sid, dead } => self.play(|owner, fx| owner.link_dead(fx, sid, dead)),
+            Msg::Peers { live, turned } => self.on_peers(live, turned),
             Msg::Shutdown => self.begin_shutdown(),
         }
     }

@@ -161,6 +161,15 @@ pub enum Msg {
         dead: bool,
     },
 
+    // --- from the bridge ---
+    /// The other hosts as their heartbeats show them (for `who`), and those
+    /// that joined, died or restarted since the last time: their players
+    /// are gone, and the names they kept for this host must be claimed again.
+    Peers {
+        live: std::sync::Arc<Vec<crate::bridge::PeerHost>>,
+        turned: Vec<u16>,
+    },
+
     /// Stop accepting, close every session, and stop.
     Shutdown,
 }
@@ -193,6 +202,7 @@ impl Msg {
             Msg::ResumeTarget { .. } => "resume_target",
             Msg::Handover(_) => "handover",
             Msg::LinkDead { .. } => "link_dead",
+            Msg::Peers { .. } => "peers",
             Msg::Shutdown => "shutdown",
         }
     }

@@ -2,6 +2,7 @@
 //! exactly one owner). Every shard holds the same table, so any shard can
 //! tell where a room lives without asking anyone.
 
+use crate::config::Config;
 use crate::protocol::addr::ShardAddr;
 use crate::world::{RoomIdx, World};
 
@@ -24,6 +25,35 @@ impl Placement {
             })
             .collect();
         Placement { owners }
+    }
+
+    /// Every room of the world on the host that owns its zone (the
+    /// `[cluster]` table, checked at start-up to own each zone once); this
+    /// host's rooms spread over its `shards` shards. Another host's rooms
+    /// are placed on its shard 0 here: that host routes an arrival by the
+    /// room, with its own placement.
+    pub fn for_host(world: &World, config: &Config, shards: u16) -> Result<Placement, String> {
+        let me = config.host_index();
+        let local = Placement::single_host(world, me, shards);
+        let owners = world
+            .rooms
+            .iter()
+            .enumerate()
+            .map(|(i, room)| match config.zone_owner(&room.zone) {
+                Some(host) if host == me => Ok(local.owners[i]),
+                Some(host) => Ok(ShardAddr::new(host, 0)),
+                None => Err(format!(
+                    "room {} is in zone {:?}, which no host of the cluster owns",
+                    room.id, room.zone
+                )),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Placement { owners })
+    }
+
+    /// Per room, whether a host other than `host` owns it.
+    pub fn elsewhere(&self, host: u16) -> std::sync::Arc<[bool]> {
+        self.owners.iter().map(|o| o.host != host).collect()
     }
 
     /// The owner of `room`.

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use super::msg::Msg;
 use super::session::{Phase, ResumeCredential, ResumePlan};
-use super::{directory, SessionId, Shard};
+use super::{SessionId, Shard};
 use crate::auth::session_token::SessionToken;
 
 /// A connection on its way to the shard of the session it resumes.
@@ -128,13 +128,13 @@ impl Shard {
             return;
         };
         let asker = SessionId::new(self.addr(), slot, gen);
-        let directory = directory::shard_of(key, self.router.shards());
+        let directory = self.keeper_of(key);
         let lookup = Msg::ResumeLookup {
             key: key.clone(),
             asker,
         };
         self.plan_handover(slot, None, credential, last_seq);
-        self.router.post(directory, lookup);
+        self.router.post_to(directory, lookup);
     }
 
     /// The directory said whose session an account's resume is for.

@@ -17,6 +17,8 @@ use std::task::{Context, Poll, Waker};
 
 use super::mailbox::Mailbox;
 use super::msg::Msg;
+use super::remote;
+use crate::bridge::{Outbound, Outbox};
 
 /// Sends messages from one shard to any shard, itself included.
 pub struct Router {
@@ -34,6 +36,10 @@ pub struct Router {
     pub sent_remote: u64,
     /// Posts that found another shard's inbox full and started parking for it.
     pub inbox_full_total: u64,
+    /// The way to other hosts; `None` when this host runs alone.
+    bridge: Option<Outbox>,
+    /// Messages handed to the bridge for other hosts.
+    pub sent_to_hosts: u64,
 }
 
 impl Router {
@@ -48,7 +54,22 @@ impl Router {
             retry_waker: None,
             sent_remote: 0,
             inbox_full_total: 0,
+            bridge: None,
+            sent_to_hosts: 0,
         }
+    }
+
+    /// Makes this the router of host `host` of a cluster, reaching the other
+    /// hosts through `bridge`.
+    pub fn with_bridge(mut self, host: u16, bridge: Option<Outbox>) -> Router {
+        self.host = host;
+        self.bridge = bridge;
+        self
+    }
+
+    /// The bridge to other hosts, when this host has one.
+    pub fn bridge(&self) -> Option<&Outbox> {
+        self.bridge.as_ref()
     }
 
     pub fn shards(&self) -> u16 {
@@ -137,11 +158,36 @@ impl Router {
         self.local.pop_front()
     }
 
-    /// Sends `msg` to a shard of any host. There is no bridge between hosts
-    /// yet, so every address is on this host; one elsewhere is a bug.
-    pub fn post_to(&mut self, to: super::ShardAddr, msg: Msg) {
-        assert_eq!(to.host, self.host, "router: no route to host {}", to.host);
-        self.post(to.shard, msg);
+    /// Sends `msg` to a shard of any host: on this host into its inbox, on
+    /// another through the bridge. Returns false when a message for another
+    /// host could not be queued (no bridge, its queue full, or a message
+    /// that cannot cross): it is dropped, and counted by the bridge.
+    pub fn post_to(&mut self, to: super::ShardAddr, msg: Msg) -> bool {
+        if to.host == self.host {
+            self.post(to.shard, msg);
+            return true;
+        }
+        let Some(bridge) = &self.bridge else {
+            tracing::error!(
+                host = to.host,
+                kind = msg.kind(),
+                "router: no bridge to another host"
+            );
+            return false;
+        };
+        match remote::to_peer(msg, to.shard) {
+            Ok(msg) => {
+                self.sent_to_hosts += 1;
+                bridge.send(Outbound::To { host: to.host, msg })
+            }
+            Err(msg) => {
+                tracing::error!(
+                    kind = msg.kind(),
+                    "router: this message cannot leave its host"
+                );
+                false
+            }
+        }
     }
 }
 

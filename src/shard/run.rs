@@ -58,6 +58,12 @@ where
             sh.drain_local();
         }))
     });
+    let (roster_ms, bridged) = {
+        let sh = shard.borrow();
+        (sh.config.cluster.heartbeat_ms, sh.router_has_bridge())
+    };
+    let roster_task = bridged
+        .then(|| glommio::spawn_local(every(shard.clone(), roster_ms, |sh| sh.send_roster())));
     let accept_task = glommio::spawn_local(listen(shard.clone()));
 
     // Until a Shutdown message arrives.
@@ -71,6 +77,9 @@ where
     }
     sweep_task.cancel().await;
     if let Some(task) = tick_task {
+        task.cancel().await;
+    }
+    if let Some(task) = roster_task {
         task.cancel().await;
     }
     retry_task.cancel().await;

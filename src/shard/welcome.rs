@@ -57,6 +57,13 @@ impl Shard {
             // `bury` releases the name (a no-op when the claim failed).
             return self.bury(sid);
         }
+        if matches!(session.phase, Phase::Playing | Phase::Detached) {
+            // A name claimed again on a host that restarted (`on_peers`).
+            if !ok {
+                tracing::warn!(name = %session.name, "cluster: a restarted host gave this player's name to another");
+            }
+            return;
+        }
         if !ok {
             if session.busy_kind == "login_generated" {
                 let name = self.guest_name();

@@ -597,3 +597,12 @@ pub fn http_post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) 
     let (status, body) = http_request(addr, &request);
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
+
+pub mod redis;
+
+impl ServerProc {
+    /// Starts with the shard map at `path` as it is.
+    pub fn start_in_existing(path: &std::path::Path, args: &[&str]) -> ServerProc {
+        ServerProc::spawn(&["--config", path.to_str().expect("utf-8 path")], args)
+    }
+}

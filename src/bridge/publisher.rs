@@ -1,0 +1,566 @@
+//! The publisher thread: everything the shards send to other hosts leaves
+//! here. Each turn it takes whatever is waiting (no fixed delay: when idle a
+//! message leaves as soon as it comes), batches it into one envelope per
+//! destination host (at most [`ENVELOPE_FLUSH_BYTES`] each), and sends all of
+//! it in one pipelined round trip together with its timers' work: the
+//! heartbeat key, a read of the other hosts' heartbeats, and the probe that
+//! tells the subscriber its link still works.
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::link::{self, Backoff};
+use super::sequence::{self, Retained};
+use super::GLOBAL_CHANNEL;
+use super::{heartbeat_key, inbox_channel, BridgeConfig, BridgeStats, Outbound, PeerHost, Sink};
+use crate::game::wire::{self, Addressed, Envelope, PeerMsg, MESSAGES_PER_ENVELOPE_MAX};
+
+/// An envelope is sent once its messages reach this size (DESIGN §1: batches
+/// of at most 64 KiB), and a new one started for the rest.
+pub const ENVELOPE_FLUSH_BYTES: usize = 64 * 1024;
+
+/// Most messages taken from the queue in one turn, so that one round trip
+/// stays bounded while a backlog drains.
+const MESSAGES_PER_TURN_MAX: usize = 8192;
+
+/// Monotonic microseconds, the probe's timestamp: both ends of a probe are
+/// this process, so they read the same clock.
+pub fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+pub fn run(
+    config: BridgeConfig,
+    rx: Receiver<Outbound>,
+    stats: Arc<BridgeStats>,
+    sink: Arc<dyn Sink>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut backoff = Backoff::new(config.boot_epoch ^ 0x9e37_79b9_7f4a_7c15);
+    let mut batches = Batches::new(&config);
+    let mut rosters = Rosters::default();
+    let mut peers = Peers::new(&config);
+    let mut con: Option<redis::Connection> = None;
+    let mut connected_before = false;
+    let heartbeat_every = Duration::from_millis(config.heartbeat_ms);
+    let probe_every = Duration::from_millis(config.probe_interval_ms);
+    // An envelope is unacknowledged for at least a heartbeat of each side in
+    // the normal course; after two and a little, it was lost.
+    let resend_after = heartbeat_every * 2 + Duration::from_millis(100);
+    let (mut next_heartbeat, mut next_probe) = (Instant::now(), Instant::now());
+    while !stop.load(Ordering::Relaxed) {
+        let Some(c) = con.as_mut() else {
+            match link::connect(&config.url) {
+                Ok(c) => {
+                    if connected_before {
+                        stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    connected_before = true;
+                    tracing::info!(url = %config.url, "bridge: publisher connected");
+                    if connected_before {
+                        peers.reconnected();
+                    }
+                    stats.publisher_up.store(true, Ordering::Relaxed);
+                    backoff.reset();
+                    con = Some(c);
+                    // Announce at once: the other hosts learn of this one.
+                    next_heartbeat = Instant::now();
+                }
+                Err(e) => {
+                    if stats.publisher_up.swap(false, Ordering::Relaxed) || !connected_before {
+                        tracing::warn!(error = %e, "bridge: publisher cannot reach redis; retrying with backoff");
+                        connected_before = true;
+                    }
+                    backoff.sleep(&stop);
+                }
+            }
+            continue;
+        };
+        let now = Instant::now();
+        let wait = next_heartbeat
+            .min(next_probe)
+            .saturating_duration_since(now)
+            .min(super::tick());
+        match rx.recv_timeout(wait) {
+            Ok(out) => take(out, &mut batches, &mut rosters),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let mut taken = 1;
+        while taken < MESSAGES_PER_TURN_MAX {
+            let Ok(out) = rx.try_recv() else { break };
+            take(out, &mut batches, &mut rosters);
+            taken += 1;
+        }
+        let mut pipe = redis::pipe();
+        let messages = batches.flush_into(&mut pipe);
+        let publishes = pipe.len();
+        let now = Instant::now();
+        if now >= next_probe {
+            next_probe = now + probe_every;
+            let probe = Envelope {
+                source_host: config.me,
+                boot_epoch: config.boot_epoch,
+                seq: monotonic_us(),
+                messages: Vec::new(),
+            };
+            let mut bytes = Vec::with_capacity(32);
+            wire::encode(&probe, &mut bytes);
+            pipe.cmd("PUBLISH")
+                .arg(inbox_channel(&config.hosts[usize::from(config.me)]))
+                .arg(bytes)
+                .ignore();
+        }
+        let heartbeat = now >= next_heartbeat;
+        if heartbeat {
+            next_heartbeat = now + heartbeat_every;
+            pipe.cmd("SET")
+                .arg(heartbeat_key(&config.hosts[usize::from(config.me)]))
+                .arg(rosters.heartbeat_value(
+                    config.boot_epoch,
+                    &stats.acks.lock().map(|a| a.clone()).unwrap_or_default(),
+                ))
+                .arg("PX")
+                .arg(config.host_ttl_ms)
+                .ignore();
+            pipe.cmd("MGET").arg(peers.keys());
+        }
+        if pipe.is_empty() {
+            continue;
+        }
+        match pipe.query::<Vec<Vec<Option<String>>>>(c) {
+            Ok(read) => {
+                stats.round_trips.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .publishes
+                    .fetch_add(publishes as u64, Ordering::Relaxed);
+                stats
+                    .messages_published
+                    .fetch_add(messages as u64, Ordering::Relaxed);
+                if heartbeat {
+                    if let Some(values) = read.into_iter().next() {
+                        if let Some((live, turned)) = peers.update(values) {
+                            stats.peers_live.store(live.len() as u64, Ordering::Relaxed);
+                            sink.peers(live, turned);
+                        }
+                        let queued = batches.acknowledged(&peers, resend_after);
+                        stats.resent.fetch_add(queued, Ordering::Relaxed);
+                        stats.lost.store(
+                            batches.retained.iter().map(|r| r.overflowed).sum(),
+                            Ordering::Relaxed,
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, lost = messages, "bridge: publish failed; breaker open, reconnecting");
+                stats.dropped.fetch_add(messages as u64, Ordering::Relaxed);
+                stats.publisher_up.store(false, Ordering::Relaxed);
+                stats.probe_ok.store(false, Ordering::Relaxed);
+                con = None;
+                backoff.sleep(&stop);
+            }
+        }
+    }
+    stats.publisher_up.store(false, Ordering::Relaxed);
+}
+
+fn take(out: Outbound, batches: &mut Batches, rosters: &mut Rosters) {
+    match out {
+        Outbound::To { host, msg } => batches.add(usize::from(host), msg),
+        Outbound::Global(msg) => batches.add_global(msg),
+        Outbound::Roster {
+            shard,
+            names,
+            total,
+        } => rosters.set(shard, names, total),
+    }
+}
+
+/// Envelopes being filled, one list per destination (each host's inbox, and
+/// the global channel last), with the sequence number of each destination.
+struct Batches {
+    me: u16,
+    boot_epoch: u64,
+    channels: Vec<String>,
+    pending: Vec<Vec<Addressed>>,
+    pending_bytes: Vec<usize>,
+    /// Finished envelopes: destination index, bytes and messages in them.
+    ready: Vec<(usize, bytes::Bytes, usize)>,
+    seq: Vec<u64>,
+    /// Per destination, what was sent and not yet acknowledged.
+    retained: Vec<Retained>,
+    /// Envelopes to publish again in the next round trip.
+    resend: Vec<(usize, bytes::Bytes)>,
+}
+
+impl Batches {
+    fn new(config: &BridgeConfig) -> Batches {
+        let mut channels: Vec<String> = config.hosts.iter().map(|h| inbox_channel(h)).collect();
+        channels.push(GLOBAL_CHANNEL.to_string());
+        let n = channels.len();
+        Batches {
+            me: config.me,
+            boot_epoch: config.boot_epoch,
+            channels,
+            pending: vec![Vec::new(); n],
+            pending_bytes: vec![0; n],
+            ready: Vec::new(),
+            seq: vec![0; n],
+            retained: (0..n).map(|_| Retained::default()).collect(),
+            resend: Vec::new(),
+        }
+    }
+
+    /// The global channel's index among the destinations.
+    fn global(&self) -> usize {
+        self.channels.len() - 1
+    }
+
+    fn add(&mut self, dest: usize, msg: Addressed) {
+        // The global channel is the last destination; a host number past
+        // the list is a bug in the router, dropped here rather than sent.
+        if dest + 1 >= self.channels.len() {
+            tracing::error!(
+                dest,
+                "bridge: message for a host that is not in the cluster"
+            );
+            return;
+        }
+        self.push(dest, msg);
+    }
+
+    fn add_global(&mut self, msg: Addressed) {
+        self.push(self.channels.len() - 1, msg);
+    }
+
+    fn push(&mut self, dest: usize, msg: Addressed) {
+        self.pending_bytes[dest] += approx_bytes(&msg.msg);
+        self.pending[dest].push(msg);
+        if self.pending_bytes[dest] >= ENVELOPE_FLUSH_BYTES
+            || self.pending[dest].len() >= MESSAGES_PER_ENVELOPE_MAX
+        {
+            self.seal(dest);
+        }
+    }
+
+    fn seal(&mut self, dest: usize) {
+        let messages = std::mem::take(&mut self.pending[dest]);
+        self.pending_bytes[dest] = 0;
+        if messages.is_empty() {
+            return;
+        }
+        self.seq[dest] += 1;
+        let count = messages.len();
+        let env = Envelope {
+            source_host: self.me,
+            boot_epoch: self.boot_epoch,
+            seq: self.seq[dest],
+            messages,
+        };
+        let mut bytes = Vec::with_capacity(256);
+        wire::encode(&env, &mut bytes);
+        let bytes = bytes::Bytes::from(bytes);
+        self.retained[dest].keep(env.seq, bytes.clone(), Instant::now());
+        self.ready.push((dest, bytes, count));
+    }
+
+    /// Seals every destination's envelope and adds a `PUBLISH` per envelope
+    /// to `pipe`. Returns the messages in them.
+    fn flush_into(&mut self, pipe: &mut redis::Pipeline) -> usize {
+        for dest in 0..self.channels.len() {
+            self.seal(dest);
+        }
+        let mut messages = 0;
+        for (dest, bytes, count) in self.ready.drain(..) {
+            messages += count;
+            pipe.cmd("PUBLISH")
+                .arg(&self.channels[dest])
+                .arg(&bytes[..])
+                .ignore();
+        }
+        for (dest, bytes) in self.resend.drain(..) {
+            pipe.cmd("PUBLISH")
+                .arg(&self.channels[dest])
+                .arg(&bytes[..])
+                .ignore();
+        }
+        messages
+    }
+
+    /// Takes the acknowledgements in the other hosts' heartbeats: forgets
+    /// what they have, and queues again for the next round trip what they
+    /// lack once it is older than `after`. Returns how many were queued.
+    fn acknowledged(&mut self, peers: &Peers, after: Duration) -> u64 {
+        let now = Instant::now();
+        let mut queued = 0;
+        let mut global_acked: Option<u64> = None;
+        for (i, known) in peers.known.iter().enumerate() {
+            let Some(peer) = known else { continue };
+            let acks = &peers.acks[i];
+            let host = usize::from(peer.host);
+            let inbox = sequence::acked(acks, self.me, false, self.boot_epoch);
+            for bytes in self.retained[host].due(inbox, after, now) {
+                self.resend.push((host, bytes));
+                queued += 1;
+            }
+            let global = sequence::acked(acks, self.me, true, self.boot_epoch);
+            global_acked = Some(global_acked.map_or(global, |g| g.min(global)));
+        }
+        let g = self.global();
+        match global_acked {
+            Some(acked) => {
+                for bytes in self.retained[g].due(acked, after, now) {
+                    self.resend.push((g, bytes));
+                    queued += 1;
+                }
+            }
+            // Nobody listens: nothing to keep for anyone.
+            None => {
+                self.retained[g].due(self.seq[g], after, now);
+            }
+        }
+        // What was let go unacknowledged for the bounds.
+        for dest in 0..self.retained.len() {
+            if dest == usize::from(self.me) {
+                // Nothing is sent to this host's own inbox but probes.
+                self.retained[dest].due(self.seq[dest], after, now);
+            }
+        }
+        queued
+    }
+}
+
+/// A generous estimate of a message's encoded size, for the flush bound.
+fn approx_bytes(msg: &PeerMsg) -> usize {
+    const FIXED: usize = 32;
+    FIXED
+        + match msg {
+            PeerMsg::Frame { frame, .. }
+            | PeerMsg::RoomEvent { frame, .. }
+            | PeerMsg::Broadcast { frame, .. }
+            | PeerMsg::QuitDone { frame, .. } => frame.len(),
+            PeerMsg::Welcomed { room_json, .. } => room_json.len(),
+            PeerMsg::Tell {
+                from_name, text, ..
+            } => from_name.len() + text.len() + 32,
+            PeerMsg::Claim { key, .. } | PeerMsg::Release { key, .. } => key.len(),
+            PeerMsg::Arrive { body, .. } => {
+                64 + body.name.len() + body.inventory.iter().map(|i| i.len() + 2).sum::<usize>()
+            }
+            _ => 32,
+        }
+}
+
+/// This host's players per shard, for its heartbeat.
+#[derive(Default)]
+struct Rosters {
+    shards: Vec<(Vec<Box<str>>, usize)>,
+}
+
+/// Names a heartbeat carries: `who` shows the first of them.
+pub const ROSTER_NAMES_MAX: usize = 50;
+
+impl Rosters {
+    fn set(&mut self, shard: u16, names: Vec<Box<str>>, total: usize) {
+        let shard = usize::from(shard);
+        if self.shards.len() <= shard {
+            self.shards.resize_with(shard + 1, Default::default);
+        }
+        self.shards[shard] = (names, total);
+    }
+
+    /// `<boot epoch> <players> <name>,<name>,… <acks>` (names hold no space
+    /// or comma: see `protocol::names`; acks are `sequence::Receipts`').
+    fn heartbeat_value(&self, boot_epoch: u64, acks: &str) -> String {
+        let total: usize = self.shards.iter().map(|(_, t)| t).sum();
+        let names: Vec<&str> = self
+            .shards
+            .iter()
+            .flat_map(|(n, _)| n.iter().map(|s| &**s))
+            .take(ROSTER_NAMES_MAX)
+            .collect();
+        format!("{boot_epoch} {total} {} {acks}", names.join(","))
+    }
+}
+
+/// Parses a heartbeat value; `None` for one this host cannot read.
+pub fn parse_heartbeat(value: &str) -> Option<(u64, usize, Vec<Box<str>>, String)> {
+    let mut parts = value.splitn(4, ' ');
+    let epoch = parts.next()?.parse().ok()?;
+    let total = parts.next()?.parse().ok()?;
+    let names = parts
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .take(ROSTER_NAMES_MAX)
+        .map(Box::from)
+        .collect();
+    let acks = parts.next().unwrap_or("").to_string();
+    Some((epoch, total, names, acks))
+}
+
+/// What this host knows of the others, from their heartbeats.
+struct Peers {
+    keys: Vec<String>,
+    hosts: Vec<u16>,
+    known: Vec<Option<PeerHost>>,
+    /// Until then a missing heartbeat does not mean a dead host: after
+    /// Redis comes back (empty, if it restarted) every host needs a
+    /// heartbeat's time to write its key again.
+    grace_until: Option<Instant>,
+    host_ttl: Duration,
+    /// Each live host's acknowledgements, from its heartbeat.
+    acks: Vec<String>,
+}
+
+impl Peers {
+    fn new(config: &BridgeConfig) -> Peers {
+        let hosts: Vec<u16> = (0..config.hosts.len() as u16)
+            .filter(|&h| h != config.me)
+            .collect();
+        Peers {
+            keys: hosts
+                .iter()
+                .map(|&h| heartbeat_key(&config.hosts[usize::from(h)]))
+                .collect(),
+            known: vec![None; hosts.len()],
+            acks: vec![String::new(); hosts.len()],
+            hosts,
+            grace_until: None,
+            host_ttl: Duration::from_millis(config.host_ttl_ms),
+        }
+    }
+
+    /// This host's link to Redis was (re)made: hosts missing from it are
+    /// given a heartbeat's grace before they count as dead.
+    fn reconnected(&mut self) {
+        self.grace_until = Some(Instant::now() + self.host_ttl);
+    }
+
+    fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// Takes the heartbeats just read; when anything changed, returns the
+    /// live hosts and the ones that joined, died or restarted.
+    fn update(&mut self, values: Vec<Option<String>>) -> Option<(Vec<PeerHost>, Vec<u16>)> {
+        let mut changed = false;
+        let mut turned = Vec::new();
+        let in_grace = self.grace_until.is_some_and(|t| Instant::now() < t);
+        for (i, value) in values.into_iter().enumerate().take(self.hosts.len()) {
+            if value.is_none() && in_grace {
+                continue;
+            }
+            let parsed = value.as_deref().and_then(parse_heartbeat);
+            self.acks[i] = parsed.as_ref().map(|p| p.3.clone()).unwrap_or_default();
+            let now = parsed.map(|(epoch, players, names, _)| PeerHost {
+                host: self.hosts[i],
+                boot_epoch: epoch,
+                players,
+                names,
+            });
+            if now != self.known[i] {
+                changed = true;
+                let same_run = matches!((&self.known[i], &now), (Some(old), Some(new)) if old.boot_epoch == new.boot_epoch);
+                if !same_run {
+                    turned.push(self.hosts[i]);
+                }
+                self.known[i] = now;
+            }
+        }
+        changed.then(|| (self.known.iter().flatten().cloned().collect(), turned))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> BridgeConfig {
+        BridgeConfig {
+            url: "redis://127.0.0.1:1".into(),
+            hosts: vec!["a".into(), "b".into(), "c".into()],
+            me: 0,
+            boot_epoch: 7,
+            heartbeat_ms: 1000,
+            host_ttl_ms: 5000,
+            queue_max: 16,
+            probe_interval_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_value_round_trips() {
+        let mut r = Rosters::default();
+        r.set(1, vec!["bob".into()], 3);
+        r.set(0, vec!["amy".into(), "cat".into()], 2);
+        let v = r.heartbeat_value(9, "0.i.9.3");
+        assert_eq!(v, "9 5 amy,cat,bob 0.i.9.3");
+        let (epoch, total, names, acks) = parse_heartbeat(&v).expect("parses");
+        assert_eq!(
+            (epoch, total, names.len(), acks.as_str()),
+            (9, 5, 3, "0.i.9.3")
+        );
+        assert_eq!(
+            parse_heartbeat("9 0  "),
+            Some((9, 0, Vec::new(), String::new()))
+        );
+        assert_eq!(parse_heartbeat("nine"), None);
+    }
+
+    #[test]
+    fn peers_report_joins_restarts_and_deaths_once() {
+        let mut p = Peers::new(&config());
+        assert_eq!(p.keys(), ["mudshard:heartbeat:b", "mudshard:heartbeat:c"]);
+        let (live, turned) = p.update(vec![Some("1 0 ".into()), None]).expect("b joined");
+        assert_eq!((live.len(), turned), (1, vec![1]));
+        assert!(
+            p.update(vec![Some("1 0 ".into()), None]).is_none(),
+            "nothing changed"
+        );
+        let (_, turned) = p
+            .update(vec![Some("1 3 amy".into()), None])
+            .expect("b's roster changed");
+        assert!(turned.is_empty(), "the same run of b");
+        let (_, turned) = p
+            .update(vec![Some("2 0 ".into()), None])
+            .expect("b restarted");
+        assert_eq!(turned, [1]);
+        let (live, turned) = p.update(vec![None, None]).expect("b died");
+        assert_eq!((live.len(), turned), (0, vec![1]));
+    }
+
+    #[test]
+    fn batches_seal_at_the_flush_bound_and_number_envelopes_per_destination() {
+        let mut b = Batches::new(&config());
+        let frame = bytes::Bytes::from(vec![b'x'; 1000]);
+        for _ in 0..100 {
+            b.add(
+                1,
+                Addressed {
+                    to: wire::Dest::AllShards,
+                    msg: PeerMsg::Broadcast {
+                        frame: frame.clone(),
+                        except: None,
+                    },
+                },
+            );
+        }
+        assert_eq!(b.ready.len(), 1, "sealed once past 64 KiB");
+        let mut pipe = redis::pipe();
+        assert_eq!(b.flush_into(&mut pipe), 100);
+        assert_eq!(pipe.len(), 2);
+        assert_eq!(b.seq[1], 2);
+        assert_eq!(b.seq[0], 0);
+    }
+}

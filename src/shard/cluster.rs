@@ -1,0 +1,222 @@
+//! A shard as part of a cluster of hosts: where a name is kept (its home
+//! host), whether other hosts can be reached, and what the shard learns of
+//! them from the bridge (their players for `who`, and their deaths).
+
+use std::sync::Arc;
+
+use super::directory;
+use super::msg::Msg;
+use super::session::Phase;
+use super::{SessionId, Shard, ShardAddr};
+use crate::bridge::{Outbound, PeerHost};
+use crate::game::wire::{Addressed, Dest, PeerMsg};
+use crate::metrics::stats::BridgeFacts;
+use crate::protocol::encode::fail;
+use crate::protocol::MsgId;
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The home host of a lower-case name: the one that keeps it in the
+/// directory (and, in time, its account). A stable hash over the hosts.
+pub fn home_host(key: &str, hosts: u16) -> u16 {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % u64::from(hosts.max(1))) as u16
+}
+
+impl Shard {
+    /// The directory shard that keeps `key`: on its home host. The shard
+    /// number is meaningful only on this host; another host routes a name
+    /// by its own shards.
+    pub(super) fn keeper_of(&self, key: &str) -> ShardAddr {
+        let hosts = self.config.cluster.hosts.len().max(1) as u16;
+        let home = if self.config.is_cluster() {
+            home_host(key, hosts)
+        } else {
+            self.host
+        };
+        if home == self.host {
+            ShardAddr::new(home, directory::shard_of(key, self.router.shards()))
+        } else {
+            ShardAddr::new(home, 0)
+        }
+    }
+
+    /// Whether this host has a bridge to others.
+    pub fn router_has_bridge(&self) -> bool {
+        self.router.bridge().is_some()
+    }
+
+    /// Whether messages to `host` can be expected to arrive: this host, or
+    /// another whose heartbeat is live while the bridge is up.
+    pub(super) fn reachable(&self, host: u16) -> bool {
+        host == self.host || (self.bridge_up() && self.peers.iter().any(|p| p.host == host))
+    }
+
+    /// Notes that `sid`'s command went to another host: if no answer comes
+    /// within `remote_timeout_ms`, the sweep answers `unreachable`.
+    pub(super) fn wait_on_host(&mut self, sid: SessionId, id: Option<MsgId>) {
+        let deadline =
+            Instant::now() + Duration::from_millis(self.config.cluster.remote_timeout_ms);
+        self.remote_waits.insert(sid, (deadline, id));
+    }
+
+    /// Answers the commands whose other host did not answer in time. An
+    /// answer that comes later still is delivered as it comes.
+    pub(super) fn expire_remote_waits(&mut self) {
+        if self.remote_waits.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let late: Vec<(SessionId, Option<MsgId>)> = self
+            .remote_waits
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(sid, (_, id))| (*sid, *id))
+            .collect();
+        for (sid, id) in late {
+            self.remote_waits.remove(&sid);
+            let frame = fail(
+                id.as_ref(),
+                "unreachable",
+                "Another host did not answer in time; try again shortly.",
+            );
+            self.deliver(sid, frame);
+            self.complete(sid);
+        }
+    }
+
+    /// Whether other hosts can be reached now (always false alone).
+    pub(super) fn bridge_up(&self) -> bool {
+        self.router.bridge().is_some_and(|b| b.is_up())
+    }
+
+    /// Sends a shout to every other host (their shards fan it out).
+    pub(super) fn shout_to_other_hosts(&mut self, frame: Bytes) {
+        if let Some(bridge) = self.router.bridge() {
+            bridge.send(Outbound::Global(Addressed {
+                to: Dest::AllShards,
+                msg: PeerMsg::Broadcast {
+                    frame,
+                    except: None,
+                },
+            }));
+        }
+    }
+
+    /// Tells the bridge this shard's players, for the heartbeat that `who`
+    /// on other hosts reads.
+    pub(super) fn send_roster(&mut self) {
+        if self.router.bridge().is_none() {
+            return;
+        }
+        let (names, total) = self.local_names(crate::bridge::ROSTER_NAMES_MAX);
+        if let Some(bridge) = self.router.bridge() {
+            bridge.send(Outbound::Roster {
+                shard: self.id,
+                names,
+                total,
+            });
+        }
+    }
+
+    /// The bridge's news of other hosts: their players, and which joined,
+    /// died or restarted. Names held here by sessions of a host that turned
+    /// are let go (those sessions are gone); names this shard's players hold
+    /// on a host that turned are claimed there again (what it kept is lost).
+    pub(super) fn on_peers(&mut self, live: Arc<Vec<PeerHost>>, turned: Vec<u16>) {
+        self.peers = live;
+        for host in turned {
+            let forgotten = self.directory.forget_host(host);
+            if forgotten > 0 {
+                tracing::warn!(
+                    host,
+                    names = forgotten,
+                    "cluster: a host died or restarted; its players' names are free again"
+                );
+            }
+            if !self.reachable(host) {
+                continue;
+            }
+            let mut claims = Vec::new();
+            for (slot, session) in self.sessions.iter_mut() {
+                if matches!(session.phase, Phase::Playing | Phase::Detached)
+                    && !session.name_key.is_empty()
+                {
+                    claims.push((slot, session.gen, session.name_key.clone()));
+                }
+            }
+            for (slot, gen, key) in claims {
+                let keeper = self.keeper_of(&key);
+                if keeper.host == host {
+                    let sid = SessionId::new(self.addr(), slot, gen);
+                    self.router.post_to(
+                        keeper,
+                        Msg::Claim {
+                            key,
+                            sid,
+                            takeover: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The bridge's state and counters, for `/healthz` and `/metrics`.
+    pub fn bridge_facts(&self) -> Option<BridgeFacts> {
+        let bridge = self.router.bridge()?;
+        let s = bridge.stats();
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let state = s.state();
+        Some(BridgeFacts {
+            state: state.as_str(),
+            state_gauge: state.as_gauge(),
+            hosts_live: self
+                .peers
+                .iter()
+                .filter_map(|p| self.config.cluster.hosts.get(usize::from(p.host)))
+                .map(|h| h.id.clone())
+                .collect(),
+            publishes: n(&s.publishes),
+            messages_published: n(&s.messages_published),
+            round_trips: n(&s.round_trips),
+            envelopes_received: n(&s.envelopes_received),
+            messages_received: n(&s.messages_received),
+            envelopes_refused: n(&s.envelopes_refused),
+            sequence_gaps: n(&s.sequence_gaps),
+            reconnects: n(&s.reconnects),
+            wedged: n(&s.wedged),
+            dropped: n(&s.dropped),
+            queue_depth: bridge.queue_depth() as u64,
+            hop_us: s.hop_summary(),
+        })
+    }
+
+    /// Players on other hosts: the first of their names, and how many.
+    pub(super) fn other_hosts_players(&self) -> (Vec<Box<str>>, usize) {
+        let total = self.peers.iter().map(|p| p.players).sum();
+        let names = self
+            .peers
+            .iter()
+            .flat_map(|p| p.names.iter().cloned())
+            .collect();
+        (names, total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_spread_over_hosts_stably() {
+        assert_eq!(home_host("alice", 2), home_host("alice", 2));
+        assert_eq!(home_host("alice", 1), 0);
+        let used: std::collections::HashSet<u16> =
+            (0..100).map(|i| home_host(&format!("p{i}"), 3)).collect();
+        assert_eq!(used.len(), 3);
+    }
+}

@@ -1,0 +1,254 @@
+//! Shards and the bridge between hosts: which in-process messages can cross
+//! (and their wire form), and how what arrives from another host finds its
+//! shard here.
+//!
+//! A host routes what it receives by the message's own keys — the room's
+//! owner, the name's directory shard, the session's shard — because only it
+//! knows its shards: the sender names the host, and `Dest` only says
+//! whether a message is for one shard or fanned out to all of them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::directory;
+use super::mailbox::Mailbox;
+use super::msg::Msg;
+use super::placement::Placement;
+use crate::bridge::{PeerHost, Sink};
+use crate::game::wire::{Addressed, Dest, Envelope, PeerMsg};
+
+/// The wire form of `msg` for shard `shard` of another host, or `msg` back
+/// when it cannot leave this host (closures, gathers, handed-over sockets,
+/// shutdown). For a message kept by a name or a room (a claim, a tell, an
+/// arrival), `shard` is ignored by the receiver, which routes by the key.
+pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
+    let one = |msg| {
+        Ok(Addressed {
+            to: Dest::Shard(shard),
+            msg,
+        })
+    };
+    let all = |msg| {
+        Ok(Addressed {
+            to: Dest::AllShards,
+            msg,
+        })
+    };
+    match msg {
+        Msg::Arrive {
+            body,
+            room,
+            how,
+            id,
+        } => one(PeerMsg::Arrive {
+            body,
+            room,
+            how,
+            id,
+        }),
+        Msg::Cmd { sid, id, cmd, .. } => one(PeerMsg::Cmd { sid, id, cmd }),
+        Msg::Depart { sid, notify } => one(PeerMsg::Depart { sid, notify }),
+        Msg::Entered { sid, room, owner } => one(PeerMsg::Entered { sid, room, owner }),
+        Msg::Left { sid, room } => one(PeerMsg::Left { sid, room }),
+        Msg::Frame { sid, frame, done } => one(PeerMsg::Frame { sid, frame, done }),
+        Msg::Welcomed { sid, room_json } => one(PeerMsg::Welcomed { sid, room_json }),
+        Msg::RoomEvent {
+            room,
+            frame,
+            except,
+        } => all(PeerMsg::RoomEvent {
+            room,
+            frame,
+            except,
+        }),
+        Msg::Broadcast { frame, except } => all(PeerMsg::Broadcast { frame, except }),
+        Msg::QuitDone { sid, frame } => one(PeerMsg::QuitDone { sid, frame }),
+        Msg::Claim { key, sid, takeover } => one(PeerMsg::Claim { key, sid, takeover }),
+        Msg::Release { key, sid } => one(PeerMsg::Release { key, sid }),
+        Msg::Tell {
+            from,
+            from_name,
+            id,
+            to_key,
+            text,
+        } => one(PeerMsg::Tell {
+            from,
+            from_name,
+            id,
+            to_key,
+            text,
+        }),
+        Msg::Claimed { sid, ok } => one(PeerMsg::Claimed { sid, ok }),
+        Msg::TakenOver { old, new } => one(PeerMsg::TakenOver { old, new }),
+        Msg::ResumeLookup { key, asker } => one(PeerMsg::ResumeLookup { key, asker }),
+        Msg::ResumeTarget { asker, holder } => one(PeerMsg::ResumeTarget { asker, holder }),
+        other => Err(other),
+    }
+}
+
+/// Which of this host's shards takes `a`, and the message as a shard takes
+/// it; `None` for one this host cannot place (a room it does not own, a
+/// shard it does not have). `u16::MAX` stands for every shard.
+fn place(a: Addressed, placement: &Placement, me: u16, shards: u16) -> Option<(u16, Msg)> {
+    let named = match a.to {
+        Dest::Shard(shard) if shard < shards => shard,
+        Dest::Shard(_) => return None,
+        Dest::AllShards => EVERY_SHARD,
+    };
+    let keeper = |key: &str| directory::shard_of(key, shards);
+    Some(match a.msg {
+        PeerMsg::Arrive {
+            body,
+            room,
+            how,
+            id,
+        } => {
+            let owner = placement.owner(room);
+            if owner.host != me {
+                return None;
+            }
+            (
+                owner.shard,
+                Msg::Arrive {
+                    body,
+                    room,
+                    how,
+                    id,
+                },
+            )
+        }
+        // Hand-offs between hosts are acknowledged once that exchange
+        // exists; nothing sends one yet.
+        PeerMsg::ArriveAck { .. } => return None,
+        PeerMsg::Cmd { sid, id, cmd } => (
+            named,
+            Msg::Cmd {
+                sid,
+                id,
+                cmd,
+                sent: Instant::now(),
+            },
+        ),
+        PeerMsg::Depart { sid, notify } => (named, Msg::Depart { sid, notify }),
+        PeerMsg::Entered { sid, room, owner } => (named, Msg::Entered { sid, room, owner }),
+        PeerMsg::Left { sid, room } => (named, Msg::Left { sid, room }),
+        PeerMsg::Frame { sid, frame, done } => (named, Msg::Frame { sid, frame, done }),
+        PeerMsg::Welcomed { sid, room_json } => (named, Msg::Welcomed { sid, room_json }),
+        PeerMsg::RoomEvent {
+            room,
+            frame,
+            except,
+        } => (
+            named,
+            Msg::RoomEvent {
+                room,
+                frame,
+                except,
+            },
+        ),
+        PeerMsg::Broadcast { frame, except } => (named, Msg::Broadcast { frame, except }),
+        PeerMsg::QuitDone { sid, frame } => (named, Msg::QuitDone { sid, frame }),
+        PeerMsg::Claim { key, sid, takeover } => (keeper(&key), Msg::Claim { key, sid, takeover }),
+        PeerMsg::Release { key, sid } => (keeper(&key), Msg::Release { key, sid }),
+        PeerMsg::Tell {
+            from,
+            from_name,
+            id,
+            to_key,
+            text,
+        } => (
+            keeper(&to_key),
+            Msg::Tell {
+                from,
+                from_name,
+                id,
+                to_key,
+                text,
+            },
+        ),
+        PeerMsg::Claimed { sid, ok } => (named, Msg::Claimed { sid, ok }),
+        PeerMsg::TakenOver { old, new } => (named, Msg::TakenOver { old, new }),
+        PeerMsg::ResumeLookup { key, asker } => (keeper(&key), Msg::ResumeLookup { key, asker }),
+        PeerMsg::ResumeTarget { asker, holder } => (named, Msg::ResumeTarget { asker, holder }),
+    })
+}
+
+/// `place`'s answer for a message fanned out to every shard.
+const EVERY_SHARD: u16 = u16::MAX;
+
+/// The shards' side of the bridge's deliveries: each message goes into the
+/// mailbox of the shard that takes it (ringing its doorbell). Runs on the
+/// subscriber thread, which may wait for room in a full inbox.
+pub struct ClusterSink {
+    pub me: u16,
+    pub mailboxes: Vec<Mailbox>,
+    pub placement: Arc<Placement>,
+}
+
+impl ClusterSink {
+    fn send(&self, shard: u16, msg: Msg) {
+        if let Some(mailbox) = self.mailboxes.get(usize::from(shard)) {
+            mailbox.send(msg);
+        }
+    }
+}
+
+impl Sink for ClusterSink {
+    fn deliver(&self, env: Envelope) {
+        let shards = self.mailboxes.len() as u16;
+        for a in env.messages {
+            match place(a, &self.placement, self.me, shards) {
+                Some((EVERY_SHARD, msg)) => {
+                    let Some(copies) = fan_out(msg, shards) else {
+                        continue;
+                    };
+                    for (shard, copy) in copies.into_iter().enumerate() {
+                        self.send(shard as u16, copy);
+                    }
+                }
+                Some((shard, msg)) => self.send(shard, msg),
+                None => tracing::warn!(
+                    source = env.source_host,
+                    "bridge: a message this host cannot place was dropped"
+                ),
+            }
+        }
+    }
+
+    fn peers(&self, live: Vec<PeerHost>, turned: Vec<u16>) {
+        let live = Arc::new(live);
+        for shard in 0..self.mailboxes.len() as u16 {
+            self.send(
+                shard,
+                Msg::Peers {
+                    live: live.clone(),
+                    turned: turned.clone(),
+                },
+            );
+        }
+    }
+}
+
+/// One copy of a fanned-out message per shard (frames are `Bytes`: the
+/// copies share them). Only room events and broadcasts fan out.
+fn fan_out(msg: Msg, shards: u16) -> Option<Vec<Msg>> {
+    let copies = (0..shards)
+        .map(|_| match &msg {
+            Msg::RoomEvent {
+                room,
+                frame,
+                except,
+            } => Some(Msg::RoomEvent {
+                room: *room,
+                frame: frame.clone(),
+                except: *except,
+            }),
+            Msg::Broadcast { frame, except } => Some(Msg::Broadcast {
+                frame: frame.clone(),
+                except: *except,
+            }),
+            _ => None,
+        })
+        .collect::<Option<Vec<Msg>>>()?;
+    Some(copies)
+}

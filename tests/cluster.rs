@@ -1,0 +1,297 @@
+//! Two real hosts bridged by a real `redis-server` (each on a free port):
+//! `who`, `shout` and `tell` across hosts, one name per cluster, and what
+//! happens when Redis dies, pauses, or drops only the subscriber.
+
+mod common;
+
+use common::redis::RedisProc;
+use common::{Client, ServerProc};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Fast heartbeats and probes, so a test sees a change within a second.
+fn map(id: &str, redis: &str, start: &str) -> String {
+    format!(
+        "[cluster]\nhosts = [{{ id = \"a\", zones = [\"town\", \"forest\", \"river\"] }}, {{ id = \"b\", zones = [\"caves\", \"tower\"] }}]\n\
+         heartbeat_ms = 200\nhost_ttl_ms = 1500\nprobe_interval_ms = 200\n\n\
+         [auth]\nargon2_memory_kib = 64\nargon2_iterations = 1\n\n\
+         # host {id}, start {start}\n"
+    )
+    .replace("# host", &format!("# {redis}\n# host"))
+}
+
+struct Cluster {
+    redis: RedisProc,
+    a: ServerProc,
+    b: ServerProc,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn host(dir: &std::path::Path, id: &str, redis: &str, start: &str) -> ServerProc {
+    let path = ServerProc::write_map(dir, &map(id, redis, start));
+    // The common map starts everyone in town:square; host b owns the caves.
+    let text = std::fs::read_to_string(&path).expect("map");
+    let text = text
+        .replace("start = \"town:square\"", &format!("start = \"{start}\""))
+        .replace(
+            "[server]\n",
+            &format!("[server]\nhost_id = \"{id}\"\nredis = \"{redis}\"\n"),
+        );
+    std::fs::write(&path, text).expect("map");
+    ServerProc::start_in_existing(&path, &["--shards", "2"])
+}
+
+fn health(server: &ServerProc) -> Value {
+    let (status, body) = server.http_get("/healthz");
+    assert_eq!(status, 200);
+    serde_json::from_str(&body).expect("healthz JSON")
+}
+
+/// Waits (at most `secs`) until `server`'s bridge is up and sees `other`.
+fn wait_bridged(server: &ServerProc, other: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let h = health(server);
+        let up = h["bridge"]["state"] == "up";
+        let sees = h["bridge"]["hosts"]
+            .as_array()
+            .is_some_and(|hs| hs.iter().any(|x| x == other));
+        if up && sees {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bridge not up within {secs} s: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn cluster() -> Cluster {
+    let redis = RedisProc::start();
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = host(da.path(), "a", &redis.url(), "town:square");
+    let b = host(db.path(), "b", &redis.url(), "caves:mouth");
+    wait_bridged(&a, "b", 10);
+    wait_bridged(&b, "a", 10);
+    Cluster {
+        redis,
+        a,
+        b,
+        _dirs: (da, db),
+    }
+}
+
+/// Sends `line` until the reply is ok (at most `secs`); the last reply.
+fn until_ok(c: &mut Client, line: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let r = c.cmd(line);
+        if r["ok"] == true || Instant::now() >= deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn who_shout_and_tell_reach_players_on_the_other_host() {
+    let cl = cluster();
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    let mut bob = Client::guest(cl.b.addr, Some("bob"));
+    assert_eq!(amy.welcome["room"]["id"], "town:square", "{}", amy.welcome);
+    assert_eq!(bob.welcome["room"]["id"], "caves:mouth", "{}", bob.welcome);
+
+    let r = amy.cmd("shout hello over the hills");
+    assert_eq!(r["ok"], true, "{r}");
+    let heard = bob.event("shout", "hello over the hills");
+    assert_eq!(heard["from"], "amy", "{heard}");
+
+    let r = bob.cmd("tell amy psst");
+    assert_eq!(r["ok"], true, "{r}");
+    let told = amy.event("tell", "psst");
+    assert_eq!(told["from"], "bob", "{told}");
+    let r = amy.cmd("tell bob back at you");
+    assert_eq!(r["ok"], true, "{r}");
+    bob.event("tell", "back at you");
+
+    // Rosters travel with the heartbeats (every 200 ms here).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let who = amy.cmd("who");
+        let text = who["text"].as_str().unwrap_or("").to_string();
+        if text.contains("bob") && text.contains("amy") {
+            assert!(text.starts_with("2 online"), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "who on a never listed bob: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = amy.cmd("tell nobody-here hi");
+    assert_eq!(r["code"], "no_such_player", "{r}");
+}
+
+#[test]
+fn a_name_is_held_once_across_the_cluster() {
+    let cl = cluster();
+    let _amy = Client::guest(cl.a.addr, Some("amy"));
+    let _bob = Client::guest(cl.b.addr, Some("bob"));
+    let twin = Client::try_guest(cl.b.addr, Some("amy"))
+        .err()
+        .expect("refused");
+    assert_eq!(twin["code"], "name_taken", "{twin}");
+    let twin = Client::try_guest(cl.a.addr, Some("Bob"))
+        .err()
+        .expect("refused");
+    assert_eq!(twin["code"], "name_taken", "{twin}");
+}
+
+#[test]
+fn redis_killed_local_play_goes_on_cross_host_fails_fast_and_returns_after_restart() {
+    let mut cl = cluster();
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    let mut ann = Client::guest(cl.a.addr, Some("ann"));
+    let _bob = Client::guest(cl.b.addr, Some("bob"));
+    assert_eq!(amy.cmd("tell bob hi")["ok"], true);
+
+    cl.redis.kill9();
+    // Local play: unchanged.
+    for _ in 0..20 {
+        assert_eq!(amy.cmd("look")["ok"], true);
+    }
+    assert_eq!(amy.cmd("say still here")["ok"], true);
+    ann.event("say", "still here");
+    // Cross-host: answered at once, never a hang.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let asked = Instant::now();
+        let r = amy.cmd("tell bob are you there");
+        assert!(
+            asked.elapsed() < Duration::from_millis(2500),
+            "a cross-host command took {:?}",
+            asked.elapsed()
+        );
+        if r["ok"] == false || Instant::now() >= deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(r["code"], "unreachable", "{r}");
+    assert_eq!(health(&cl.a)["bridge"]["state"], "down");
+
+    cl.redis.restart();
+    let back = Instant::now();
+    let r = until_ok(&mut amy, "tell bob welcome back", 10);
+    assert_eq!(r["ok"], true, "cross-host play not back within 10 s: {r}");
+    assert!(back.elapsed() < Duration::from_secs(10));
+    let (_, metrics) = cl.a.http_get("/metrics");
+    assert!(
+        common::metric_sum(&metrics, "mudshard_bridge_reconnects_total") > 0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_paused_redis_opens_the_breaker_and_play_resumes_when_it_answers_again() {
+    let cl = cluster();
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    let _bob = Client::guest(cl.b.addr, Some("bob"));
+    assert_eq!(amy.cmd("tell bob hi")["ok"], true);
+
+    // The connections stay open; nothing is answered for 4 s.
+    assert!(cl
+        .redis
+        .cmd(&["CLIENT", "PAUSE", "4000"])
+        .starts_with("+OK"));
+    std::thread::sleep(Duration::from_millis(1800));
+    let asked = Instant::now();
+    let r = amy.cmd("tell bob anyone");
+    assert!(asked.elapsed() < Duration::from_millis(2500));
+    assert_eq!(r["code"], "unreachable", "{r}");
+    assert_eq!(amy.cmd("look")["ok"], true, "local play goes on");
+
+    let r = until_ok(&mut amy, "tell bob there you are", 12);
+    assert_eq!(r["ok"], true, "not back after the pause: {r}");
+}
+
+#[test]
+fn a_killed_subscriber_connection_alone_is_remade() {
+    let cl = cluster();
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    let mut bob = Client::guest(cl.b.addr, Some("bob"));
+    assert!(cl
+        .redis
+        .cmd(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .starts_with(':'));
+    let r = until_ok(&mut amy, "tell bob still with me", 10);
+    assert_eq!(r["ok"], true, "{r}");
+    bob.event("tell", "still with me");
+    let (_, metrics) = cl.b.http_get("/metrics");
+    assert!(
+        common::metric_sum(&metrics, "mudshard_bridge_reconnects_total") > 0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_dead_host_leaves_who_and_its_names_are_free() {
+    let mut cl = cluster();
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    let _bob = Client::guest(cl.b.addr, Some("bob"));
+    cl.b.kill9();
+    // Its heartbeat expires after host_ttl_ms (1.5 s here).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let h = health(&cl.a);
+        if h["bridge"]["hosts"]
+            .as_array()
+            .is_some_and(|v| v.is_empty())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "b still live: {h}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let who = amy.cmd("who");
+    assert!(!who["text"].as_str().unwrap_or("").contains("bob"), "{who}");
+    let r = amy.cmd("tell bob hello");
+    assert_eq!(r["ok"], false, "{r}");
+}
+
+/// Runs the binary on a map that is `extra` over the default one; its
+/// stderr, having checked it failed.
+fn refused(extra: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = ServerProc::write_map(dir.path(), extra);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mudshard"))
+        .args(["--config", path.to_str().expect("utf-8")])
+        .args(args)
+        .output()
+        .expect("run mudshard");
+    assert!(!out.status.success(), "started with {extra}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_cluster_map_that_owns_a_zone_twice_or_never_is_refused_at_start() {
+    let redis = ["--redis", "redis://127.0.0.1:1"];
+    let err = refused("", &redis);
+    assert!(err.contains("[cluster] hosts is empty"), "{err}");
+    let twice = "[cluster]\nhosts = [{ id = \"a\", zones = [\"town\", \"forest\", \"river\", \"caves\"] }, { id = \"b\", zones = [\"caves\", \"tower\"] }]\n";
+    let err = refused(twice, &redis);
+    assert!(err.contains("zone \"caves\" is claimed by two hosts, \"a\" and \"b\""), "{err}");
+    let never = "[cluster]\nhosts = [{ id = \"a\", zones = [\"town\", \"forest\", \"river\"] }, { id = \"b\", zones = [\"caves\"] }]\n";
+    let err = refused(never, &redis);
+    assert!(err.contains("zone \"tower\" is owned by no host"), "{err}");
+    let stranger = "[cluster]\nhosts = [{ id = \"a\", zones = [\"town\", \"forest\", \"river\"] }, { id = \"b\", zones = [\"caves\", \"tower\"] }]\n";
+    let err = refused(stranger, &["--redis", "redis://127.0.0.1:1", "--host-id", "c"]);
+    assert!(err.contains("this host's id \"c\" is not among the hosts listed (a, b)"), "{err}");
+    let err = refused(stranger, &[]);
+    assert!(err.contains("server.redis is not set"), "{err}");
+}
