@@ -7,8 +7,10 @@
 //! `server.rs` (a host: its shards and their listeners).
 
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod game;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
