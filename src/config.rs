@@ -3,8 +3,17 @@
 //! environment variables (see `main.rs` for the flag names).
 
 use serde::Deserialize;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+/// The default shard map, compiled in: served when no `--config` is given
+/// and no `shards/default.toml` is in the working directory, so the binary
+/// runs from anywhere.
+pub const EMBEDDED_SHARD_MAP: &str = include_str!("../shards/default.toml");
+
+/// Where `mudshard` looks for a shard map when none is named.
+pub const WORKING_DIR_SHARD_MAP: &str = "shards/default.toml";
 
 /// Everything a host needs to run: where it listens, how many shards, which
 /// world, and every bound of DESIGN §7.
@@ -40,6 +49,37 @@ pub struct Config {
     pub cluster: ClusterSettings,
     /// Log as JSON lines instead of human text.
     pub log_json: bool,
+    /// Which shard map this came from, for the log.
+    pub origin: MapOrigin,
+}
+
+/// Which shard map a configuration was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapOrigin {
+    /// A file: named with `--config`, or `shards/default.toml` found in the
+    /// working directory.
+    File(PathBuf),
+    /// [`EMBEDDED_SHARD_MAP`].
+    Embedded,
+}
+
+impl MapOrigin {
+    /// How problems name the map: its path, or the built-in file's name.
+    pub fn file_name(&self) -> String {
+        match self {
+            MapOrigin::File(path) => path.display().to_string(),
+            MapOrigin::Embedded => format!("<embedded>/{WORKING_DIR_SHARD_MAP}"),
+        }
+    }
+}
+
+impl fmt::Display for MapOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapOrigin::File(path) => write!(f, "{}", path.display()),
+            MapOrigin::Embedded => f.write_str("embedded default shard map"),
+        }
+    }
 }
 
 /// Where the world comes from.
@@ -51,6 +91,10 @@ pub enum WorldSource {
         zones: Vec<String>,
         start: String,
     },
+    /// The default world's zones, compiled into the binary (the embedded
+    /// shard map's world, or a map's when it names no `world.dir` and has no
+    /// `world/` folder beside it).
+    Embedded { zones: Vec<String>, start: String },
     /// A generated grid of `width × height` rooms (`grid:X_Y`) for load tests.
     Grid { width: u32, height: u32 },
 }
@@ -81,6 +125,22 @@ impl WorldSource {
     /// A generated world is a load-test world: `goto` is open to everyone there.
     pub fn is_load_test(&self) -> bool {
         matches!(self, WorldSource::Grid { .. })
+    }
+}
+
+impl fmt::Display for WorldSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorldSource::Zones { dir, zones, .. } => {
+                write!(f, "{} zones from {}", zones.len(), dir.display())
+            }
+            WorldSource::Embedded { zones, .. } => {
+                write!(f, "{} zones of the embedded default world", zones.len())
+            }
+            WorldSource::Grid { width, height } => {
+                write!(f, "a generated grid of {width}x{height} rooms")
+            }
+        }
     }
 }
 
@@ -410,8 +470,9 @@ impl Default for ServerSection {
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct WorldSection {
-    /// Folder of zone files, relative to the shard map file.
-    dir: String,
+    /// Folder of zone files, relative to the shard map file. Left out: the
+    /// `world/` folder beside the map, or the embedded world when there is none.
+    dir: Option<String>,
     zones: Vec<String>,
     start: String,
     /// `grid:WxH` to generate the world instead of loading zones.
@@ -421,7 +482,7 @@ struct WorldSection {
 impl Default for WorldSection {
     fn default() -> Self {
         WorldSection {
-            dir: "world".into(),
+            dir: None,
             zones: Vec::new(),
             start: "town:square".into(),
             generated: None,
@@ -447,45 +508,132 @@ impl Default for GameSection {
     }
 }
 
-impl Config {
-    /// Reads a shard map file. Relative paths in it (the world folder) are
-    /// taken relative to the file; the data directory relative to the
-    /// working directory, as operators expect of `./data`.
-    pub fn from_file(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read shard map {}: {e}", path.display()))?;
-        let map: ShardMap = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| {
-                1 + text.as_bytes()[..s.start.min(text.len())]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count()
-            });
-            match line {
-                Some(line) => format!("{}:{line}: {}", path.display(), e.message()),
-                None => format!("{}: {}", path.display(), e.message()),
-            }
-        })?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        Config::from_map(map, base).map_err(|e| format!("{}: {e}", path.display()))
+/// A shard map's text and where it came from, kept together so every
+/// problem found in it can be pointed at by line.
+pub struct ShardMapText {
+    pub origin: MapOrigin,
+    pub text: String,
+}
+
+impl ShardMapText {
+    /// The shard map to serve: `explicit` (`--config`) if given, else
+    /// `shards/default.toml` in the working directory if there is one, else
+    /// the embedded default.
+    pub fn locate(explicit: Option<&Path>) -> Result<ShardMapText, String> {
+        if let Some(path) = explicit {
+            return ShardMapText::read(path);
+        }
+        let local = Path::new(WORKING_DIR_SHARD_MAP);
+        if local.is_file() {
+            return ShardMapText::read(local);
+        }
+        Ok(ShardMapText::embedded())
     }
 
-    fn from_map(map: ShardMap, base: &Path) -> Result<Config, String> {
+    /// The embedded default shard map.
+    pub fn embedded() -> ShardMapText {
+        ShardMapText {
+            origin: MapOrigin::Embedded,
+            text: EMBEDDED_SHARD_MAP.to_string(),
+        }
+    }
+
+    /// Reads a shard map file.
+    pub fn read(path: &Path) -> Result<ShardMapText, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read shard map {}: {e}", path.display()))?;
+        Ok(ShardMapText {
+            origin: MapOrigin::File(path.to_path_buf()),
+            text,
+        })
+    }
+
+    /// Parses the map into a configuration and lists every problem of its
+    /// values (`Config::problems`), each located by [`ShardMapText::locate_problem`].
+    /// `Err`: the TOML itself is wrong (syntax, an unknown key, a wrong
+    /// type), as `FILE:LINE: message`.
+    pub fn parse(&self) -> Result<(Config, Vec<Problem>), String> {
+        let map: ShardMap = toml::from_str(&self.text).map_err(|e| {
+            let line = e.span().map(|s| line_of_offset(&self.text, s.start));
+            self.at(line, e.message().trim_end())
+        })?;
+        let (mut config, mut problems) = match self.config_of(map) {
+            Ok(config) => (config, Vec::new()),
+            Err(problem) => return Ok((Config::placeholder(), vec![problem])),
+        };
+        problems.extend(config.resolve());
+        Ok((config, problems))
+    }
+
+    /// `FILE:LINE: message` for a problem (`FILE: message` when its key is
+    /// not written in the map, e.g. a value set by a flag).
+    pub fn locate_problem(&self, problem: &Problem) -> String {
+        self.at(self.line_of(&problem.key), &problem.message)
+    }
+
+    /// `FILE:LINE: message`, or `FILE: message` without a line.
+    pub fn at(&self, line: Option<usize>, message: &str) -> String {
+        match line {
+            Some(line) => format!("{}:{line}: {message}", self.origin.file_name()),
+            None => format!("{}: {message}", self.origin.file_name()),
+        }
+    }
+
+    /// The 1-based line of a dotted key (`limits.inbox_msgs_max`,
+    /// `server.cores.1` for an array element), if the map writes it; a key
+    /// not written falls back to the line of its nearest written parent.
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        let doc = toml_edit::ImDocument::parse(self.text.as_str()).ok()?;
+        let mut item = doc.as_item();
+        let mut span = None;
+        for part in key.split('.').filter(|p| !p.is_empty()) {
+            let next = match part.parse::<usize>() {
+                Ok(i) => item
+                    .as_array()
+                    .and_then(|a| a.get(i))
+                    .map(|v| (v.span(), None)),
+                Err(_) => item.as_table_like().and_then(|t| {
+                    t.get_key_value(part)
+                        .map(|(k, v)| (k.span().or_else(|| v.span()), Some(v)))
+                }),
+            };
+            let Some((here, value)) = next else { break };
+            span = here.or(span);
+            match value {
+                Some(v) => item = v,
+                None => break,
+            }
+        }
+        span.map(|s| line_of_offset(&self.text, s.start))
+    }
+
+    /// The base folder of relative paths in the map (the world folder).
+    fn base(&self) -> PathBuf {
+        match &self.origin {
+            MapOrigin::File(path) => path
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .to_path_buf(),
+            MapOrigin::Embedded => PathBuf::from("."),
+        }
+    }
+
+    fn config_of(&self, map: ShardMap) -> Result<Config, Problem> {
         let listen = map.server.listen.parse().map_err(|_| {
-            format!(
-                "server.listen {:?} is not an address like 127.0.0.1:4000",
-                map.server.listen
+            Problem::new(
+                "server.listen",
+                format!(
+                    "server.listen {:?} is not an address like 127.0.0.1:4000",
+                    map.server.listen
+                ),
             )
         })?;
         let world = match map.world.generated {
-            Some(spec) => WorldSource::parse_generated(&spec)?,
-            None => WorldSource::Zones {
-                dir: base.join(&map.world.dir),
-                zones: map.world.zones,
-                start: map.world.start,
-            },
+            Some(spec) => WorldSource::parse_generated(&spec)
+                .map_err(|e| Problem::new("world.generated", e))?,
+            None => self.zone_source(map.world.dir, map.world.zones, map.world.start),
         };
-        let mut config = Config {
+        Ok(Config {
             host_id: map.server.host_id,
             listen,
             shards: map.server.shards,
@@ -505,13 +653,127 @@ impl Config {
             runtime: map.runtime,
             cluster: map.cluster,
             log_json: false,
-        };
-        config.normalize()?;
-        Ok(config)
+            origin: self.origin.clone(),
+        })
     }
 
-    /// Resolves defaults that depend on the machine and checks the whole.
+    /// The zone files a map names: the embedded map's are the embedded
+    /// world's; a file's are its `world.dir`, or the `world/` folder beside
+    /// it, or (with neither) the embedded world's.
+    fn zone_source(&self, dir: Option<String>, zones: Vec<String>, start: String) -> WorldSource {
+        if self.origin == MapOrigin::Embedded {
+            return WorldSource::Embedded { zones, start };
+        }
+        let base = self.base();
+        match dir {
+            Some(dir) => WorldSource::Zones {
+                dir: base.join(dir),
+                zones,
+                start,
+            },
+            None if base.join(DEFAULT_WORLD_DIR).is_dir() => WorldSource::Zones {
+                dir: base.join(DEFAULT_WORLD_DIR),
+                zones,
+                start,
+            },
+            None => WorldSource::Embedded { zones, start },
+        }
+    }
+}
+
+/// The zone folder beside a shard map when `world.dir` is left out.
+const DEFAULT_WORLD_DIR: &str = "world";
+
+/// One thing wrong with a configuration: the shard map key it is about (a
+/// dotted path such as `limits.inbox_msgs_max`, or `server.cores.1` for an
+/// array element, used to find its line) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Converts a byte offset of `text` into a 1-based line; offsets past the
+/// end are clamped (they come from a parser's span).
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    1 + text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
+impl Config {
+    /// Reads a shard map file and checks it: `Err` names the file and, where
+    /// it can, the line of the first problem.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        ShardMapText::read(path)?.config()
+    }
+
+    /// A configuration with every default and no source, standing in when
+    /// a map's values could not be read; never served.
+    fn placeholder() -> Config {
+        Config {
+            host_id: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            shards: 1,
+            cores: Vec::new(),
+            data_dir: PathBuf::new(),
+            redis: None,
+            allowed_origins: Vec::new(),
+            world: WorldSource::Embedded {
+                zones: Vec::new(),
+                start: String::new(),
+            },
+            game: GameConfig {
+                guests: true,
+                goto_everyone: false,
+                ambient_interval_ms: 0,
+            },
+            limits: Limits::default(),
+            store: StoreSettings::default(),
+            auth: AuthSettings::default(),
+            runtime: RuntimeSettings::default(),
+            cluster: ClusterSettings::default(),
+            log_json: false,
+            origin: MapOrigin::Embedded,
+        }
+    }
+}
+
+impl ShardMapText {
+    /// The configuration, or the first problem as `FILE:LINE: message`.
+    pub fn config(&self) -> Result<Config, String> {
+        let (config, problems) = self.parse()?;
+        match problems.first() {
+            Some(problem) => Err(self.locate_problem(problem)),
+            None => Ok(config),
+        }
+    }
+}
+
+impl Config {
+    /// Resolves defaults that depend on the machine and checks the whole;
+    /// `Err` is the first problem found.
     pub fn normalize(&mut self) -> Result<(), String> {
+        match self.resolve().into_iter().next() {
+            Some(problem) => Err(problem.message),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves defaults that depend on the machine (shards per online core)
+    /// and returns every problem of the whole, each with its shard map key.
+    pub fn resolve(&mut self) -> Vec<Problem> {
+        let mut problems = Vec::new();
         if !self.cores.is_empty() && self.shards == 0 {
             self.shards = self.cores.len();
         }
@@ -519,70 +781,59 @@ impl Config {
             self.shards = std::thread::available_parallelism().map_or(1, |n| n.get());
         }
         if self.shards > SHARDS_MAX {
-            return Err(format!(
-                "{} shards requested; at most {SHARDS_MAX}",
-                self.shards
+            problems.push(Problem::new(
+                "server.shards",
+                format!("{} shards requested; at most {SHARDS_MAX}", self.shards),
             ));
         }
         if !self.cores.is_empty() && self.cores.len() != self.shards {
-            return Err(format!(
-                "{} cores listed for {} shards: list one core per shard",
-                self.cores.len(),
-                self.shards
+            problems.push(Problem::new(
+                "server.cores",
+                format!(
+                    "{} cores listed for {} shards: list one core per shard",
+                    self.cores.len(),
+                    self.shards
+                ),
             ));
         }
+        problems.extend(cores_problems(&self.cores, &online_cores()));
         if self.world.is_load_test() {
             self.game.goto_everyone = true;
         }
         for origin in &mut self.allowed_origins {
             let key = origin_key(origin);
             let Some((scheme, authority)) = key.split_once("://") else {
-                return Err(format!(
-                    "allowed_origins: {origin:?} is not an origin like https://example.org"
+                problems.push(Problem::new(
+                    "server.allowed_origins",
+                    format!(
+                        "allowed_origins: {origin:?} is not an origin like https://example.org"
+                    ),
                 ));
+                continue;
             };
             if scheme.is_empty() || authority.is_empty() || authority.contains('/') {
-                return Err(format!(
-                    "allowed_origins: {origin:?} is not an origin like https://example.org (no path)"
+                problems.push(Problem::new(
+                    "server.allowed_origins",
+                    format!(
+                        "allowed_origins: {origin:?} is not an origin like https://example.org (no path)"
+                    ),
                 ));
+                continue;
             }
             *origin = key;
         }
-        let l = &self.limits;
-        if l.frame_bytes_max < 1024 || l.commands_per_s == 0 || l.text_chars_max == 0 {
-            return Err("limits: frame_bytes_max >= 1024, commands_per_s > 0 and text_chars_max > 0 are required".into());
-        }
-        if l.inbox_msgs_max == 0 {
-            return Err("limits: inbox_msgs_max > 0 is required".into());
-        }
-        if l.resume_window_ms > RESUME_WINDOW_MS_MAX || l.resume_bytes_max > RESUME_BYTES_MAX {
-            return Err(format!(
-                "limits: resume_window_ms is at most {RESUME_WINDOW_MS_MAX} and resume_bytes_max at most {RESUME_BYTES_MAX}"
-            ));
-        }
-        if l.connections_per_ip_max == 0 {
-            return Err("limits: connections_per_ip_max > 0 is required".into());
-        }
-        if l.http_head_bytes_max > HTTP_HEAD_BYTES_MAX
-            || l.http_request_line_bytes_max < HTTP_REQUEST_LINE_BYTES_MIN
-            || l.http_request_line_bytes_max > l.http_head_bytes_max
-        {
-            return Err(format!(
-                "limits: http_request_line_bytes_max is at least {HTTP_REQUEST_LINE_BYTES_MIN} and at most http_head_bytes_max, which is at most {HTTP_HEAD_BYTES_MAX}"
-            ));
-        }
-        if !(HTTP_HEADERS_MIN..=HTTP_HEADERS_MAX).contains(&l.http_headers_max) {
-            return Err(format!(
-                "limits: http_headers_max is between {HTTP_HEADERS_MIN} and {HTTP_HEADERS_MAX}"
-            ));
-        }
-        if l.rate_limited_max == 0 || l.rate_limited_window_ms == 0 {
-            return Err(
-                "limits: rate_limited_max > 0 and rate_limited_window_ms > 0 are required".into(),
-            );
-        }
+        problems.extend(self.limits.problems());
         if self.store.flush_interval_ms == 0 || self.store.queue_max == 0 {
-            return Err("store: flush_interval_ms > 0 and queue_max > 0 are required".into());
+            problems.push(Problem::new(
+                "store",
+                "store: flush_interval_ms > 0 and queue_max > 0 are required",
+            ));
+        }
+        if self.store.flush_interval_ms > FLUSH_INTERVAL_MS_MAX {
+            problems.push(Problem::new(
+                "store.flush_interval_ms",
+                format!("store: flush_interval_ms is at most {FLUSH_INTERVAL_MS_MAX} (a kill -9 loses up to one interval)"),
+            ));
         }
         let a = &self.auth;
         if a.hasher_queue_max == 0
@@ -590,9 +841,18 @@ impl Config {
             || a.login_failures_max == 0
             || a.login_window_s == 0
         {
-            return Err("auth: hasher_queue_max, token_ttl_s, login_failures_max and login_window_s must be > 0".into());
+            problems.push(Problem::new(
+                "auth",
+                "auth: hasher_queue_max, token_ttl_s, login_failures_max and login_window_s must be > 0",
+            ));
         }
-        Ok(())
+        if a.argon2_memory_kib < ARGON2_MEMORY_KIB_MIN || a.argon2_iterations == 0 {
+            problems.push(Problem::new(
+                "auth.argon2_memory_kib",
+                format!("auth: argon2_memory_kib is at least {ARGON2_MEMORY_KIB_MIN} and argon2_iterations at least 1"),
+            ));
+        }
+        problems
     }
 }
 
@@ -744,7 +1004,9 @@ impl Config {
             ));
         }
         let zones: Vec<&str> = match &self.world {
-            WorldSource::Zones { zones, .. } => zones.iter().map(String::as_str).collect(),
+            WorldSource::Zones { zones, .. } | WorldSource::Embedded { zones, .. } => {
+                zones.iter().map(String::as_str).collect()
+            }
             WorldSource::Grid { .. } => vec![crate::config::GRID_ZONE],
         };
         for zone in &zones {
@@ -776,6 +1038,199 @@ fn is_host_id(id: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
+
+impl Limits {
+    /// Every bound out of its range, each with its key. A zero where a
+    /// positive bound is needed would refuse everything (or divide by it); an
+    /// upper end guards a typo that would let one client hold gigabytes.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut need = |ok: bool, key: &str, message: String| {
+            if !ok {
+                problems.push(Problem::new(format!("limits.{key}"), message));
+            }
+        };
+        let l = self;
+        let basic = l.frame_bytes_max >= 1024 && l.commands_per_s > 0 && l.text_chars_max > 0;
+        let basic_key = if l.frame_bytes_max < 1024 {
+            "frame_bytes_max"
+        } else if l.commands_per_s == 0 {
+            "commands_per_s"
+        } else {
+            "text_chars_max"
+        };
+        need(basic, basic_key, "limits: frame_bytes_max >= 1024, commands_per_s > 0 and text_chars_max > 0 are required".into());
+        need(
+            l.frame_bytes_max <= FRAME_BYTES_MAX,
+            "frame_bytes_max",
+            format!("limits: frame_bytes_max is at most {FRAME_BYTES_MAX}"),
+        );
+        need(
+            l.inbox_msgs_max > 0,
+            "inbox_msgs_max",
+            "limits: inbox_msgs_max > 0 is required".into(),
+        );
+        need(
+            l.resume_window_ms <= RESUME_WINDOW_MS_MAX,
+            "resume_window_ms",
+            format!("limits: resume_window_ms is at most {RESUME_WINDOW_MS_MAX} and resume_bytes_max at most {RESUME_BYTES_MAX}"),
+        );
+        need(
+            l.resume_bytes_max <= RESUME_BYTES_MAX,
+            "resume_bytes_max",
+            format!("limits: resume_window_ms is at most {RESUME_WINDOW_MS_MAX} and resume_bytes_max at most {RESUME_BYTES_MAX}"),
+        );
+        need(
+            l.connections_per_ip_max > 0,
+            "connections_per_ip_max",
+            "limits: connections_per_ip_max > 0 is required".into(),
+        );
+        let line_ok = l.http_request_line_bytes_max >= HTTP_REQUEST_LINE_BYTES_MIN
+            && l.http_request_line_bytes_max <= l.http_head_bytes_max;
+        let head_message = format!("limits: http_request_line_bytes_max is at least {HTTP_REQUEST_LINE_BYTES_MIN} and at most http_head_bytes_max, which is at most {HTTP_HEAD_BYTES_MAX}");
+        need(line_ok, "http_request_line_bytes_max", head_message.clone());
+        need(
+            l.http_head_bytes_max <= HTTP_HEAD_BYTES_MAX,
+            "http_head_bytes_max",
+            head_message,
+        );
+        need(
+            (HTTP_HEADERS_MIN..=HTTP_HEADERS_MAX).contains(&l.http_headers_max),
+            "http_headers_max",
+            format!(
+                "limits: http_headers_max is between {HTTP_HEADERS_MIN} and {HTTP_HEADERS_MAX}"
+            ),
+        );
+        need(
+            l.rate_limited_max > 0,
+            "rate_limited_max",
+            "limits: rate_limited_max > 0 and rate_limited_window_ms > 0 are required".into(),
+        );
+        need(
+            l.rate_limited_window_ms > 0,
+            "rate_limited_window_ms",
+            "limits: rate_limited_max > 0 and rate_limited_window_ms > 0 are required".into(),
+        );
+        for (key, value) in [
+            ("login_timeout_ms", l.login_timeout_ms),
+            ("idle_ping_ms", l.idle_ping_ms),
+            ("close_grace_ms", l.close_grace_ms),
+        ] {
+            need(
+                (TIMEOUT_MS_MIN..=TIMEOUT_MS_MAX).contains(&value),
+                key,
+                format!(
+                    "limits: {key} is between {TIMEOUT_MS_MIN} and {TIMEOUT_MS_MAX}; it is {value}"
+                ),
+            );
+        }
+        for (key, value) in [
+            ("pings_missed_max", l.pings_missed_max as usize),
+            ("commands_burst", l.commands_burst as usize),
+            ("connections_per_shard_max", l.connections_per_shard_max),
+            ("names_listed_max", l.names_listed_max),
+        ] {
+            need(value > 0, key, format!("limits: {key} > 0 is required"));
+        }
+        need(
+            l.outbound_bytes_max >= OUTBOUND_BYTES_MIN,
+            "outbound_bytes_max",
+            format!("limits: outbound_bytes_max is at least {OUTBOUND_BYTES_MIN}: a room reply must fit"),
+        );
+        problems
+    }
+}
+
+/// The cores this machine has online (`/sys/devices/system/cpu/online`, a
+/// list like `0-3,6`); when that cannot be read, `0..available_parallelism`.
+pub fn online_cores() -> Vec<usize> {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| parse_cpu_list(&list))
+        .unwrap_or_else(|| {
+            (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+        })
+}
+
+/// Parses a kernel CPU list (`0-3,6,8-9`); `None` if it is malformed.
+pub fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
+    let mut cores = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a || b - a > CORES_LISTED_MAX {
+                    return None;
+                }
+                cores.extend(a..=b);
+            }
+            None => cores.push(part.parse().ok()?),
+        }
+    }
+    Some(cores)
+}
+
+/// `--cores`: each core must be online, and listed once (two shards on one
+/// core would take turns on it, each thinking it has the core to itself).
+pub fn cores_problems(cores: &[usize], online: &[usize]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (k, core) in cores.iter().enumerate() {
+        let key = format!("server.cores.{k}");
+        if let Some(first) = cores[..k].iter().position(|c| c == core) {
+            problems.push(Problem::new(
+                key,
+                format!("core {core} is listed twice (for shards {first} and {k}); give each shard its own core"),
+            ));
+        } else if !online.contains(core) {
+            problems.push(Problem::new(
+                key,
+                format!(
+                    "core {core} (for shard {k}) is not an online core of this machine (online: {})",
+                    cpu_list(online)
+                ),
+            ));
+        }
+    }
+    problems
+}
+
+/// Writes cores as the kernel does: `0-3,6`.
+pub fn cpu_list(cores: &[usize]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < cores.len() {
+        let mut j = i;
+        while j + 1 < cores.len() && cores[j + 1] == cores[j] + 1 {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if j > i {
+            out.push_str(&format!("{}-{}", cores[i], cores[j]));
+        } else {
+            out.push_str(&cores[i].to_string());
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Longest range in a CPU list read from the kernel: more CPUs than any
+/// machine has means the text is not what it seems.
+const CORES_LISTED_MAX: usize = 65_536;
+
+/// Largest `frame_bytes_max`: a client message is buffered whole.
+pub const FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Smallest `outbound_bytes_max`: a `look` in a full room must fit.
+pub const OUTBOUND_BYTES_MIN: usize = 4096;
+/// Range of the timeouts in `[limits]` (login, ping, close grace), in ms.
+pub const TIMEOUT_MS_MIN: u64 = 100;
+pub const TIMEOUT_MS_MAX: u64 = 3_600_000;
+/// Longest write-behind interval: a `kill -9` loses up to one.
+pub const FLUSH_INTERVAL_MS_MAX: u64 = 60_000;
+/// argon2's own minimum memory cost (8 KiB per lane, one lane).
+pub const ARGON2_MEMORY_KIB_MIN: u32 = 8;
 
 /// Shard ids travel in 8 bits of a session id.
 pub const SHARDS_MAX: usize = 64;

@@ -8,8 +8,10 @@
 
 pub mod auth;
 pub mod bridge;
+pub mod check;
 pub mod config;
 pub mod game;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod protocol;

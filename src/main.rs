@@ -1,15 +1,18 @@
-//! `mudshard`: serve a shard map. With no arguments, `shards/default.toml`.
+//! `mudshard`: serve a shard map. With no arguments, `shards/default.toml`
+//! from the working directory, or the embedded default when there is none.
+//! `mudshard check` validates a shard map; `mudshard backup` copies the
+//! store's file while the server runs.
 
 use clap::builder::BoolishValueParser;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mudshard::config::{Config, WorldSource};
-use mudshard::server::Server;
+use mudshard::config::{Config, ShardMapText, WorldSource};
+use mudshard::server::{store_path, Server};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -18,9 +21,12 @@ static GLOBAL: MiMalloc = MiMalloc;
 #[derive(Parser, Debug)]
 #[command(version, about, args_override_self = true)]
 struct Args {
-    /// The shard map (TOML).
-    #[arg(long, env = "MUDSHARD_CONFIG", default_value = "shards/default.toml")]
-    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The shard map (TOML). Default: shards/default.toml in the working
+    /// directory if it exists, else the embedded default shard map.
+    #[arg(long, env = "MUDSHARD_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on (port 0: any free port).
     #[arg(long, env = "MUDSHARD_LISTEN")]
     listen: Option<SocketAddr>,
@@ -77,8 +83,32 @@ struct Args {
     log: String,
 }
 
+/// Tools beside serving; with none, `mudshard` serves.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a shard map and its world without serving them: prints `ok`
+    /// and a summary, or each problem as FILE:LINE: message and exits 1.
+    Check {
+        /// The shard map (TOML); default as for serving.
+        #[arg(long, env = "MUDSHARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Copy the store's SQLite file to OUT while the server runs (SQLite's
+    /// online backup: one consistent snapshot, the server keeps writing).
+    Backup {
+        /// The new file to write (must not exist).
+        out: PathBuf,
+        /// The shard map naming the data directory; default as for serving.
+        #[arg(long, env = "MUDSHARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// The data directory (overrides the shard map's).
+        #[arg(long, env = "MUDSHARD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
 fn config_from(args: &Args) -> Result<Config, String> {
-    let mut config = Config::from_file(&args.config)?;
+    let mut config = ShardMapText::locate(args.config.as_deref())?.config()?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -138,6 +168,23 @@ fn config_from(args: &Args) -> Result<Config, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    match &args.command {
+        Some(Command::Check { config }) => {
+            return check(config.as_deref().or(args.config.as_deref()))
+        }
+        Some(Command::Backup {
+            out,
+            config,
+            data_dir,
+        }) => {
+            return backup(
+                out,
+                config.as_deref().or(args.config.as_deref()),
+                data_dir.as_deref().or(args.data_dir.as_deref()),
+            )
+        }
+        None => {}
+    }
     let config = match config_from(&args) {
         Ok(config) => config,
         Err(e) => {
@@ -145,7 +192,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_json);
+    mudshard::logging::init(config.log_json, &config.host_id);
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
         Ok(signals) => signals,
         Err(e) => {
@@ -176,16 +223,57 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+/// `mudshard check`: `ok` and a summary on stdout, exit 0; or every problem
+/// on stderr, exit 1.
+fn check(config: Option<&std::path::Path>) -> ExitCode {
+    let report = mudshard::check::run(config);
+    if report.problems.is_empty() {
+        println!("{}", report.summary);
+        return ExitCode::SUCCESS;
+    }
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    eprintln!(
+        "mudshard check: {} problem{}",
+        report.problems.len(),
+        if report.problems.len() == 1 { "" } else { "s" }
+    );
+    ExitCode::from(1)
+}
+
+/// `mudshard backup OUT`: copies `<data_dir>/mudshard.db` to OUT.
+fn backup(
+    out: &std::path::Path,
+    config: Option<&std::path::Path>,
+    data_dir: Option<&std::path::Path>,
+) -> ExitCode {
+    let config = match ShardMapText::locate(config).and_then(|map| map.config()) {
+        Ok(mut config) => {
+            if let Some(dir) = data_dir {
+                config.data_dir = dir.to_path_buf();
+            }
+            config
+        }
+        Err(e) => {
+            eprintln!("mudshard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let db = store_path(&config);
+    match mudshard::store::backup::backup(&db, out) {
+        Ok(pages) => {
+            println!(
+                "copied {} ({pages} pages) to {}",
+                db.display(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mudshard backup: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

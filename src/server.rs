@@ -24,7 +24,7 @@ use crate::shard::remote::ClusterSink;
 use crate::shard::router::Router;
 use crate::shard::{run, Services, Shard};
 use crate::store::{Store, StoreConfig};
-use crate::world::World;
+use crate::world::{World, ZoneFiles};
 
 /// The host's SQLite file inside the data directory.
 pub const STORE_FILE: &str = "mudshard.db";
@@ -62,6 +62,9 @@ pub fn load_world(config: &Config) -> Result<World, String> {
         WorldSource::Zones { dir, zones, start } => {
             World::load(dir, zones, start).map_err(|e| e.to_string())
         }
+        WorldSource::Embedded { zones, start } => {
+            World::load_from(ZoneFiles::Embedded, zones, start).map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -69,7 +72,9 @@ impl Server {
     /// Starts every shard; returns once all listeners are bound.
     pub fn start(config: Config) -> Result<Server, String> {
         config.check_cluster()?;
+        tracing::info!("config: {}", config.origin);
         let world = Arc::new(load_world(&config)?);
+        tracing::info!(rooms = world.rooms.len(), "world: {}", config.world);
         // Bound first: a server that cannot have its port touches no data file.
         let (addr, listeners) = bind_listeners(config.listen, config.shards)?;
         let (store, snapshot) = Store::open(StoreConfig {
@@ -102,8 +107,14 @@ impl Server {
         let mut threads = Vec::with_capacity(config.shards);
         for (k, (inbox, listener_fd)) in inboxes.into_iter().zip(listeners).enumerate() {
             let placement_core = match config.cores.get(k) {
-                Some(core) => CorePlacement::Fixed(*core),
-                None => CorePlacement::Unbound,
+                Some(&core) => {
+                    tracing::info!(shard = k, core, "shard {k} pinned to core {core}");
+                    CorePlacement::Fixed(core)
+                }
+                None => {
+                    tracing::info!(shard = k, "shard {k} unpinned");
+                    CorePlacement::Unbound
+                }
             };
             let (config, world, placement, mailboxes, per_ip, outbox) = (
                 config.clone(),
@@ -125,12 +136,19 @@ impl Server {
                 .name(&format!("shard-{k}"))
                 .ring_depth(RING_DEPTH)
                 .spawn(move || async move {
+                    crate::logging::set_thread_shard(k as u16);
+                    // From the shard's own thread: for a pinned shard, the
+                    // CPU it runs on is its core, seen rather than assumed.
+                    // SAFETY: sched_getcpu has no arguments and no memory effects.
+                    let cpu = unsafe { libc::sched_getcpu() };
+                    tracing::info!(cpu, "shard {k} started");
                     let router = Router::new(k as u16, mailboxes).with_bridge(host, outbox);
                     let shard = Shard::new(k as u16, config, world, placement, router, services);
                     run::run(shard, inbox, move |cell| {
                         listener::listen(cell, listener_fd, per_ip)
                     })
                     .await;
+                    tracing::info!("shard {k} stopped");
                 })
                 .map_err(|e| format!("cannot start shard {k}: {e}"))?;
             threads.push(handle);

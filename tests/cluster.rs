@@ -285,13 +285,22 @@ fn a_cluster_map_that_owns_a_zone_twice_or_never_is_refused_at_start() {
     assert!(err.contains("[cluster] hosts is empty"), "{err}");
     let twice = "[cluster]\nhosts = [{ id = \"a\", zones = [\"town\", \"forest\", \"river\", \"caves\"] }, { id = \"b\", zones = [\"caves\", \"tower\"] }]\n";
     let err = refused(twice, &redis);
-    assert!(err.contains("zone \"caves\" is claimed by two hosts, \"a\" and \"b\""), "{err}");
+    assert!(
+        err.contains("zone \"caves\" is claimed by two hosts, \"a\" and \"b\""),
+        "{err}"
+    );
     let never = "[cluster]\nhosts = [{ id = \"a\", zones = [\"town\", \"forest\", \"river\"] }, { id = \"b\", zones = [\"caves\"] }]\n";
     let err = refused(never, &redis);
     assert!(err.contains("zone \"tower\" is owned by no host"), "{err}");
     let stranger = "[cluster]\nhosts = [{ id = \"a\", zones = [\"town\", \"forest\", \"river\"] }, { id = \"b\", zones = [\"caves\", \"tower\"] }]\n";
-    let err = refused(stranger, &["--redis", "redis://127.0.0.1:1", "--host-id", "c"]);
-    assert!(err.contains("this host's id \"c\" is not among the hosts listed (a, b)"), "{err}");
+    let err = refused(
+        stranger,
+        &["--redis", "redis://127.0.0.1:1", "--host-id", "c"],
+    );
+    assert!(
+        err.contains("this host's id \"c\" is not among the hosts listed (a, b)"),
+        "{err}"
+    );
     let err = refused(stranger, &[]);
     assert!(err.contains("server.redis is not set"), "{err}");
 }

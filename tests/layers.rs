@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 /// (`main.rs`) sit on top and may import anything, as may `lib.rs`.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &[]),
+    ("logging", &[]),
     ("protocol", &["config"]),
     ("world", &["protocol", "config"]),
     ("game", &["protocol", "world", "config"]),
@@ -22,6 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("auth", &["protocol", "config", "store"]),
     ("metrics", &["protocol", "config", "store"]),
     ("bridge", &["protocol", "config", "world", "game"]),
+    ("check", &["config", "world"]),
     (
         "shard",
         &[

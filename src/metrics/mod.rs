@@ -14,12 +14,15 @@ pub struct HostFacts<'a> {
     pub host_id: &'a str,
     /// Rooms in the world this host serves.
     pub rooms: usize,
+    /// The core each shard is pinned to (`--cores`); empty: none pinned.
+    pub cores: &'a [usize],
     pub store: &'a StoreMetrics,
     /// The bridge to other hosts; `None` when this host runs alone.
     pub bridge: Option<BridgeFacts>,
 }
 
-/// `/healthz`: host id, process id, shards and connections per shard.
+/// `/healthz`: host id, process id, shards, and per shard its connections,
+/// players and the core it is pinned to (`null`: unpinned).
 pub fn health_json(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(256);
     out.push_str("{\"status\":\"ok\",\"host\":");
@@ -44,6 +47,18 @@ pub fn health_json(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             out.push(',');
         }
         let _ = write!(out, "{}", s.players);
+    }
+    out.push_str("],\"cores\":[");
+    for (i, s) in stats.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match host.cores.get(usize::from(s.shard)) {
+            Some(core) => {
+                let _ = write!(out, "{core}");
+            }
+            None => out.push_str("null"),
+        }
     }
     let _ = write!(out, "],\"rooms\":{}", host.rooms);
     if let Some(b) = &host.bridge {

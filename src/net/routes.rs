@@ -207,6 +207,7 @@ async fn gather(
     let host = HostFacts {
         host_id: &shard.config.host_id,
         rooms: shard.world.rooms.len(),
+        cores: &shard.config.cores,
         store: &shard.store_metrics,
         bridge: shard.bridge_facts(),
     };

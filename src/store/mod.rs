@@ -19,6 +19,7 @@
 //! `worker` (the thread's loop), `handle` (the shard side, with its overflow
 //! list), `request` (the messages), [`metrics`], `error`.
 
+pub mod backup;
 mod db;
 mod error;
 mod handle;

@@ -41,8 +41,6 @@
 //! it can, the line (see [`WorldError`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
-use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +48,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::line_of_offset;
+use super::files::ZoneFiles;
 use super::limits::*;
 use super::{Dir, Npc, Room, RoomIdx, World, WorldError, Zone};
 
@@ -109,7 +108,12 @@ impl ZoneSource {
 }
 
 /// See [`World::load`].
-pub(super) fn load(dir: &Path, zone_names: &[String], start: &str) -> Result<World, WorldError> {
+pub(super) fn load(
+    files: ZoneFiles<'_>,
+    zone_names: &[String],
+    start: &str,
+) -> Result<World, WorldError> {
+    let dir = &files.dir();
     if zone_names.is_empty() {
         return Err(WorldError::in_file(dir, "no zones to load"));
     }
@@ -133,7 +137,7 @@ pub(super) fn load(dir: &Path, zone_names: &[String], start: &str) -> Result<Wor
                 format!("zone \"{name}\" is listed twice"),
             ));
         }
-        sources.push(read_zone(dir, name)?);
+        sources.push(read_zone(files, name)?);
     }
 
     let (mut rooms, exits) = build_rooms(&sources)?;
@@ -161,44 +165,21 @@ pub(super) fn load(dir: &Path, zone_names: &[String], start: &str) -> Result<Wor
 /// The zones present in `dir`: the stem of every `*.toml` file, sorted, so a
 /// shard map can say "all zones" without listing them.
 pub fn zone_names(dir: &Path) -> Result<Vec<String>, WorldError> {
-    let entries = fs::read_dir(dir)
-        .map_err(|e| WorldError::in_file(dir, format!("cannot list zone files: {e}")))?;
-    let mut names = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| WorldError::in_file(dir, format!("cannot list zone files: {e}")))?
-            .path();
-        if path.extension().is_some_and(|ext| ext == "toml") {
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                names.push(stem.to_string());
-            }
-        }
-    }
-    if names.len() > ZONES_MAX {
-        return Err(WorldError::in_file(
-            dir,
-            format!(
-                "{} zone files; at most {ZONES_MAX} are allowed",
-                names.len()
-            ),
-        ));
-    }
-    names.sort();
-    Ok(names)
+    ZoneFiles::Dir(dir).names()
 }
 
-/// Reads and parses `dir/<name>.toml`, checking the zone header.
-fn read_zone(dir: &Path, name: &str) -> Result<ZoneSource, WorldError> {
+/// Reads and parses `<name>.toml`, checking the zone header.
+fn read_zone(files: ZoneFiles<'_>, name: &str) -> Result<ZoneSource, WorldError> {
     // The name comes from a shard map: check it before it becomes a path, so
     // "../secrets" cannot name a file outside the world directory.
     if let Err(why) = check_id(name) {
         return Err(WorldError::in_file(
-            dir,
+            &files.dir(),
             format!("bad zone name \"{name}\": {why}"),
         ));
     }
-    let file = dir.join(format!("{name}.toml"));
-    let text = read_bounded(&file)?;
+    let file = files.file(name);
+    let text = files.read(name)?;
     let def: ZoneDef = toml::from_str(&text).map_err(|e| match e.span() {
         Some(span) => WorldError::at_offset(&file, &text, span.start, e.message().trim_end()),
         None => WorldError::in_file(&file, e.message().trim_end()),
@@ -228,22 +209,6 @@ fn read_zone(dir: &Path, name: &str) -> Result<ZoneSource, WorldError> {
         ));
     }
     Ok(source)
-}
-
-fn read_bounded(file: &Path) -> Result<String, WorldError> {
-    let io_error = |e: io::Error| match e.kind() {
-        io::ErrorKind::NotFound => WorldError::in_file(file, "zone file not found"),
-        io::ErrorKind::InvalidData => WorldError::in_file(file, "zone file is not valid UTF-8"),
-        _ => WorldError::in_file(file, format!("cannot read zone file: {e}")),
-    };
-    let bytes = fs::metadata(file).map_err(io_error)?.len();
-    if bytes > ZONE_FILE_BYTES_MAX {
-        return Err(WorldError::in_file(
-            file,
-            format!("zone file is {bytes} bytes; at most {ZONE_FILE_BYTES_MAX} are allowed"),
-        ));
-    }
-    fs::read_to_string(file).map_err(io_error)
 }
 
 /// Exits as written, per room, with the index of the zone file they are in,
@@ -509,6 +474,7 @@ fn check_item(item: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const TOWN: &str = r#"[zone]
 id = "town"

@@ -10,6 +10,7 @@
 
 mod dir;
 mod error;
+mod files;
 pub mod generated;
 mod item;
 pub mod limits;
@@ -20,6 +21,7 @@ mod default_world;
 
 pub use dir::Dir;
 pub use error::WorldError;
+pub use files::{ZoneFiles, EMBEDDED_DIR, EMBEDDED_ZONES};
 pub use item::find_item;
 
 use std::collections::HashMap;
@@ -93,7 +95,17 @@ pub struct Npc {
 impl World {
     /// Loads the named zones from `dir/<zone>.toml`; `start` is a full room id.
     pub fn load(dir: &Path, zones: &[String], start: &str) -> Result<World, WorldError> {
-        loader::load(dir, zones, start)
+        loader::load(ZoneFiles::Dir(dir), zones, start)
+    }
+
+    /// Loads the named zones from `files` (a folder, or the default world
+    /// built into the binary); `start` is a full room id.
+    pub fn load_from(
+        files: ZoneFiles<'_>,
+        zones: &[String],
+        start: &str,
+    ) -> Result<World, WorldError> {
+        loader::load(files, zones, start)
     }
 
     /// A generated grid world for load tests: `width * height` rooms with ids

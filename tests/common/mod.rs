@@ -42,11 +42,17 @@ impl ServerProc {
     /// Runs the binary with `base` then `args` and waits for its
     /// `listening on ADDR` line.
     fn spawn(base: &[&str], args: &[&str]) -> ServerProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mudshard"))
-            .args(base)
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mudshard"));
+        command.args(base).args(args).stderr(Stdio::inherit());
+        ServerProc::spawn_command(command)
+    }
+
+    /// Runs `command` (the binary, with whatever working directory,
+    /// environment and stderr the caller set) and waits for its
+    /// `listening on ADDR` line.
+    pub fn spawn_command(mut command: Command) -> ServerProc {
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("start mudshard");
         let stdout = child.stdout.take().expect("stdout");
