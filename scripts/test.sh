@@ -2,13 +2,17 @@
 # Runs the whole test suite: unit tests, integration tests against the real
 # server binary, the load generator's and the baseline's tests.
 # On a fresh Debian machine with the Rust toolchain it installs what is
-# missing first (a C compiler for the bundled SQLite and mimalloc).
+# missing first (a C compiler for the bundled SQLite and mimalloc; headless
+# Chromium, node and npm for the browser client's test, tests/browser.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+[ -x /usr/bin/chromium ] || [ -n "${CHROMIUM:-}" ] || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need_apt[*]}; install with: sudo apt-get install -y ${need_apt[*]}" >&2
