@@ -51,6 +51,8 @@
     pendingLogin: null,
     // Whether a login was answered by welcome yet (otherwise errors go to the gate).
     playing: false,
+    // A resume sent and not answered yet.
+    resuming: false,
     // After resume_failed: logging in again on the same socket.
     relogin: false,
     attempt: 0,
@@ -226,6 +228,7 @@
   }
 
   function onResumed(f) {
+    session.resuming = false;
     const k = Number.isInteger(f.replayed) ? f.replayed : 0;
     session.attempt = 0;
     session.playing = true;
@@ -284,7 +287,19 @@
   function onError(f) {
     const code = str(f.code);
     const message = str(f.message) || code;
-    if (code === 'resume_failed') return loginAgain(message);
+    if (session.resuming) {
+      session.resuming = false;
+      if (code === 'resume_failed') return loginAgain(message);
+      // Refused for now (too many tries, the server busy): try again later.
+      note('Could not resume yet: ' + message);
+      const ws = session.ws;
+      session.ws = null;
+      if (ws) {
+        ws.onclose = null;
+        ws.close();
+      }
+      return scheduleReconnect(null);
+    }
     if (!session.playing) {
       if (session.relogin) return reloginRefused(code, message);
       return refuseAtGate(message);
@@ -422,6 +437,7 @@
       session.pingSentAt = 0;
       if (session.opening === 'resume' && session.auth && session.auth.token) {
         setStatus('connecting', 'resuming…');
+        session.resuming = true;
         ws.send(JSON.stringify({ type: 'resume', token: session.auth.token, last_seq: session.lastSeq }));
       } else if (session.pendingLogin) {
         setStatus('connecting', 'logging in…');
@@ -445,6 +461,7 @@
   // The socket is gone: come back (with resume) unless the session is over.
   function lost(code, reason) {
     session.ws = null;
+    session.resuming = false;
     if (code === CLOSE_TAKEN_OVER) {
       return over('Logged in from elsewhere; this page lets the session go.');
     }
