@@ -196,6 +196,31 @@ async function main() {
     await type(b, 'say welcome back');
     await seeLine(a, 'say', 'talker says, "welcome back"');
 
+    step('page C: a wrong password is refused at the form; register; reload');
+    const c = await browser.newPage({ viewport: { width: 800, height: 600 } });
+    watch(c, 'page C');
+    const direct = `http://${serverHost}:${serverPort}/`;
+    await c.goto(direct);
+    await c.click('.tabs button[data-tab=login]');
+    await c.fill('#form-login input[name=name]', 'keeper');
+    await c.fill('#form-login input[name=password]', 'not the password');
+    await c.click('#form-login button[type=submit]');
+    await c.waitForFunction(() => document.querySelector('#gate-error').textContent.length > 0, null, { timeout: STEP_MS });
+    if (!(await c.isVisible('#gate'))) throw new Error('a refused login hid the form');
+    await c.click('.tabs button[data-tab=register]');
+    await c.fill('#form-register input[name=name]', 'keeper');
+    await c.fill('#form-register input[name=password]', 'correct horse');
+    await c.click('#form-register button[type=submit]');
+    await seeLine(c, 'client', 'Welcome, keeper.');
+    await seeLine(a, 'enter', 'keeper has entered the world');
+    await c.reload();
+    // A reload closes the socket with a goodbye, so the session is over:
+    // the page comes back with its account token.
+    await seeLine(c, 'client', 'Logged in again as keeper');
+    await c.waitForFunction(() => window.mudshard.state().status === 'online', null, { timeout: STEP_MS });
+    await type(c, 'say still here');
+    await seeLine(a, 'say', 'keeper says, "still here"');
+
     if (problems.length) throw new Error(problems.join('\n'));
     await a.screenshot({ path: screenshot });
     await b.screenshot({ path: screenshot.replace(/\.png$/, '-phone.png') });
