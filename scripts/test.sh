@@ -2,8 +2,9 @@
 # Runs the whole test suite: unit tests, integration tests against the real
 # server binary, the load generator's and the baseline's tests.
 # On a fresh Debian machine with the Rust toolchain it installs what is
-# missing first (a C compiler for the bundled SQLite and mimalloc, and
-# redis-server for the cluster tests).
+# missing first (a C compiler for the bundled SQLite and mimalloc;
+# redis-server for the cluster tests, tests/cluster.rs; headless Chromium,
+# node and npm for the browser client's test, tests/browser.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # The cluster tests start their own redis-server on a free port.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+[ -x /usr/bin/chromium ] || [ -n "${CHROMIUM:-}" ] || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need_apt[*]}; install with: sudo apt-get install -y ${need_apt[*]}" >&2

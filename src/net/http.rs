@@ -1,6 +1,6 @@
 //! The HTTP side of the one port: reading a request head under its bounds
 //! (`HttpHeadBounds`), and the few responses the server gives (101, JSON,
-//! Prometheus text, 404, 414, 431, 503).
+//! Prometheus text, the browser client's files, 404, 414, 431, 503).
 
 use crate::config::{HttpHeadBounds, HTTP_HEADERS_MAX};
 
@@ -127,6 +127,21 @@ pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
     )
     .into_bytes();
     out.extend_from_slice(body);
+    out
+}
+
+/// A file of the browser client, or for `HEAD` (`with_body` false) its
+/// head alone. `no-cache`: the browser asks again each time, so a page
+/// never outlives the server that served it (the files are small).
+pub fn file(content_type: &str, body: &[u8], security_policy: &str, with_body: bool) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nContent-Security-Policy: {security_policy}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if with_body {
+        out.extend_from_slice(body);
+    }
     out
 }
 

@@ -8,6 +8,8 @@
 //! - `routes.rs`: the request head and the route table of the one port.
 //! - `http.rs`: parsing a request head, and the responses the server gives.
 //! - `api.rs`: `POST /api/register` and `/api/login`.
+//! - `client/`: the browser client served at `GET /` (HTML, script and
+//!   style, embedded in the binary).
 //! - `upgrade.rs`: the WebSocket upgrade checks and handshake; opens the session.
 //! - `session_io.rs`: a session's socket loop: batched writes of queued
 //!   frames (where a frame gets written), reads, the closing handshake.
@@ -16,6 +18,7 @@
 //! - `ws.rs`: the WebSocket frame layer (header parse, unmask, server headers).
 
 pub mod api;
+pub mod client;
 pub mod conn;
 pub mod http;
 pub mod listener;

@@ -1,5 +1,6 @@
 //! The HTTP phase of a connection: the request head, read under its bounds
 //! and before the login deadline, and the route table of the one port —
+//! `GET /` and the browser client's files (`client/`, `GET` or `HEAD`),
 //! `GET /ws` (handed to `upgrade.rs`), `GET /healthz` and `GET /metrics`
 //! (figures gathered from every shard), `POST /api/register` and
 //! `/api/login` (`api.rs`), and 404 / 405 for anything else.
@@ -11,6 +12,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::api;
+use super::client;
 use super::http::{self, HeadError, Request};
 use super::upgrade::upgrade;
 use crate::config::HttpHeadBounds;
@@ -60,6 +62,19 @@ pub(super) async fn http_phase(
         }
         Some(Ok(parsed)) => parsed,
     };
+    if let Some(asset) = client::asset(&request.path) {
+        let response = match request.method.as_str() {
+            "GET" | "HEAD" => http::file(
+                asset.content_type,
+                asset.body,
+                client::CONTENT_SECURITY_POLICY,
+                request.method == "GET",
+            ),
+            _ => http::json_error(405, "method_not_allowed", "use GET"),
+        };
+        respond(stream, response).await;
+        return None;
+    }
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/ws") => {
             return upgrade(shard, stream, request, leftover, peer_ip, accepted).await
