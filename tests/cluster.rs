@@ -14,6 +14,7 @@ fn map(id: &str, redis: &str, start: &str) -> String {
     format!(
         "[cluster]\nhosts = [{{ id = \"a\", zones = [\"town\", \"forest\", \"river\"] }}, {{ id = \"b\", zones = [\"caves\", \"tower\"] }}]\n\
          heartbeat_ms = 200\nhost_ttl_ms = 1500\nprobe_interval_ms = 200\n\n\
+         [game]\ngoto_everyone = true\n\n\
          [auth]\nargon2_memory_kib = 64\nargon2_iterations = 1\n\n\
          # host {id}, start {start}\n"
     )
@@ -303,4 +304,74 @@ fn a_cluster_map_that_owns_a_zone_twice_or_never_is_refused_at_start() {
     );
     let err = refused(stranger, &[]);
     assert!(err.contains("server.redis is not set"), "{err}");
+}
+
+#[test]
+fn a_walk_into_the_other_hosts_land_hands_the_body_over_and_back() {
+    let cl = cluster();
+    let mut obs = Client::guest(cl.b.addr, Some("obs"));
+    let mut wal = Client::guest(cl.a.addr, Some("wal"));
+    assert_eq!(wal.cmd("get coin")["ok"], true, "the square has a coin");
+
+    let r = wal.cmd("goto caves:mouth");
+    assert_eq!(r["ok"], true, "{r}");
+    let entered = obs.event("enter", "wal");
+    assert_eq!(entered["room"], "caves:mouth", "{entered}");
+    let look = wal.cmd("look");
+    assert_eq!(look["room"]["id"], "caves:mouth", "{look}");
+    let inv = wal.cmd("inventory");
+    assert!(inv["text"].as_str().unwrap_or("").contains("coin"), "{inv}");
+
+    // Room events of b's land reach a's player, and the other way round.
+    assert_eq!(obs.cmd("say down here")["ok"], true);
+    wal.event("say", "down here");
+    assert_eq!(wal.cmd("say hello cave")["ok"], true);
+    obs.event("say", "hello cave");
+
+    // And back to a's land: the body, with the coin, returns.
+    let r = wal.cmd("goto town:square");
+    assert_eq!(r["ok"], true, "{r}");
+    obs.event("leave", "wal");
+    let look = wal.cmd("look");
+    assert_eq!(look["room"]["id"], "town:square", "{look}");
+    let inv = wal.cmd("inventory");
+    assert!(inv["text"].as_str().unwrap_or("").contains("coin"), "{inv}");
+
+    // Walking by exits across the border works too: forest:ravine is a's,
+    // caves:mouth (below it) is b's.
+    assert_eq!(wal.cmd("goto forest:ravine")["ok"], true);
+    let r = wal.cmd("down");
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(wal.cmd("look")["room"]["id"], "caves:mouth");
+    let r = wal.cmd("up");
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(wal.cmd("look")["room"]["id"], "forest:ravine");
+}
+
+#[test]
+fn a_walk_toward_a_dead_host_is_refused_and_its_visitors_wake_at_home() {
+    let mut cl = cluster();
+    let mut wal = Client::guest(cl.a.addr, Some("wal"));
+    let mut vis = Client::guest(cl.a.addr, Some("vis"));
+    assert_eq!(vis.cmd("goto caves:mouth")["ok"], true);
+    assert_eq!(vis.cmd("look")["room"]["id"], "caves:mouth");
+    cl.b.kill9();
+    // vis stood in b's land: once b's heartbeat expires, vis is recalled.
+    let recalled = vis.event("system", "gone");
+    assert!(
+        recalled["text"].as_str().unwrap_or("").contains("start"),
+        "{recalled}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let look = vis.cmd("look");
+        if look["room"]["id"] == "town:square" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "vis not back home: {look}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = wal.cmd("goto caves:mouth");
+    assert_eq!(r["code"], "unreachable", "{r}");
+    assert_eq!(wal.cmd("look")["room"]["id"], "town:square", "wal stayed");
 }

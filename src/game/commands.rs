@@ -75,7 +75,7 @@ impl Owner {
     }
 
     /// Where `goto` leads, or why it may not.
-    fn goto_target(&self, target: &str) -> Result<RoomIdx, (&'static str, String)> {
+    pub(super) fn goto_target(&self, target: &str) -> Result<RoomIdx, (&'static str, String)> {
         if !self.game.goto_everyone {
             return Err((
                 "forbidden",
@@ -258,14 +258,6 @@ impl Owner {
         id: Option<MsgId>,
         leave_text: &str,
     ) {
-        if self.is_elsewhere(dest) {
-            let frame = fail(
-                id.as_ref(),
-                "unreachable",
-                "That way lies another host's land, and walking between hosts is not open yet.",
-            );
-            return done(fx, sid, frame);
-        }
         let Some(placed) = self.bodies.remove(&sid) else {
             return;
         };
@@ -279,6 +271,7 @@ impl Owner {
             room: dest,
             how,
             id,
+            from: placed.room,
         });
     }
 }
@@ -314,7 +307,11 @@ mod tests {
     }
 
     fn enter(owner: &mut Owner, room: RoomIdx, shard: u16, slot: u32) -> SessionId {
-        let sid = SessionId::new(ShardAddr::new(0, shard), slot, 1);
+        enter_from(owner, room, ShardAddr::new(0, shard), slot)
+    }
+
+    fn enter_from(owner: &mut Owner, room: RoomIdx, at: ShardAddr, slot: u32) -> SessionId {
+        let sid = SessionId::new(at, slot, 1);
         let body = Body {
             sid,
             name: format!("p{slot}").into(),
@@ -323,6 +320,56 @@ mod tests {
         };
         owner.arrive(&mut Effects::new(), body, room, Arrival::Login, None);
         sid
+    }
+
+    #[test]
+    fn a_say_is_one_event_per_other_host_with_viewers_however_many_shards_they_use() {
+        let (mut owner, room) = owner();
+        let speaker = enter(&mut owner, room, 0, 0);
+        for slot in 1..9 {
+            enter_from(
+                &mut owner,
+                room,
+                ShardAddr::new(1 + (slot % 2) as u16, slot as u16 % 3),
+                slot,
+            );
+        }
+        let mut fx = Effects::new();
+        owner.command(&mut fx, speaker, None, &BodyCommand::Say("hello".into()));
+        let mut events: Vec<ShardAddr> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::RoomEvent { to, .. } => Some(*to),
+                _ => None,
+            })
+            .collect();
+        events.sort();
+        assert_eq!(
+            events,
+            [
+                ShardAddr::new(0, 0),
+                ShardAddr::new(1, ShardAddr::EVERY_SHARD),
+                ShardAddr::new(2, ShardAddr::EVERY_SHARD)
+            ],
+            "this host's shard, then each other host once"
+        );
+        // Leaving keeps the per-host counts: the last viewer of a host
+        // takes its entry with it.
+        for slot in (1..9).filter(|s| s % 2 == 1) {
+            let sid = SessionId::new(ShardAddr::new(2, slot as u16 % 3), slot, 1);
+            owner.depart(&mut Effects::new(), sid, None);
+        }
+        let mut fx = Effects::new();
+        owner.command(&mut fx, speaker, None, &BodyCommand::Say("again".into()));
+        let hosts: Vec<u16> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::RoomEvent { to, .. } => Some(to.host),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(hosts.len(), 2, "{hosts:?}");
+        assert!(!hosts.contains(&2));
     }
 
     #[test]

@@ -46,11 +46,14 @@ pub enum Effect {
 
     // --- to the owner of another room ---
     /// A body enters `room`, wherever its owner is (the shard looks it up).
+    /// `from` is the room it left here: where it goes back if another host
+    /// refuses it or is lost before taking it.
     Arrive {
         body: Body,
         room: RoomIdx,
         how: Arrival,
         id: Option<MsgId>,
+        from: RoomIdx,
     },
 
     // --- to the store (write-behind) ---

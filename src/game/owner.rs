@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::body::{Arrival, Body};
+use super::command::BodyCommand;
 use super::effect::{Effect, Effects};
 use super::rooms::RoomState;
 use crate::config::{GameConfig, Limits};
@@ -42,9 +43,6 @@ pub struct Owner {
     pub(super) game: GameConfig,
     pub(super) ambient_turn: usize,
     pub(super) saved_items: Arc<RoomItems>,
-    /// Per room, whether another host of the cluster owns it (empty: this
-    /// host runs alone and owns every room).
-    pub(super) elsewhere: Arc<[bool]>,
 }
 
 impl Owner {
@@ -64,20 +62,32 @@ impl Owner {
             game,
             ambient_turn: 0,
             saved_items,
-            elsewhere: Arc::from(Vec::new()),
         }
     }
 
-    /// Tells the owner which rooms other hosts own: bodies are not handed
-    /// to them (the hand-off between hosts is not built yet).
-    pub fn with_rooms_elsewhere(mut self, elsewhere: Arc<[bool]>) -> Owner {
-        self.elsewhere = elsewhere;
-        self
+    /// The sessions of `host` whose bodies are here.
+    pub fn bodies_of_host(&self, host: u16) -> Vec<SessionId> {
+        self.bodies
+            .keys()
+            .filter(|sid| sid.host() == host)
+            .copied()
+            .collect()
     }
 
-    /// Whether another host owns `room`.
-    pub(super) fn is_elsewhere(&self, room: RoomIdx) -> bool {
-        self.elsewhere.get(room as usize).copied().unwrap_or(false)
+    /// Whether a body of `sid` is here.
+    pub fn holds(&self, sid: SessionId) -> bool {
+        self.bodies.contains_key(&sid)
+    }
+
+    /// Where `cmd` would take the body of `sid`, if it moves it: the room
+    /// beyond an exit, or a `goto` target.
+    pub fn destination(&self, sid: SessionId, cmd: &BodyCommand) -> Option<RoomIdx> {
+        let room = self.bodies.get(&sid)?.room;
+        match cmd {
+            BodyCommand::Go(dir) => self.world.room(room).exit(*dir),
+            BodyCommand::Goto(target) => self.goto_target(target).ok(),
+            _ => None,
+        }
     }
 
     /// Bodies held here.
@@ -114,9 +124,10 @@ impl Owner {
     ) {
         let sid = body.sid;
         let presence_max = self.limits.presence_events_players_max;
+        let at = self.viewer_key(sid);
         let state = self.room_state(room);
         state.players.push(sid);
-        state.add_viewer(sid.addr());
+        state.add_viewer(at);
         state.cache = None;
         let crowded = state.players.len() > presence_max;
         fx.push(Effect::Entered {

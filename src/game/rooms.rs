@@ -1,6 +1,7 @@
 //! The rooms an owner holds: their live state, how they look, and how an
-//! event in one reaches its viewers (once per shard with viewers, never once
-//! per viewer: DESIGN §1, fan-out).
+//! event in one reaches its viewers (once per shard of this host with
+//! viewers, once per other host with viewers, never once per viewer:
+//! DESIGN §1, fan-out).
 
 use bytes::Bytes;
 
@@ -16,9 +17,10 @@ pub(super) struct RoomState {
     /// Bodies here, in order of arrival.
     pub(super) players: Vec<SessionId>,
     pub(super) items: Vec<String>,
-    /// Per connection shard (of any host): how many of this room's players
-    /// have their connection there. Only shards with viewers are listed, so
-    /// an event costs one message per listed shard.
+    /// Per connection shard of this host, and per other host as a whole
+    /// (`ShardAddr::EVERY_SHARD`): how many of this room's players have
+    /// their connection there. Only places with viewers are listed, so an
+    /// event costs one message per listed shard or host.
     viewers: Vec<(ShardAddr, u32)>,
     /// The room object as JSON and the `look` text, rebuilt after a change.
     pub(super) cache: Option<(Bytes, Bytes)>,
@@ -52,6 +54,17 @@ impl RoomState {
 }
 
 impl Owner {
+    /// Where `sid`'s events are counted: its connection's shard on this
+    /// host, its host as a whole elsewhere (that host fans events out).
+    pub(super) fn viewer_key(&self, sid: SessionId) -> ShardAddr {
+        let at = sid.addr();
+        if at.host == self.me.host {
+            at
+        } else {
+            ShardAddr::new(at.host, ShardAddr::EVERY_SHARD)
+        }
+    }
+
     /// The items a room starts with: the store's, else the world file's.
     fn initial_items(&self, room: RoomIdx) -> &[String] {
         match self.saved_items.get(&room) {
@@ -96,7 +109,9 @@ impl Owner {
         if let Some(i) = state.players.iter().position(|p| *p == sid) {
             state.players.remove(i);
         }
-        state.remove_viewer(sid.addr());
+        let at = self.viewer_key(sid);
+        let state = self.room_state(room);
+        state.remove_viewer(at);
         assert_eq!(
             state.viewers_total(),
             state.players.len(),

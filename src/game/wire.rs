@@ -94,12 +94,15 @@ pub enum Dest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerMsg {
     // --- to the owner of a room ---
-    /// A body enters `room`: a hand-off from an owner on another host.
+    /// A body enters `room`: a hand-off from an owner on another host, or a
+    /// login. A hand-off names the owner it comes from (`ack_to`), which
+    /// keeps the body frozen until `ArriveAck` comes back.
     Arrive {
         body: Body,
         room: RoomIdx,
         how: Arrival,
         id: Option<MsgId>,
+        ack_to: Option<ShardAddr>,
     },
     /// The receiving owner took the body of `sid` in (`ok`) or refused it, so
     /// the sender can forget it or take it back.
@@ -200,6 +203,12 @@ pub enum PeerMsg {
         asker: SessionId,
         holder: Option<SessionId>,
     },
+    /// To a body's owner: its player's connection dropped (`dead`) or came
+    /// back (see `Msg::LinkDead`).
+    LinkDead {
+        sid: SessionId,
+        dead: bool,
+    },
 }
 
 /// Why bytes are not an envelope. Each names the field it stopped at, for
@@ -285,6 +294,7 @@ mod tag {
     pub const TELL: u8 = 16;
     pub const RESUME_LOOKUP: u8 = 17;
     pub const RESUME_TARGET: u8 = 18;
+    pub const LINK_DEAD: u8 = 19;
 
     pub const LOOK: u8 = 1;
     pub const GO: u8 = 2;
@@ -487,12 +497,18 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             room,
             how,
             id,
+            ack_to,
         } => {
             out.push(tag::ARRIVE);
             put_body(out, body);
             put_varint(out, u64::from(*room));
             put_arrival(out, *how);
             put_opt_id(out, *id);
+            put_bool(out, ack_to.is_some());
+            if let Some(from) = ack_to {
+                put_varint(out, u64::from(from.host));
+                put_varint(out, u64::from(from.shard));
+            }
         }
         PeerMsg::ArriveAck { sid, ok } => {
             out.push(tag::ARRIVE_ACK);
@@ -583,6 +599,11 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             out.push(tag::RESUME_TARGET);
             put_sid(out, *asker);
             put_opt_sid(out, *holder);
+        }
+        PeerMsg::LinkDead { sid, dead } => {
+            out.push(tag::LINK_DEAD);
+            put_sid(out, *sid);
+            put_bool(out, *dead);
         }
         PeerMsg::Tell {
             from,
@@ -831,6 +852,11 @@ impl<'a> Reader<'a> {
                 room: self.room()?,
                 how: self.arrival()?,
                 id: self.opt_id()?,
+                ack_to: if self.bool("acknowledged")? {
+                    Some(self.owner()?)
+                } else {
+                    None
+                },
             },
             tag::ARRIVE_ACK => PeerMsg::ArriveAck {
                 sid: self.sid("session")?,
@@ -901,6 +927,10 @@ impl<'a> Reader<'a> {
                 asker: self.sid("asking session")?,
                 holder: self.opt_sid("holder")?,
             },
+            tag::LINK_DEAD => PeerMsg::LinkDead {
+                sid: self.sid("session")?,
+                dead: self.bool("dead")?,
+            },
             tag::TELL => PeerMsg::Tell {
                 from: self.sid("session")?,
                 from_name: self.text("from name")?,
@@ -947,9 +977,10 @@ mod tests {
             PeerMsg::Tell { .. } => 15,
             PeerMsg::ResumeLookup { .. } => 16,
             PeerMsg::ResumeTarget { .. } => 17,
+            PeerMsg::LinkDead { .. } => 18,
         }
     }
-    const VARIANTS: usize = 18;
+    const VARIANTS: usize = 19;
 
     /// Every variant, every command, every way of arriving and every
     /// direction, with the extremes of each field.
@@ -967,6 +998,7 @@ mod tests {
                 room: RoomIdx::MAX,
                 how: Arrival::Teleport,
                 id: id(r#""a \"quoted\" id""#),
+                ack_to: Some(ShardAddr::new(255, 255)),
             },
             PeerMsg::Arrive {
                 body: Body {
@@ -977,6 +1009,7 @@ mod tests {
                 room: 0,
                 how: Arrival::Login,
                 id: None,
+                ack_to: None,
             },
             PeerMsg::ArriveAck {
                 sid: sid(1, 2, 3),
@@ -1050,6 +1083,10 @@ mod tests {
                 asker: sid(1, 1, 9),
                 holder: None,
             },
+            PeerMsg::LinkDead {
+                sid: sid(2, 0, 4),
+                dead: true,
+            },
             PeerMsg::Tell {
                 from: sid(3, 3, 3),
                 from_name: "bob".into(),
@@ -1081,6 +1118,7 @@ mod tests {
                 room: 1,
                 how: Arrival::Walk(dir),
                 id: id("1.5"),
+                ack_to: Some(ShardAddr::new(1, 0)),
             });
         }
         for (n, cmd) in commands.into_iter().enumerate() {

@@ -13,6 +13,10 @@ pub struct ShardAddr {
 }
 
 impl ShardAddr {
+    /// The shard number that stands for every shard of a host: a room's
+    /// owner sends an event once to another host, which fans it out.
+    pub const EVERY_SHARD: u16 = u16::MAX;
+
     pub const fn new(host: u16, shard: u16) -> ShardAddr {
         ShardAddr { host, shard }
     }

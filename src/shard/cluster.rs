@@ -129,6 +129,7 @@ impl Shard {
     pub(super) fn on_peers(&mut self, live: Arc<Vec<PeerHost>>, turned: Vec<u16>) {
         self.peers = live;
         for host in turned {
+            self.host_turned(host);
             let forgotten = self.directory.forget_host(host);
             if forgotten > 0 {
                 tracing::warn!(

@@ -62,7 +62,8 @@ impl Shard {
             return;
         };
         let bytes_max = self.config.limits.outbound_bytes_max;
-        let except_slot = except.filter(|s| s.shard() == self.id).map(SessionId::slot);
+        let me = self.addr();
+        let except_slot = except.filter(|s| s.addr() == me).map(SessionId::slot);
         let mut drops = 0;
         for &slot in list {
             if Some(slot) == except_slot {

@@ -60,8 +60,12 @@ impl Shard {
                 room,
                 how,
                 id,
+                from,
             } => {
                 let owner = self.placement.owner(room);
+                if owner.host != self.host {
+                    return self.hand_off(body, room, how, id, from, owner);
+                }
                 self.router.post_to(
                     owner,
                     Msg::Arrive {
@@ -69,6 +73,7 @@ impl Shard {
                         room,
                         how,
                         id,
+                        ack_to: None,
                     },
                 );
             }

@@ -99,6 +99,15 @@ impl History {
         self.forget();
     }
 
+    /// Frames up to `seq` were sent but none of those after `newest_seq()`
+    /// kept: a replay from before `seq` can no longer be whole.
+    pub fn pass_through(&mut self, seq: u64) {
+        if seq > self.newest_seq {
+            self.newest_seq = seq;
+            self.forget();
+        }
+    }
+
     /// Drops the frames up to `seq` (the client has them), giving the memory
     /// back when none are left.
     pub fn trim_through(&mut self, seq: u64) {

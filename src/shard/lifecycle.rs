@@ -125,6 +125,7 @@ impl Shard {
         // Writes parked while the store's queue was full go on now.
         self.store.pump();
         self.expire_remote_waits();
+        self.sweep_transfers();
         let now = self.now_ms();
         let limits = &self.config.limits;
         let (login_ms, idle_ms, missed_max, bytes_max, grace_ms) = (

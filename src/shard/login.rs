@@ -336,6 +336,7 @@ impl Shard {
                 room,
                 how: Arrival::Login,
                 id: None,
+                ack_to: None,
             },
         );
     }

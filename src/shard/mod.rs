@@ -10,6 +10,7 @@ pub mod directory;
 pub mod edge;
 pub mod effects;
 pub mod gather;
+pub mod handoff;
 pub mod history;
 pub mod lifecycle;
 pub mod login;
@@ -107,6 +108,8 @@ pub struct Shard {
     /// Commands that went to another host and their deadline: answered
     /// `unreachable` by the sweep if no answer came by then.
     remote_waits: HashMap<SessionId, (Instant, Option<crate::protocol::MsgId>)>,
+    /// Bodies handed to another host, frozen until it acknowledges them.
+    transfers: HashMap<SessionId, handoff::Transfer>,
 }
 
 impl Shard {
@@ -126,8 +129,7 @@ impl Shard {
             config.limits.clone(),
             config.game.clone(),
             services.saved_items,
-        )
-        .with_rooms_elsewhere(placement.elsewhere(host));
+        );
         Shard {
             host,
             id,
@@ -159,6 +161,7 @@ impl Shard {
             detached: 0,
             peers: Arc::new(Vec::new()),
             remote_waits: HashMap::new(),
+            transfers: HashMap::new(),
         }
     }
 
@@ -200,10 +203,15 @@ impl Shard {
                 room,
                 how,
                 id,
-            } => self.play(|owner, fx| owner.arrive(fx, body, room, how, id)),
+                ack_to,
+            } => self.on_arrive(body, room, how, id, ack_to),
+            Msg::ArriveAck { sid, ok } => self.on_arrive_ack(sid, ok),
             Msg::Cmd { sid, id, cmd, sent } => {
                 if sid.addr() != self.addr() {
                     self.counters.hop_latency(sent.elapsed().as_micros() as u64);
+                }
+                if self.answer_in_transit(sid, id) || self.refuse_unreachable_walk(sid, id, &cmd) {
+                    return;
                 }
                 self.play(|owner, fx| owner.command(fx, sid, id, &cmd));
             }

@@ -20,11 +20,20 @@ pub type ShardCall = Box<dyn FnOnce(&mut super::Shard) + Send>;
 pub enum Msg {
     // --- to the owner of a room ---
     /// A body enters `room` (a login, or a hand-off from another owner).
+    /// A hand-off from another host names its source (`ack_to`), which
+    /// waits for `ArriveAck`.
     Arrive {
         body: Body,
         room: RoomIdx,
         how: Arrival,
         id: Option<MsgId>,
+        ack_to: Option<ShardAddr>,
+    },
+    /// The owner on another host took the body of `sid` in (`ok`), or
+    /// refused it: the source forgets its frozen copy, or puts it back.
+    ArriveAck {
+        sid: SessionId,
+        ok: bool,
     },
     /// A command for the body of `sid`, which this shard holds, parsed
     /// where it was read.
@@ -179,6 +188,7 @@ impl Msg {
     pub fn kind(&self) -> &'static str {
         match self {
             Msg::Arrive { .. } => "arrive",
+            Msg::ArriveAck { .. } => "arrive_ack",
             Msg::Cmd { .. } => "cmd",
             Msg::Depart { .. } => "depart",
             Msg::Entered { .. } => "entered",

@@ -51,11 +51,6 @@ impl Placement {
         Ok(Placement { owners })
     }
 
-    /// Per room, whether a host other than `host` owns it.
-    pub fn elsewhere(&self, host: u16) -> std::sync::Arc<[bool]> {
-        self.owners.iter().map(|o| o.host != host).collect()
-    }
-
     /// The owner of `room`.
     pub fn owner(&self, room: RoomIdx) -> ShardAddr {
         self.owners

@@ -40,12 +40,15 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
             room,
             how,
             id,
+            ack_to,
         } => one(PeerMsg::Arrive {
             body,
             room,
             how,
             id,
+            ack_to,
         }),
+        Msg::ArriveAck { sid, ok } => one(PeerMsg::ArriveAck { sid, ok }),
         Msg::Cmd { sid, id, cmd, .. } => one(PeerMsg::Cmd { sid, id, cmd }),
         Msg::Depart { sid, notify } => one(PeerMsg::Depart { sid, notify }),
         Msg::Entered { sid, room, owner } => one(PeerMsg::Entered { sid, room, owner }),
@@ -82,6 +85,7 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
         Msg::TakenOver { old, new } => one(PeerMsg::TakenOver { old, new }),
         Msg::ResumeLookup { key, asker } => one(PeerMsg::ResumeLookup { key, asker }),
         Msg::ResumeTarget { asker, holder } => one(PeerMsg::ResumeTarget { asker, holder }),
+        Msg::LinkDead { sid, dead } => one(PeerMsg::LinkDead { sid, dead }),
         other => Err(other),
     }
 }
@@ -102,24 +106,24 @@ fn place(a: Addressed, placement: &Placement, me: u16, shards: u16) -> Option<(u
             room,
             how,
             id,
+            ack_to,
         } => {
+            // A room this host does not own goes to shard 0, which refuses
+            // it (acknowledging `ok: false`, so the source takes it back).
             let owner = placement.owner(room);
-            if owner.host != me {
-                return None;
-            }
+            let shard = if owner.host == me { owner.shard } else { 0 };
             (
-                owner.shard,
+                shard,
                 Msg::Arrive {
                     body,
                     room,
                     how,
                     id,
+                    ack_to,
                 },
             )
         }
-        // Hand-offs between hosts are acknowledged once that exchange
-        // exists; nothing sends one yet.
-        PeerMsg::ArriveAck { .. } => return None,
+        PeerMsg::ArriveAck { sid, ok } => (named, Msg::ArriveAck { sid, ok }),
         PeerMsg::Cmd { sid, id, cmd } => (
             named,
             Msg::Cmd {
@@ -170,6 +174,7 @@ fn place(a: Addressed, placement: &Placement, me: u16, shards: u16) -> Option<(u
         PeerMsg::TakenOver { old, new } => (named, Msg::TakenOver { old, new }),
         PeerMsg::ResumeLookup { key, asker } => (keeper(&key), Msg::ResumeLookup { key, asker }),
         PeerMsg::ResumeTarget { asker, holder } => (named, Msg::ResumeTarget { asker, holder }),
+        PeerMsg::LinkDead { sid, dead } => (named, Msg::LinkDead { sid, dead }),
     })
 }
 

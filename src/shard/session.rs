@@ -258,6 +258,17 @@ impl Session {
         if self.hold.frames_max == 0 {
             return;
         }
+        let newest = self.history.newest_seq();
+        if seq <= newest {
+            // A write that finished after the frames queued behind it were
+            // held (the connection dropped meanwhile): it came too late to
+            // be kept in order, so a replay from before it fails cleanly.
+            return;
+        }
+        if seq > newest + 1 {
+            // That frame is missing: the history starts over after it.
+            self.history.pass_through(seq - 1);
+        }
         if seq == WELCOME_SEQ {
             // Whoever resumes has had it: the token came in it. Not keeping
             // it leaves a session that is sent nothing else holding nothing.
@@ -526,6 +537,24 @@ mod tests {
         });
         assert!(s.out.is_empty());
         assert_eq!(s.out_bytes, 0);
+    }
+
+    #[test]
+    fn a_write_finishing_after_the_queue_was_held_makes_a_resume_from_before_it_fail_cleanly() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut s = Session::new(1, 0, 40, ip, HistoryBounds::DEFAULT);
+        for n in 1..=4u8 {
+            assert!(s.push_seq(Bytes::from(vec![n]), 100_000));
+        }
+        let welcome = s.out.pop_front().expect("frame 1");
+        s.written(&welcome);
+        // Frame 2 is being written when the connection drops: 3 and 4 are
+        // held first, then the write of 2 finishes.
+        let in_flight = s.out.pop_front().expect("frame 2");
+        s.hold_queued();
+        s.written(&in_flight);
+        assert!(s.attach(1, 0).is_err(), "2 is not held: no partial replay");
+        assert_eq!(s.attach(2, 0).expect("3 and 4 are held"), 2);
     }
 
     #[test]

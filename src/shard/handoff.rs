@@ -1,0 +1,283 @@
+//! Bodies walking into another host's rooms (DESIGN §1 "Cross-host"): a
+//! two-step exchange, transfer then acknowledgement. The source keeps the
+//! body frozen until the destination's `ArriveAck`; the destination takes a
+//! body in once (a second copy of the same arrival is acknowledged, not
+//! added). A body is never in two places: it comes back to the source only
+//! when the destination refused it or died, or — after
+//! [`HANDOFF_GIVE_UP_MS`] of silence from a live host — together with a
+//! cancellation that removes it there if it arrived after all.
+
+use std::time::{Duration, Instant};
+
+use super::msg::Msg;
+use super::session::Phase;
+use super::{SessionId, Shard, ShardAddr};
+use crate::game::body::{Arrival, Body};
+use crate::game::command::BodyCommand;
+use crate::protocol::encode::{self, fail};
+use crate::protocol::MsgId;
+use crate::world::RoomIdx;
+
+/// How long a body waits, frozen, for a live host's acknowledgement before
+/// it is taken back (and the arrival cancelled there). The bridge resends
+/// what Redis lost for far shorter than this, so it is reached only when a
+/// host is alive but cut off for this long.
+pub const HANDOFF_GIVE_UP_MS: u64 = 60_000;
+
+/// A body sent to another host and not yet acknowledged.
+pub(super) struct Transfer {
+    body: Body,
+    /// The room it left, where it goes back if need be.
+    from: RoomIdx,
+    /// The owner it went to.
+    to: ShardAddr,
+    since: Instant,
+    /// The player was told that the way is slow.
+    told: bool,
+}
+
+impl Shard {
+    /// Hands `body` to `owner`, on another host, and keeps it frozen here.
+    pub(super) fn hand_off(
+        &mut self,
+        body: Body,
+        room: RoomIdx,
+        how: Arrival,
+        id: Option<MsgId>,
+        from: RoomIdx,
+        owner: ShardAddr,
+    ) {
+        let sid = body.sid;
+        self.transfers.insert(
+            sid,
+            Transfer {
+                body: body.clone(),
+                from,
+                to: owner,
+                since: Instant::now(),
+                told: false,
+            },
+        );
+        let arrive = Msg::Arrive {
+            body,
+            room,
+            how,
+            id,
+            ack_to: Some(self.addr()),
+        };
+        if !self.router.post_to(owner, arrive) {
+            self.take_back(
+                sid,
+                "The way to that land is closed for now; you stay where you were.",
+            );
+        }
+    }
+
+    /// A body arrives. One handed over from another host is acknowledged:
+    /// taken in once (a repeat is acknowledged again, not added), or refused
+    /// when this shard does not own the room.
+    pub(super) fn on_arrive(
+        &mut self,
+        body: Body,
+        room: RoomIdx,
+        how: Arrival,
+        id: Option<MsgId>,
+        ack_to: Option<ShardAddr>,
+    ) {
+        let sid = body.sid;
+        let Some(source) = ack_to else {
+            return self.play(|owner, fx| owner.arrive(fx, body, room, how, id));
+        };
+        let ok = self.placement.owner(room) == self.addr();
+        if ok && !self.owner.holds(sid) {
+            self.play(|owner, fx| owner.arrive(fx, body, room, how, id));
+        }
+        self.router.post_to(source, Msg::ArriveAck { sid, ok });
+    }
+
+    /// The destination's answer to a hand-off.
+    pub(super) fn on_arrive_ack(&mut self, sid: SessionId, ok: bool) {
+        if ok {
+            self.transfers.remove(&sid);
+        } else {
+            self.take_back(
+                sid,
+                "That land would not take you in; you stay where you were.",
+            );
+        }
+    }
+
+    /// Puts a frozen body back in the room it left, and tells its player.
+    fn take_back(&mut self, sid: SessionId, why: &str) {
+        let Some(t) = self.transfers.remove(&sid) else {
+            return;
+        };
+        self.notice(sid, why);
+        let (body, from) = (t.body, t.from);
+        self.play(|owner, fx| owner.arrive(fx, body, from, Arrival::Teleport, None));
+    }
+
+    /// A system line for the player of `sid`, wherever their connection is.
+    fn notice(&mut self, sid: SessionId, text: &str) {
+        let frame = encode::event("system", "", "", text);
+        self.router.post_to(
+            sid.addr(),
+            Msg::Frame {
+                sid,
+                frame,
+                done: false,
+            },
+        );
+    }
+
+    /// A command for a body that is on its way to another host: answered
+    /// here, since the body is in neither place yet. False when `sid` has
+    /// no such body.
+    pub(super) fn answer_in_transit(&mut self, sid: SessionId, id: Option<MsgId>) -> bool {
+        if !self.transfers.contains_key(&sid) {
+            return false;
+        }
+        let frame = fail(
+            id.as_ref(),
+            "unreachable",
+            "You are on your way to another host's land; a moment.",
+        );
+        self.router.post_to(
+            sid.addr(),
+            Msg::Frame {
+                sid,
+                frame,
+                done: true,
+            },
+        );
+        true
+    }
+
+    /// A walk or `goto` into the land of a host that cannot be reached now
+    /// is refused before the body moves: answered here, true when it was.
+    pub(super) fn refuse_unreachable_walk(
+        &mut self,
+        sid: SessionId,
+        id: Option<MsgId>,
+        cmd: &BodyCommand,
+    ) -> bool {
+        if !matches!(cmd, BodyCommand::Go(_) | BodyCommand::Goto(_)) || !self.router_has_bridge() {
+            return false;
+        }
+        let Some(dest) = self.owner.destination(sid, cmd) else {
+            return false;
+        };
+        let host = self.placement.owner(dest).host;
+        if self.reachable(host) {
+            return false;
+        }
+        let frame = fail(
+            id.as_ref(),
+            "unreachable",
+            "That way lies the land of a host that cannot be reached now; try again shortly.",
+        );
+        self.router.post_to(
+            sid.addr(),
+            Msg::Frame {
+                sid,
+                frame,
+                done: true,
+            },
+        );
+        true
+    }
+
+    /// Hand-offs waiting too long: their players are told once; one to a
+    /// host that died, or silent past [`HANDOFF_GIVE_UP_MS`], is taken back.
+    pub(super) fn sweep_transfers(&mut self) {
+        if self.transfers.is_empty() {
+            return;
+        }
+        let slow = Duration::from_millis(self.config.cluster.remote_timeout_ms);
+        let give_up = Duration::from_millis(HANDOFF_GIVE_UP_MS);
+        let mut tell = Vec::new();
+        let mut back = Vec::new();
+        for (sid, t) in self.transfers.iter_mut() {
+            let waited = t.since.elapsed();
+            if waited > give_up {
+                back.push((*sid, t.to));
+            } else if waited > slow && !t.told {
+                t.told = true;
+                tell.push(*sid);
+            }
+        }
+        for sid in tell {
+            self.notice(
+                sid,
+                "The way is slow: the host of that land has not answered yet. You will arrive when it does.",
+            );
+        }
+        for (sid, to) in back {
+            // If the body did arrive after all, this removes it there.
+            self.router.post_to(to, Msg::Depart { sid, notify: None });
+            self.take_back(sid, "The way stayed closed; you are back where you were.");
+        }
+    }
+
+    /// Another host died or restarted: bodies handed to it come back; bodies
+    /// held here for its players leave; and this shard's players whose body
+    /// stood in its land are put back in this host's start room.
+    pub(super) fn host_turned(&mut self, host: u16) {
+        let lost: Vec<SessionId> = self
+            .transfers
+            .iter()
+            .filter(|(_, t)| t.to.host == host)
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in lost {
+            self.take_back(
+                sid,
+                "The host of that land stopped; you stay where you were.",
+            );
+        }
+        for sid in self.owner.bodies_of_host(host) {
+            self.play(|owner, fx| owner.depart(fx, sid, None));
+        }
+        self.recall_from(host);
+    }
+
+    /// This shard's players whose body was in `host`'s land get a new body
+    /// in this host's start room (guests with nothing; the last inventory of
+    /// a registered player is kept by the host that died, so they too start
+    /// with nothing until their next login loads what was saved).
+    fn recall_from(&mut self, host: u16) {
+        let start = self.world.start;
+        let mut recalled = Vec::new();
+        for (slot, session) in self.sessions.iter_mut() {
+            let gone = session.body_at.is_some_and(|at| at.host == host);
+            if gone && matches!(session.phase, Phase::Playing | Phase::Detached) {
+                session.body_at = None;
+                recalled.push((slot, session.gen, session.name.clone(), session.account));
+            }
+        }
+        for (slot, gen, name, account) in recalled {
+            let sid = SessionId::new(self.addr(), slot, gen);
+            self.notice(
+                sid,
+                "The land you stood in is gone (its host stopped). You wake up at the start.",
+            );
+            let body = Body {
+                sid,
+                name,
+                inventory: Vec::new(),
+                account,
+            };
+            let owner = self.placement.owner(start);
+            self.router.post_to(
+                owner,
+                Msg::Arrive {
+                    body,
+                    room: start,
+                    how: Arrival::Teleport,
+                    id: None,
+                    ack_to: None,
+                },
+            );
+        }
+    }
+}
