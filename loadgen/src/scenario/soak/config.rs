@@ -60,15 +60,18 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 2)]
     pub soak_slow_readers: u64,
 
-    /// Commands (`help`, about 1.6 KB of reply each) a stalled slow reader
+    /// Commands (`help`, about 0.9 KB of reply each) a stalled slow reader
     /// sends per second to fill its outbound queue; below the server's
-    /// rate limit.
-    #[arg(long, default_value_t = 10.0)]
+    /// rate limit (20/s).
+    #[arg(long, default_value_t = 15.0)]
     pub soak_slow_cmd_rate: f64,
 
     /// The longest a slow reader stalls waiting to be cut off, s; then it
-    /// reads again (counted as not cut) and stalls anew.
-    #[arg(long, default_value_t = 60.0)]
+    /// reads again (counted as not cut) and stalls anew. At the default
+    /// rate a server with the default 1 MiB outbound bound (and the
+    /// kernel's socket buffers before it) cuts a reader off in about 1–2
+    /// minutes.
+    #[arg(long, default_value_t = 300.0)]
     pub soak_slow_stall_max_s: f64,
 
     /// Receive buffer of a slow reader's socket, bytes: small, so that the
