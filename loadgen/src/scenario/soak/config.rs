@@ -15,8 +15,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 40)]
     pub soak_chatters: u64,
 
-    /// Chat rooms the chatters (and the droppers and slow readers) are
-    /// spread over.
+    /// Chat rooms the chatters (and the droppers) are spread over.
     #[arg(long, default_value_t = 4)]
     pub soak_rooms: u64,
 
@@ -55,8 +54,8 @@ pub struct SoakArgs {
     pub soak_drop_offline_ms: u64,
 
     /// Sessions that stop reading until the server cuts them off (1013),
-    /// then resume. Kept few: each makes the server hold a full outbound
-    /// queue.
+    /// then resume, each in a quiet room of its own. Kept few: each makes
+    /// the server hold a full outbound queue.
     #[arg(long, default_value_t = 2)]
     pub soak_slow_readers: u64,
 
@@ -144,10 +143,14 @@ impl SoakArgs {
         {
             return Err("soak needs 1 <= --soak-rooms <= --soak-chatters".into());
         }
-        if self.soak_rooms == 0 && self.soak_droppers + self.soak_slow_readers > 0 {
-            return Err(
-                "soak droppers and slow readers stand in the chat rooms: --soak-rooms >= 1".into(),
-            );
+        if self.soak_rooms == 0 && self.soak_droppers > 0 {
+            return Err("soak droppers stand in the chat rooms: --soak-rooms >= 1".into());
+        }
+        if self.soak_slow_readers >= u64::from(grid_width) {
+            return Err(format!(
+                "soak: each slow reader has a room of its own east of the start room: \
+                 --soak-slow-readers < --grid-width ({grid_width})"
+            ));
         }
         for (name, rate) in [
             ("--soak-say-rate", self.soak_say_rate),

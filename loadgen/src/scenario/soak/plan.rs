@@ -1,10 +1,10 @@
 //! Where the soak's players stand on the generated grid, and which thread
 //! runs whom. The parts are kept apart so that each one's figures stay
 //! exact: row 0 holds the start room (churn sessions and flooding abusers
-//! land there), the chat rooms fill the rows below it (chatters, and the
-//! droppers and slow readers, who listen there), and the walkers wander the
-//! rows below those, never entering a chat room, whose says they would
-//! otherwise count as deliveries.
+//! land there) and, east of it, one quiet room per slow reader; the chat
+//! rooms fill the rows below it (chatters, and the droppers, who listen
+//! there), and the walkers wander the rows below those, never entering a
+//! chat room, whose says they would otherwise count as deliveries.
 
 use crate::config::Config;
 use crate::plan::{Endpoints, PlayerSpec, ThreadPlan};
@@ -18,6 +18,11 @@ pub fn chat_rows(rooms: u64, width: u32) -> u64 {
 pub fn chat_room_cell(room: u64, width: u32) -> (u32, u32) {
     let w = u64::from(width.max(1));
     ((room % w) as u32, (1 + room / w) as u32)
+}
+
+/// The quiet room of slow reader `i`: row 0, east of the start room.
+pub fn slow_reader_cell(i: u64, width: u32) -> (u32, u32) {
+    ((1 + i % u64::from(width.max(2) - 1)) as u32, 0)
 }
 
 /// The rows walkers may stand in: `[first, height)`.

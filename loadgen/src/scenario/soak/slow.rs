@@ -1,10 +1,17 @@
-//! Slow readers: players in the chat rooms who stop reading (with a small
-//! receive buffer, so the server's queue rather than the kernel holds what
-//! they leave unread) while asking for `help` at `--soak-slow-cmd-rate`,
-//! until the server cuts them off with 1013 for passing its outbound bound.
-//! Then they read what reached them up to the close frame, resume, and must
-//! get every frame after the last one they read that the server still
-//! holds, checked frame by frame like the droppers'.
+//! Slow readers: players, each in a quiet room of its own, who stop reading
+//! (with a small receive buffer, so the server's queue rather than the
+//! kernel holds what they leave unread) while asking for `help` at
+//! `--soak-slow-cmd-rate`, until the server cuts them off with 1013 for
+//! passing its outbound bound. Then they read what reached them up to the
+//! close frame, resume on an ordinary socket, and must get every frame after
+//! the last one they read that the server still holds, checked frame by
+//! frame like the droppers'; then the next stall starts with a fresh login.
+//!
+//! A quiet room, because the server counts the replay against the outbound
+//! bound: a replay larger than it (as a cut-off reader's is, when the
+//! server holds more history than that bound) is cut off again by the first
+//! frame queued before it has drained. In a room of their own nothing else
+//! is queued meanwhile.
 //!
 //! The server's close frame (1013) often does not arrive: it closes the
 //! socket with the reader's last commands unread, which resets the
@@ -55,7 +62,8 @@ pub async fn run(ctx: Rc<Ctx>, i: u64) {
     let mut generation = 0u64;
     let mut current: Option<Tracked> = None;
     while now_ns() < end_ns {
-        let spec = ctx.role_spec('s', i, generation);
+        let mut spec = ctx.role_spec('s', i, generation);
+        spec.place = Some(super::plan::slow_reader_cell(i, ctx.cfg().grid_width));
         let conn = match current.take() {
             Some(conn) => conn,
             None => match Tracked::login(&ctx, &spec, rcvbuf).await {
@@ -83,12 +91,7 @@ pub async fn run(ctx: Rc<Ctx>, i: u64) {
         // Read up to our own ping: its pong says we were not cut off.
         let ping_id = now_ns();
         let pongs = conn.pongs.get();
-        let _ = conn
-            .send(
-                &ctx,
-                format!(r#"{{"type":"ping","id":{ping_id}}}"#).as_bytes(),
-            )
-            .await;
+        conn.send_now(format!(r#"{{"type":"ping","id":{ping_id}}}"#).as_bytes());
         let deadline_ns = now_ns() + ctx.connect_timeout_ns();
         match conn
             .read_until(&ctx, deadline_ns, |c| c.pongs.get() > pongs)
@@ -124,7 +127,10 @@ pub async fn run(ctx: Rc<Ctx>, i: u64) {
             continue;
         };
         conn.cut();
-        match Tracked::resume(&ctx, &spec, &token, last_seq, rcvbuf).await {
+        // Back on an ordinary socket, as a client that reads again: the
+        // replay (more than the server's outbound bound, which it counts
+        // against) drains before anything else is queued.
+        match Tracked::resume(&ctx, &spec, &token, last_seq, None).await {
             ResumeAnswer::Resumed(conn, replayed) => {
                 ctx.count(|c| {
                     c.slow_resumed += 1;
@@ -143,7 +149,9 @@ pub async fn run(ctx: Rc<Ctx>, i: u64) {
                         ));
                     });
                 }
-                current = Some(conn);
+                // The next stall starts on a fresh slow socket.
+                conn.close();
+                generation += 1;
             }
             ResumeAnswer::Failed => {
                 ctx.count(|c| c.slow_resume_failed += 1);
@@ -185,14 +193,9 @@ async fn stall(ctx: &Ctx, conn: &Tracked) -> Stall {
         }
         if now >= next_send_ns {
             next_send_ns += interval_ns;
-            // A write that cannot go out within the interval is skipped:
-            // the server has stopped reading this connection.
-            let write = conn.send(ctx, FILLER);
-            let pause = async {
-                sleep_until(now + interval_ns).await;
-                Ok(())
-            };
-            if futures_lite::future::or(write, pause).await.is_err() {
+            // Refused: the connection is gone, or the server has stopped
+            // reading it and our outbox is full.
+            if !conn.send_now(FILLER) {
                 return Stall::Look;
             }
         }

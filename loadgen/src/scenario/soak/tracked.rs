@@ -162,6 +162,17 @@ impl Tracked {
         ctx.worker.write_text(&self.session, json).await
     }
 
+    /// Frames one text message and sends it without waiting (what does not
+    /// fit in the socket now is flushed in the background, whole frames in
+    /// order); false when the session's outbox is full or it is gone. For
+    /// sends that may not wait: a write abandoned halfway would leave half a
+    /// frame in the stream.
+    pub fn send_now(&self, json: &[u8]) -> bool {
+        let mut frame = Vec::with_capacity(json.len() + 8);
+        ws::encode_frame(&mut frame, Opcode::Text, json, self.session.next_mask());
+        self.session.send_now(&frame)
+    }
+
     /// Reads and checks frames until `done` says so (`Ok(true)`), the
     /// deadline passes (`Ok(false)`), or the connection ends (`Err`).
     pub async fn read_until(
@@ -324,5 +335,10 @@ impl Tracked {
     /// the socket is reset when `self` is dropped.
     pub fn cut(self) {
         self.session.abort();
+        if Rc::strong_count(&self.session) > 1 {
+            // A background flush (`send_now`) still holds the socket open:
+            // end it now rather than when that flush gives up.
+            self.session.shutdown();
+        }
     }
 }
