@@ -154,6 +154,8 @@ SCENARIOS=()
 if [[ ${#ONLY[@]} -gt 0 ]]; then
     for name in "${ONLY[@]}"; do
         [[ -f $SCENARIO_DIR/$name.toml ]] || die "no scenario '$name' (have: $(cd "$SCENARIO_DIR" && ls -- *.toml | sed 's/\.toml$//' | tr '\n' ' '))"
+        # The baseline has no resume: soak is run by hand (README, "Soak").
+        [[ $name != soak ]] || die "soak is not part of the suite: run it by hand (README, \"Soak\")"
         SCENARIOS+=("$name")
     done
 else

@@ -220,6 +220,25 @@ fn a_dropped_session_stays_in_the_world_for_the_resume_window_then_leaves() {
 }
 
 #[test]
+fn the_detached_gauge_counts_a_dropped_session_only_until_its_window_ends() {
+    let (server, _dir) =
+        ServerProc::start_with_map(LIMITS_WITH_WINDOW, &["--no-ambient", "--shards", "1"]);
+    let mut watcher = Client::guest(server.addr, Some("watcher"));
+    let dropper = Client::guest(server.addr, Some("dropper"));
+    watcher.event("enter", "dropper");
+    drop(dropper);
+    watcher.event("system", "dropper has lost their link");
+    assert_eq!(metric_sum(&server, "mudshard_sessions_detached"), 1);
+    assert_eq!(metric_sum(&server, "mudshard_connections"), 1);
+    watcher.event("leave", "dropper");
+    // Expired: neither detached nor a connection, and the shard still
+    // answers (connections are its sessions less the detached ones).
+    assert_eq!(metric_sum(&server, "mudshard_sessions_detached"), 0);
+    assert_eq!(metric_sum(&server, "mudshard_connections"), 1);
+    assert_eq!(metric_sum(&server, "mudshard_players"), 1);
+}
+
+#[test]
 fn without_a_resume_window_a_dropped_session_leaves_at_once() {
     let (server, _dir) =
         ServerProc::start_with_map("[limits]\nresume_window_ms = 0\n", &["--no-ambient"]);

@@ -27,6 +27,10 @@ pub enum ScenarioKind {
     /// Players on two hosts talking across them (not implemented yet; see
     /// `scenario/cluster.rs`).
     Cluster,
+    /// Everything at once for a bounded time (churn, chat, walkers, dropped
+    /// and resumed sessions, slow readers, abusers; `--soak-*` flags): server
+    /// memory slope and a leak check at the end.
+    Soak,
 }
 
 /// `loadgen`: the mudshard load generator. Speaks the player protocol over
@@ -164,6 +168,11 @@ pub struct Config {
     #[command(flatten)]
     #[serde(default)]
     pub runtime: RuntimeSwitches,
+
+    /// The `soak` scenario's mix and bounds.
+    #[command(flatten)]
+    #[serde(default)]
+    pub soak: crate::scenario::soak::config::SoakArgs,
 }
 
 /// glommio's process-wide switches (vendor/glommio/MUDSHARD-PATCH.md), each
@@ -256,6 +265,14 @@ impl Config {
         }
         if self.targets.is_empty() {
             return Err("need at least one --target".into());
+        }
+        if self.scenario == ScenarioKind::Soak {
+            if self.worker_split()?.1 > 1 {
+                return Err(
+                    "soak runs as one process: its leak check needs all of the load".into(),
+                );
+            }
+            self.soak.validate(self.grid_width, self.grid_height)?;
         }
         Ok(())
     }

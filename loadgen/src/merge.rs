@@ -123,6 +123,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<(Report, Stats), String> {
             reply: Latency::from_buckets(&r.histograms.reply),
             delivery: Latency::from_buckets(&r.histograms.delivery),
             setup: Latency::from_buckets(&r.histograms.setup),
+            ..Stats::default()
         });
         if !r.ok {
             fatal.push(format!(
@@ -178,6 +179,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<(Report, Stats), String> {
         rate_here_per_s: reports.iter().map(|r| r.rate.requested_per_s).sum(),
         fatal,
         first_error: None,
+        soak: None,
     };
     let mut config = first.config.clone();
     config.worker = format!("all of {n}");

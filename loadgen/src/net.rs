@@ -53,6 +53,16 @@ pub fn resolve(target: &str) -> Result<SocketAddr, String> {
 /// first write waits for the socket to become writable, and a refused
 /// connection surfaces as that write's error.
 pub fn start_connect(target: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    start_connect_with(target, source, |_| Ok(()))
+}
+
+/// `start_connect`, with `tune` setting socket options before the connect
+/// (options such as the segment size are fixed by the handshake).
+pub fn start_connect_with(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    tune: impl FnOnce(&Socket) -> io::Result<()>,
+) -> io::Result<TcpStream> {
     let socket = Socket::new(
         Domain::for_address(target),
         Type::STREAM,
@@ -67,6 +77,7 @@ pub fn start_connect(target: SocketAddr, source: Option<IpAddr>) -> io::Result<T
         set_bind_address_no_port(&socket)?;
         socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
     }
+    tune(&socket)?;
     match socket.connect(&SockAddr::from(target)) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

@@ -66,6 +66,11 @@ pub fn plan(
     endpoints: &Endpoints,
     tag: &str,
 ) -> Result<Vec<ThreadPlan>, String> {
+    if cfg.scenario == ScenarioKind::Soak {
+        return Ok(crate::scenario::soak::plan::plan(
+            cfg, threads, endpoints, tag,
+        ));
+    }
     let (worker, workers) = cfg.worker_split()?;
     let threads_u64 = threads as u64;
     let mut plans: Vec<ThreadPlan> = (0..threads)

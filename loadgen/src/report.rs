@@ -18,6 +18,7 @@
 
 use crate::config::{Config, ScenarioKind};
 use crate::run::{MachineSample, Outcome};
+use crate::scenario::soak::report::SoakFigures;
 use crate::stats::{Counters, Latency};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -195,6 +196,10 @@ pub struct Report {
     /// their non-empty buckets, so that reports of several `--worker`
     /// processes can be merged exactly (`loadgen merge`).
     pub histograms: Histograms,
+    /// The `soak` scenario's resumes, slow readers, abusers, server memory
+    /// over time and leak check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakFigures>,
 }
 
 /// Non-empty buckets of each latency histogram: `[value_us, count]`.
@@ -310,6 +315,10 @@ impl Report {
                 delivery: outcome.stats.delivery.buckets(),
                 setup: outcome.stats.setup.buckets(),
             },
+            soak: outcome
+                .soak
+                .as_ref()
+                .map(|s| SoakFigures::of(&outcome.stats.soak, s)),
         };
         report.judge(config, outcome);
         report
@@ -389,6 +398,14 @@ impl Report {
                  the window: the figures are disturbed"
             ));
         }
+        if let Some(soak) = &self.soak {
+            soak.judge(
+                config,
+                c.churn_failed,
+                &mut self.failures,
+                &mut self.warnings,
+            );
+        }
         if self.server.pid.is_none() {
             self.warnings.push(
                 "server pid unknown (no --server-pid, no /healthz pid): no CPU or memory figures"
@@ -443,7 +460,7 @@ impl Report {
                 c.enter_events, c.leave_events, tp.enter_leave_per_s
             );
         }
-        if self.scenario == ScenarioKind::Churn {
+        if self.scenario == ScenarioKind::Churn || self.scenario == ScenarioKind::Soak {
             let _ = writeln!(
                 t,
                 "  churn       completed {}  failed {}  ({:.1} sessions/s)",
@@ -504,6 +521,9 @@ impl Report {
                 let _ = write!(t, "  steal {steal:.1}%");
             }
             let _ = writeln!(t);
+        }
+        if let Some(soak) = &self.soak {
+            soak.table(&mut t);
         }
         let _ = writeln!(t, "  error rate  {:.3}%", self.error_rate * 100.0);
         for w in &self.warnings {

@@ -8,6 +8,8 @@ use crate::config::{Config, RuntimeSwitches, ScenarioKind};
 use crate::control::{Control, Phases};
 use crate::plan::{self, Endpoints, ThreadPlan};
 use crate::progress::Progress;
+use crate::scenario::soak::observer::Observer;
+use crate::scenario::soak::report::SoakOutcome;
 use crate::scenario::{self, cluster};
 use crate::stats::Stats;
 use crate::worker::Worker;
@@ -70,6 +72,8 @@ pub struct Outcome {
     pub fatal: Vec<String>,
     /// The first reason a session failed or dropped, if any did.
     pub first_error: Option<String>,
+    /// The server's memory over time and the leak check (`soak` only).
+    pub soak: Option<SoakOutcome>,
 }
 
 type ThreadResult = Result<(Stats, Option<String>), String>;
@@ -121,6 +125,7 @@ pub fn run(config: Config) -> Result<Outcome, String> {
     }
     let phases = control.phases_from(now_ns() + START_LEAD_NS);
     control.set_start(phases.start_ns);
+    let observer = Observer::start(&config, pid, endpoints.targets[0].0);
     wait_until(phases.window.start_ns, &progress, &control, &phases);
     let cpu_start = pid.and_then(probe::cpu_us);
     let machine_start = probe::MachineTicks::now();
@@ -156,6 +161,8 @@ pub fn run(config: Config) -> Result<Outcome, String> {
         }
     }
     progress.finish();
+    // Every worker has closed its sessions (`soak`: the leak check).
+    let soak = observer.map(|o| o.finish(&phases));
     Ok(Outcome {
         stats,
         phases,
@@ -166,6 +173,7 @@ pub fn run(config: Config) -> Result<Outcome, String> {
         rate_here_per_s,
         fatal,
         first_error,
+        soak,
     })
 }
 
@@ -183,10 +191,10 @@ fn apply_runtime(runtime: &RuntimeSwitches) {
 
 fn check_open_files(config: &Config, players_here: u64, threads: usize) -> Result<(), String> {
     let open_files_max = net::raise_open_files_limit();
-    let needed = if config.scenario == ScenarioKind::Churn {
-        (config.concurrency * threads) as u64
-    } else {
-        players_here
+    let needed = match config.scenario {
+        ScenarioKind::Churn => (config.concurrency * threads) as u64,
+        ScenarioKind::Soak => scenario::soak::open_files_needed(config, threads),
+        _ => players_here,
     };
     if needed + SPARE_FDS > open_files_max {
         return Err(format!(
@@ -217,7 +225,10 @@ fn spawn_thread(
                     return Err(format!("thread {id}: cannot start an executor: {e}"));
                 }
             };
-            let track_position = control.config.scenario == ScenarioKind::Walk;
+            let track_position = matches!(
+                control.config.scenario,
+                ScenarioKind::Walk | ScenarioKind::Soak
+            );
             Ok(executor.run(async move {
                 let worker = Rc::new(Worker::new(id, control, track_position));
                 scenario::run_thread(Rc::clone(&worker), plan).await;

@@ -256,6 +256,29 @@ impl Session {
         }
     }
 
+    /// Cuts the connection as a network failure would, without a close
+    /// frame: the socket lingers for 0 s, so closing it (when the session is
+    /// dropped) resets the connection instead of ending it politely.
+    pub fn abort(&self) {
+        self.open.set(false);
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: `fd` is this session's socket; the pointer is to a linger
+        // of the stated size. A failure leaves an ordinary close, still
+        // without a close frame.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+    }
+
     /// Shuts the socket down both ways: the reader sees end of stream.
     pub fn shutdown(&self) {
         self.open.set(false);

@@ -178,6 +178,8 @@ pub struct Stats {
     pub delivery: Latency,
     /// TCP connect → `welcome` (from the intended start in `churn`).
     pub setup: Latency,
+    /// The `soak` scenario's own counts.
+    pub soak: crate::scenario::soak::counters::SoakCounters,
 }
 
 impl Stats {
@@ -186,6 +188,7 @@ impl Stats {
         self.reply.merge(&other.reply);
         self.delivery.merge(&other.delivery);
         self.setup.merge(&other.setup);
+        self.soak.add(&other.soak);
     }
 }
 

@@ -116,7 +116,11 @@ impl Worker {
         stats.setup.record_span(started_ns, now_ns());
     }
 
-    async fn handshake(&self, session: &Session, spec: &PlayerSpec) -> Result<(), String> {
+    pub(crate) async fn handshake(
+        &self,
+        session: &Session,
+        spec: &PlayerSpec,
+    ) -> Result<(), String> {
         let key = ws::handshake_key();
         let request = ws::handshake_request(&spec.host, &self.control.config.path, &key);
         session

@@ -203,6 +203,10 @@ impl Shard {
             Phase::Detached,
             "expiring a session that is not detached"
         );
+        // It stops being detached here, as a resume stops it in `resume.rs`:
+        // the gauge (and `connections`, which is sessions minus detached)
+        // would otherwise keep counting it once its slot is freed.
+        self.detached -= 1;
         session.out.clear();
         session.out_bytes = 0;
         session.history.forget();

@@ -19,11 +19,35 @@ use std::rc::Rc;
 
 pub async fn run(worker: &Rc<Worker>, plan: &ThreadPlan) {
     let phases = await_start(worker).await;
-    let concurrency = worker.control.config.concurrency;
+    iterate(
+        worker,
+        plan,
+        plan.rate_per_s,
+        worker.control.config.concurrency,
+        phases,
+    )
+    .await;
+    sleep_until(phases.stop_ns).await;
+    worker.stopping.set(true);
+    worker
+        .control
+        .publish(worker.id, &worker.stats.borrow().counters);
+}
+
+/// Starts this thread's iterations from the start line to the window's end
+/// (at `rate_per_s`, or back to back with a rate of 0), at most
+/// `concurrency` at a time; returns when the last one has been started.
+pub async fn iterate(
+    worker: &Rc<Worker>,
+    plan: &ThreadPlan,
+    rate_per_s: f64,
+    concurrency: usize,
+    phases: Phases,
+) {
     let counter = Rc::new(Cell::new(0u64));
-    if plan.rate_per_s > 0.0 {
+    if rate_per_s > 0.0 {
         let permits = Rc::new(Semaphore::new(concurrency as u64));
-        let mut schedule = Schedule::new(plan.rate_per_s, phases.start_ns, phases.window.end_ns);
+        let mut schedule = Schedule::new(rate_per_s, phases.start_ns, phases.window.end_ns);
         while let Some(next_ns) = schedule.next_due_ns() {
             sleep_until(next_ns).await;
             let Some(intended_ns) = schedule.pop_due(now_ns()) else {
@@ -54,11 +78,6 @@ pub async fn run(worker: &Rc<Worker>, plan: &ThreadPlan) {
             .detach();
         }
     }
-    sleep_until(phases.stop_ns).await;
-    worker.stopping.set(true);
-    worker
-        .control
-        .publish(worker.id, &worker.stats.borrow().counters);
 }
 
 /// The next guest of this thread: a fresh name, targets and sources in turn.

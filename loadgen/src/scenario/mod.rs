@@ -8,6 +8,7 @@ pub mod churn;
 pub mod cluster;
 pub mod idle;
 pub mod rtt;
+pub mod soak;
 pub mod walk;
 
 use crate::clock::now_ns;
@@ -18,6 +19,7 @@ use crate::schedule::Schedule;
 use crate::session::Session;
 use crate::worker::Worker;
 use glommio::sync::Semaphore;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -38,6 +40,7 @@ pub async fn run_thread(worker: Rc<Worker>, plan: ThreadPlan) {
         ScenarioKind::Rtt => rtt::run(&worker, &plan).await,
         ScenarioKind::Walk => walk::run(&worker, &plan).await,
         ScenarioKind::Churn => churn::run(&worker, &plan).await,
+        ScenarioKind::Soak => soak::run(&worker, &plan).await,
         // Refused by `cluster::check` before any thread starts.
         ScenarioKind::Cluster => worker.control.mark_ready(),
     }
@@ -111,6 +114,19 @@ pub async fn send_loop(
     worker: &Rc<Worker>,
     phases: &Phases,
     rate_per_s: f64,
+    line: impl FnMut(&Session, u64, &mut String),
+    sent: impl FnMut(&Worker, &Session, u64),
+) {
+    send_loop_over(worker, &worker.sessions, phases, rate_per_s, line, sent).await;
+}
+
+/// `send_loop` over `sessions` instead of all of the worker's (a scenario
+/// mixing kinds of players runs one loop per kind).
+pub async fn send_loop_over(
+    worker: &Rc<Worker>,
+    sessions: &RefCell<Vec<Rc<Session>>>,
+    phases: &Phases,
+    rate_per_s: f64,
     mut line: impl FnMut(&Session, u64, &mut String),
     mut sent: impl FnMut(&Worker, &Session, u64),
 ) {
@@ -134,7 +150,7 @@ pub async fn send_loop(
             let Some(at_ns) = schedule.pop_due_ahead(now, ahead_ns, &mut last_ns) else {
                 break;
             };
-            let Some(session) = next_open(worker, &mut cursor) else {
+            let Some(session) = next_open(sessions, &mut cursor) else {
                 // Nobody left to send with: the achieved rate will say so.
                 continue;
             };
@@ -149,8 +165,8 @@ pub async fn send_loop(
 }
 
 /// The next open session after `cursor`, round-robin.
-fn next_open(worker: &Worker, cursor: &mut usize) -> Option<Rc<Session>> {
-    let sessions = worker.sessions.borrow();
+fn next_open(sessions: &RefCell<Vec<Rc<Session>>>, cursor: &mut usize) -> Option<Rc<Session>> {
+    let sessions = sessions.borrow();
     for _ in 0..sessions.len() {
         let session = &sessions[*cursor % sessions.len()];
         *cursor = cursor.wrapping_add(1);
