@@ -24,8 +24,9 @@ pub enum ScenarioKind {
     Walk,
     /// Connect, log in as guest, `look`, `quit`, in a loop; time session setup.
     Churn,
-    /// Players on two hosts talking across them (not implemented yet; see
-    /// `scenario/cluster.rs`).
+    /// Players on two (or more) `--target` hosts in shared rooms; says (and
+    /// `--tell-share` tells) cross hosts; same-host and cross-host delivery
+    /// timed apart.
     Cluster,
     /// Everything at once for a bounded time (churn, chat, walkers, dropped
     /// and resumed sessions, slow readers, abusers; `--soak-*` flags): server
@@ -63,7 +64,7 @@ pub struct Config {
     #[arg(long, default_value_t = 100)]
     pub players: u64,
 
-    /// Rooms the `chat` players are spread over (evenly).
+    /// Rooms the `chat` and `cluster` players are spread over (evenly).
     #[arg(long, default_value_t = 10)]
     pub rooms: u64,
 
@@ -127,10 +128,19 @@ pub struct Config {
     #[arg(long, default_value = "0/1")]
     pub worker: String,
 
-    /// The server's pid for CPU and memory figures (default: the `pid` field
-    /// of `GET /healthz` on the first target; figures are skipped without it).
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The server's pid for CPU and memory figures; repeat for several
+    /// server processes (`cluster`), whose figures are summed (default: the
+    /// `pid` field of `GET /healthz` on each target; figures are skipped
+    /// without one).
+    #[arg(long = "server-pid")]
+    #[serde(default)]
+    pub server_pids: Vec<u32>,
+
+    /// `cluster`: the share of the talkers' sends that are tells to a
+    /// listener of their room on another host instead of says (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default)]
+    pub tell_share: f64,
 
     /// Width of the server's generated load-test grid (rooms `grid:{x}_{y}`).
     #[arg(long, default_value_t = 100)]
@@ -245,6 +255,9 @@ impl Config {
         if self.scenario == ScenarioKind::Chat && (self.rooms == 0 || self.rooms > self.players) {
             return Err("chat needs 1 <= --rooms <= --players".into());
         }
+        if self.scenario == ScenarioKind::Cluster {
+            self.validate_cluster()?;
+        }
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             return Err("--rate must be a finite number >= 0".into());
         }
@@ -273,6 +286,23 @@ impl Config {
                 );
             }
             self.soak.validate(self.grid_width, self.grid_height)?;
+        }
+        Ok(())
+    }
+
+    /// `cluster`: every room must have players on every target, or its
+    /// says would not cross hosts.
+    fn validate_cluster(&self) -> Result<(), String> {
+        let targets = self.targets.len() as u64;
+        if self.rooms == 0 || self.players < self.rooms.saturating_mul(targets.max(2)) {
+            return Err(format!(
+                "cluster needs --rooms >= 1 and --players >= rooms × targets (at least 2 \
+                 per room): {} players, {} rooms, {targets} targets",
+                self.players, self.rooms
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.tell_share) {
+            return Err("--tell-share must be in [0, 1]".into());
         }
         Ok(())
     }

@@ -105,7 +105,7 @@ impl Control {
         );
         p.sent.store(c.sent, Ordering::Relaxed);
         p.received.store(
-            c.replies + c.deliveries_received + c.enter_events + c.leave_events,
+            c.replies + c.deliveries_received + c.tells_received + c.enter_events + c.leave_events,
             Ordering::Relaxed,
         );
         p.failures.store(

@@ -35,15 +35,7 @@ pub fn run_and_report(config: Config) -> Result<Report, String> {
     }
     if let Some(path) = &config.chart {
         let title = format!("loadgen {:?}: latency by percentile", config.scenario);
-        chart::write_chart(
-            path,
-            &title,
-            &[
-                ("reply", &outcome.stats.reply),
-                ("delivery", &outcome.stats.delivery),
-                ("setup", &outcome.stats.setup),
-            ],
-        )?;
+        chart::write_chart(path, &title, &outcome.stats.curves())?;
     }
     Ok(report)
 }

@@ -61,6 +61,8 @@ struct WorkerRate {
 #[derive(Debug, Deserialize)]
 struct WorkerServer {
     pid: Option<u32>,
+    #[serde(default)]
+    pids: Vec<u32>,
     rss_before_kib: Option<u64>,
     rss_after_kib: Option<u64>,
     cpu_s: Option<f64>,
@@ -122,6 +124,9 @@ pub fn merge(paths: &[PathBuf]) -> Result<(Report, Stats), String> {
             counters: r.counts.clone(),
             reply: Latency::from_buckets(&r.histograms.reply),
             delivery: Latency::from_buckets(&r.histograms.delivery),
+            delivery_same_host: Latency::from_buckets(&r.histograms.delivery_same_host),
+            delivery_cross_host: Latency::from_buckets(&r.histograms.delivery_cross_host),
+            tell: Latency::from_buckets(&r.histograms.tell),
             setup: Latency::from_buckets(&r.histograms.setup),
             ..Stats::default()
         });
@@ -157,6 +162,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<(Report, Stats), String> {
         .or_else(|| reports.iter().find(|r| r.server.pid.is_some()))
         .map(|r| ServerSample {
             pid: r.server.pid,
+            pids: r.server.pids.clone(),
             rss_before_kib: r.server.rss_before_kib,
             rss_after_kib: r.server.rss_after_kib,
             cpu_us: r.server.cpu_s.map(|s| (s * 1e6) as u64),
@@ -229,15 +235,7 @@ pub fn run(args: &MergeArgs) -> Result<bool, String> {
             report.scenario,
             args.reports.len()
         );
-        crate::chart::write_chart(
-            path,
-            &title,
-            &[
-                ("reply", &stats.reply),
-                ("delivery", &stats.delivery),
-                ("setup", &stats.setup),
-            ],
-        )?;
+        crate::chart::write_chart(path, &title, &stats.curves())?;
     }
     print!("{}", report.table());
     Ok(report.ok)

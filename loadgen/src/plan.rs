@@ -5,6 +5,10 @@
 //! Chat rooms are never split: room r belongs to worker `r % n`, and within a
 //! worker to one thread, so every figure about a room (expected deliveries)
 //! is known where its says are sent.
+//!
+//! `cluster` rooms are laid out as chat's, and the k-th member of a room
+//! connects to target `k % targets`: every room spans every host. Members on
+//! the first target talk, the others listen.
 
 use crate::config::{Config, ScenarioKind};
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +24,10 @@ pub struct PlayerSpec {
     /// Players in the player's chat room, this one included.
     pub room_size: u64,
     pub target: SocketAddr,
+    /// The target's place in `--target` order.
+    pub target_index: usize,
+    /// Whether the send schedule uses this player (`cluster`: talkers only).
+    pub talks: bool,
     /// `Host` header value for the target.
     pub host: String,
     pub source: Option<IpAddr>,
@@ -89,8 +97,10 @@ pub fn plan(
         return Ok(plans);
     }
     let rooms = cfg.rooms.max(1);
+    let cluster = cfg.scenario == ScenarioKind::Cluster;
+    let targets = endpoints.targets.len().max(1) as u64;
     for index in 0..cfg.players {
-        let (thread, place, room_size) = if cfg.scenario == ScenarioKind::Chat {
+        let (thread, place, room_size) = if cfg.scenario == ScenarioKind::Chat || cluster {
             let room = index % rooms;
             if room % workers != worker {
                 continue;
@@ -105,8 +115,12 @@ pub fn plan(
             let place = grid_cell(index, cfg);
             (((index / workers) % threads_u64) as usize, Some(place), 1)
         };
-        let (target, host) =
-            endpoints.targets[(index % endpoints.targets.len() as u64) as usize].clone();
+        let target_index = if cluster {
+            ((index / rooms) % targets) as usize
+        } else {
+            (index % targets) as usize
+        };
+        let (target, host) = endpoints.targets[target_index].clone();
         let source = (!endpoints.sources.is_empty())
             .then(|| endpoints.sources[(index % endpoints.sources.len() as u64) as usize]);
         plans[thread].players.push(PlayerSpec {
@@ -115,13 +129,24 @@ pub fn plan(
             place,
             room_size,
             target,
+            target_index,
+            talks: !cluster || target_index == 0,
             host,
             source,
         });
     }
-    let players = cfg.players.max(1) as f64;
+    // The rate is shared by the players who send: everyone, or in `cluster`
+    // the members on the first target (of all workers).
+    let senders = if cluster {
+        (0..cfg.players)
+            .filter(|i| (i / rooms) % targets == 0)
+            .count()
+    } else {
+        cfg.players as usize
+    };
     for p in &mut plans {
-        p.rate_per_s = cfg.rate * p.players.len() as f64 / players;
+        let here = p.players.iter().filter(|player| player.talks).count();
+        p.rate_per_s = cfg.rate * here as f64 / senders.max(1) as f64;
     }
     Ok(plans)
 }
@@ -179,6 +204,38 @@ mod tests {
         }
         assert_eq!(all, 100);
         assert!((rate - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cluster_rooms_span_both_targets_and_only_the_first_target_talks() {
+        let mut endpoints = endpoints();
+        endpoints.targets.push((
+            "127.0.0.1:4001".parse().expect("addr"),
+            "127.0.0.1:4001".into(),
+        ));
+        let cfg = Config::parse_from([
+            "loadgen",
+            "cluster",
+            "--players",
+            "50",
+            "--rooms",
+            "10",
+            "--rate",
+            "30",
+        ]);
+        let plans = plan(&cfg, 2, &endpoints, "abc").expect("plan");
+        let players: Vec<&PlayerSpec> = plans.iter().flat_map(|p| &p.players).collect();
+        assert_eq!(players.len(), 50);
+        for room in 0..10 {
+            let members: Vec<&&PlayerSpec> =
+                players.iter().filter(|p| p.index % 10 == room).collect();
+            let on = |t: usize| members.iter().filter(|p| p.target_index == t).count();
+            assert_eq!((on(0), on(1)), (3, 2), "room {room}");
+            assert!(members.iter().all(|p| p.talks == (p.target_index == 0)));
+            assert!(members.iter().all(|p| p.place == members[0].place));
+        }
+        let rate: f64 = plans.iter().map(|p| p.rate_per_s).sum();
+        assert!((rate - 30.0).abs() < 1e-9);
     }
 
     #[test]

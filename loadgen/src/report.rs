@@ -13,8 +13,9 @@
 //!   requested rate the run did not hold its rate;
 //! * server CPU per delivered message is the server's utime+stime over the
 //!   window divided by the messages delivered to this process for
-//!   operations of the window (replies + say/enter/leave events; sessions
-//!   for `churn`).
+//!   operations of the window (replies + say/tell/enter/leave events;
+//!   sessions for `churn`); with several server processes (`cluster`), their
+//!   CPU time is summed.
 
 use crate::config::{Config, ScenarioKind};
 use crate::run::{MachineSample, Outcome};
@@ -90,10 +91,50 @@ pub struct Deliveries {
     pub missing: i64,
 }
 
-/// The server, when it runs on this machine.
+/// `cluster`: deliveries by where the sender and the listener were.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterFigures {
+    /// Hosts (`--target`s) the players were spread over.
+    pub targets: usize,
+    /// Says heard on the sender's own host.
+    pub same_host: DeliveryFigures,
+    /// Says heard on another host: what the bridge carried.
+    pub cross_host: DeliveryFigures,
+    /// Tells, each to a listener on another host.
+    pub tells: DeliveryFigures,
+}
+
+/// Expected versus received deliveries of one kind, and the rate received.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryFigures {
+    pub expected: u64,
+    pub received: u64,
+    pub missing: i64,
+    pub received_per_s: f64,
+}
+
+impl DeliveryFigures {
+    fn of(expected: u64, received: u64, secs: f64) -> DeliveryFigures {
+        DeliveryFigures {
+            expected,
+            received,
+            missing: expected as i64 - received as i64,
+            received_per_s: received as f64 / secs,
+        }
+    }
+
+    /// The share of the expected that did not arrive.
+    fn missing_ratio(&self) -> f64 {
+        self.missing.max(0) as f64 / self.expected.max(1) as f64
+    }
+}
+
+/// The server, when it runs on this machine (summed over its processes
+/// when there are several, one per `cluster` host).
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerFigures {
     pub pid: Option<u32>,
+    pub pids: Vec<u32>,
     pub rss_before_kib: Option<u64>,
     pub rss_after_kib: Option<u64>,
     /// (RSS after − RSS before) / sessions held (`idle`).
@@ -163,6 +204,12 @@ pub struct Latencies {
     pub reply: Percentiles,
     /// Intended send → say event delivered to a listener.
     pub delivery: Percentiles,
+    /// `cluster`: the deliveries to listeners on the sender's host.
+    pub delivery_same_host: Percentiles,
+    /// `cluster`: the deliveries to listeners on another host.
+    pub delivery_cross_host: Percentiles,
+    /// `cluster`: intended send → tell event delivered.
+    pub tell: Percentiles,
     /// Connect → welcome (from the intended start in churn).
     pub setup: Percentiles,
 }
@@ -185,6 +232,9 @@ pub struct Report {
     pub rate: RateFigures,
     pub throughput: Throughput,
     pub deliveries: Deliveries,
+    /// `cluster` only: deliveries split by host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterFigures>,
     pub latency_us: Latencies,
     pub counts: Counters,
     /// (errors + timeouts + failed replies + send overflows + dropped
@@ -204,10 +254,14 @@ pub struct Report {
 
 /// Non-empty buckets of each latency histogram: `[value_us, count]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Histograms {
     pub reply: Vec<[u64; 2]>,
     pub delivery: Vec<[u64; 2]>,
     pub setup: Vec<[u64; 2]>,
+    pub delivery_same_host: Vec<[u64; 2]>,
+    pub delivery_cross_host: Vec<[u64; 2]>,
+    pub tell: Vec<[u64; 2]>,
 }
 
 impl Report {
@@ -227,7 +281,7 @@ impl Report {
         let delivered_msgs = if churn {
             c.churn_completed
         } else {
-            c.replies + c.deliveries_received + c.enter_events + c.leave_events
+            c.replies + c.deliveries_received + c.tells_received + c.enter_events + c.leave_events
         };
         let (operations, problems) = if churn {
             (churn_started, c.churn_failed + c.errors)
@@ -290,15 +344,33 @@ impl Report {
                 received: c.deliveries_received,
                 missing: c.deliveries_expected as i64 - c.deliveries_received as i64,
             },
+            cluster: (scenario == ScenarioKind::Cluster).then(|| ClusterFigures {
+                targets: config.targets.len(),
+                same_host: DeliveryFigures::of(
+                    c.deliveries_expected_same_host,
+                    c.deliveries_received_same_host,
+                    secs,
+                ),
+                cross_host: DeliveryFigures::of(
+                    c.deliveries_expected_cross_host,
+                    c.deliveries_received_cross_host,
+                    secs,
+                ),
+                tells: DeliveryFigures::of(c.tells_expected, c.tells_received, secs),
+            }),
             latency_us: Latencies {
                 reply: Percentiles::of(&outcome.stats.reply),
                 delivery: Percentiles::of(&outcome.stats.delivery),
+                delivery_same_host: Percentiles::of(&outcome.stats.delivery_same_host),
+                delivery_cross_host: Percentiles::of(&outcome.stats.delivery_cross_host),
+                tell: Percentiles::of(&outcome.stats.tell),
                 setup: Percentiles::of(&outcome.stats.setup),
             },
             counts: c.clone(),
             error_rate,
             server: ServerFigures {
                 pid: sample.pid,
+                pids: sample.pids.clone(),
                 rss_before_kib: sample.rss_before_kib,
                 rss_after_kib: sample.rss_after_kib,
                 rss_per_session_bytes,
@@ -314,6 +386,9 @@ impl Report {
                 reply: outcome.stats.reply.buckets(),
                 delivery: outcome.stats.delivery.buckets(),
                 setup: outcome.stats.setup.buckets(),
+                delivery_same_host: outcome.stats.delivery_same_host.buckets(),
+                delivery_cross_host: outcome.stats.delivery_cross_host.buckets(),
+                tell: outcome.stats.tell.buckets(),
             },
             soak: outcome
                 .soak
@@ -359,6 +434,20 @@ impl Report {
                 ));
             }
         }
+        if let Some(cluster) = &self.cluster {
+            for (what, figures) in [
+                ("cross-host say deliveries", &cluster.cross_host),
+                ("same-host say deliveries", &cluster.same_host),
+                ("tells", &cluster.tells),
+            ] {
+                if figures.missing_ratio() > config.max_error_rate {
+                    self.failures.push(format!(
+                        "{:.3}% of expected {what} missing (over --max-error-rate)",
+                        figures.missing_ratio() * 100.0
+                    ));
+                }
+            }
+        }
         if !self.rate.held {
             self.warnings.push(format!(
                 "RATE NOT HELD: achieved {:.1}/s of {:.1}/s requested ({:.0}%)",
@@ -373,7 +462,12 @@ impl Report {
                 c.sessions_dropped, c.closed_slow_reader
             ));
         }
-        let per_player = self.rate.requested_per_s / self.players_here.max(1) as f64;
+        // In `cluster` only the first target's players send.
+        let senders = match &self.cluster {
+            Some(cluster) => self.players_here as f64 / cluster.targets.max(1) as f64,
+            None => self.players_here as f64,
+        };
+        let per_player = self.rate.requested_per_s / senders.max(1.0);
         if !churn && per_player > 15.0 {
             self.warnings.push(format!(
                 "{per_player:.1} commands/s per player is close to the server's 20/s limit: add players"
@@ -453,6 +547,19 @@ impl Report {
                 tp.deliveries_per_s
             );
         }
+        if let Some(cluster) = &self.cluster {
+            for (name, d) in [
+                ("same-host", &cluster.same_host),
+                ("cross-host", &cluster.cross_host),
+                ("tells", &cluster.tells),
+            ] {
+                let _ = writeln!(
+                    t,
+                    "  {name:<11} expected {}  received {}  missing {}  ({:.1}/s)",
+                    d.expected, d.received, d.missing, d.received_per_s
+                );
+            }
+        }
         if c.enter_events + c.leave_events > 0 {
             let _ = writeln!(
                 t,
@@ -471,10 +578,14 @@ impl Report {
             t,
             "  latency (ms)      count      p50      p90      p99    p99.9      max"
         );
+        let l = &self.latency_us;
         for (name, p) in [
-            ("reply", &self.latency_us.reply),
-            ("delivery", &self.latency_us.delivery),
-            ("setup", &self.latency_us.setup),
+            ("reply", &l.reply),
+            ("delivery", &l.delivery),
+            ("same-host", &l.delivery_same_host),
+            ("cross-host", &l.delivery_cross_host),
+            ("tell", &l.tell),
+            ("setup", &l.setup),
         ] {
             if p.count == 0 {
                 continue;
@@ -494,6 +605,9 @@ impl Report {
         let s = &self.server;
         if let Some(pid) = s.pid {
             let _ = write!(t, "  server      pid {pid}");
+            for other in s.pids.iter().skip(1) {
+                let _ = write!(t, "+{other}");
+            }
             if let (Some(a), Some(b)) = (s.rss_before_kib, s.rss_after_kib) {
                 let _ = write!(t, "  rss {a} -> {b} KiB");
             }

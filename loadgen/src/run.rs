@@ -8,9 +8,9 @@ use crate::config::{Config, RuntimeSwitches, ScenarioKind};
 use crate::control::{Control, Phases};
 use crate::plan::{self, Endpoints, ThreadPlan};
 use crate::progress::Progress;
+use crate::scenario;
 use crate::scenario::soak::observer::Observer;
 use crate::scenario::soak::report::SoakOutcome;
-use crate::scenario::{self, cluster};
 use crate::stats::Stats;
 use crate::worker::Worker;
 use crate::{net, probe};
@@ -31,10 +31,14 @@ const TICK_MS: u64 = 100;
 const SPARE_FDS: u64 = 64;
 
 /// What the server looked like around the measured window (when it runs on
-/// this machine and its pid is known).
+/// this machine and its pid is known). With several server processes (one
+/// per `--target` host), memory and CPU are their sums.
 #[derive(Debug, Clone, Default)]
 pub struct ServerSample {
+    /// The first server process.
     pub pid: Option<u32>,
+    /// Every server process measured (`pid` among them).
+    pub pids: Vec<u32>,
     pub rss_before_kib: Option<u64>,
     pub rss_after_kib: Option<u64>,
     pub cpu_us: Option<u64>,
@@ -81,7 +85,6 @@ type ThreadResult = Result<(Stats, Option<String>), String>;
 /// Runs the configured scenario to the end.
 pub fn run(config: Config) -> Result<Outcome, String> {
     config.validate()?;
-    cluster::check(&config)?;
     let threads = config
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -102,12 +105,11 @@ pub fn run(config: Config) -> Result<Outcome, String> {
     let rate_here_per_s: f64 = plans.iter().map(|p| p.rate_per_s).sum();
     check_open_files(&config, players_here, threads)?;
 
-    let pid = config
-        .server_pid
-        .or_else(|| probe::healthz_pid(endpoints.targets[0].0));
+    let pids = server_pids(&config, &endpoints);
     let mut server = ServerSample {
-        pid,
-        rss_before_kib: pid.and_then(probe::rss_kib),
+        pid: pids.first().copied(),
+        pids: pids.clone(),
+        rss_before_kib: sum_over(&pids, probe::rss_kib),
         ..ServerSample::default()
     };
     apply_runtime(&config.runtime);
@@ -125,14 +127,14 @@ pub fn run(config: Config) -> Result<Outcome, String> {
     }
     let phases = control.phases_from(now_ns() + START_LEAD_NS);
     control.set_start(phases.start_ns);
-    let observer = Observer::start(&config, pid, endpoints.targets[0].0);
+    let observer = Observer::start(&config, pids.first().copied(), endpoints.targets[0].0);
     wait_until(phases.window.start_ns, &progress, &control, &phases);
-    let cpu_start = pid.and_then(probe::cpu_us);
+    let cpu_start = sum_over(&pids, probe::cpu_us);
     let machine_start = probe::MachineTicks::now();
     let processes_start = probe::all_processes_cpu_us();
     let own_start = probe::cpu_us(std::process::id());
     wait_until(phases.window.end_ns, &progress, &control, &phases);
-    let cpu_end = pid.and_then(probe::cpu_us);
+    let cpu_end = sum_over(&pids, probe::cpu_us);
     let machine_end = probe::MachineTicks::now();
     let processes_end = probe::all_processes_cpu_us();
     let own_end = probe::cpu_us(std::process::id());
@@ -143,7 +145,7 @@ pub fn run(config: Config) -> Result<Outcome, String> {
             .map(|(a, b)| probe::cpu_us_between(&a, &b)),
         own_start.zip(own_end),
     );
-    server.rss_after_kib = pid.and_then(probe::rss_kib);
+    server.rss_after_kib = sum_over(&pids, probe::rss_kib);
     server.cpu_us = cpu_start.zip(cpu_end).map(|(a, b)| b.saturating_sub(a));
     wait_until(phases.stop_ns, &progress, &control, &phases);
 
@@ -175,6 +177,30 @@ pub fn run(config: Config) -> Result<Outcome, String> {
         first_error,
         soak,
     })
+}
+
+/// The server processes to measure: `--server-pid`s, else the pid each
+/// target's `/healthz` names (each once: two targets may be one server).
+fn server_pids(config: &Config, endpoints: &Endpoints) -> Vec<u32> {
+    if !config.server_pids.is_empty() {
+        return config.server_pids.clone();
+    }
+    let mut pids = Vec::new();
+    for (addr, _) in &endpoints.targets {
+        if let Some(pid) = probe::healthz_pid(*addr).filter(|pid| !pids.contains(pid)) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The sum of `figure` over `pids`; unknown when any of them is (a process
+/// gone, another machine's pid), so that a sum is never a partial one.
+fn sum_over(pids: &[u32], figure: fn(u32) -> Option<u64>) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| figure(pid)).sum()
 }
 
 /// Sets glommio's process-wide switches (vendor/glommio/MUDSHARD-PATCH.md);

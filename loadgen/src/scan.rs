@@ -13,6 +13,10 @@ use std::sync::LazyLock;
 /// the say's intended send time in ns on `CLOCK_MONOTONIC`.
 pub const SAY_STAMP_PREFIX: &str = "t=";
 
+/// Between a stamp and the sender's target index, when the text says where
+/// it was sent from (`cluster`: `t=<ns>@<target>`).
+pub const STAMP_TARGET_SEPARATOR: char = '@';
+
 static TYPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""type":""#));
 static SEQ: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""seq":"#));
 static ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""id":"#));
@@ -38,6 +42,8 @@ pub enum Inbound {
     Event {
         kind: EventKind,
         stamp_ns: Option<u64>,
+        /// The sender's target index, when the stamp carries one.
+        sender_target: Option<u64>,
     },
     Error {
         rate_limited: bool,
@@ -52,6 +58,7 @@ pub enum Inbound {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     Say,
+    Tell,
     Enter,
     Leave,
     Other,
@@ -79,17 +86,22 @@ fn classify(frame: &[u8], after_type: &[u8]) -> Inbound {
     if after_type.starts_with(b"event\"") {
         let kind = match KIND.find(frame).map(|at| &frame[at + 8..]) {
             Some(k) if k.starts_with(b"say\"") => EventKind::Say,
+            Some(k) if k.starts_with(b"tell\"") => EventKind::Tell,
             Some(k) if k.starts_with(b"enter\"") => EventKind::Enter,
             Some(k) if k.starts_with(b"leave\"") => EventKind::Leave,
             _ => EventKind::Other,
         };
-        let stamp_ns = match kind {
-            EventKind::Say => SAY_STAMP
-                .find(frame)
-                .and_then(|at| parse_u64(&frame[at + SAY_STAMP.needle().len()..])),
-            _ => None,
+        let (stamp_ns, sender_target) = match kind {
+            EventKind::Say | EventKind::Tell => SAY_STAMP.find(frame).map_or((None, None), |at| {
+                stamp(&frame[at + SAY_STAMP.needle().len()..])
+            }),
+            _ => (None, None),
         };
-        Inbound::Event { kind, stamp_ns }
+        Inbound::Event {
+            kind,
+            stamp_ns,
+            sender_target,
+        }
     } else if after_type.starts_with(b"reply\"") {
         Inbound::Reply {
             id: numeric_id(frame),
@@ -109,6 +121,17 @@ fn classify(frame: &[u8], after_type: &[u8]) -> Inbound {
     } else {
         Inbound::Other
     }
+}
+
+/// `<ns>` or `<ns>@<target>` at the start of `bytes`.
+fn stamp(bytes: &[u8]) -> (Option<u64>, Option<u64>) {
+    let stamp_ns = parse_u64(bytes);
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    let sender_target = match bytes.get(digits) {
+        Some(&b) if b == STAMP_TARGET_SEPARATOR as u8 => parse_u64(&bytes[digits + 1..]),
+        _ => None,
+    };
+    (stamp_ns, sender_target)
 }
 
 /// The first `"id":` followed by a number. Room objects also have an `"id"`,
@@ -153,8 +176,31 @@ mod tests {
                 seq: Some(42),
                 msg: Inbound::Event {
                     kind: EventKind::Say,
-                    stamp_ns: Some(123456789)
+                    stamp_ns: Some(123456789),
+                    sender_target: None,
                 }
+            }
+        );
+    }
+
+    #[test]
+    fn cluster_stamps_name_the_senders_target_and_tells_are_stamped_too() {
+        let say = br#"{"seq":7,"type":"event","kind":"say","room":"grid:0_0","from":"a","text":"t=99@1","ts":5}"#;
+        assert_eq!(
+            scan(say).msg,
+            Inbound::Event {
+                kind: EventKind::Say,
+                stamp_ns: Some(99),
+                sender_target: Some(1),
+            }
+        );
+        let tell = br#"{"seq":8,"type":"event","kind":"tell","room":"","from":"a","text":"t=42@0","ts":5}"#;
+        assert_eq!(
+            scan(tell).msg,
+            Inbound::Event {
+                kind: EventKind::Tell,
+                stamp_ns: Some(42),
+                sender_target: Some(0),
             }
         );
     }

@@ -5,6 +5,7 @@
 //! thousands): reads go into the worker thread's one scratch buffer, and a
 //! session only keeps the tail of a frame that a read cut in half.
 
+use crate::plan::PlayerSpec;
 use crate::ws;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -41,6 +42,11 @@ pub struct Session {
     pub index: u64,
     /// Players in this session's chat room (for expected deliveries).
     pub room_size: u64,
+    /// The session's place in `--target` order (`cluster` tells same-host
+    /// deliveries from cross-host ones by it).
+    pub target: usize,
+    /// Whether the send schedule uses this session.
+    pub talks: bool,
     /// Where the player stands in the grid, from the last move reply.
     pub pos: Cell<(u32, u32)>,
     /// Set when `welcome` arrives.
@@ -66,12 +72,25 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(index: u64, room_size: u64, pos: (u32, u32), stream: TcpStream) -> Session {
+    pub fn new(spec: &PlayerSpec, stream: TcpStream) -> Session {
+        let mut session = Session::plain(spec.index, stream);
+        session.room_size = spec.room_size;
+        session.target = spec.target_index;
+        session.talks = spec.talks;
+        session.pos = Cell::new(spec.place.unwrap_or((0, 0)));
+        session
+    }
+
+    /// A session outside any plan (the soak's extra connections, an HTTP
+    /// request): index `index`, no room, the first target, talking.
+    pub fn plain(index: u64, stream: TcpStream) -> Session {
         let fd = stream.as_raw_fd();
         Session {
             index,
-            room_size,
-            pos: Cell::new(pos),
+            room_size: 0,
+            target: 0,
+            talks: true,
+            pos: Cell::new((0, 0)),
             welcomed: Cell::new(false),
             setup_replies: Cell::new(0),
             setup_error: RefCell::new(None),

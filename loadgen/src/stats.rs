@@ -41,6 +41,7 @@ impl Window {
 /// Counters of one thread (then of the whole run). Every field counts only
 /// operations of the measured window unless its doc says otherwise.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Counters {
     /// Sessions that logged in (and were placed), over the whole run.
     pub sessions_established: u64,
@@ -76,6 +77,19 @@ pub struct Counters {
     pub deliveries_expected: u64,
     /// Say events received.
     pub deliveries_received: u64,
+    /// `cluster`: of the expected say deliveries, those to listeners on the
+    /// sender's own target (host).
+    pub deliveries_expected_same_host: u64,
+    /// `cluster`: … and those to listeners on another target.
+    pub deliveries_expected_cross_host: u64,
+    /// `cluster`: say events received from a sender on the listener's target.
+    pub deliveries_received_same_host: u64,
+    /// `cluster`: say events received from a sender on another target.
+    pub deliveries_received_cross_host: u64,
+    /// `cluster`: tells sent (each expected once at its listener).
+    pub tells_expected: u64,
+    /// `cluster`: tell events received.
+    pub tells_received: u64,
     /// `enter` events received.
     pub enter_events: u64,
     /// `leave` events received.
@@ -107,6 +121,12 @@ impl Counters {
         self.protocol_errors += o.protocol_errors;
         self.deliveries_expected += o.deliveries_expected;
         self.deliveries_received += o.deliveries_received;
+        self.deliveries_expected_same_host += o.deliveries_expected_same_host;
+        self.deliveries_expected_cross_host += o.deliveries_expected_cross_host;
+        self.deliveries_received_same_host += o.deliveries_received_same_host;
+        self.deliveries_received_cross_host += o.deliveries_received_cross_host;
+        self.tells_expected += o.tells_expected;
+        self.tells_received += o.tells_received;
         self.enter_events += o.enter_events;
         self.leave_events += o.leave_events;
         self.churn_completed += o.churn_completed;
@@ -176,6 +196,12 @@ pub struct Stats {
     pub reply: Latency,
     /// Intended send → delivery, per say event received.
     pub delivery: Latency,
+    /// `cluster`: the part of `delivery` whose sender was on the listener's target.
+    pub delivery_same_host: Latency,
+    /// `cluster`: the part of `delivery` whose sender was on another target.
+    pub delivery_cross_host: Latency,
+    /// `cluster`: intended send → tell event delivered.
+    pub tell: Latency,
     /// TCP connect → `welcome` (from the intended start in `churn`).
     pub setup: Latency,
     /// The `soak` scenario's own counts.
@@ -183,10 +209,26 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Every latency histogram with its name, for the chart (empty ones are
+    /// left out there).
+    pub fn curves(&self) -> [(&'static str, &Latency); 6] {
+        [
+            ("reply", &self.reply),
+            ("delivery", &self.delivery),
+            ("same-host delivery", &self.delivery_same_host),
+            ("cross-host delivery", &self.delivery_cross_host),
+            ("tell", &self.tell),
+            ("setup", &self.setup),
+        ]
+    }
+
     pub fn merge(&mut self, other: &Stats) {
         self.counters.add(&other.counters);
         self.reply.merge(&other.reply);
         self.delivery.merge(&other.delivery);
+        self.delivery_same_host.merge(&other.delivery_same_host);
+        self.delivery_cross_host.merge(&other.delivery_cross_host);
+        self.tell.merge(&other.tell);
         self.setup.merge(&other.setup);
         self.soak.add(&other.soak);
     }

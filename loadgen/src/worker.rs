@@ -76,12 +76,7 @@ impl Worker {
         let setup = async {
             let stream = crate::net::start_connect(spec.target, spec.source)
                 .map_err(|e| format!("connect to {}: {e}", spec.target))?;
-            let session = Rc::new(Session::new(
-                spec.index,
-                spec.room_size,
-                spec.place.unwrap_or((0, 0)),
-                stream,
-            ));
+            let session = Rc::new(Session::new(spec, stream));
             self.handshake(&session, spec).await?;
             let guest = format!(r#"{{"type":"guest","name":"{}"}}"#, spec.name);
             self.write_text(&session, guest.as_bytes()).await?;
@@ -392,11 +387,32 @@ impl Worker {
                     ));
                 }
             }
-            Inbound::Event { kind, stamp_ns } => match kind {
+            Inbound::Event {
+                kind,
+                stamp_ns,
+                sender_target,
+            } => match kind {
                 EventKind::Say => {
                     if let Some(stamp) = stamp_ns.filter(|t| window.contains(*t)) {
                         stats.counters.deliveries_received += 1;
                         stats.delivery.record_span(stamp, now);
+                        match sender_target {
+                            Some(t) if t == session.target as u64 => {
+                                stats.counters.deliveries_received_same_host += 1;
+                                stats.delivery_same_host.record_span(stamp, now);
+                            }
+                            Some(_) => {
+                                stats.counters.deliveries_received_cross_host += 1;
+                                stats.delivery_cross_host.record_span(stamp, now);
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                EventKind::Tell => {
+                    if let Some(stamp) = stamp_ns.filter(|t| window.contains(*t)) {
+                        stats.counters.tells_received += 1;
+                        stats.tell.record_span(stamp, now);
                     }
                 }
                 EventKind::Enter if window.contains(now) => stats.counters.enter_events += 1,

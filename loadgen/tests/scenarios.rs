@@ -175,9 +175,60 @@ fn a_refused_connection_fails_the_run() {
 }
 
 #[test]
-fn the_cluster_scenario_is_refused_until_it_exists() {
+fn cluster_refuses_rooms_that_cannot_span_the_targets() {
     use clap::Parser;
-    let config = loadgen::config::Config::parse_from(["loadgen", "cluster", "--quiet"]);
-    let err = loadgen::run_and_report(config).expect_err("not implemented");
-    assert!(err.contains("cluster"));
+    let config = loadgen::config::Config::parse_from([
+        "loadgen",
+        "cluster",
+        "--target",
+        "127.0.0.1:1",
+        "--target",
+        "127.0.0.1:2",
+        "--players",
+        "10",
+        "--rooms",
+        "10",
+        "--quiet",
+    ]);
+    let err = loadgen::run_and_report(config).expect_err("rooms of one cannot span two hosts");
+    assert!(err.contains("cluster needs"), "{err}");
+}
+
+#[test]
+fn cluster_tells_same_host_from_cross_host_deliveries() {
+    // One server named twice: its rooms hold both "hosts'" players, so every
+    // say reaches every member, and loadgen splits them by target.
+    let server = FakeServer::start(Behaviour::default());
+    let target = server.target();
+    let mut args = base("cluster", &target);
+    args.extend([
+        "--target",
+        &target,
+        "--players",
+        "12",
+        "--rooms",
+        "3",
+        "--rate",
+        "30",
+    ]);
+    let (report, ok) = run_loadgen(&args);
+    assert!(ok, "{report:#}");
+    let says = u(&report["counts"]["sent"]);
+    assert!((27..=33).contains(&says), "about 30 says, got {says}");
+    // Rooms of 4: 2 talkers on the first target, 2 listeners on the second.
+    let cluster = &report["cluster"];
+    for kind in ["same_host", "cross_host"] {
+        let expected = if kind == "same_host" { says } else { says * 2 };
+        assert_eq!(u(&cluster[kind]["expected"]), expected, "{kind}");
+        assert_eq!(u(&cluster[kind]["received"]), expected, "{kind}");
+        let latency = &report["latency_us"][format!("delivery_{kind}")];
+        assert_eq!(u(&latency["count"]), expected, "{kind}");
+    }
+    assert_eq!(u(&report["deliveries"]["received"]), says * 3);
+    assert_eq!(u(&cluster["tells"]["expected"]), 0);
+    // The two targets are one process: its CPU is counted once.
+    assert_eq!(
+        report["server"]["pids"],
+        serde_json::json!([std::process::id()])
+    );
 }

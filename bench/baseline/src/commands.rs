@@ -1,8 +1,30 @@
 //! Command lines, as players type them: the subset the load generator uses.
 
+use tokio::sync::oneshot;
+
 use crate::protocol::Outcome;
 use crate::state::Shared;
 use crate::world::Direction;
+
+/// How a command is answered: at once, or once the Redis bridge has done its
+/// part (`--redis` only), so that a session's replies stay in command order.
+#[derive(Debug)]
+pub enum Answer {
+    Now(Outcome),
+    /// The outcome, sent once a round trip to Redis has decided it (a tell
+    /// to a player elsewhere, `who`).
+    Later(oneshot::Receiver<Outcome>),
+    /// The outcome, to be sent once Redis has confirmed the subscription to
+    /// the room the player just entered, so that the reply means "you hear
+    /// this room now" on every host.
+    AfterSubscribe(Outcome, oneshot::Receiver<()>),
+}
+
+impl From<Outcome> for Answer {
+    fn from(outcome: Outcome) -> Answer {
+        Answer::Now(outcome)
+    }
+}
 
 /// What a command line asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -12,6 +34,11 @@ pub enum Command<'a> {
     /// `go` with a word that is not a direction.
     WalkNowhere(&'a str),
     Say(&'a str),
+    Emote(&'a str),
+    Shout(&'a str),
+    /// `tell <name> <text>`: the name and the text (empty when missing).
+    Tell(&'a str, &'a str),
+    Who,
     Goto(&'a str),
     Quit,
     Unknown(&'a str),
@@ -25,6 +52,9 @@ impl<'a> Command<'a> {
         if let Some(text) = line.strip_prefix('\'') {
             return Command::Say(text.trim_start());
         }
+        if let Some(text) = line.strip_prefix(':') {
+            return Command::Emote(text.trim_start());
+        }
         let (word, rest) = match line.split_once(char::is_whitespace) {
             Some((word, rest)) => (word, rest.trim_start()),
             None => (line, ""),
@@ -36,6 +66,13 @@ impl<'a> Command<'a> {
                 None => Command::WalkNowhere(rest.trim_end()),
             },
             "say" => Command::Say(rest),
+            "emote" => Command::Emote(rest),
+            "shout" => Command::Shout(rest),
+            "tell" => match rest.split_once(char::is_whitespace) {
+                Some((to, text)) => Command::Tell(to, text.trim_start()),
+                None => Command::Tell(rest.trim_end(), ""),
+            },
+            "who" => Command::Who,
             "goto" => Command::Goto(rest.trim_end()),
             "quit" => Command::Quit,
             _ => match Direction::parse(word) {
@@ -46,26 +83,35 @@ impl<'a> Command<'a> {
     }
 
     /// Carries the command out for player `name`.
-    pub fn run(&self, shared: &Shared, name: &str) -> Outcome {
+    pub fn run(&self, shared: &Shared, name: &str) -> Answer {
         match *self {
-            Command::Look => shared.look(name),
+            Command::Look => shared.look(name).into(),
             Command::Walk(dir) => shared.walk(name, dir),
-            Command::WalkNowhere("") => Outcome::fail("no_exit", "Go where?"),
+            Command::WalkNowhere("") => Outcome::fail("no_exit", "Go where?").into(),
             Command::WalkNowhere(word) => {
-                Outcome::fail("no_exit", format!("You can't go {word:?} from here."))
+                Outcome::fail("no_exit", format!("You can't go {word:?} from here.")).into()
             }
-            Command::Say("") => Outcome::fail("missing_text", "Say what?"),
-            Command::Say(text) => shared.say(name, text),
-            Command::Goto("") => Outcome::fail("no_such_room", "Go to which room?"),
+            Command::Say("") => Outcome::fail("missing_text", "Say what?").into(),
+            Command::Say(text) => shared.room_speech(name, "say", text).into(),
+            Command::Emote("") => Outcome::fail("missing_text", "Emote what?").into(),
+            Command::Emote(text) => shared.room_speech(name, "emote", text).into(),
+            Command::Shout("") => Outcome::fail("missing_text", "Shout what?").into(),
+            Command::Shout(text) => shared.shout(name, text).into(),
+            Command::Tell("", _) => Outcome::fail("no_such_player", "Tell whom?").into(),
+            Command::Tell(_, "") => Outcome::fail("missing_text", "Tell them what?").into(),
+            Command::Tell(to, text) => shared.tell(name, to, text),
+            Command::Who => shared.who(),
+            Command::Goto("") => Outcome::fail("no_such_room", "Go to which room?").into(),
             Command::Goto(room) => shared.teleport(name, room),
-            Command::Quit => Outcome::ok("Goodbye.", None),
+            Command::Quit => Outcome::ok("Goodbye.", None).into(),
             Command::Unknown(word) => Outcome::fail(
                 "unknown_command",
                 format!(
                     "Unknown command {word:?}. Try look, n/s/e/w, go <dir>, say <text>, \
-                     goto <room id> or quit."
+                     emote <text>, shout <text>, tell <name> <text>, who, goto <room id> or quit."
                 ),
-            ),
+            )
+            .into(),
         }
     }
 }
@@ -87,6 +133,18 @@ mod tests {
         assert_eq!(Command::parse("goto grid:3_4"), Command::Goto("grid:3_4"));
         assert_eq!(Command::parse("quit"), Command::Quit);
         assert_eq!(Command::parse("dance"), Command::Unknown("dance"));
+        assert_eq!(Command::parse("WHO"), Command::Who);
+    }
+
+    #[test]
+    fn tell_takes_a_name_then_the_text_verbatim() {
+        assert_eq!(
+            Command::parse("tell bob  hi  there"),
+            Command::Tell("bob", "hi  there")
+        );
+        assert_eq!(Command::parse("tell bob"), Command::Tell("bob", ""));
+        assert_eq!(Command::parse(":waves"), Command::Emote("waves"));
+        assert_eq!(Command::parse("shout HEY"), Command::Shout("HEY"));
     }
 
     #[test]

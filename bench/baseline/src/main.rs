@@ -31,14 +31,25 @@
 //! `TCP_NODELAY` is set, and errors end only their own connection.
 //!
 //! Left out on purpose, because the load generator does not need them:
-//! accounts, resume, persistence, items, NPCs, other shards and hosts, and the
-//! per-session command rate limit (the load generator keeps every session
-//! below mudshard's 20 commands/s anyway, so the limit would never fire).
+//! accounts, resume, persistence, items, NPCs, shards, and the per-session
+//! command rate limit (the load generator keeps every session below
+//! mudshard's 20 commands/s anyway, so the limit would never fire).
+//!
+//! ## Several hosts
+//!
+//! With `--redis URL --host-id ID`, several baseline processes form one world
+//! the way Socket.IO and Flask-SocketIO applications do with their Redis
+//! adapters: a channel per room, subscribed while the process has players
+//! there, one PUBLISH per room event, a global channel for shouts, a channel
+//! per player for tells, a Redis hash for `who` (see `bridge.rs`). This is
+//! the baseline of the `cluster` benchmark. Without `--redis` nothing of it
+//! runs. `look` and room views list this process's players only.
 //!
 //! ## Running it
 //!
 //! ```text
 //! baseline [--listen 127.0.0.1:4100] [--world grid:100x100]
+//!          [--redis redis://127.0.0.1:6379 --host-id a]
 //! ```
 //!
 //! The first line on stdout is `listening on ADDR` (useful with port 0).
@@ -47,6 +58,7 @@
 //! SIGINT or SIGTERM stops accepting, closes every session with a close frame
 //! and exits 0.
 
+mod bridge;
 mod commands;
 mod http;
 mod protocol;
@@ -84,14 +96,43 @@ struct Args {
     /// The generated world, `grid:WxH`; rooms are `grid:{x}_{y}`, start `grid:0_0`.
     #[arg(long, default_value = "grid:100x100")]
     world: Grid,
+    /// Join the other baseline processes that use this Redis
+    /// (`redis://host:port`) into one world.
+    #[arg(long, requires = "host_id")]
+    redis: Option<String>,
+    /// This process's name among them (`[A-Za-z0-9_]`, distinct per process).
+    #[arg(long, requires = "redis", value_parser = parse_host_id)]
+    host_id: Option<String>,
+}
+
+/// Host ids go into guest names and channel payloads: keep them plain.
+fn parse_host_id(id: &str) -> Result<String, String> {
+    let plain =
+        (1..=16).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match plain {
+        true => Ok(id.to_owned()),
+        false => Err("1–16 of [A-Za-z0-9_]".into()),
+    }
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let listener = TcpListener::bind(args.listen).await?;
+    let (bridge, pumps) = match (&args.redis, &args.host_id) {
+        (Some(url), Some(host_id)) => {
+            let (bridge, pumps) = bridge::channels(url, host_id);
+            (Some(bridge), Some(pumps))
+        }
+        _ => (None, None),
+    };
+    let shared = Shared::new(args.world, bridge);
+    if let Some(pumps) = pumps {
+        // Connecting blocks: fine here, before any session exists.
+        bridge::start(pumps, Arc::clone(&shared))
+            .map_err(|why| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, why))?;
+    }
     println!("listening on {}", listener.local_addr()?);
-    let shared = Shared::new(args.world);
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -59,7 +59,7 @@ struct Welcome<'a> {
     /// Guests cannot resume in the baseline, so the token is a placeholder.
     token: &'static str,
     shard: u32,
-    host: &'static str,
+    host: &'a str,
     room: &'a RoomView,
 }
 
@@ -144,13 +144,13 @@ fn encode<T: Serialize>(frame: &T) -> String {
     serde_json::to_string(frame).expect("server frames are always encodable")
 }
 
-pub fn welcome(name: &str, room: &RoomView) -> Arc<str> {
+pub fn welcome(name: &str, host: &str, room: &RoomView) -> Arc<str> {
     encode(&Welcome {
         kind: "welcome",
         name,
         token: "-",
         shard: 0,
-        host: "baseline",
+        host,
         room,
     })
     .into()

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -15,14 +16,18 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::commands::Command;
-use crate::protocol::{self, ClientFrame, Outbound};
+use crate::commands::{Answer, Command};
+use crate::protocol::{self, ClientFrame, Outbound, Outcome};
 use crate::state::{Shared, Tx};
 
 /// How many queued frames the writer takes per wake-up before it flushes.
 /// They are written into tungstenite's buffer and flushed together, so a burst
 /// of events costs one `write` instead of one per frame.
 const WRITE_BATCH_FRAMES_MAX: usize = 64;
+
+/// How long a command waits for the Redis bridge (`--redis`) before it is
+/// answered `unreachable` (DESIGN.md §1: within 2 s, never hanging).
+const BRIDGE_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 type WsStream = WebSocketStream<TcpStream>;
 
@@ -68,7 +73,7 @@ pub async fn run(stream: TcpStream, shared: Arc<Shared>) {
     };
     while let Some(Ok(message)) = frames.next().await {
         let keep_going = match message {
-            Message::Text(text) => session.handle(&text),
+            Message::Text(text) => session.handle(&text).await,
             Message::Binary(_) => {
                 session.refuse("unsupported", "binary frames are not supported");
                 true
@@ -92,7 +97,7 @@ pub async fn run(stream: TcpStream, shared: Arc<Shared>) {
 
 impl Session {
     /// Handles one text frame; `false` ends the session.
-    fn handle(&mut self, text: &str) -> bool {
+    async fn handle(&mut self, text: &str) -> bool {
         let frame: ClientFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(err) => {
@@ -117,7 +122,7 @@ impl Session {
                 }
                 true
             }
-            "cmd" => self.command(&frame),
+            "cmd" => self.command(&frame).await,
             _ => {
                 self.refuse(
                     "unknown_type",
@@ -128,8 +133,10 @@ impl Session {
         }
     }
 
-    /// Runs a `cmd` frame; `false` after `quit`.
-    fn command(&mut self, frame: &ClientFrame) -> bool {
+    /// Runs a `cmd` frame; `false` after `quit`. A command the bridge must
+    /// finish is awaited before the next frame is read, so replies keep the
+    /// order of their commands.
+    async fn command(&mut self, frame: &ClientFrame) -> bool {
         let Some(name) = self.name.as_deref() else {
             self.refuse("unauthenticated", "log in first: send {\"type\":\"guest\"}");
             return true;
@@ -139,7 +146,21 @@ impl Session {
             return true;
         };
         let command = Command::parse(line);
-        let outcome = command.run(&self.shared, name);
+        let outcome = match command.run(&self.shared, name) {
+            Answer::Now(outcome) => outcome,
+            Answer::Later(outcome) => {
+                match tokio::time::timeout(BRIDGE_ANSWER_TIMEOUT, outcome).await {
+                    Ok(Ok(outcome)) => outcome,
+                    _ => Outcome::fail("unreachable", "The other hosts did not answer in time."),
+                }
+            }
+            // Unconfirmed in time: the move is done here all the same; the
+            // room's other hosts are heard once Redis catches up.
+            Answer::AfterSubscribe(outcome, confirmed) => {
+                let _ = tokio::time::timeout(BRIDGE_ANSWER_TIMEOUT, confirmed).await;
+                outcome
+            }
+        };
         let reply = protocol::reply(frame.id.as_ref(), &outcome);
         let _ = self.tx.send(Outbound::Sequenced(reply));
         if command == Command::Quit {

@@ -85,7 +85,8 @@ fn next_spec(worker: &Worker, plan: &ThreadPlan, counter: &Cell<u64>) -> PlayerS
     let k = counter.get();
     counter.set(k + 1);
     let endpoints = &plan.endpoints;
-    let (target, host) = endpoints.targets[(k % endpoints.targets.len() as u64) as usize].clone();
+    let target_index = (k % endpoints.targets.len() as u64) as usize;
+    let (target, host) = endpoints.targets[target_index].clone();
     let source = (!endpoints.sources.is_empty())
         .then(|| endpoints.sources[(k % endpoints.sources.len() as u64) as usize]);
     let (w, _) = worker.control.config.worker_split().unwrap_or((0, 1));
@@ -98,6 +99,8 @@ fn next_spec(worker: &Worker, plan: &ThreadPlan, counter: &Cell<u64>) -> PlayerS
         place: None,
         room_size: 1,
         target,
+        target_index,
+        talks: true,
         host,
         source,
     }

@@ -1,30 +1,123 @@
-//! `cluster`: players on two hosts talking across them. Not implemented yet;
-//! this is where it goes when the cross-host (Redis) bridge exists.
+//! `cluster`: players on two (or more) hosts talking across them.
 //!
-//! The plan, so the pieces already fit:
-//! * targets: `--target a:4000 --target b:4000`; `plan.rs` already spreads
-//!   players over targets round-robin, so this scenario changes that to
-//!   *talkers* on the first target and *listeners* on the second (player
-//!   index parity is enough), all placed in the same grid rooms with `goto`
-//!   (rooms are owned by one host; the other host's players are remote
-//!   viewers, so every say crosses the bridge).
-//! * sending is `chat`'s: the same `send_loop` at `--rate`, lines
-//!   `say t=<ns>`, but only from talkers; expected deliveries per say are the
-//!   room's listeners on the other host (plus local ones).
-//! * the figures are `chat`'s (delivery latency across hosts, expected vs
-//!   received); server CPU needs one pid per host, so `--server-pid` becomes
-//!   repeatable (or `/healthz` is asked on each target) and the report sums
-//!   the CPU of both processes when they run on this machine.
+//! * Players connect to the `--target`s by their place in their room (the
+//!   k-th member to target `k % targets`, see `plan.rs`), and are placed in
+//!   the room with `goto`: every room has members on every host, so every
+//!   say is heard on the sender's host and across the bridge.
+//! * The members on the first target talk; the others listen. Sending is
+//!   `chat`'s open loop at `--rate` (from talkers only), lines
+//!   `say t=<intended ns>@<sender's target>`; a share `--tell-share` of the
+//!   sends are `tell <listener> t=…@…` to a member of the room on another
+//!   host instead.
+//! * A listener times each delivery from the stamp (coordinated-omission
+//!   corrected, like `chat`) and, knowing its own target, counts it as a
+//!   same-host or a cross-host delivery. Each say is expected at the room's
+//!   other members: `members on the sender's target − 1` same-host and the
+//!   rest cross-host; each tell once, cross-host.
+//!
+//! Only the public protocol is used (guest login, `goto`, `say`, `tell`), so
+//! any server that bridges hosts can be measured: mudshard, or the baseline
+//! with `--redis`.
 
-use crate::config::{Config, ScenarioKind};
+use super::{await_start, finish, open_population, send_loop};
+use crate::plan::ThreadPlan;
+use crate::scan::{SAY_STAMP_PREFIX, STAMP_TARGET_SEPARATOR};
+use crate::worker::Worker;
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::rc::Rc;
 
-/// Refuses the scenario until it exists, before any connection is made.
-pub fn check(cfg: &Config) -> Result<(), String> {
-    if cfg.scenario == ScenarioKind::Cluster {
-        return Err(
-            "the cluster scenario is not implemented yet (see loadgen/src/scenario/cluster.rs)"
-                .into(),
-        );
+pub async fn run(worker: &Rc<Worker>, plan: &ThreadPlan) {
+    open_population(worker, plan).await;
+    let phases = await_start(worker).await;
+    let window = phases.window;
+    let config = &worker.control.config;
+    let targets = config.targets.len().max(1) as u64;
+    let rooms = config.rooms.max(1);
+    let players = config.players;
+    let tell_share = if targets > 1 { config.tell_share } else { 0.0 };
+    let name = |index: u64| format!("{}{}_{index}", config.name_prefix, plan.tag);
+    // Set by the line writer, read by the accounting of the same send.
+    let telling = Cell::new(false);
+    let mut tell_credit = 0.0;
+    send_loop(
+        worker,
+        &phases,
+        plan.rate_per_s,
+        |session, intended_ns, line| {
+            tell_credit += tell_share;
+            let tell = tell_credit >= 1.0;
+            telling.set(tell);
+            if tell {
+                tell_credit -= 1.0;
+                let to = listener_of(session.index, rooms, players);
+                let _ = write!(line, "tell {} ", name(to));
+            } else {
+                line.push_str("say ");
+            }
+            let _ = write!(
+                line,
+                "{SAY_STAMP_PREFIX}{intended_ns}{STAMP_TARGET_SEPARATOR}{}",
+                session.target
+            );
+        },
+        |worker, session, intended_ns| {
+            if !window.contains(intended_ns) {
+                return;
+            }
+            let mut stats = worker.stats.borrow_mut();
+            let c = &mut stats.counters;
+            if telling.get() {
+                c.tells_expected += 1;
+                return;
+            }
+            let (same, cross) = listeners(session.room_size, session.target as u64, targets);
+            c.deliveries_expected += same + cross;
+            c.deliveries_expected_same_host += same;
+            c.deliveries_expected_cross_host += cross;
+        },
+    )
+    .await;
+    finish(worker, &phases).await;
+}
+
+/// The listeners of a say from a member on `target` of a room of `size`:
+/// (on its own target, on the others). The k-th member is on `k % targets`.
+fn listeners(size: u64, target: u64, targets: u64) -> (u64, u64) {
+    let on_mine = size / targets + u64::from(target < size % targets);
+    (on_mine.saturating_sub(1), size - on_mine)
+}
+
+/// A member of talker `index`'s room on another target: the next member, or
+/// the one before when the talker is the room's last (rooms have at least
+/// two members, and neighbours in a room are on different targets).
+fn listener_of(index: u64, rooms: u64, players: u64) -> u64 {
+    if index + rooms < players {
+        index + rooms
+    } else {
+        index.saturating_sub(rooms)
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_say_is_expected_at_every_other_member_split_by_host() {
+        // Rooms of 10 over 2 hosts: 5 and 5.
+        assert_eq!(listeners(10, 0, 2), (4, 5));
+        // Rooms of 5: members 0, 2, 4 on target 0; 1, 3 on target 1.
+        assert_eq!(listeners(5, 0, 2), (2, 2));
+        assert_eq!(listeners(5, 1, 2), (1, 3));
+        assert_eq!(listeners(7, 2, 3), (1, 5));
+    }
+
+    #[test]
+    fn a_tell_goes_to_a_neighbour_in_the_room() {
+        // 10 rooms, 25 players: room 3 holds 3, 13, 23.
+        assert_eq!(listener_of(3, 10, 25), 13);
+        assert_eq!(listener_of(23, 10, 25), 13);
+        assert_eq!(listener_of(13, 10, 25), 23);
+    }
 }

@@ -41,8 +41,7 @@ pub async fn run_thread(worker: Rc<Worker>, plan: ThreadPlan) {
         ScenarioKind::Walk => walk::run(&worker, &plan).await,
         ScenarioKind::Churn => churn::run(&worker, &plan).await,
         ScenarioKind::Soak => soak::run(&worker, &plan).await,
-        // Refused by `cluster::check` before any thread starts.
-        ScenarioKind::Cluster => worker.control.mark_ready(),
+        ScenarioKind::Cluster => cluster::run(&worker, &plan).await,
     }
 }
 
@@ -101,7 +100,7 @@ pub async fn await_start(worker: &Worker) -> Phases {
 }
 
 /// The open-loop sender: from the start line to the window's end, sends at
-/// `rate_per_s`, visiting the thread's sessions round-robin. `line` writes
+/// `rate_per_s`, visiting the thread's talking sessions round-robin. `line` writes
 /// the command for a session and the time it is timed from; `sent` is told
 /// of each command that went out.
 ///
@@ -164,13 +163,13 @@ pub async fn send_loop_over(
     }
 }
 
-/// The next open session after `cursor`, round-robin.
+/// The next open session that talks after `cursor`, round-robin.
 fn next_open(sessions: &RefCell<Vec<Rc<Session>>>, cursor: &mut usize) -> Option<Rc<Session>> {
     let sessions = sessions.borrow();
     for _ in 0..sessions.len() {
         let session = &sessions[*cursor % sessions.len()];
         *cursor = cursor.wrapping_add(1);
-        if session.open.get() {
+        if session.open.get() && session.talks {
             return Some(Rc::clone(session));
         }
     }

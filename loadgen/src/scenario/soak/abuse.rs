@@ -171,7 +171,7 @@ async fn slow_handshake(ctx: &Ctx, i: u64, attempt: u64) -> Result<(), String> {
     let soak = &ctx.cfg().soak;
     let stream = crate::net::start_connect(spec.target, spec.source)
         .map_err(|e| format!("slow handshake connect: {e}"))?;
-    let session = Session::new(spec.index, 0, (0, 0), stream);
+    let session = Session::plain(spec.index, stream);
     ctx.count(|c| c.abuse_slow_handshakes += 1);
     let started_ns = now_ns();
     let deadline_ns = started_ns + crate::clock::secs_to_ns(soak.soak_slowloris_max_s);

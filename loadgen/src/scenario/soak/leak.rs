@@ -185,7 +185,7 @@ fn scrape_blocking(addr: SocketAddr) -> Result<String, String> {
 pub async fn read_metric(addr: SocketAddr, name: &str) -> Option<u64> {
     let fetch = async {
         let stream = crate::net::start_connect(addr, None).ok()?;
-        let session = Session::new(0, 0, (0, 0), stream);
+        let session = Session::plain(0, stream);
         session.write_all(request(addr).as_bytes()).await.ok()?;
         let scratch = RefCell::new(vec![0u8; 16 * 1024]);
         let mut response = Vec::new();

@@ -77,8 +77,8 @@ impl Ctx {
     pub fn role_spec(&self, role: char, i: u64, generation: u64) -> PlayerSpec {
         let cfg = self.cfg();
         let endpoints = &self.plan.endpoints;
-        let (target, host) =
-            endpoints.targets[(i % endpoints.targets.len() as u64) as usize].clone();
+        let target_index = (i % endpoints.targets.len() as u64) as usize;
+        let (target, host) = endpoints.targets[target_index].clone();
         let source = (!endpoints.sources.is_empty())
             .then(|| endpoints.sources[(i % endpoints.sources.len() as u64) as usize]);
         let rooms = cfg.soak.soak_rooms.max(1);
@@ -89,6 +89,8 @@ impl Ctx {
             place: Some(plan::chat_room_cell(i % rooms, cfg.grid_width)),
             room_size: 1,
             target,
+            target_index,
+            talks: true,
             host,
             source,
         }

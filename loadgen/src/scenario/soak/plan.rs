@@ -71,8 +71,8 @@ pub fn plan(cfg: &Config, threads: usize, endpoints: &Endpoints, tag: &str) -> V
             );
             ((k % threads_u64) as usize, place, 1)
         };
-        let (target, host) =
-            endpoints.targets[(index % endpoints.targets.len() as u64) as usize].clone();
+        let target_index = (index % endpoints.targets.len() as u64) as usize;
+        let (target, host) = endpoints.targets[target_index].clone();
         let source = (!endpoints.sources.is_empty())
             .then(|| endpoints.sources[(index % endpoints.sources.len() as u64) as usize]);
         plans[thread].players.push(PlayerSpec {
@@ -81,6 +81,8 @@ pub fn plan(cfg: &Config, threads: usize, endpoints: &Endpoints, tag: &str) -> V
             place: Some(place),
             room_size,
             target,
+            target_index,
+            talks: true,
             host,
             source,
         });

@@ -68,7 +68,7 @@ impl Tracked {
             Ok(())
         })
         .map_err(|e| format!("connect to {}: {e}", spec.target))?;
-        let session = Rc::new(Session::new(spec.index, 0, (0, 0), stream));
+        let session = Rc::new(Session::plain(spec.index, stream));
         ctx.worker.handshake(&session, spec).await?;
         Ok(Tracked {
             session,
