@@ -375,3 +375,38 @@ fn a_walk_toward_a_dead_host_is_refused_and_its_visitors_wake_at_home() {
     assert_eq!(r["code"], "unreachable", "{r}");
     assert_eq!(wal.cmd("look")["room"]["id"], "town:square", "wal stayed");
 }
+
+#[test]
+fn a_bridged_host_exposes_every_bridge_metric_the_readme_documents_and_healthz_shows_the_bridge() {
+    let cl = cluster();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let table = readme
+        .split("\n#### Bridge metrics\n")
+        .nth(1)
+        .expect("a \"#### Bridge metrics\" section in the README");
+    let table = table.split("\n#").next().unwrap_or(table);
+    let mut documented: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('`').nth(1).map(str::to_string))
+        .collect();
+    let (_, metrics) = cl.a.http_get("/metrics");
+    let mut exposed: Vec<String> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("mudshard_bridge_"))
+        .map(str::to_string)
+        .collect();
+    documented.sort();
+    exposed.sort();
+    assert!(documented.len() >= 10, "{documented:?}");
+    assert_eq!(
+        documented, exposed,
+        "the README's bridge table and /metrics disagree"
+    );
+    let h = health(&cl.b);
+    assert_eq!(h["bridge"]["state"], "up");
+    assert_eq!(h["bridge"]["hosts"], serde_json::json!(["a"]));
+}
