@@ -878,6 +878,11 @@ pub struct ClusterSettings {
     /// How often the bridge sends a probe to its own inbox; a subscriber
     /// that misses three in a row is wedged and is reconnected.
     pub probe_interval_ms: u64,
+    /// The secret that signs login tokens, the same on every host so that a
+    /// token from one host logs in on any (`MUDSHARD_TOKEN_SECRET`); at
+    /// least 16 bytes. Required with more than one host; a host alone uses
+    /// the random secret kept in its SQLite file.
+    pub token_secret: Option<String>,
 }
 
 /// One host of the cluster: its id (`server.host_id` of its own map) and the
@@ -898,9 +903,14 @@ impl Default for ClusterSettings {
             bridge_queue_max: 65_536,
             remote_timeout_ms: 2000,
             probe_interval_ms: 1000,
+            token_secret: None,
         }
     }
 }
+
+/// Shortest `cluster.token_secret`: an HMAC key shorter than this is
+/// guessable.
+pub const TOKEN_SECRET_BYTES_MIN: usize = 16;
 
 /// Hosts a cluster may have: host numbers travel in 8 bits of a session id.
 pub const CLUSTER_HOSTS_MAX: usize = 64;
@@ -1022,6 +1032,17 @@ impl Config {
                     "cluster: zone {zone:?} is owned by a host but is not in the world's zones"
                 ));
             }
+        }
+        match &c.token_secret {
+            Some(secret) if secret.len() < TOKEN_SECRET_BYTES_MIN => {
+                return Err(format!(
+                    "cluster: token_secret must have at least {TOKEN_SECRET_BYTES_MIN} bytes"
+                ))
+            }
+            None if c.hosts.len() > 1 => {
+                return Err("cluster: token_secret is not set: give every host the same secret (cluster.token_secret or MUDSHARD_TOKEN_SECRET), so a token from one host logs in on any".into())
+            }
+            _ => {}
         }
         Ok(())
     }

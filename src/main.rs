@@ -55,6 +55,10 @@ struct Args {
     /// This host's id.
     #[arg(long, env = "MUDSHARD_HOST_ID")]
     host_id: Option<String>,
+    /// The login-token secret shared by every host of a cluster (at least
+    /// 16 bytes); better given in the environment than on a command line.
+    #[arg(long, env = "MUDSHARD_TOKEN_SECRET", hide_env_values = true)]
+    token_secret: Option<String>,
     /// A generated load-test world instead of the zone files: grid:WIDTHxHEIGHT.
     #[arg(long, env = "MUDSHARD_WORLD")]
     world: Option<String>,
@@ -138,6 +142,9 @@ fn config_from(args: &Args) -> Result<Config, String> {
     }
     if let Some(id) = &args.host_id {
         config.host_id = id.clone();
+    }
+    if let Some(secret) = &args.token_secret {
+        config.cluster.token_secret = Some(secret.clone());
     }
     if let Some(world) = &args.world {
         config.world = WorldSource::parse_generated(world)?;

@@ -86,7 +86,12 @@ impl Server {
         let saved_items = Arc::new(saved_room_items(&world, snapshot.room_items));
         let hasher = HasherPool::start(&HasherConfig::from_settings(&config.auth))
             .map_err(|e| format!("auth: cannot start the password hasher: {e}"))?;
-        let signer = Arc::new(TokenSigner::new(&snapshot.token_secret));
+        // A cluster shares one secret, so a token from any host logs in on
+        // every host; a host alone keeps its own random one in its file.
+        let signer = Arc::new(match &config.cluster.token_secret {
+            Some(secret) => TokenSigner::new(secret.as_bytes()),
+            None => TokenSigner::new(&snapshot.token_secret),
+        });
         let limiter = Arc::new(LoginLimiter::new(LoginLimitConfig::from_settings(
             &config.auth,
         )));

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 fn map(id: &str, redis: &str, start: &str) -> String {
     format!(
         "[cluster]\nhosts = [{{ id = \"a\", zones = [\"town\", \"forest\", \"river\"] }}, {{ id = \"b\", zones = [\"caves\", \"tower\"] }}]\n\
-         heartbeat_ms = 200\nhost_ttl_ms = 1500\nprobe_interval_ms = 200\n\n\
+         heartbeat_ms = 200\nhost_ttl_ms = 1500\nprobe_interval_ms = 200\n\
+         token_secret = \"a secret the two test hosts share\"\n\n\
          [game]\ngoto_everyone = true\n\n\
          [auth]\nargon2_memory_kib = 64\nargon2_iterations = 1\n\n\
          # host {id}, start {start}\n"
@@ -25,7 +26,7 @@ struct Cluster {
     redis: RedisProc,
     a: ServerProc,
     b: ServerProc,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 fn host(dir: &std::path::Path, id: &str, redis: &str, start: &str) -> ServerProc {
@@ -82,7 +83,7 @@ fn cluster() -> Cluster {
         redis,
         a,
         b,
-        _dirs: (da, db),
+        dirs: (da, db),
     }
 }
 
@@ -409,4 +410,92 @@ fn a_bridged_host_exposes_every_bridge_metric_the_readme_documents_and_healthz_s
     let h = health(&cl.b);
     assert_eq!(h["bridge"]["state"], "up");
     assert_eq!(h["bridge"]["hosts"], serde_json::json!(["a"]));
+}
+
+/// A name whose account the host numbered `home` keeps.
+fn name_homed_on(prefix: &str, home: u16) -> String {
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|n| mudshard::shard::cluster::home_host(&n.to_lowercase(), 2) == home)
+        .expect("some name")
+}
+
+#[test]
+fn a_registered_player_lives_on_the_home_host_and_logs_in_on_either() {
+    let mut cl = cluster();
+    let name = name_homed_on("Rowan", 1);
+    // Registered on a; the account is kept in b's file.
+    let mut p = Client::register(cl.a.addr, &name, "correct horse");
+    assert_eq!(p.cmd("get coin")["ok"], true);
+    assert_eq!(p.cmd("north")["ok"], true);
+    let token = p.welcome["token"].as_str().expect("token").to_string();
+    assert_eq!(p.cmd("quit")["ok"], true);
+    p.expect_close();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // On b, where the account is: the password is checked there.
+    let mut p = Client::login(cl.b.addr, &name, "correct horse");
+    assert_eq!(p.welcome["room"]["id"], "town:library", "{}", p.welcome);
+    let inv = p.cmd("inventory");
+    assert!(inv["text"].as_str().unwrap_or("").contains("coin"), "{inv}");
+    assert_eq!(p.cmd("quit")["ok"], true);
+    p.expect_close();
+
+    // A wrong password is refused by the home host.
+    let mut c = Client::connect(cl.a.addr);
+    let refusal = c
+        .try_account(serde_json::json!({"type":"login","name":name,"password":"wrong horse"}))
+        .expect_err("refused");
+    assert_eq!(refusal["code"], "bad_credentials", "{refusal}");
+
+    // The token from a's welcome logs in on a (one secret for the cluster).
+    let mut c = Client::connect(cl.a.addr);
+    c.try_account(serde_json::json!({"type":"login","token":token}))
+        .expect("the token logs in");
+    assert_eq!(c.cmd("quit")["ok"], true);
+    c.expect_close();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // b restarts on its file: the account and its saves are still there.
+    assert!(cl.b.terminate().success());
+    let map = cl.dirs.1.path().join("map.toml");
+    cl.b = ServerProc::start_in_existing(&map, &["--shards", "2"]);
+    wait_bridged(&cl.a, "b", 10);
+    wait_bridged(&cl.b, "a", 10);
+    let mut p = Client::login(cl.a.addr, &name, "correct horse");
+    assert_eq!(p.welcome["room"]["id"], "town:library", "{}", p.welcome);
+    let inv = p.cmd("inventory");
+    assert!(inv["text"].as_str().unwrap_or("").contains("coin"), "{inv}");
+
+    // A name kept by b cannot be registered again through a.
+    let mut c = Client::connect(cl.a.addr);
+    let refusal = c
+        .try_account(serde_json::json!({"type":"register","name":name.to_uppercase(),"password":"another one"}))
+        .expect_err("taken");
+    assert_eq!(refusal["code"], "name_taken", "{refusal}");
+}
+
+#[test]
+fn a_login_whose_home_host_is_down_is_refused_at_once() {
+    let mut cl = cluster();
+    let name = name_homed_on("Sable", 1);
+    let mut p = Client::register(cl.a.addr, &name, "correct horse");
+    assert_eq!(p.cmd("quit")["ok"], true);
+    p.expect_close();
+    cl.b.kill9();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while health(&cl.a)["bridge"]["hosts"]
+        .as_array()
+        .is_some_and(|h| !h.is_empty())
+    {
+        assert!(Instant::now() < deadline, "b still live");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut c = Client::connect(cl.a.addr);
+    let asked = Instant::now();
+    let refusal = c
+        .try_account(serde_json::json!({"type":"login","name":name,"password":"correct horse"}))
+        .expect_err("refused");
+    assert!(asked.elapsed() < Duration::from_secs(2));
+    assert_eq!(refusal["code"], "unreachable", "{refusal}");
 }

@@ -109,6 +109,7 @@ pub fn run(
             let probe = Envelope {
                 source_host: config.me,
                 boot_epoch: config.boot_epoch,
+                dest_epoch: config.boot_epoch,
                 seq: monotonic_us(),
                 messages: Vec::new(),
             };
@@ -149,6 +150,16 @@ pub fn run(
                     if let Some(values) = read.into_iter().next() {
                         if let Some((live, turned)) = peers.update(values) {
                             stats.peers_live.store(live.len() as u64, Ordering::Relaxed);
+                            // A host that (re)started numbers from nothing:
+                            // envelopes to it start again at 1, and what was
+                            // kept for its last run is let go.
+                            for &host in &turned {
+                                let epoch = live
+                                    .iter()
+                                    .find(|p| p.host == host)
+                                    .map_or(0, |p| p.boot_epoch);
+                                batches.restart(usize::from(host), epoch);
+                            }
                             sink.peers(live, turned);
                         }
                         let queued = batches.acknowledged(&peers, resend_after);
@@ -198,6 +209,8 @@ struct Batches {
     seq: Vec<u64>,
     /// Per destination, what was sent and not yet acknowledged.
     retained: Vec<Retained>,
+    /// Per destination host, the run its envelopes are numbered for.
+    dest_epoch: Vec<u64>,
     /// Envelopes to publish again in the next round trip.
     resend: Vec<(usize, bytes::Bytes)>,
 }
@@ -216,7 +229,19 @@ impl Batches {
             ready: Vec::new(),
             seq: vec![0; n],
             retained: (0..n).map(|_| Retained::default()).collect(),
+            dest_epoch: vec![0; n],
             resend: Vec::new(),
+        }
+    }
+
+    /// Destination `dest` started a new run (`epoch`; 0 when it died):
+    /// envelopes to it are numbered from 1 for that run, and what was kept
+    /// for the last one is let go.
+    fn restart(&mut self, dest: usize, epoch: u64) {
+        if dest + 1 < self.channels.len() {
+            self.seq[dest] = 0;
+            self.dest_epoch[dest] = epoch;
+            self.retained[dest] = Retained::default();
         }
     }
 
@@ -263,6 +288,7 @@ impl Batches {
         let env = Envelope {
             source_host: self.me,
             boot_epoch: self.boot_epoch,
+            dest_epoch: self.dest_epoch[dest],
             seq: self.seq[dest],
             messages,
         };

@@ -35,6 +35,9 @@ pub enum Verdict {
     /// The gap was waited for long enough: deliver this one and count the
     /// `lost` envelopes skipped.
     Skip { lost: u64 },
+    /// Numbered for another run of this host, or before the source knew
+    /// this run: deliver it as it comes (its numbers mean nothing here).
+    Unnumbered,
 }
 
 /// The receiver's side: per source host and channel (inbox or global), the
@@ -59,16 +62,48 @@ impl Receipts {
         seq: u64,
         now: Instant,
     ) -> Verdict {
+        self.accept_for(source, global, epoch, seq, now)
+    }
+
+    /// `accept` for an inbox envelope numbered for run `dest_epoch` of this
+    /// host, which is in run `my_epoch`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept_inbox(
+        &mut self,
+        source: u16,
+        epoch: u64,
+        dest_epoch: u64,
+        my_epoch: u64,
+        seq: u64,
+        now: Instant,
+    ) -> Verdict {
+        if dest_epoch != my_epoch {
+            return Verdict::Unnumbered;
+        }
+        self.accept_for(source, false, epoch, seq, now)
+    }
+
+    fn accept_for(
+        &mut self,
+        source: u16,
+        global: bool,
+        epoch: u64,
+        seq: u64,
+        now: Instant,
+    ) -> Verdict {
+        // The global channel's numbers are shared by every receiver: one
+        // that starts, or meets a restarted source, joins the stream where
+        // it finds it. An inbox's numbers start at 1 for each receiver.
+        let first = if global { seq.saturating_sub(1) } else { 0 };
         let r = self.last.entry((source, global)).or_insert(Receipt {
             epoch,
-            seq: 0,
+            seq: first,
             gap_since: None,
         });
         if r.epoch != epoch {
-            // A restarted source numbers from 1 again.
             *r = Receipt {
                 epoch,
-                seq: 0,
+                seq: first,
                 gap_since: None,
             };
         }
@@ -198,15 +233,26 @@ mod tests {
         assert_eq!(r.accept(1, false, 7, 2, t), Verdict::Deliver, "the resend");
         assert_eq!(r.accept(1, false, 7, 3, t), Verdict::Deliver);
         assert_eq!(
-            r.accept(1, true, 7, 1, t),
+            r.accept(1, true, 7, 5, t),
             Verdict::Deliver,
-            "channels count apart"
+            "global: joined where found"
         );
+        assert_eq!(r.accept(1, true, 7, 7, t), Verdict::Gap);
         assert_eq!(
             r.accept(1, false, 8, 1, t),
             Verdict::Deliver,
             "a restart starts over"
         );
+    }
+
+    #[test]
+    fn an_envelope_numbered_for_another_run_is_delivered_outside_the_order() {
+        let mut r = Receipts::default();
+        let t = Instant::now();
+        assert_eq!(r.accept_inbox(1, 7, 0, 9, 40, t), Verdict::Unnumbered);
+        assert_eq!(r.accept_inbox(1, 7, 8, 9, 41, t), Verdict::Unnumbered);
+        assert_eq!(r.accept_inbox(1, 7, 9, 9, 1, t), Verdict::Deliver);
+        assert_eq!(r.accept_inbox(1, 7, 9, 9, 1, t), Verdict::Duplicate);
     }
 
     #[test]

@@ -76,15 +76,21 @@ pub fn run(
                             }
                         }
                         Ok(env) => {
-                            let verdict = receipts.accept(
-                                env.source_host,
-                                global,
-                                env.boot_epoch,
-                                env.seq,
-                                Instant::now(),
-                            );
+                            let now = Instant::now();
+                            let verdict = if global {
+                                receipts.accept(env.source_host, true, env.boot_epoch, env.seq, now)
+                            } else {
+                                receipts.accept_inbox(
+                                    env.source_host,
+                                    env.boot_epoch,
+                                    env.dest_epoch,
+                                    config.boot_epoch,
+                                    env.seq,
+                                    now,
+                                )
+                            };
                             match verdict {
-                                Verdict::Deliver => {}
+                                Verdict::Deliver | Verdict::Unnumbered => {}
                                 Verdict::Duplicate => continue,
                                 Verdict::Gap => {
                                     stats.sequence_gaps.fetch_add(1, Ordering::Relaxed);

@@ -64,8 +64,13 @@ pub struct Envelope {
     /// Changes each time the source host starts: a new epoch means its
     /// sequence started over and whatever it held before is gone.
     pub boot_epoch: u64,
-    /// Counts envelopes per source → destination within one boot epoch; a
-    /// gap means envelopes were lost and the two hosts resync.
+    /// The destination's boot epoch as the source knew it when it numbered
+    /// this envelope (0: not known yet, and on the global channel). Numbers
+    /// start over for each run of the destination, so a host that restarted
+    /// knows which envelopes were numbered for it.
+    pub dest_epoch: u64,
+    /// Counts envelopes per source → destination within one boot epoch of
+    /// each; a gap means envelopes were lost and are sent again.
     pub seq: u64,
     pub messages: Vec<Addressed>,
 }
@@ -209,6 +214,71 @@ pub enum PeerMsg {
         sid: SessionId,
         dead: bool,
     },
+
+    // --- accounts: to the home host of a name, and back ---
+    /// An account question for the home host of `key` (it keeps the account
+    /// in its SQLite file); answered with `AccountReply` to `from`.
+    AccountAsk {
+        ask: u64,
+        from: ShardAddr,
+        key: Box<str>,
+        op: AccountOp,
+    },
+    AccountReply {
+        ask: u64,
+        result: AccountResult,
+    },
+    /// A registered player's room and inventory, for the store of their
+    /// home host (write-behind there).
+    SavePlayer {
+        key: Box<str>,
+        room: Box<str>,
+        inventory: Vec<String>,
+    },
+}
+
+/// What a host asks the home host of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountOp {
+    /// Check this password (the asker has checked the rules and its limiter).
+    Password {
+        name: Box<str>,
+        password: Box<str>,
+        ip: Box<str>,
+    },
+    /// Create this account (the asker has checked the rules and holds the
+    /// name in the directory), its player starting in `start` (the start
+    /// room of the host they registered on).
+    Register {
+        name: Box<str>,
+        password: Box<str>,
+        ip: Box<str>,
+        start: Box<str>,
+    },
+    /// The account of the key, if there is one.
+    Load,
+}
+
+/// The home host's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountResult {
+    /// The account (never its password hash), or none.
+    Account(Option<AccountFacts>),
+    /// Refused: the account service's code, and for `rate_limited` the wait
+    /// and for `name_taken` the name.
+    Refused {
+        code: Box<str>,
+        retry_after_s: u64,
+        name: Box<str>,
+    },
+}
+
+/// What a host needs of an account to let its player in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountFacts {
+    pub name: Box<str>,
+    pub room: Box<str>,
+    pub inventory: Vec<String>,
 }
 
 /// Why bytes are not an envelope. Each names the field it stopped at, for
@@ -295,6 +365,16 @@ mod tag {
     pub const RESUME_LOOKUP: u8 = 17;
     pub const RESUME_TARGET: u8 = 18;
     pub const LINK_DEAD: u8 = 19;
+    pub const ACCOUNT_ASK: u8 = 20;
+    pub const ACCOUNT_REPLY: u8 = 21;
+    pub const SAVE_PLAYER: u8 = 22;
+
+    pub const OP_PASSWORD: u8 = 1;
+    pub const OP_REGISTER: u8 = 2;
+    pub const OP_LOAD: u8 = 3;
+
+    pub const RESULT_ACCOUNT: u8 = 1;
+    pub const RESULT_REFUSED: u8 = 2;
 
     pub const LOOK: u8 = 1;
     pub const GO: u8 = 2;
@@ -331,6 +411,7 @@ pub fn encode(env: &Envelope, out: &mut Vec<u8>) {
     out.push(WIRE_VERSION);
     put_varint(out, u64::from(env.source_host));
     put_varint(out, env.boot_epoch);
+    put_varint(out, env.dest_epoch);
     put_varint(out, env.seq);
     put_varint(out, env.messages.len() as u64);
     for addressed in &env.messages {
@@ -367,6 +448,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
     let mut r = Reader { rest };
     let source_host = r.index(HOSTS_MAX, "source host")?;
     let boot_epoch = r.varint("boot epoch")?;
+    let dest_epoch = r.varint("destination epoch")?;
     let seq = r.varint("sequence")?;
     let count = r.count(
         MESSAGES_PER_ENVELOPE_MAX,
@@ -387,6 +469,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
     Ok(Envelope {
         source_host,
         boot_epoch,
+        dest_epoch,
         seq,
         messages,
     })
@@ -407,6 +490,13 @@ fn put_bool(out: &mut Vec<u8>, b: bool) {
 fn put_blob(out: &mut Vec<u8>, blob: &[u8]) {
     put_varint(out, blob.len() as u64);
     out.extend_from_slice(blob);
+}
+
+fn put_strings(out: &mut Vec<u8>, items: &[String]) {
+    put_varint(out, items.len() as u64);
+    for item in items {
+        put_blob(out, item.as_bytes());
+    }
 }
 
 fn put_sid(out: &mut Vec<u8>, sid: SessionId) {
@@ -605,6 +695,69 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             put_sid(out, *sid);
             put_bool(out, *dead);
         }
+        PeerMsg::AccountAsk { ask, from, key, op } => {
+            out.push(tag::ACCOUNT_ASK);
+            put_varint(out, *ask);
+            put_varint(out, u64::from(from.host));
+            put_varint(out, u64::from(from.shard));
+            put_blob(out, key.as_bytes());
+            match op {
+                AccountOp::Password { name, password, ip } => {
+                    out.push(tag::OP_PASSWORD);
+                    put_blob(out, name.as_bytes());
+                    put_blob(out, password.as_bytes());
+                    put_blob(out, ip.as_bytes());
+                }
+                AccountOp::Register {
+                    name,
+                    password,
+                    ip,
+                    start,
+                } => {
+                    out.push(tag::OP_REGISTER);
+                    put_blob(out, name.as_bytes());
+                    put_blob(out, password.as_bytes());
+                    put_blob(out, ip.as_bytes());
+                    put_blob(out, start.as_bytes());
+                }
+                AccountOp::Load => out.push(tag::OP_LOAD),
+            }
+        }
+        PeerMsg::AccountReply { ask, result } => {
+            out.push(tag::ACCOUNT_REPLY);
+            put_varint(out, *ask);
+            match result {
+                AccountResult::Account(facts) => {
+                    out.push(tag::RESULT_ACCOUNT);
+                    put_bool(out, facts.is_some());
+                    if let Some(f) = facts {
+                        put_blob(out, f.name.as_bytes());
+                        put_blob(out, f.room.as_bytes());
+                        put_strings(out, &f.inventory);
+                    }
+                }
+                AccountResult::Refused {
+                    code,
+                    retry_after_s,
+                    name,
+                } => {
+                    out.push(tag::RESULT_REFUSED);
+                    put_blob(out, code.as_bytes());
+                    put_varint(out, *retry_after_s);
+                    put_blob(out, name.as_bytes());
+                }
+            }
+        }
+        PeerMsg::SavePlayer {
+            key,
+            room,
+            inventory,
+        } => {
+            out.push(tag::SAVE_PLAYER);
+            put_blob(out, key.as_bytes());
+            put_blob(out, room.as_bytes());
+            put_strings(out, inventory);
+        }
         PeerMsg::Tell {
             from,
             from_name,
@@ -796,6 +949,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn strings(&mut self, what: &'static str) -> Result<Vec<String>, WireError> {
+        let n = self.count(usize::MAX, 1, what)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.str(what)?.to_owned());
+        }
+        Ok(items)
+    }
+
     fn body(&mut self) -> Result<Body, WireError> {
         let sid = self.sid("body session")?;
         let name = self.text("body name")?;
@@ -931,6 +1093,51 @@ impl<'a> Reader<'a> {
                 sid: self.sid("session")?,
                 dead: self.bool("dead")?,
             },
+            tag::ACCOUNT_ASK => PeerMsg::AccountAsk {
+                ask: self.varint("ask")?,
+                from: self.owner()?,
+                key: self.text("name key")?,
+                op: match self.byte("account op")? {
+                    tag::OP_PASSWORD => AccountOp::Password {
+                        name: self.text("name")?,
+                        password: self.text("password")?,
+                        ip: self.text("address")?,
+                    },
+                    tag::OP_REGISTER => AccountOp::Register {
+                        name: self.text("name")?,
+                        password: self.text("password")?,
+                        ip: self.text("address")?,
+                        start: self.text("start room")?,
+                    },
+                    tag::OP_LOAD => AccountOp::Load,
+                    got => return Err(bad_tag("account op", got)),
+                },
+            },
+            tag::ACCOUNT_REPLY => PeerMsg::AccountReply {
+                ask: self.varint("ask")?,
+                result: match self.byte("account result")? {
+                    tag::RESULT_ACCOUNT => AccountResult::Account(if self.bool("account")? {
+                        Some(AccountFacts {
+                            name: self.text("name")?,
+                            room: self.text("room")?,
+                            inventory: self.strings("inventory")?,
+                        })
+                    } else {
+                        None
+                    }),
+                    tag::RESULT_REFUSED => AccountResult::Refused {
+                        code: self.text("code")?,
+                        retry_after_s: self.varint("retry after")?,
+                        name: self.text("name")?,
+                    },
+                    got => return Err(bad_tag("account result", got)),
+                },
+            },
+            tag::SAVE_PLAYER => PeerMsg::SavePlayer {
+                key: self.text("name key")?,
+                room: self.text("room")?,
+                inventory: self.strings("inventory")?,
+            },
             tag::TELL => PeerMsg::Tell {
                 from: self.sid("session")?,
                 from_name: self.text("from name")?,
@@ -978,9 +1185,12 @@ mod tests {
             PeerMsg::ResumeLookup { .. } => 16,
             PeerMsg::ResumeTarget { .. } => 17,
             PeerMsg::LinkDead { .. } => 18,
+            PeerMsg::AccountAsk { .. } => 19,
+            PeerMsg::AccountReply { .. } => 20,
+            PeerMsg::SavePlayer { .. } => 21,
         }
     }
-    const VARIANTS: usize = 19;
+    const VARIANTS: usize = 22;
 
     /// Every variant, every command, every way of arriving and every
     /// direction, with the extremes of each field.
@@ -1087,6 +1297,58 @@ mod tests {
                 sid: sid(2, 0, 4),
                 dead: true,
             },
+            PeerMsg::AccountAsk {
+                ask: u64::MAX,
+                from: ShardAddr::new(3, 1),
+                key: "alice".into(),
+                op: AccountOp::Password {
+                    name: "Alice".into(),
+                    password: "pässword \"quoted\"".into(),
+                    ip: "2001:db8::1".into(),
+                },
+            },
+            PeerMsg::AccountAsk {
+                ask: 0,
+                from: ShardAddr::new(0, 0),
+                key: "bob".into(),
+                op: AccountOp::Register {
+                    name: "Bob".into(),
+                    password: "hunter22".into(),
+                    ip: "127.0.0.1".into(),
+                    start: "town:square".into(),
+                },
+            },
+            PeerMsg::AccountAsk {
+                ask: 7,
+                from: ShardAddr::new(1, 0),
+                key: "cat".into(),
+                op: AccountOp::Load,
+            },
+            PeerMsg::AccountReply {
+                ask: 7,
+                result: AccountResult::Account(Some(AccountFacts {
+                    name: "Cat".into(),
+                    room: "caves:mouth".into(),
+                    inventory: vec!["a lamp".into(), String::new()],
+                })),
+            },
+            PeerMsg::AccountReply {
+                ask: 8,
+                result: AccountResult::Account(None),
+            },
+            PeerMsg::AccountReply {
+                ask: 9,
+                result: AccountResult::Refused {
+                    code: "rate_limited".into(),
+                    retry_after_s: 60,
+                    name: "".into(),
+                },
+            },
+            PeerMsg::SavePlayer {
+                key: "cat".into(),
+                room: "town:square".into(),
+                inventory: vec!["coin".into()],
+            },
             PeerMsg::Tell {
                 from: sid(3, 3, 3),
                 from_name: "bob".into(),
@@ -1147,6 +1409,7 @@ mod tests {
         Envelope {
             source_host: 255,
             boot_epoch: u64::MAX,
+            dest_epoch: 3,
             seq: 1 << 40,
             messages,
         }
@@ -1215,11 +1478,12 @@ mod tests {
         let env = Envelope {
             source_host: 0,
             boot_epoch: 0,
+            dest_epoch: 3,
             seq: 0,
             messages: Vec::new(),
         };
         let bytes = encoded(&env);
-        assert_eq!(bytes, [WIRE_VERSION, 0, 0, 0, 0]);
+        assert_eq!(bytes, [WIRE_VERSION, 0, 0, 3, 0, 0]);
         assert_eq!(decode(&bytes), Ok(env));
     }
 
@@ -1229,6 +1493,7 @@ mod tests {
         let env = Envelope {
             source_host: 1,
             boot_epoch: 1_700_000_000_000,
+            dest_epoch: 3,
             seq: 12_345,
             messages: vec![Addressed {
                 to: Dest::Shard(3),
@@ -1246,8 +1511,8 @@ mod tests {
         .len();
         assert_eq!(
             header,
-            1 + 1 + 6 + 2 + 1,
-            "version, host, epoch, seq, count"
+            1 + 1 + 6 + 1 + 2 + 1,
+            "version, host, epoch, destination epoch, seq, count"
         );
         // Destination 2, tag 1, session 8, length 2, done 1.
         assert_eq!(encoded(&env).len(), header + 14 + 300);
@@ -1258,6 +1523,7 @@ mod tests {
         let env = Envelope {
             source_host: 0,
             boot_epoch: 0,
+            dest_epoch: 3,
             seq: 0,
             messages: vec![Addressed {
                 to: Dest::AllShards,
@@ -1339,7 +1605,16 @@ mod tests {
     /// The bytes of an envelope with one `Frame` whose length field claims
     /// `len` bytes, followed by only a few.
     fn claiming_frame(len: u64) -> Vec<u8> {
-        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 1, tag::DEST_ALL_SHARDS, tag::FRAME];
+        let mut bytes = vec![
+            WIRE_VERSION,
+            0,
+            0,
+            0,
+            0,
+            1,
+            tag::DEST_ALL_SHARDS,
+            tag::FRAME,
+        ];
         put_sid(&mut bytes, sid(0, 0, 0));
         put_varint(&mut bytes, len);
         bytes.extend_from_slice(b"just a few bytes");
@@ -1359,7 +1634,7 @@ mod tests {
 
     #[test]
     fn a_count_the_bytes_cannot_hold_is_refused_without_allocating_it() {
-        let mut bytes = vec![WIRE_VERSION, 0, 0, 0];
+        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 0];
         put_varint(&mut bytes, MESSAGES_PER_ENVELOPE_MAX as u64);
         bytes.extend_from_slice(&[tag::DEST_ALL_SHARDS, tag::BROADCAST, 0, 0]);
         assert_eq!(
@@ -1369,7 +1644,7 @@ mod tests {
             })
         );
 
-        let mut bytes = vec![WIRE_VERSION, 0, 0, 0];
+        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 0];
         put_varint(&mut bytes, u64::MAX);
         assert!(matches!(
             decode(&bytes),
@@ -1414,7 +1689,7 @@ mod tests {
 
     /// An envelope of one message to shard 0, from its encoded fields.
     fn one_message(msg: &[u8]) -> Vec<u8> {
-        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 1, tag::DEST_SHARD, 0];
+        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 0, 1, tag::DEST_SHARD, 0];
         bytes.extend_from_slice(msg);
         bytes
     }
@@ -1486,7 +1761,7 @@ mod tests {
         );
 
         let mut to_shard_256 = one_message(&[]);
-        to_shard_256.truncate(6);
+        to_shard_256.truncate(7);
         put_varint(&mut to_shard_256, SHARDS_PER_HOST_MAX as u64);
         to_shard_256.extend_from_slice(&[tag::BROADCAST, 0, 0]);
         assert!(matches!(
@@ -1499,7 +1774,7 @@ mod tests {
 
         let mut from_host_256 = vec![WIRE_VERSION];
         put_varint(&mut from_host_256, HOSTS_MAX as u64);
-        from_host_256.extend_from_slice(&[0, 0, 0]);
+        from_host_256.extend_from_slice(&[0, 0, 0, 0]);
         assert!(matches!(
             decode(&from_host_256),
             Err(WireError::OutOfRange {

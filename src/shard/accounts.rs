@@ -66,6 +66,8 @@ pub enum AccountError {
     Busy,
     /// The hasher or the store failed or is stopping.
     Unavailable,
+    /// The account is kept by another host, which cannot be reached now.
+    HomeUnreachable,
 }
 
 impl AccountError {
@@ -79,6 +81,7 @@ impl AccountError {
             AccountError::RateLimited { .. } => "rate_limited",
             AccountError::Busy => "busy",
             AccountError::Unavailable => "unavailable",
+            AccountError::HomeUnreachable => "unreachable",
         }
     }
 
@@ -91,7 +94,7 @@ impl AccountError {
             | AccountError::NameTaken { .. } => 400,
             AccountError::BadCredentials => 401,
             AccountError::RateLimited { .. } => 429,
-            AccountError::Busy | AccountError::Unavailable => 503,
+            AccountError::Busy | AccountError::Unavailable | AccountError::HomeUnreachable => 503,
         }
     }
 }
@@ -120,6 +123,9 @@ impl fmt::Display for AccountError {
             ),
             AccountError::Busy => f.write_str("The server is busy; try again in a moment."),
             AccountError::Unavailable => f.write_str("Accounts are unavailable; try again."),
+            AccountError::HomeUnreachable => f.write_str(
+                "The host that keeps this account cannot be reached; try again shortly.",
+            ),
         }
     }
 }
@@ -145,6 +151,9 @@ pub struct NewAccount {
     key: String,
     password: String,
     ip: IpAddr,
+    /// The room its player starts in, when not this host's start room (an
+    /// account created here for a player who registered on another host).
+    start: Option<String>,
 }
 
 impl NewAccount {
@@ -156,6 +165,13 @@ impl NewAccount {
     /// The name's key (lower case): what the directory and the store match.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// The same account, its player starting in room `start` (an id of the
+    /// world; an unknown one falls back to the start room at login).
+    pub fn starting_in(mut self, start: &str) -> NewAccount {
+        self.start = Some(start.to_owned());
+        self
     }
 }
 
@@ -218,6 +234,7 @@ impl Shard {
             key,
             password,
             ip,
+            start: None,
         })
     }
 
@@ -228,6 +245,10 @@ impl Shard {
         mut new: NewAccount,
         then: impl FnOnce(&mut Shard, Result<AccountRecord, AccountError>) + Send + 'static,
     ) {
+        if self.account_elsewhere(&new.key).is_some() {
+            let password = std::mem::take(&mut new.password);
+            return self.create_at_home(&new.key, &new.name, password, new.ip, Box::new(then));
+        }
         let held = Held::new(Box::new(then));
         let password = std::mem::take(&mut new.password);
         let reply = {
@@ -280,6 +301,9 @@ impl Shard {
         if let Err(e) = self.admit_attempt(&key, ip) {
             return then(self, Err(e));
         }
+        if self.account_elsewhere(&key).is_some() {
+            return self.check_password_at_home(&key, name, password, ip, Box::new(then));
+        }
         let attempt = Attempt { key, password, ip };
         let key = attempt.key.clone();
         let then: AccountAnswer = Box::new(then);
@@ -301,7 +325,10 @@ impl Shard {
                 return then(self, Err(AccountError::Unavailable));
             }
         };
-        let start = self.world.room(self.world.start).id.clone();
+        let start = match &new.start {
+            Some(start) => start.clone(),
+            None => self.world.room(self.world.start).id.clone(),
+        };
         let name = new.name.clone();
         let reply = self
             .reply_here(move |sh, committed| sh.on_new_account_committed(&new, committed, then));

@@ -81,7 +81,7 @@ impl Shard {
                 name_key,
                 room_id,
                 inventory,
-            } => self.store.save_player_owned(name_key, room_id, inventory),
+            } => self.save_player_anywhere(name_key, room_id, inventory),
             Effect::SaveRoomItems { room_id, items } => {
                 self.store.save_room_items_owned(room_id, items)
             }

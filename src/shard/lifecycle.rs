@@ -126,6 +126,7 @@ impl Shard {
         self.store.pump();
         self.expire_remote_waits();
         self.sweep_transfers();
+        self.expire_account_asks();
         let now = self.now_ms();
         let limits = &self.config.limits;
         let (login_ms, idle_ms, missed_max, bytes_max, grace_ms) = (

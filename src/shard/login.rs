@@ -37,7 +37,7 @@ use super::session::Phase;
 use super::{SessionId, Shard, ShardAddr};
 use crate::protocol::names::name_key;
 use crate::protocol::{close, encode};
-use crate::store::{AccountRecord, Reply, StoreError};
+use crate::store::{AccountRecord, Reply};
 use crate::world::RoomIdx;
 
 /// What an account login or registration is waiting for.
@@ -205,8 +205,9 @@ impl Shard {
                 }
                 self.logins.insert(sid, Login::AccountLoad);
                 let key = self.key_of(sid);
-                let reply = self.reply_here(move |sh, result| sh.on_account_loaded(sid, result));
-                self.store.load_account(&key, reply);
+                let then =
+                    Box::new(move |sh: &mut Shard, result| sh.on_account_loaded(sid, result));
+                self.load_account_anywhere(&key, then);
             }
             Some(other) => {
                 self.logins.insert(sid, other);
@@ -247,18 +248,14 @@ impl Shard {
 
     /// The account's room and inventory (a verified login), or whether a
     /// guest's chosen name has an account.
-    fn on_account_loaded(
-        &mut self,
-        sid: SessionId,
-        result: Result<Option<AccountRecord>, StoreError>,
-    ) {
+    fn on_account_loaded(&mut self, sid: SessionId, result: Result<Option<AccountRecord>, String>) {
         let Some(login) = self.resume_login(sid) else {
             return;
         };
         let record = match result {
             Ok(record) => record,
             Err(e) => {
-                tracing::error!(error = %e, "login: the store failed");
+                tracing::error!(error = %e, "login: the account could not be read");
                 return self.fail_login(sid, "unavailable", "Could not log in; try again.");
             }
         };
@@ -283,8 +280,8 @@ impl Shard {
     pub(super) fn check_guest_name(&mut self, sid: SessionId) {
         self.logins.insert(sid, Login::GuestCheck);
         let key = self.key_of(sid);
-        let reply = self.reply_here(move |sh, result| sh.on_account_loaded(sid, result));
-        self.store.load_account(&key, reply);
+        let then = Box::new(move |sh: &mut Shard, result| sh.on_account_loaded(sid, result));
+        self.load_account_anywhere(&key, then);
     }
 
     /// The account is ours: its body enters its last room with what it carried.

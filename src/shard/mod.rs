@@ -12,6 +12,7 @@ pub mod effects;
 pub mod gather;
 pub mod handoff;
 pub mod history;
+pub mod home;
 pub mod lifecycle;
 pub mod login;
 pub mod mailbox;
@@ -110,6 +111,8 @@ pub struct Shard {
     remote_waits: HashMap<SessionId, (Instant, Option<crate::protocol::MsgId>)>,
     /// Bodies handed to another host, frozen until it acknowledges them.
     transfers: HashMap<SessionId, handoff::Transfer>,
+    /// Account questions asked of other hosts, waiting for their answers.
+    asks: home::Asks,
 }
 
 impl Shard {
@@ -162,6 +165,7 @@ impl Shard {
             peers: Arc::new(Vec::new()),
             remote_waits: HashMap::new(),
             transfers: HashMap::new(),
+            asks: home::Asks::default(),
         }
     }
 
@@ -291,6 +295,15 @@ impl Shard {
             Msg::Handover(handover) => self.on_handover(*handover),
             Msg::LinkDead { sid, dead } => self.play(|owner, fx| owner.link_dead(fx, sid, dead)),
             Msg::Peers { live, turned } => self.on_peers(live, turned),
+            Msg::AccountAsk { ask, from, key, op } => self.on_account_ask(ask, from, &key, op),
+            Msg::AccountReply { ask, result } => self.on_account_reply(ask, result),
+            Msg::SavePlayer {
+                key,
+                room,
+                inventory,
+            } => self
+                .store
+                .save_player_owned(key.into(), room.into(), inventory),
             Msg::Shutdown => self.begin_shutdown(),
         }
     }

@@ -170,6 +170,26 @@ pub enum Msg {
         dead: bool,
     },
 
+    // --- accounts on their home host (see `shard::home`) ---
+    /// To the home host of `key`: an account question from `from`.
+    AccountAsk {
+        ask: u64,
+        from: ShardAddr,
+        key: Box<str>,
+        op: crate::game::wire::AccountOp,
+    },
+    /// The home host's answer to ask `ask`.
+    AccountReply {
+        ask: u64,
+        result: crate::game::wire::AccountResult,
+    },
+    /// A registered player's room and inventory, for the home host's store.
+    SavePlayer {
+        key: Box<str>,
+        room: Box<str>,
+        inventory: Vec<String>,
+    },
+
     // --- from the bridge ---
     /// The other hosts as their heartbeats show them (for `who`), and those
     /// that joined, died or restarted since the last time: their players
@@ -213,6 +233,9 @@ impl Msg {
             Msg::Handover(_) => "handover",
             Msg::LinkDead { .. } => "link_dead",
             Msg::Peers { .. } => "peers",
+            Msg::AccountAsk { .. } => "account_ask",
+            Msg::AccountReply { .. } => "account_reply",
+            Msg::SavePlayer { .. } => "save_player",
             Msg::Shutdown => "shutdown",
         }
     }

@@ -86,6 +86,17 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
         Msg::ResumeLookup { key, asker } => one(PeerMsg::ResumeLookup { key, asker }),
         Msg::ResumeTarget { asker, holder } => one(PeerMsg::ResumeTarget { asker, holder }),
         Msg::LinkDead { sid, dead } => one(PeerMsg::LinkDead { sid, dead }),
+        Msg::AccountAsk { ask, from, key, op } => one(PeerMsg::AccountAsk { ask, from, key, op }),
+        Msg::AccountReply { ask, result } => one(PeerMsg::AccountReply { ask, result }),
+        Msg::SavePlayer {
+            key,
+            room,
+            inventory,
+        } => one(PeerMsg::SavePlayer {
+            key,
+            room,
+            inventory,
+        }),
         other => Err(other),
     }
 }
@@ -175,6 +186,22 @@ fn place(a: Addressed, placement: &Placement, me: u16, shards: u16) -> Option<(u
         PeerMsg::ResumeLookup { key, asker } => (keeper(&key), Msg::ResumeLookup { key, asker }),
         PeerMsg::ResumeTarget { asker, holder } => (named, Msg::ResumeTarget { asker, holder }),
         PeerMsg::LinkDead { sid, dead } => (named, Msg::LinkDead { sid, dead }),
+        PeerMsg::AccountAsk { ask, from, key, op } => {
+            (keeper(&key), Msg::AccountAsk { ask, from, key, op })
+        }
+        PeerMsg::AccountReply { ask, result } => (named, Msg::AccountReply { ask, result }),
+        PeerMsg::SavePlayer {
+            key,
+            room,
+            inventory,
+        } => (
+            keeper(&key),
+            Msg::SavePlayer {
+                key,
+                room,
+                inventory,
+            },
+        ),
     })
 }
 
