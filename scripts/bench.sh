@@ -18,7 +18,9 @@ usage: scripts/bench.sh [--quick] [--only SCENARIO[,SCENARIO…]] [--out FILE]
   --quick        smoke run: small counts and seconds-long windows ([quick] of
                  each scenario file); about 2–3 minutes after the build
   --only S       run only these scenarios (idle, chat, rtt, walk, churn);
-                 may be repeated
+                 may be repeated. `--only cluster` alone runs the cross-host
+                 benchmark (scripts/bench-cluster.sh: Redis and two hosts
+                 per server kind) with its own report
   --out FILE     write the report here instead of
                  bench/reports/<date>-<host>[-split][-quick].md
   --shards N     mudshard shards (default: online cores)
@@ -150,12 +152,23 @@ if [[ -n $SERVER_CPUS ]]; then
 fi
 command -v ss >/dev/null || die "ss (iproute2) is needed to check that no other process shares a server's port"
 
+# The cross-host scenario needs Redis and two hosts per server kind: its own
+# script runs it (and writes its own report).
+if [[ ${#ONLY[@]} -eq 1 && ${ONLY[0]} == cluster ]]; then
+    args=()
+    [[ $MODE == quick ]] && args+=(--quick)
+    [[ $BUILD -eq 0 ]] && args+=(--no-build)
+    [[ -n $OUT ]] && args+=(--out "$OUT")
+    exec "$ROOT/scripts/bench-cluster.sh" "${args[@]}"
+fi
+
 SCENARIOS=()
 if [[ ${#ONLY[@]} -gt 0 ]]; then
     for name in "${ONLY[@]}"; do
         [[ -f $SCENARIO_DIR/$name.toml ]] || die "no scenario '$name' (have: $(cd "$SCENARIO_DIR" && ls -- *.toml | sed 's/\.toml$//' | tr '\n' ' '))"
         # The baseline has no resume: soak is run by hand (README, "Soak").
         [[ $name != soak ]] || die "soak is not part of the suite: run it by hand (README, \"Soak\")"
+        [[ $name != cluster ]] || die "cluster runs alone: scripts/bench.sh --only cluster (scripts/bench-cluster.sh)"
         SCENARIOS+=("$name")
     done
 else

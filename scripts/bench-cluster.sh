@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# The cross-host benchmark (issue 10): loadgen's `cluster` scenario
+# (bench/scenarios/cluster.toml) against two mudshard hosts bridged by Redis,
+# then against two baseline processes bridged the ordinary way (a channel per
+# room, one PUBLISH per event), one after the other on this machine, climbing
+# the scenario's ladder of rates until a step is not held. Each step runs on
+# a fresh redis-server (own port, no persistence) and fresh hosts, all on
+# loopback; everything is stopped by pid on exit.
+#
+# Beside loadgen's figures it reports Redis's CPU per delivered cross-host
+# message (from /proc/<redis pid>/stat around the loadgen run) and the
+# batching factor (messages per PUBLISH: mudshard's bridge counters; the
+# baseline sends one message per PUBLISH by design, and Redis's own
+# cmdstat_publish count is shown for both).
+#
+#   scripts/bench-cluster.sh [--quick] [--no-build] [--out FILE]
+#
+# `scripts/bench.sh --only cluster` runs this.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MODE=full
+BUILD=1
+OUT=""
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --quick) MODE=quick ;;
+    --no-build) BUILD=0 ;;
+    --out)
+        OUT=$2
+        shift
+        ;;
+    *)
+        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+    esac
+    shift
+done
+command -v redis-server >/dev/null || {
+    echo "bench-cluster.sh: redis-server is missing; install it with: apt-get install -y redis-server" >&2
+    exit 1
+}
+BIN=$ROOT/target/release
+if [[ $BUILD -eq 1 ]]; then
+    (cd "$ROOT" && cargo build --release --locked --workspace --bins)
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RUN_DIR=$ROOT/bench/reports/tmp/$STAMP-cluster-$MODE
+mkdir -p "$RUN_DIR"
+[[ -n $OUT ]] || OUT=$ROOT/bench/reports/$(date +%F)-$(hostname -s 2>/dev/null || hostname)-cluster$([[ $MODE == quick ]] && echo -quick).md
+SCENARIO=$ROOT/bench/scenarios/cluster.toml
+COMMANDS=$RUN_DIR/commands.txt
+: >"$COMMANDS"
+PIDS=()
+
+stop_all() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+}
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_line() { # file pattern seconds
+    local deadline=$((SECONDS + $3))
+    until grep -q "$2" "$1" 2>/dev/null; do
+        [[ $SECONDS -lt $deadline ]] || {
+            echo "bench-cluster.sh: no '$2' in $1 after $3 s:" >&2
+            sed 's/^/    /' "$1" >&2
+            return 1
+        }
+        sleep 0.1
+    done
+}
+
+cpu_ticks() { # pid → utime+stime in clock ticks
+    sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+redis_publishes() { # port
+    redis-cli -p "$1" info commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p' | tr -d '\r' | grep . || echo 0
+}
+
+read -r PLAYERS ROOMS WARMUP DURATION RAMP SOURCES GRID LADDER P99_MAX <<<"$(python3 - "$SCENARIO" "$MODE" <<'PY'
+import sys, tomllib
+s = tomllib.load(open(sys.argv[1], "rb"))[sys.argv[2]]
+print(s["players"], s["rooms"], s["warmup"], s["duration"], s.get("ramp_rate", 1000),
+      s.get("source_ips", 1), s.get("grid", "100x100"), ",".join(map(str, sorted(set(s["ladder"]) | {s["rate"]}))),
+      s.get("ladder_p99_ms_max", 100))
+PY
+)"
+IFS=, read -r -a RATES <<<"$LADDER"
+RESULTS=$RUN_DIR/results.tsv
+: >"$RESULTS"
+
+# start_hosts KIND REDIS_PORT → sets ADDRS, HOST_PIDS
+start_hosts() {
+    local kind=$1 rport=$2 h port log
+    ADDRS=()
+    HOST_PIDS=()
+    for h in a b; do
+        port=$(free_port)
+        log=$RUN_DIR/$TAG.$h.log
+        if [[ $kind == mudshard ]]; then
+            cat >"$RUN_DIR/$TAG.$h.toml" <<EOF
+[server]
+host_id = "$h"
+listen = "127.0.0.1:$port"
+shards = 1
+data_dir = "$RUN_DIR/data-$TAG-$h"
+redis = "redis://127.0.0.1:$rport"
+[world]
+generated = "grid:$GRID"
+[game]
+ambient_interval_ms = 0
+[limits]
+connections_per_ip_max = 65536
+[cluster]
+hosts = [{ id = "a", zones = ["grid"] }, { id = "b", zones = [] }]
+token_secret = "a benchmark's throwaway token secret"
+EOF
+            cmd=("$BIN/mudshard" --config "$RUN_DIR/$TAG.$h.toml")
+        else
+            cmd=("$BIN/baseline" --listen "127.0.0.1:$port" --world "grid:$GRID" --redis "redis://127.0.0.1:$rport" --host-id "$h")
+        fi
+        echo "${cmd[*]} &" | sed "s|$ROOT/||g" >>"$COMMANDS"
+        "${cmd[@]}" >"$log" 2>&1 &
+        PIDS+=($!)
+        HOST_PIDS+=($!)
+        ADDRS+=("127.0.0.1:$port")
+    done
+    for h in a b; do
+        wait_line "$RUN_DIR/$TAG.$h.log" '^listening on' 20
+    done
+    if [[ $kind == mudshard ]]; then
+        local deadline=$((SECONDS + 15)) addr
+        for addr in "${ADDRS[@]}"; do
+            until curl -s --max-time 1 "http://$addr/healthz" | grep -q '"state":"up","hosts":\["[ab]"\]'; do
+                [[ $SECONDS -lt $deadline ]] || {
+                    echo "bench-cluster.sh: the bridge of $addr is not up" >&2
+                    return 1
+                }
+                sleep 0.2
+            done
+        done
+    fi
+}
+
+bridge_counters() { # addr… → "publishes messages" summed
+    local addr p=0 m=0 a b
+    for addr in "$@"; do
+        a=$(curl -s --max-time 2 "http://$addr/metrics" | sed -n 's/^mudshard_bridge_publishes_total \([0-9]*\)$/\1/p')
+        b=$(curl -s --max-time 2 "http://$addr/metrics" | sed -n 's/^mudshard_bridge_messages_published_total \([0-9]*\)$/\1/p')
+        p=$((p + ${a:-0}))
+        m=$((m + ${b:-0}))
+    done
+    echo "$p $m"
+}
+
+for kind in mudshard baseline; do
+    for rate in "${RATES[@]}"; do
+        TAG=$kind@$rate
+        echo "bench-cluster.sh: $kind at $rate says/s"
+        rport=$(free_port)
+        redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$RUN_DIR/$TAG.redis.log" 2>&1 &
+        rpid=$!
+        PIDS+=($rpid)
+        wait_line "$RUN_DIR/$TAG.redis.log" 'Ready to accept connections' 10
+        echo "redis-server --port $rport --bind 127.0.0.1 --save '' --appendonly no &" >>"$COMMANDS"
+        start_hosts "$kind" "$rport"
+        read -r pub0 msg0 <<<"$( [[ $kind == mudshard ]] && bridge_counters "${ADDRS[@]}" || echo "0 0")"
+        rcpu0=$(cpu_ticks "$rpid")
+        rpub0=$(redis_publishes "$rport")
+        json=$RUN_DIR/$TAG.json
+        lg=("$BIN/loadgen" cluster --target "${ADDRS[0]}" --target "${ADDRS[1]}"
+            --players "$PLAYERS" --rooms "$ROOMS" --rate "$rate" --ramp-rate "$RAMP"
+            --warmup "$WARMUP" --duration "$DURATION" --source-ips "$SOURCES"
+            --grid-width "${GRID%x*}" --grid-height "${GRID#*x}"
+            --server-pid "${HOST_PIDS[0]}" --server-pid "${HOST_PIDS[1]}"
+            --json "$json" --chart "$RUN_DIR/$TAG.svg" --quiet)
+        echo "${lg[*]}" | sed "s|$ROOT/||g; s|--server-pid [0-9]*|--server-pid \$PID|g" >>"$COMMANDS"
+        rc=0
+        timeout -k 10 $((WARMUP + DURATION + 120)) "${lg[@]}" >"$RUN_DIR/$TAG.txt" 2>&1 || rc=$?
+        rcpu1=$(cpu_ticks "$rpid")
+        rpub1=$(redis_publishes "$rport")
+        read -r pub1 msg1 <<<"$( [[ $kind == mudshard ]] && bridge_counters "${ADDRS[@]}" || echo "0 0")"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$rate" "$rc" "$json" \
+            "$((rcpu1 - rcpu0))" "$((rpub1 - rpub0))" "$((pub1 - pub0))" "$((msg1 - msg0))" >>"$RESULTS"
+        stop_all
+        held=$(python3 - "$json" "$P99_MAX" <<'PY' || true
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    print("no"); sys.exit()
+x = r["latency_us"]["delivery_cross_host"]
+c = r["cluster"]["cross_host"]
+ok = r.get("ok") and r["rate"]["held"] and x["count"] > 0 and c["missing"] == 0 \
+    and x["p99_us"] <= float(sys.argv[2]) * 1000
+print("yes" if ok else "no")
+PY
+)
+        if [[ $held != yes ]]; then
+            echo "bench-cluster.sh:     not held at $rate says/s; $kind stops climbing"
+            break
+        fi
+        sleep 2
+    done
+done
+
+python3 - "$RESULTS" "$SCENARIO" "$MODE" "$COMMANDS" "$OUT" "$(getconf CLK_TCK)" "$P99_MAX" <<'PY'
+import json, sys, tomllib, subprocess, datetime, os
+results, scenario, mode, commands, out, clk, p99_max = sys.argv[1:8]
+clk = int(clk); p99_max = float(p99_max)
+sec = tomllib.load(open(scenario, "rb"))[mode]
+rows = []
+for line in open(results):
+    kind, rate, rc, path, rticks, rpub, pubs, msgs = line.rstrip("\n").split("\t")
+    try:
+        r = json.load(open(path))
+    except (OSError, ValueError):
+        rows.append((kind, int(rate), None, rc, 0, 0, 0, 0)); continue
+    rows.append((kind, int(rate), r, rc, int(rticks), int(rpub), int(pubs), int(msgs)))
+
+def held(r):
+    x = r["latency_us"]["delivery_cross_host"]; c = r["cluster"]["cross_host"]
+    return bool(r.get("ok") and r["rate"]["held"] and x["count"] > 0 and c["missing"] == 0 and x["p99_us"] <= p99_max * 1000)
+
+lines = []
+w = lines.append
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+w(f"# Cross-host benchmark ({mode}): mudshard vs the bridged baseline\n")
+model = next((l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines() if l.startswith("Model name:")), "?")
+kernel = subprocess.run(["uname", "-sr"], capture_output=True, text=True).stdout.strip()
+now = datetime.datetime.now(datetime.timezone.utc)
+w(f"Run {now:%Y-%m-%d %H:%M UTC}, commit {commit}, {os.cpu_count()} CPUs ({model}), {kernel}. "
+  "Both hosts, Redis and loadgen share every core (no pinning).\n")
+w(f"Scenario `cluster` ({mode}): {sec['players']} players in {sec['rooms']} rooms whose members span both hosts; "
+  "talkers on host a say at the rate; listeners on both. Each step on a fresh redis-server and fresh hosts. "
+  "mudshard: one shard per host, grid world owned by host a (host b's players are remote viewers). "
+  "Baseline: `bench/baseline --redis`, a channel per room, one PUBLISH per event.\n")
+w("| server | says/s | cross-host deliveries/s | missing | cross-host p50 / p99 / max (ms) | same-host p99 (ms) | held | server CPU µs/msg | Redis CPU µs per cross-host delivery | messages per PUBLISH | Redis PUBLISH calls |")
+w("|---|---|---|---|---|---|---|---|---|---|---|")
+best = {}
+for kind, rate, r, rc, rticks, rpub, pubs, msgs in rows:
+    if r is None:
+        w(f"| {kind} | {rate} | — | — | — | — | no (loadgen exit {rc}) | — | — | — | — |"); continue
+    x = r["latency_us"]["delivery_cross_host"]; s = r["latency_us"]["delivery_same_host"]
+    c = r["cluster"]["cross_host"]
+    per_s = c.get("received_per_s", 0.0)
+    span = float(sec["warmup"]) + float(sec["duration"])
+    cross_total = max(per_s * span, 1.0)
+    redis_us = rticks * 1e6 / clk / cross_total
+    batching = f"{msgs / pubs:.1f}" if kind == "mudshard" and pubs else "1 (by design)"
+    cpu = r.get("server", {}).get("cpu_us_per_msg")
+    h = held(r)
+    if h:
+        best[kind] = max(best.get(kind, 0), per_s)
+    w(f"| {kind} | {rate} | {per_s:,.0f} | {c['missing']} | {x['p50_us']/1000:.2f} / {x['p99_us']/1000:.2f} / {x['max_us']/1000:.2f} | "
+      f"{s['p99_us']/1000:.2f} | {'yes' if h else 'no'} | {cpu if cpu is None else f'{cpu:.1f}'} | {redis_us:.2f} | {batching} | {rpub:,} |")
+w("")
+w("## Targets (issue 10)\n")
+w("| target | mudshard | baseline | reached |")
+w("|---|---|---|---|")
+target_rate = sec.get("rate")
+mr = next((r for k, rate, r, *_ in rows if k == "mudshard" and rate == target_rate and r), None)
+br = next((r for k, rate, r, *_ in rows if k == "baseline" and rate == target_rate and r), None)
+if mr:
+    p99 = mr["latency_us"]["delivery_cross_host"]["p99_us"] / 1000
+    bp = f"{br['latency_us']['delivery_cross_host']['p99_us']/1000:.2f} ms" if br else "—"
+    w(f"| cross-host say p99 ≤ 2 ms at {target_rate * 5:,} cross-host deliveries/s | {p99:.2f} ms | {bp} | {'reached' if p99 <= 2 else 'not reached'} |")
+bm, bb = best.get("mudshard", 0), best.get("baseline", 0)
+ratio = bm / bb if bb else float("inf") if bm else 0
+w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× the baseline's | {bm:,.0f}/s | {bb:,.0f}/s | "
+  f"{ratio:.2f}× — {'reached' if ratio >= 4 else 'not reached'} |")
+top = max((rate for k, rate, *_ in rows), default=0)
+w(f"\nThe ladder stops at {top} says/s (the scenario's top step); a server that held the top step may hold more.\n")
+w("## Commands\n")
+w("```")
+w(open(commands).read().rstrip())
+w("```")
+open(out, "w").write("\n".join(lines) + "\n")
+print(f"bench-cluster.sh: report written to {out}")
+PY
