@@ -250,6 +250,17 @@ def held(r):
 
 lines = []
 w = lines.append
+
+
+def finish():
+    """The commands, then the report written out; the script ends here."""
+    w("## Commands\n")
+    w("```")
+    w(open(commands).read().rstrip())
+    w("```")
+    open(out, "w").write("\n".join(lines) + "\n")
+    print(f"bench-cluster.sh: report written to {out}")
+    sys.exit(0)
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 w(f"# Cross-host benchmark ({mode}): mudshard vs the bridged baseline\n")
 model = next((l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines() if l.startswith("Model name:")), "?")
@@ -287,13 +298,7 @@ if mode == "throughput":
     w(f"Highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms in this run: mudshard {bm:,.0f}/s, "
       f"baseline {bb:,.0f}/s. This run only extends the ladder of the `[full]` run (where the issue's "
       "targets are judged): compare with the baseline's highest held rate there, measured in the same sitting.\n")
-    w("## Commands\n")
-    w("```")
-    w(open(commands).read().rstrip())
-    w("```")
-    open(out, "w").write("\n".join(lines) + "\n")
-    print(f"bench-cluster.sh: report written to {out}")
-    sys.exit(0)
+    finish()
 w("## Targets (issue 10)\n")
 w("| target | mudshard | baseline | reached |")
 w("|---|---|---|---|")
@@ -310,10 +315,5 @@ w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× 
   f"{ratio:.2f}× — {'reached' if ratio >= 4 else 'not reached'} |")
 top = max((rate for k, rate, *_ in rows), default=0)
 w(f"\nThe ladder stops at {top} says/s (the scenario's top step); a server that held the top step may hold more.\n")
-w("## Commands\n")
-w("```")
-w(open(commands).read().rstrip())
-w("```")
-open(out, "w").write("\n".join(lines) + "\n")
-print(f"bench-cluster.sh: report written to {out}")
+finish()
 PY

@@ -247,7 +247,15 @@ impl Shard {
     ) {
         if self.account_elsewhere(&new.key).is_some() {
             let password = std::mem::take(&mut new.password);
-            return self.create_at_home(&new.key, &new.name, password, new.ip, Box::new(then));
+            let (key, name, ip) = (new.key.clone(), new.name.clone(), new.ip);
+            return self.ask_home_for_account(
+                super::home::Purpose::Register,
+                &key,
+                &name,
+                password,
+                ip,
+                Box::new(then),
+            );
         }
         let held = Held::new(Box::new(then));
         let password = std::mem::take(&mut new.password);
@@ -302,7 +310,14 @@ impl Shard {
             return then(self, Err(e));
         }
         if self.account_elsewhere(&key).is_some() {
-            return self.check_password_at_home(&key, name, password, ip, Box::new(then));
+            return self.ask_home_for_account(
+                super::home::Purpose::Login,
+                &key,
+                name,
+                password,
+                ip,
+                Box::new(then),
+            );
         }
         let attempt = Attempt { key, password, ip };
         let key = attempt.key.clone();

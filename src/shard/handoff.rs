@@ -137,11 +137,17 @@ impl Shard {
         if !self.transfers.contains_key(&sid) {
             return false;
         }
-        let frame = fail(
-            id.as_ref(),
-            "unreachable",
+        self.refuse(
+            sid,
+            id,
             "You are on your way to another host's land; a moment.",
         );
+        true
+    }
+
+    /// Answers the command of `sid` with `unreachable` and `text`.
+    fn refuse(&mut self, sid: SessionId, id: Option<MsgId>, text: &str) {
+        let frame = fail(id.as_ref(), "unreachable", text);
         self.router.post_to(
             sid.addr(),
             Msg::Frame {
@@ -150,7 +156,6 @@ impl Shard {
                 done: true,
             },
         );
-        true
     }
 
     /// A walk or `goto` into the land of a host that cannot be reached now
@@ -171,18 +176,10 @@ impl Shard {
         if self.reachable(host) {
             return false;
         }
-        let frame = fail(
-            id.as_ref(),
-            "unreachable",
+        self.refuse(
+            sid,
+            id,
             "That way lies the land of a host that cannot be reached now; try again shortly.",
-        );
-        self.router.post_to(
-            sid.addr(),
-            Msg::Frame {
-                sid,
-                frame,
-                done: true,
-            },
         );
         true
     }

@@ -32,6 +32,12 @@ type RecordThen = Box<dyn FnOnce(&mut Shard, Result<AccountRecord, AccountError>
 /// What runs when a lookup is answered (the error as text, for the log).
 pub type LoadThen = Box<dyn FnOnce(&mut Shard, Result<Option<AccountRecord>, String>) + Send>;
 
+/// What an account question to the home host is for.
+pub(super) enum Purpose {
+    Login,
+    Register,
+}
+
 enum Then {
     Record(RecordThen),
     Load(LoadThen),
@@ -128,37 +134,26 @@ impl Shard {
         }
     }
 
-    /// Checks a password on the home host of `key`.
-    pub(super) fn check_password_at_home(
+    /// Checks a password (`Purpose::Login`) or creates the account
+    /// (`Purpose::Register`) on the home host of `key`.
+    pub(super) fn ask_home_for_account(
         &mut self,
+        purpose: Purpose,
         key: &str,
         name: &str,
         password: String,
         ip: IpAddr,
         then: RecordThen,
     ) {
-        let op = AccountOp::Password {
-            name: name.into(),
-            password: password.into(),
-            ip: ip.to_string().into(),
-        };
-        self.ask_home(key, op, Then::Record(then));
-    }
-
-    /// Creates an account on the home host of `key`.
-    pub(super) fn create_at_home(
-        &mut self,
-        key: &str,
-        name: &str,
-        password: String,
-        ip: IpAddr,
-        then: RecordThen,
-    ) {
-        let op = AccountOp::Register {
-            name: name.into(),
-            password: password.into(),
-            ip: ip.to_string().into(),
-            start: self.world.room(self.world.start).id.as_str().into(),
+        let (name, password, ip) = (name.into(), password.into(), ip.to_string().into());
+        let op = match purpose {
+            Purpose::Login => AccountOp::Password { name, password, ip },
+            Purpose::Register => AccountOp::Register {
+                name,
+                password,
+                ip,
+                start: self.world.room(self.world.start).id.as_str().into(),
+            },
         };
         self.ask_home(key, op, Then::Record(then));
     }
