@@ -16,6 +16,12 @@ use crate::protocol::close;
 /// each way per interval, and a quiet session's history is let go within it.
 const HISTORY_ACK_INTERVAL_MS: u64 = 5_000;
 
+/// A session that was sent nothing new for a whole sweep interval is asked
+/// sooner: once this long has passed since it was last asked. (A quiet ask
+/// needs a new frame and then a quiet interval, so it comes at most once
+/// per two sweeps.)
+const QUIET_ACK_MS: u64 = 1_000;
+
 impl Shard {
     /// A new upgraded connection, accepted at `accepted` (its login
     /// deadline runs from then). Returns its slot and generation.
@@ -163,8 +169,16 @@ impl Shard {
                 }
                 continue;
             }
+            let quiet = !std::mem::take(&mut session.queued_since_sweep);
+            if quiet {
+                session.let_go_of_burst_buffers();
+            }
+            // Asked every interval while frames keep coming, and as soon as
+            // they stop: a session sent one reply and then nothing (an idle
+            // player) holds it for a sweep interval or two, not five.
+            let asked_ms = now.saturating_sub(session.acked_asked_ms);
             if !session.history.is_empty()
-                && now.saturating_sub(session.acked_asked_ms) >= HISTORY_ACK_INTERVAL_MS
+                && (asked_ms >= HISTORY_ACK_INTERVAL_MS || (quiet && asked_ms >= QUIET_ACK_MS))
             {
                 // The pong says how far the client has read: what it has
                 // read need not be held for a resume.
