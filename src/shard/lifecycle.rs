@@ -173,16 +173,18 @@ impl Shard {
             if quiet {
                 session.let_go_of_burst_buffers();
             }
-            // Asked every interval while frames keep coming, and as soon as
-            // they stop: a session sent one reply and then nothing (an idle
-            // player) holds it for a sweep interval or two, not five.
+            // Asked every interval while frames keep coming, and once as
+            // soon as they stop: a session sent one reply and then nothing
+            // (an idle player) holds it for a sweep interval or two, not
+            // five. A client that does not answer is asked again only at
+            // the interval.
             let asked_ms = now.saturating_sub(session.acked_asked_ms);
-            if !session.history.is_empty()
-                && (asked_ms >= HISTORY_ACK_INTERVAL_MS || (quiet && asked_ms >= QUIET_ACK_MS))
-            {
+            let quiet_ask = quiet && session.queued_since_ask && asked_ms >= QUIET_ACK_MS;
+            if !session.history.is_empty() && (asked_ms >= HISTORY_ACK_INTERVAL_MS || quiet_ask) {
                 // The pong says how far the client has read: what it has
                 // read need not be held for a resume.
                 session.acked_asked_ms = now;
+                session.queued_since_ask = false;
                 let seq = session.seq;
                 session.push(Out::Ping(seq), bytes_max);
             }

@@ -124,6 +124,10 @@ pub struct Session {
     /// clears it): a session without one for a whole sweep interval is
     /// quiet, and gives back what it holds only for bursts.
     pub queued_since_sweep: bool,
+    /// A frame of the sequence was queued since the sweep last asked for
+    /// an ack: a quiet session is asked early once per burst, not at every
+    /// sweep while its client does not answer.
+    pub queued_since_ask: bool,
     /// The unguessable token a guest resumes with (empty for accounts,
     /// which use their signed login token, and before `welcome`).
     pub resume_token: Box<str>,
@@ -206,6 +210,7 @@ impl Session {
             resume_token: Box::from(""),
             acked_asked_ms: now_ms,
             queued_since_sweep: false,
+            queued_since_ask: false,
             hold,
             conn_epoch: 0,
             resuming: None,
@@ -240,6 +245,7 @@ impl Session {
     pub fn push_seq(&mut self, body: Bytes, outbound_bytes_max: usize) -> bool {
         self.seq += 1;
         self.queued_since_sweep = true;
+        self.queued_since_ask = true;
         let seq = self.seq;
         self.push(Out::Seq(seq, body), outbound_bytes_max)
     }
