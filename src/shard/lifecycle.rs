@@ -11,17 +11,6 @@ use super::viewers::remove_viewer;
 use super::{SessionId, Shard, ShardAddr};
 use crate::protocol::close;
 
-/// How often a session holding frames for a resume is asked (by a ping
-/// whose pong echoes the seq) how far it has read: at most one small frame
-/// each way per interval, and a quiet session's history is let go within it.
-const HISTORY_ACK_INTERVAL_MS: u64 = 5_000;
-
-/// A session that was sent nothing new for a whole sweep interval is asked
-/// sooner: once this long has passed since it was last asked. (A quiet ask
-/// needs a new frame and then a quiet interval, so it comes at most once
-/// per two sweeps.)
-const QUIET_ACK_MS: u64 = 1_000;
-
 impl Shard {
     /// A new upgraded connection, accepted at `accepted` (its login
     /// deadline runs from then). Returns its slot and generation.
@@ -169,24 +158,8 @@ impl Shard {
                 }
                 continue;
             }
-            let quiet = !std::mem::take(&mut session.queued_since_sweep);
-            if quiet {
-                session.let_go_of_burst_buffers();
-            }
-            // Asked every interval while frames keep coming, and once as
-            // soon as they stop: a session sent one reply and then nothing
-            // (an idle player) holds it for a sweep interval or two, not
-            // five. A client that does not answer is asked again only at
-            // the interval.
-            let asked_ms = now.saturating_sub(session.acked_asked_ms);
-            let quiet_ask = quiet && session.queued_since_ask && asked_ms >= QUIET_ACK_MS;
-            if !session.history.is_empty() && (asked_ms >= HISTORY_ACK_INTERVAL_MS || quiet_ask) {
-                // The pong says how far the client has read: what it has
-                // read need not be held for a resume.
-                session.acked_asked_ms = now;
-                session.queued_since_ask = false;
-                let seq = session.seq;
-                session.push(Out::Ping(seq), bytes_max);
+            if let Some(ping) = session.sweep_history(now) {
+                session.push(ping, bytes_max);
             }
             let silent_ms = now.saturating_sub(session.heard_ms);
             if silent_ms < idle_ms || now.saturating_sub(session.pinged_ms) < idle_ms {

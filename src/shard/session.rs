@@ -62,6 +62,17 @@ pub const PING_PAYLOAD_BYTES: usize = 8;
 /// The seq of `welcome`, the first frame of every session's sequence.
 pub const WELCOME_SEQ: u64 = 1;
 
+/// How often a session holding frames for a resume is asked (by a ping
+/// whose pong echoes the seq) how far it has read, while frames keep
+/// coming: at most one small frame each way per interval.
+pub const HISTORY_ACK_INTERVAL_MS: u64 = 5_000;
+
+/// A session that was sent nothing new for a whole sweep interval is asked
+/// sooner, once per burst: once this long has passed since it was last
+/// asked. (A quiet ask needs a new frame and then a quiet interval, so it
+/// comes at most once per two sweeps.)
+pub const QUIET_ACK_MS: u64 = 1_000;
+
 /// Bytes a queued frame is charged beyond its body: header, seq prefix, bookkeeping.
 pub const FRAME_OVERHEAD_BYTES: usize = 32;
 
@@ -336,6 +347,31 @@ impl Session {
         Ok(replayed)
     }
 
+    /// The sweep's look at a playing session (once a second): a session
+    /// quiet since the last sweep gives back its burst buffers; one holding
+    /// frames for a resume is asked how far its client has read — every
+    /// `HISTORY_ACK_INTERVAL_MS` while frames keep coming, and once as soon
+    /// as they stop, so that an idle player's last reply is let go within a
+    /// sweep interval or two. Returns the ping to queue, if any.
+    pub fn sweep_history(&mut self, now_ms: u64) -> Option<Out> {
+        let quiet = !std::mem::take(&mut self.queued_since_sweep);
+        if quiet {
+            self.let_go_of_burst_buffers();
+        }
+        if self.history.is_empty() {
+            return None;
+        }
+        let asked_ms = now_ms.saturating_sub(self.acked_asked_ms);
+        let quiet_ask = quiet && self.queued_since_ask && asked_ms >= QUIET_ACK_MS;
+        if asked_ms < HISTORY_ACK_INTERVAL_MS && !quiet_ask {
+            return None;
+        }
+        self.acked_asked_ms = now_ms;
+        self.queued_since_ask = false;
+        // Every frame up to `seq` is queued ahead of this ping.
+        Some(Out::Ping(self.seq))
+    }
+
     /// The session was quiet for a sweep interval: the queues' memory,
     /// grown by the last burst and empty now, goes back (an idle session
     /// keeps no buffer; the next frame allocates a small one again).
@@ -588,6 +624,71 @@ mod tests {
         assert_eq!(s.out.capacity(), 0);
         assert_eq!(s.pending.capacity(), 0);
         assert_eq!(s.history.len(), 2, "the history is not a burst buffer");
+    }
+
+    /// Queues one frame of the sequence and writes it (kept for a resume).
+    fn send_one(s: &mut Session) {
+        s.push_seq(Bytes::from_static(b"x"), 1 << 20);
+        let written: Vec<Out> = s.out.drain(..).collect();
+        for out in &written {
+            s.written(out);
+        }
+    }
+
+    fn asked(s: &mut Session, now_ms: u64) -> Option<u64> {
+        match s.sweep_history(now_ms) {
+            Some(Out::Ping(seq)) => Some(seq),
+            Some(_) => panic!("the sweep queues only pings"),
+            None => None,
+        }
+    }
+
+    #[test]
+    fn an_idle_session_is_asked_for_its_ack_after_one_quiet_sweep_and_once() {
+        let mut s = playing(HistoryBounds::DEFAULT);
+        send_one(&mut s); // the welcome: never held
+        send_one(&mut s); // the reply that placed it
+        assert_eq!(s.history.len(), 1);
+        // The sweep right after the reply sees it was just sent.
+        assert_eq!(asked(&mut s, 1_000), None);
+        // The next one sees a quiet interval: asked, through the reply.
+        assert_eq!(asked(&mut s, 2_000), Some(2));
+        // A client that does not answer is not asked again at every sweep,
+        // only at the interval.
+        for now in [3_000, 4_000, 5_000, 6_000] {
+            assert_eq!(asked(&mut s, now), None, "{now}");
+        }
+        assert_eq!(asked(&mut s, 7_000), Some(2));
+        // Its answer lets the reply go, and nothing more is asked.
+        s.acked(&2u64.to_be_bytes());
+        assert!(s.history.is_empty());
+        assert_eq!(asked(&mut s, 20_000), None);
+    }
+
+    #[test]
+    fn a_session_sent_frames_at_every_sweep_is_asked_only_at_the_interval() {
+        let mut s = playing(HistoryBounds::DEFAULT);
+        send_one(&mut s);
+        let mut asks = Vec::new();
+        for second in 1..=12u64 {
+            send_one(&mut s);
+            if let Some(seq) = asked(&mut s, second * 1_000) {
+                asks.push((second, seq));
+            }
+        }
+        assert_eq!(asks, vec![(5, 6), (10, 11)]);
+    }
+
+    #[test]
+    fn a_session_without_a_history_is_never_asked() {
+        let mut s = playing(HistoryBounds {
+            frames_max: 0,
+            bytes_max: 0,
+        });
+        for second in 1..=12u64 {
+            send_one(&mut s);
+            assert_eq!(asked(&mut s, second * 1_000), None);
+        }
     }
 
     #[test]
