@@ -162,7 +162,7 @@ impl Owner {
             );
         };
         let item = state.items.remove(i);
-        state.cache = None;
+        state.changed();
         let Some(placed) = self.bodies.get_mut(&sid) else {
             return fail(id.as_ref(), "unreachable", "You are nowhere.");
         };
@@ -210,7 +210,7 @@ impl Owner {
         let name = placed.body.name.clone();
         let state = self.room_state(room);
         state.items.push(item.clone());
-        state.cache = None;
+        state.changed();
         self.item_moved(
             fx,
             sid,

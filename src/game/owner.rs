@@ -128,7 +128,7 @@ impl Owner {
         let state = self.room_state(room);
         state.players.push(sid);
         state.add_viewer(at);
-        state.cache = None;
+        state.changed();
         let crowded = state.players.len() > presence_max;
         fx.push(Effect::Entered {
             sid,
@@ -186,7 +186,7 @@ impl Owner {
             &placed.body.name,
             &text,
         );
-        self.room_state(room).cache = None;
+        self.room_state(room).changed();
         self.emit(fx, room, frame, Some(sid));
     }
 

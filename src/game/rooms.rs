@@ -22,11 +22,34 @@ pub(super) struct RoomState {
     /// their connection there. Only places with viewers are listed, so an
     /// event costs one message per listed shard or host.
     viewers: Vec<(ShardAddr, u32)>,
-    /// The room object as JSON and the `look` text, rebuilt after a change.
-    pub(super) cache: Option<(Bytes, Bytes)>,
+    /// The room object as JSON and the `look` text, kept once they are
+    /// asked for a second time since the room last changed (`view`).
+    cache: RoomCache,
+}
+
+/// A room's rendered view, cached only for rooms looked at more than once
+/// between changes: a room a player walked into and stayed in (the idle
+/// case: one render, for the arrival's reply) keeps no copy, while a room
+/// looked at again and again (rtt) renders once per change.
+#[derive(Default)]
+enum RoomCache {
+    /// Changed since it was last rendered (or never rendered).
+    #[default]
+    Stale,
+    /// Rendered once since the last change, not kept.
+    RenderedOnce,
+    /// Rendered twice or more since the last change: the view, boxed so a
+    /// room without one costs a pointer.
+    Kept(Box<(Bytes, Bytes)>),
 }
 
 impl RoomState {
+    /// The room's players, items or link-dead marks changed: its view must
+    /// be rendered again.
+    pub(super) fn changed(&mut self) {
+        self.cache = RoomCache::Stale;
+    }
+
     pub(super) fn add_viewer(&mut self, at: ShardAddr) {
         match self.viewers.iter_mut().find(|(a, _)| *a == at) {
             Some((_, count)) => *count += 1,
@@ -79,7 +102,7 @@ impl Owner {
                 players: Vec::new(),
                 items: self.initial_items(room).to_vec(),
                 viewers: Vec::new(),
-                cache: None,
+                cache: RoomCache::Stale,
             };
             self.rooms.insert(room, state);
         }
@@ -117,7 +140,7 @@ impl Owner {
             state.players.len(),
             "room viewers: counts out of step with the players"
         );
-        state.cache = None;
+        state.changed();
         let crowded = state.players.len() >= presence_max;
         // Left travels on the same channel as this room's events, before them.
         fx.push(Effect::Left { sid, room });
@@ -148,7 +171,8 @@ impl Owner {
         }
     }
 
-    /// The room object and the `look` text (both JSON), cached until the room changes.
+    /// The room object and the `look` text (both JSON); kept until the room
+    /// changes once it has been asked for twice (`RoomCache`).
     pub(super) fn view(&mut self, room: RoomIdx) -> (Bytes, Bytes) {
         let names_max = self.limits.names_listed_max;
         let shard = self.me.shard;
@@ -160,8 +184,8 @@ impl Owner {
             };
             return render::room_view(def, &self.world, items, &[], &[], 0, shard);
         };
-        if let Some(cache) = &state.cache {
-            return cache.clone();
+        if let RoomCache::Kept(view) = &state.cache {
+            return (view.0.clone(), view.1.clone());
         }
         let shown: Vec<&Placed> = state
             .players
@@ -185,7 +209,10 @@ impl Owner {
             total,
             shard,
         );
-        state.cache = Some(view.clone());
+        state.cache = match state.cache {
+            RoomCache::Stale => RoomCache::RenderedOnce,
+            _ => RoomCache::Kept(Box::new(view.clone())),
+        };
         view
     }
 
@@ -212,5 +239,64 @@ impl Owner {
         for (room, frame) in lines {
             self.emit(fx, room, frame, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{GameConfig, Limits};
+    use crate::game::body::{Arrival, Body};
+    use crate::world::World;
+    use std::sync::Arc;
+
+    fn owner_with_one_player() -> (Owner, RoomIdx) {
+        let world = Arc::new(World::generated(3, 3));
+        let room = world.start;
+        let game = GameConfig {
+            guests: true,
+            goto_everyone: true,
+            ambient_interval_ms: 0,
+        };
+        let mut owner = Owner::new(
+            ShardAddr::new(0, 0),
+            world,
+            Limits::default(),
+            game,
+            Arc::default(),
+        );
+        let body = Body {
+            sid: SessionId::new(ShardAddr::new(0, 0), 1, 1),
+            name: "p1".into(),
+            inventory: Vec::new(),
+            account: false,
+        };
+        owner.arrive(&mut Effects::new(), body, room, Arrival::Login, None);
+        (owner, room)
+    }
+
+    fn kept(owner: &Owner, room: RoomIdx) -> bool {
+        matches!(owner.rooms[&room].cache, RoomCache::Kept(_))
+    }
+
+    #[test]
+    fn a_room_view_is_kept_only_once_asked_for_twice_between_changes() {
+        let (mut owner, room) = owner_with_one_player();
+        // The arrival rendered the view once (for the reply): not kept, so
+        // a room a player walked into and stayed in holds no copy.
+        assert!(!kept(&owner, room));
+        let first = owner.view(room);
+        assert!(kept(&owner, room), "asked again: kept");
+        let again = owner.view(room);
+        assert_eq!(first, again);
+        assert_eq!(first.0.as_ptr(), again.0.as_ptr(), "served from the cache");
+        // A change makes it stale; the next view is rendered afresh and
+        // not kept until it is asked for again.
+        owner.rooms.get_mut(&room).expect("room").changed();
+        let after = owner.view(room);
+        assert_eq!(after, first, "nothing visible changed");
+        assert!(!kept(&owner, room));
+        owner.view(room);
+        assert!(kept(&owner, room));
     }
 }

@@ -32,13 +32,9 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
         .set_attacher(Box::new(move |attachment: Attachment| {
             if let Some(shard) = weak.upgrade() {
                 let scratch = attach_scratch.clone();
-                // Called with the shard borrowed, and glommio may start a new
-                // task at once: its first step only yields.
-                glommio::spawn_local(async move {
-                    futures_lite::future::yield_now().await;
-                    conn::serve_attached(shard, scratch, attachment).await;
-                })
-                .detach();
+                // Called with the shard borrowed: the task's first step
+                // only yields (`serve_attached`).
+                glommio::spawn_local(conn::serve_attached(shard, scratch, attachment)).detach();
             }
         }));
     loop {

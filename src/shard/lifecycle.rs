@@ -11,11 +11,6 @@ use super::viewers::remove_viewer;
 use super::{SessionId, Shard, ShardAddr};
 use crate::protocol::close;
 
-/// How often a session holding frames for a resume is asked (by a ping
-/// whose pong echoes the seq) how far it has read: at most one small frame
-/// each way per interval, and a quiet session's history is let go within it.
-const HISTORY_ACK_INTERVAL_MS: u64 = 5_000;
-
 impl Shard {
     /// A new upgraded connection, accepted at `accepted` (its login
     /// deadline runs from then). Returns its slot and generation.
@@ -166,14 +161,8 @@ impl Shard {
                 }
                 continue;
             }
-            if !session.history.is_empty()
-                && now.saturating_sub(session.acked_asked_ms) >= HISTORY_ACK_INTERVAL_MS
-            {
-                // The pong says how far the client has read: what it has
-                // read need not be held for a resume.
-                session.acked_asked_ms = now;
-                let seq = session.seq;
-                session.push(Out::Ping(seq), bytes_max);
+            if let Some(ping) = session.sweep_history(now) {
+                session.push(ping, bytes_max);
             }
             let silent_ms = now.saturating_sub(session.heard_ms);
             if silent_ms < idle_ms || now.saturating_sub(session.pinged_ms) < idle_ms {

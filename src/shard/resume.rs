@@ -174,11 +174,11 @@ impl Shard {
         let Some(session) = self.sessions.by_slot(slot) else {
             return;
         };
-        session.resuming = Some(ResumePlan {
+        session.resuming = Some(Box::new(ResumePlan {
             target,
             credential,
             last_seq,
-        });
+        }));
         session.wake();
     }
 
@@ -187,7 +187,7 @@ impl Shard {
         let session = self.sessions.by_slot(slot)?;
         // Not yet: the directory has still to say whose session it is.
         session.resuming.as_ref()?.target?;
-        session.resuming.take()
+        session.resuming.take().map(|plan| *plan)
     }
 
     /// Sends a connection (its socket already duplicated) to the shard of

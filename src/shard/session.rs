@@ -62,6 +62,17 @@ pub const PING_PAYLOAD_BYTES: usize = 8;
 /// The seq of `welcome`, the first frame of every session's sequence.
 pub const WELCOME_SEQ: u64 = 1;
 
+/// How often a session holding frames for a resume is asked (by a ping
+/// whose pong echoes the seq) how far it has read, while frames keep
+/// coming: at most one small frame each way per interval.
+pub const HISTORY_ACK_INTERVAL_MS: u64 = 5_000;
+
+/// A session that was sent nothing new for a whole sweep interval is asked
+/// sooner, once per burst: once this long has passed since it was last
+/// asked. (A quiet ask needs a new frame and then a quiet interval, so it
+/// comes at most once per two sweeps.)
+pub const QUIET_ACK_MS: u64 = 1_000;
+
 /// Bytes a queued frame is charged beyond its body: header, seq prefix, bookkeeping.
 pub const FRAME_OVERHEAD_BYTES: usize = 32;
 
@@ -120,6 +131,14 @@ pub struct Session {
     pub detached_ms: u64,
     /// When the sweep last asked the client (by a ping) how far it has read.
     pub acked_asked_ms: u64,
+    /// A frame of the sequence was queued since the last sweep (which
+    /// clears it): a session without one for a whole sweep interval is
+    /// quiet, and gives back what it holds only for bursts.
+    pub queued_since_sweep: bool,
+    /// A frame of the sequence was queued since the sweep last asked for
+    /// an ack: a quiet session is asked early once per burst, not at every
+    /// sweep while its client does not answer.
+    pub queued_since_ask: bool,
     /// The unguessable token a guest resumes with (empty for accounts,
     /// which use their signed login token, and before `welcome`).
     pub resume_token: Box<str>,
@@ -129,9 +148,14 @@ pub struct Session {
     /// the old one's task, seeing another epoch, ends without touching it.
     pub conn_epoch: u32,
     /// A `resume` on this connection is being looked up or handed over:
-    /// nothing more is read from it here.
-    pub resuming: Option<ResumePlan>,
+    /// nothing more is read from it here. Boxed: rare, and a session
+    /// without one then pays a pointer, not the plan.
+    pub resuming: Option<Box<ResumePlan>>,
 }
+
+/// Bytes of one session's record in the slab, which every idle session
+/// pays (README, "Idle memory"); pinned by a test.
+pub const SESSION_BYTES_MAX: usize = 472;
 
 /// Where a `resume` on a connection of this shard is going.
 #[derive(Debug)]
@@ -196,6 +220,8 @@ impl Session {
             detached_ms: 0,
             resume_token: Box::from(""),
             acked_asked_ms: now_ms,
+            queued_since_sweep: false,
+            queued_since_ask: false,
             hold,
             conn_epoch: 0,
             resuming: None,
@@ -229,6 +255,8 @@ impl Session {
     /// Queues a body in the sequence.
     pub fn push_seq(&mut self, body: Bytes, outbound_bytes_max: usize) -> bool {
         self.seq += 1;
+        self.queued_since_sweep = true;
+        self.queued_since_ask = true;
         let seq = self.seq;
         self.push(Out::Seq(seq, body), outbound_bytes_max)
     }
@@ -330,6 +358,43 @@ impl Session {
         Ok(replayed)
     }
 
+    /// The sweep's look at a playing session (once a second): a session
+    /// quiet since the last sweep gives back its burst buffers; one holding
+    /// frames for a resume is asked how far its client has read — every
+    /// `HISTORY_ACK_INTERVAL_MS` while frames keep coming, and once as soon
+    /// as they stop, so that an idle player's last reply is let go within a
+    /// sweep interval or two. Returns the ping to queue, if any.
+    pub fn sweep_history(&mut self, now_ms: u64) -> Option<Out> {
+        let quiet = !std::mem::take(&mut self.queued_since_sweep);
+        if quiet {
+            self.let_go_of_burst_buffers();
+        }
+        if self.history.is_empty() {
+            return None;
+        }
+        let asked_ms = now_ms.saturating_sub(self.acked_asked_ms);
+        let quiet_ask = quiet && self.queued_since_ask && asked_ms >= QUIET_ACK_MS;
+        if asked_ms < HISTORY_ACK_INTERVAL_MS && !quiet_ask {
+            return None;
+        }
+        self.acked_asked_ms = now_ms;
+        self.queued_since_ask = false;
+        // Every frame up to `seq` is queued ahead of this ping.
+        Some(Out::Ping(self.seq))
+    }
+
+    /// The session was quiet for a sweep interval: the queues' memory,
+    /// grown by the last burst and empty now, goes back (an idle session
+    /// keeps no buffer; the next frame allocates a small one again).
+    pub fn let_go_of_burst_buffers(&mut self) {
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            self.out = VecDeque::new();
+        }
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            self.pending = VecDeque::new();
+        }
+    }
+
     /// Forgets everything that belonged to the connection, not the session.
     fn drop_connection_state(&mut self) {
         self.waker = None;
@@ -404,19 +469,35 @@ fn out_len(out: &Out) -> usize {
 
 /// The sessions of one shard: a slab whose slot and generation form the
 /// local part of a `SessionId`.
+///
+/// The slots are kept in fixed chunks rather than one `Vec`: a `Vec` grown
+/// by doubling holds up to twice the sessions' memory, and each time it
+/// grows it copies every session and frees the old block, which the
+/// allocator then keeps; chunks are allocated once and never move.
 pub struct Sessions {
-    slots: Vec<Option<Session>>,
+    chunks: Vec<Box<[Option<Session>]>>,
     free: Vec<u32>,
     gens: Vec<u32>,
+    /// Slots ever used: the next new one.
+    used: u32,
     live: usize,
+}
+
+/// Slots per chunk of the slab (about 120 KiB of sessions).
+const SLOTS_PER_CHUNK: usize = 256;
+
+fn chunk_of(slot: u32) -> (usize, usize) {
+    let slot = slot as usize;
+    (slot / SLOTS_PER_CHUNK, slot % SLOTS_PER_CHUNK)
 }
 
 impl Sessions {
     pub fn new() -> Sessions {
         Sessions {
-            slots: Vec::new(),
+            chunks: Vec::new(),
             free: Vec::new(),
             gens: Vec::new(),
+            used: 0,
             live: 0,
         }
     }
@@ -435,47 +516,57 @@ impl Sessions {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
-                self.slots.push(None);
+                let slot = self.used;
+                self.used += 1;
+                if chunk_of(slot).0 == self.chunks.len() {
+                    self.chunks
+                        .push((0..SLOTS_PER_CHUNK).map(|_| None).collect());
+                }
                 self.gens.push(0);
-                (self.slots.len() - 1) as u32
+                slot
             }
         };
         // Generations wrap within the bits a `SessionId` keeps of them.
         let gen = SessionId::gen_of(self.gens[slot as usize].wrapping_add(1));
         self.gens[slot as usize] = gen;
-        self.slots[slot as usize] = Some(make(gen));
+        let (chunk, at) = chunk_of(slot);
+        self.chunks[chunk][at] = Some(make(gen));
         self.live += 1;
         (slot, gen)
     }
 
     pub fn remove(&mut self, slot: u32) -> Option<Session> {
-        let session = self.slots.get_mut(slot as usize)?.take()?;
+        let session = self.slot_mut(slot)?.take()?;
         self.free.push(slot);
         self.live -= 1;
         Some(session)
     }
 
+    fn slot_mut(&mut self, slot: u32) -> Option<&mut Option<Session>> {
+        let (chunk, at) = chunk_of(slot);
+        self.chunks.get_mut(chunk)?.get_mut(at)
+    }
+
     /// The session in `slot` if it is still generation `gen`.
     pub fn get_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Session> {
-        self.slots
-            .get_mut(slot as usize)?
-            .as_mut()
-            .filter(|s| s.gen == gen)
+        self.slot_mut(slot)?.as_mut().filter(|s| s.gen == gen)
     }
 
     pub fn by_slot(&mut self, slot: u32) -> Option<&mut Session> {
-        self.slots.get_mut(slot as usize)?.as_mut()
+        self.slot_mut(slot)?.as_mut()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut Session)> {
-        self.slots
+        self.chunks
             .iter_mut()
+            .flat_map(|chunk| chunk.iter_mut())
             .enumerate()
             .filter_map(|(i, s)| s.as_mut().map(|s| (i as u32, s)))
     }
 
     pub fn id_of(&self, shard: ShardAddr, slot: u32) -> Option<SessionId> {
-        let session = self.slots.get(slot as usize)?.as_ref()?;
+        let (chunk, at) = chunk_of(slot);
+        let session = self.chunks.get(chunk)?.get(at)?.as_ref()?;
         Some(SessionId::new(shard, slot, session.gen))
     }
 }
@@ -489,6 +580,127 @@ impl Default for Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_record_stays_within_its_bound() {
+        let size = std::mem::size_of::<Option<Session>>();
+        assert!(
+            size <= SESSION_BYTES_MAX,
+            "a session is {size} bytes, over {SESSION_BYTES_MAX}: every idle session pays it"
+        );
+    }
+
+    #[test]
+    fn the_slab_grows_by_whole_chunks_that_never_move_and_reuses_slots() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut sessions = Sessions::new();
+        let make = |g| Session::new(g, 0, 1, ip, HistoryBounds::DEFAULT);
+        let (first, _) = sessions.insert(make);
+        let at = sessions.by_slot(first).map(|s| s as *const Session);
+        for _ in 1..SLOTS_PER_CHUNK * 2 + 1 {
+            sessions.insert(make);
+        }
+        assert_eq!(sessions.chunks.len(), 3);
+        assert!(sessions.chunks.iter().all(|c| c.len() == SLOTS_PER_CHUNK));
+        assert_eq!(
+            sessions.by_slot(first).map(|s| s as *const Session),
+            at,
+            "a session never moves when the slab grows"
+        );
+        let last = (SLOTS_PER_CHUNK * 2) as u32;
+        assert!(sessions.remove(last).is_some());
+        assert!(sessions.by_slot(last).is_none());
+        let (reused, _) = sessions.insert(make);
+        assert_eq!(reused, last);
+        assert_eq!(sessions.len(), SLOTS_PER_CHUNK * 2 + 1);
+        let slots: Vec<u32> = sessions.iter_mut().map(|(slot, _)| slot).collect();
+        assert_eq!(slots, (0..=last).collect::<Vec<u32>>());
+        assert!(sessions.by_slot(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn a_quiet_session_gives_back_its_queue_and_keeps_nothing_else() {
+        let mut s = playing(HistoryBounds::DEFAULT);
+        for _ in 0..3 {
+            s.push_seq(Bytes::from_static(b"x"), 1 << 20);
+        }
+        assert!(s.queued_since_sweep);
+        s.let_go_of_burst_buffers();
+        assert!(s.out.capacity() > 0, "a queue with frames is kept");
+        let written: Vec<Out> = s.out.drain(..).collect();
+        for out in &written {
+            s.written(out);
+        }
+        s.let_go_of_burst_buffers();
+        assert_eq!(s.out.capacity(), 0);
+        assert_eq!(s.pending.capacity(), 0);
+        assert_eq!(s.history.len(), 2, "the history is not a burst buffer");
+    }
+
+    /// Queues one frame of the sequence and writes it (kept for a resume).
+    fn send_one(s: &mut Session) {
+        s.push_seq(Bytes::from_static(b"x"), 1 << 20);
+        let written: Vec<Out> = s.out.drain(..).collect();
+        for out in &written {
+            s.written(out);
+        }
+    }
+
+    fn asked(s: &mut Session, now_ms: u64) -> Option<u64> {
+        match s.sweep_history(now_ms) {
+            Some(Out::Ping(seq)) => Some(seq),
+            Some(_) => panic!("the sweep queues only pings"),
+            None => None,
+        }
+    }
+
+    #[test]
+    fn an_idle_session_is_asked_for_its_ack_after_one_quiet_sweep_and_once() {
+        let mut s = playing(HistoryBounds::DEFAULT);
+        send_one(&mut s); // the welcome: never held
+        send_one(&mut s); // the reply that placed it
+        assert_eq!(s.history.len(), 1);
+        // The sweep right after the reply sees it was just sent.
+        assert_eq!(asked(&mut s, 1_000), None);
+        // The next one sees a quiet interval: asked, through the reply.
+        assert_eq!(asked(&mut s, 2_000), Some(2));
+        // A client that does not answer is not asked again at every sweep,
+        // only at the interval.
+        for now in [3_000, 4_000, 5_000, 6_000] {
+            assert_eq!(asked(&mut s, now), None, "{now}");
+        }
+        assert_eq!(asked(&mut s, 7_000), Some(2));
+        // Its answer lets the reply go, and nothing more is asked.
+        s.acked(&2u64.to_be_bytes());
+        assert!(s.history.is_empty());
+        assert_eq!(asked(&mut s, 20_000), None);
+    }
+
+    #[test]
+    fn a_session_sent_frames_at_every_sweep_is_asked_only_at_the_interval() {
+        let mut s = playing(HistoryBounds::DEFAULT);
+        send_one(&mut s);
+        let mut asks = Vec::new();
+        for second in 1..=12u64 {
+            send_one(&mut s);
+            if let Some(seq) = asked(&mut s, second * 1_000) {
+                asks.push((second, seq));
+            }
+        }
+        assert_eq!(asks, vec![(5, 6), (10, 11)]);
+    }
+
+    #[test]
+    fn a_session_without_a_history_is_never_asked() {
+        let mut s = playing(HistoryBounds {
+            frames_max: 0,
+            bytes_max: 0,
+        });
+        for second in 1..=12u64 {
+            send_one(&mut s);
+            assert_eq!(asked(&mut s, second * 1_000), None);
+        }
+    }
 
     #[test]
     fn the_rate_limit_allows_a_burst_then_the_rate() {
