@@ -95,6 +95,7 @@ impl BridgeStats {
     pub fn record_hop_us(&self, us: u64) {
         if let Ok(mut hop) = self.hop_us.lock() {
             let hist = hop.get_or_insert_with(|| {
+                // ok: constant bounds, valid by construction
                 Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds")
             });
             let _ = hist.record(us.clamp(1, 60_000_000));

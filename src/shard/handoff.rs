@@ -85,10 +85,20 @@ impl Shard {
         ack_to: Option<ShardAddr>,
     ) {
         let sid = body.sid;
+        // A room index from another host is checked here: only this host's
+        // world knows how many rooms it has (game/wire.rs).
+        let ok =
+            (room as usize) < self.world.rooms.len() && self.placement.owner(room) == self.addr();
         let Some(source) = ack_to else {
+            if !ok {
+                tracing::warn!(
+                    room,
+                    "an arrival for a room this shard does not own was dropped"
+                );
+                return;
+            }
             return self.play(|owner, fx| owner.arrive(fx, body, room, how, id));
         };
-        let ok = self.placement.owner(room) == self.addr();
         if ok && !self.owner.holds(sid) {
             self.play(|owner, fx| owner.arrive(fx, body, room, how, id));
         }
