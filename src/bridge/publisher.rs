@@ -468,9 +468,11 @@ impl Peers {
     }
 
     /// This host's link to Redis was (re)made: hosts missing from it are
-    /// given a heartbeat's grace before they count as dead.
+    /// given time to write their heartbeat again before they count as dead
+    /// (their own reconnection may wait out a whole backoff first).
     fn reconnected(&mut self) {
-        self.grace_until = Some(Instant::now() + self.host_ttl);
+        let backoff = Duration::from_millis(link::BACKOFF_MAX_MS);
+        self.grace_until = Some(Instant::now() + self.host_ttl + backoff);
     }
 
     fn keys(&self) -> &[String] {

@@ -222,8 +222,12 @@ impl Shard {
             );
         }
         for (sid, to) in back {
-            // If the body did arrive after all, this removes it there.
-            self.router.post_to(to, Msg::Depart { sid, notify: None });
+            // If the body did arrive after all, this removes it there: every
+            // shard of that host is asked, since only it knows which one
+            // owns the room.
+            let every = ShardAddr::new(to.host, ShardAddr::EVERY_SHARD);
+            self.router
+                .post_to(every, Msg::Depart { sid, notify: None });
             self.take_back(sid, "The way stayed closed; you are back where you were.");
         }
     }

@@ -14,6 +14,7 @@ use super::directory;
 use super::mailbox::Mailbox;
 use super::msg::Msg;
 use super::placement::Placement;
+use super::ShardAddr;
 use crate::bridge::{PeerHost, Sink};
 use crate::game::wire::{Addressed, Dest, Envelope, PeerMsg};
 
@@ -22,12 +23,12 @@ use crate::game::wire::{Addressed, Dest, Envelope, PeerMsg};
 /// shutdown). For a message kept by a name or a room (a claim, a tell, an
 /// arrival), `shard` is ignored by the receiver, which routes by the key.
 pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
-    let one = |msg| {
-        Ok(Addressed {
-            to: Dest::Shard(shard),
-            msg,
-        })
+    let to = if shard == ShardAddr::EVERY_SHARD {
+        Dest::AllShards
+    } else {
+        Dest::Shard(shard)
     };
+    let one = |msg| Ok(Addressed { to, msg });
     let all = |msg| {
         Ok(Addressed {
             to: Dest::AllShards,
@@ -262,7 +263,8 @@ impl Sink for ClusterSink {
 }
 
 /// One copy of a fanned-out message per shard (frames are `Bytes`: the
-/// copies share them). Only room events and broadcasts fan out.
+/// copies share them). Room events, broadcasts and a hand-off's
+/// cancellation (a `Depart` for a shard this host could not name) fan out.
 fn fan_out(msg: Msg, shards: u16) -> Option<Vec<Msg>> {
     let copies = (0..shards)
         .map(|_| match &msg {
@@ -278,6 +280,11 @@ fn fan_out(msg: Msg, shards: u16) -> Option<Vec<Msg>> {
             Msg::Broadcast { frame, except } => Some(Msg::Broadcast {
                 frame: frame.clone(),
                 except: *except,
+            }),
+            // A hand-off's cancellation: only the shard holding the body acts.
+            Msg::Depart { sid, notify } => Some(Msg::Depart {
+                sid: *sid,
+                notify: *notify,
             }),
             _ => None,
         })
