@@ -291,3 +291,57 @@ fn fan_out(msg: Msg, shards: u16) -> Option<Vec<Msg>> {
         .collect::<Option<Vec<Msg>>>()?;
     Some(copies)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::addr::SessionId;
+    use crate::world::World;
+
+    fn sid() -> SessionId {
+        SessionId::new(ShardAddr::new(0, 1), 7, 3)
+    }
+
+    #[test]
+    fn a_message_for_every_shard_of_a_host_crosses_once_and_fans_out_there() {
+        let depart = Msg::Depart {
+            sid: sid(),
+            notify: None,
+        };
+        let Ok(a) = to_peer(depart, ShardAddr::EVERY_SHARD) else {
+            panic!("a Depart crosses");
+        };
+        assert_eq!(a.to, Dest::AllShards);
+        let world = World::generated(2, 2);
+        let placement = Placement::single_host(&world, 1, 3);
+        let Some((EVERY_SHARD, msg)) = place(a, &placement, 1, 3) else {
+            panic!("placed on every shard");
+        };
+        let copies = fan_out(msg, 3).expect("a Depart fans out");
+        assert_eq!(copies.len(), 3);
+        assert!(copies
+            .iter()
+            .all(|m| matches!(m, Msg::Depart { sid: s, notify: None } if *s == sid())));
+    }
+
+    #[test]
+    fn a_message_for_a_shard_this_host_does_not_have_is_not_placed() {
+        let frame = Msg::Frame {
+            sid: sid(),
+            frame: bytes::Bytes::new(),
+            done: true,
+        };
+        let Ok(a) = to_peer(frame, 9) else {
+            panic!("a Frame crosses");
+        };
+        let world = World::generated(2, 2);
+        let placement = Placement::single_host(&world, 1, 3);
+        assert!(place(a, &placement, 1, 3).is_none());
+    }
+
+    #[test]
+    fn messages_bound_to_one_process_do_not_cross() {
+        assert!(to_peer(Msg::Shutdown, 0).is_err());
+        assert!(to_peer(Msg::WhoAsk { asker: 0, ask: 1 }, 0).is_err());
+    }
+}
