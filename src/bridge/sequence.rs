@@ -54,20 +54,8 @@ struct Receipt {
 }
 
 impl Receipts {
-    pub fn accept(
-        &mut self,
-        source: u16,
-        global: bool,
-        epoch: u64,
-        seq: u64,
-        now: Instant,
-    ) -> Verdict {
-        self.accept_for(source, global, epoch, seq, now)
-    }
-
     /// `accept` for an inbox envelope numbered for run `dest_epoch` of this
     /// host, which is in run `my_epoch`.
-    #[allow(clippy::too_many_arguments)]
     pub fn accept_inbox(
         &mut self,
         source: u16,
@@ -80,10 +68,12 @@ impl Receipts {
         if dest_epoch != my_epoch {
             return Verdict::Unnumbered;
         }
-        self.accept_for(source, false, epoch, seq, now)
+        self.accept(source, false, epoch, seq, now)
     }
 
-    fn accept_for(
+    /// Records envelope `seq` of `source` (run `epoch`) on the inbox or the
+    /// global channel; what to do with it.
+    pub fn accept(
         &mut self,
         source: u16,
         global: bool,
