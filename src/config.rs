@@ -414,6 +414,15 @@ pub struct RuntimeSettings {
     /// on a virtual machine), thousands of times a second under load. True
     /// only to measure the difference.
     pub membarrier_syscall: bool,
+    /// Wake a shard for a cross-shard message with a byte on a socket pair
+    /// every time, as mudshard did before (`shard/mailbox.rs`), instead of
+    /// waking its inbox task and the executor's eventfd only when it sleeps.
+    /// True only to measure the difference.
+    pub socket_doorbell: bool,
+    /// How long a shard with nothing to run keeps polling (its sockets, its
+    /// timers, wakes from other shards) before it sleeps in the kernel, in
+    /// µs; glommio's `spin_before_park`. 0: sleep at once.
+    pub spin_before_park_us: u64,
 }
 
 impl Default for RuntimeSettings {
@@ -423,6 +432,8 @@ impl Default for RuntimeSettings {
             coop_taskrun: true,
             preempt_timers: false,
             membarrier_syscall: false,
+            socket_doorbell: false,
+            spin_before_park_us: 0,
         }
     }
 }
@@ -1461,7 +1472,8 @@ mod tests {
         let path = dir.path().join("map.toml");
         std::fs::write(
             &path,
-            "[runtime]\ncoop_taskrun = false\npreempt_timers = true\nmembarrier_syscall = true\n",
+            "[runtime]\ncoop_taskrun = false\npreempt_timers = true\nmembarrier_syscall = true\n\
+             socket_doorbell = true\nspin_before_park_us = 50\n",
         )
         .expect("write");
         let config = Config::from_file(&path).expect("a [runtime] section");
@@ -1471,6 +1483,8 @@ mod tests {
                 coop_taskrun: false,
                 preempt_timers: true,
                 membarrier_syscall: true,
+                socket_doorbell: true,
+                spin_before_park_us: 50,
             }
         );
     }

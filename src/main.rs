@@ -82,6 +82,15 @@ struct Args {
     /// A/B measurements.
     #[arg(long, env = "MUDSHARD_GLOMMIO_MEMBARRIER", value_name = "BOOL", value_parser = BoolishValueParser::new())]
     membarrier_syscall: Option<bool>,
+    /// Wake shards with a byte on a socket pair for every cross-shard
+    /// message ([runtime] socket_doorbell; default false), for A/B
+    /// measurements.
+    #[arg(long, env = "MUDSHARD_SOCKET_DOORBELL", value_name = "BOOL", value_parser = BoolishValueParser::new())]
+    socket_doorbell: Option<bool>,
+    /// µs an idle shard keeps polling before it sleeps ([runtime]
+    /// spin_before_park_us; default 0).
+    #[arg(long, env = "MUDSHARD_SPIN_BEFORE_PARK_US", value_name = "US")]
+    spin_before_park_us: Option<u64>,
     /// Log format: text or json.
     #[arg(long, env = "MUDSHARD_LOG", default_value = "text")]
     log: String,
@@ -163,6 +172,12 @@ fn config_from(args: &Args) -> Result<Config, String> {
     }
     if let Some(on) = args.membarrier_syscall {
         config.runtime.membarrier_syscall = on;
+    }
+    if let Some(on) = args.socket_doorbell {
+        config.runtime.socket_doorbell = on;
+    }
+    if let Some(us) = args.spin_before_park_us {
+        config.runtime.spin_before_park_us = us;
     }
     config.log_json = match args.log.as_str() {
         "json" => true,

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::auth::password::{HasherConfig, HasherPool};
 use crate::auth::ratelimit::{LoginLimitConfig, LoginLimiter};
@@ -97,8 +98,14 @@ impl Server {
         )));
         let shards = config.shards as u16;
         let placement = Arc::new(Placement::for_host(&world, &config, shards)?);
-        let (mailboxes, inboxes) = mailbox::create(config.shards, config.limits.inbox_msgs_max)
-            .map_err(|e| format!("cannot create shard channels: {e}"))?;
+        let wake = if config.runtime.socket_doorbell {
+            mailbox::Wake::Socket
+        } else {
+            mailbox::Wake::Waker
+        };
+        let (mailboxes, inboxes) =
+            mailbox::create(config.shards, config.limits.inbox_msgs_max, wake)
+                .map_err(|e| format!("cannot create shard channels: {e}"))?;
         let bridge = match &config.redis {
             Some(url) => Some(start_bridge(url, &config, &mailboxes, &placement)?),
             None => None,
@@ -137,9 +144,14 @@ impl Server {
                 limiter: limiter.clone(),
                 saved_items: saved_items.clone(),
             };
-            let handle = LocalExecutorBuilder::new(placement_core)
+            let mut builder = LocalExecutorBuilder::new(placement_core)
                 .name(&format!("shard-{k}"))
-                .ring_depth(RING_DEPTH)
+                .ring_depth(RING_DEPTH);
+            if config.runtime.spin_before_park_us > 0 {
+                builder = builder
+                    .spin_before_park(Duration::from_micros(config.runtime.spin_before_park_us));
+            }
+            let handle = builder
                 .spawn(move || async move {
                     crate::logging::set_thread_shard(k as u16);
                     // From the shard's own thread: for a pinned shard, the

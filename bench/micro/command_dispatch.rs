@@ -84,9 +84,12 @@ impl OwnerSetup {
         let room = (0..world.rooms.len() as u32)
             .find(|&r| placement.owner(r).shard == 0)
             .expect("a 10x10 grid has rooms on shard 0");
-        let (mailboxes, mut inboxes) =
-            mailbox::create(SHARDS as usize, Limits::default().inbox_msgs_max)
-                .expect("socket pair");
+        let (mailboxes, mut inboxes) = mailbox::create(
+            SHARDS as usize,
+            Limits::default().inbox_msgs_max,
+            mailbox::Wake::Waker,
+        )
+        .expect("socket pair");
         let other_inbox = inboxes.pop().expect("two inboxes");
         let mut router = Router::new(0, mailboxes);
         let game = GameConfig {

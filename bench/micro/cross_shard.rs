@@ -1,174 +1,265 @@
-//! Cross-shard hop: a message from one shard's thread to another's through
-//! `shard::mailbox` (a crossbeam channel plus a socket-pair doorbell), the
-//! way a room's owner sends a `RoomEvent` to a shard with viewers, or a
-//! connection's shard sends a `Cmd` to the owner of the player's room.
+//! The cross-shard hop, as the server makes it: two glommio executors (two
+//! shards, pinned to cores 0 and 1 when the machine has them), each awaiting
+//! its inbox exactly as `shard::run`'s inbox task does, and messages sent
+//! through `shard::mailbox`. Both ways of waking a shard are measured
+//! (`mailbox::Wake`): `waker` (the default: the inbox task's waker, and the
+//! executor's eventfd only when it sleeps) and `socket` (a byte on a socket
+//! pair per ring, mudshard's earlier doorbell).
 //!
-//! * `cross_shard/stream` — a sender thread (this one) sends `RoomEvent`s
-//!   continuously to a receiver thread that sleeps on its doorbell, wakes,
-//!   re-arms and drains its inbox, as a shard's inbox task does. At most
-//!   `IN_FLIGHT_MAX` messages are outstanding. The time is **per message**:
-//!   the cost of the hop when traffic is steady and wake-ups are amortized.
-//! * `cross_shard/round_trip` — one message to the other thread and one
-//!   back, each waking a sleeping receiver through its doorbell. The time is
-//!   per round trip (two hops): the latency a single cross-shard command pays
-//!   on an otherwise idle server.
+//! * `cross_shard/<wake>/round_trip_wall` — shard A sends one message to B
+//!   and sleeps until B's answer wakes it; B sleeps between messages. Two
+//!   hops, each waking a sleeping shard: the latency a lone cross-shard
+//!   command pays. Time per round trip.
+//! * `cross_shard/<wake>/round_trip_cpu` — the same exchange, but the time
+//!   reported is the CPU both shards' threads used (their
+//!   `CLOCK_THREAD_CPUTIME_ID`), per round trip: what two wake-up hops cost
+//!   the server, the figure the README's scaling model uses.
+//! * `cross_shard/<wake>/stream_cpu` — A sends without waiting (at most
+//!   `IN_FLIGHT_MAX` outstanding) and B answers every message; CPU of both
+//!   threads per message. A crossing under steady load, where the receiver is
+//!   mostly awake and wake-ups are rare.
 //!
 //! Why it matters: with N shards, about (N−1)/N of commands and room events
 //! cross shards (rooms are placed by hash), so this cost is paid on most
 //! operations of `chat`, `rtt` and every shard-crossing move of `walk`.
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use std::io::Read;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use std::os::fd::FromRawFd;
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use futures_lite::AsyncReadExt;
 use mudshard::config::Limits;
-use mudshard::protocol::encode;
-use mudshard::shard::mailbox::{self, Inbox, Mailbox};
+use mudshard::shard::mailbox::{self, Inbox, Mailbox, Wake};
 use mudshard::shard::msg::Msg;
-use mudshard::shard::{SessionId, ShardAddr};
 
-/// Messages the sender lets be outstanding in the stream case: enough to
-/// amortize wake-ups, few enough that the channel's memory stays bounded.
-const IN_FLIGHT_MAX: u64 = 4_096;
-/// Doorbell bytes read per wake-up (as in the shard's inbox loop).
-const RINGS_PER_READ_MAX: usize = 256;
+/// Messages A lets be outstanding in the stream case.
+const IN_FLIGHT_MAX: u64 = 1_024;
 
-/// A shard's end of its doorbell, read with blocking reads on a plain thread.
-fn doorbell(inbox: &mut Inbox) -> UnixStream {
-    let fd = inbox
-        .take_wake_fd()
-        .expect("a fresh inbox has its doorbell");
-    // SAFETY: the fd is the inbox's own end of its socket pair, handed over once.
-    let bell = unsafe { UnixStream::from_raw_fd(fd) };
-    bell.set_nonblocking(false).expect("doorbell socket");
-    bell
+/// CPU time used so far by the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; the clock id is a constant.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Sleeps until the doorbell rings; false when every mailbox is gone.
-fn wait_ring(bell: &mut UnixStream, rings: &mut [u8]) -> bool {
-    matches!(bell.read(rings), Ok(n) if n > 0)
+fn numbered(n: u64) -> Msg {
+    Msg::WhoAsk { asker: 0, ask: n }
 }
 
-/// The receiving shard: drains its inbox on each ring, counting messages,
-/// and answers each `Frame` with one back to `reply_to`. Stops at `Shutdown`.
-fn spawn_receiver(mut inbox: Inbox, reply_to: Mailbox, received: Arc<AtomicU64>) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let mut bell = doorbell(&mut inbox);
-        let mut rings = [0u8; RINGS_PER_READ_MAX];
-        let mut count = 0u64;
-        while wait_ring(&mut bell, &mut rings) {
-            inbox.rearm();
-            while let Some(msg) = inbox.try_recv() {
-                match msg {
-                    Msg::Shutdown => return,
-                    Msg::Frame { sid, frame, done } => {
-                        reply_to.send(Msg::Frame { sid, frame, done });
-                    }
-                    other => drop(other),
-                }
-                count += 1;
-            }
-            received.store(count, Ordering::Release);
+/// Waits as a shard's inbox task does: on the doorbell socket, or on the
+/// inbox's waker.
+struct Waiter {
+    socket: Option<glommio::net::UnixStream>,
+    rings: [u8; 256],
+}
+
+impl Waiter {
+    fn new(inbox: &mut Inbox) -> Waiter {
+        // SAFETY: the fd is the inbox's own end of its socket pair, handed over once.
+        let socket = inbox
+            .take_wake_fd()
+            .map(|fd| unsafe { glommio::net::UnixStream::from_raw_fd(fd) });
+        Waiter {
+            socket,
+            rings: [0; 256],
         }
-    })
+    }
+
+    async fn wait(&mut self, inbox: &Inbox) {
+        match self.socket.as_mut() {
+            Some(socket) => {
+                let _ = socket.read(&mut self.rings).await;
+                inbox.rearm();
+            }
+            None => std::future::poll_fn(|cx| inbox.poll_ready(cx)).await,
+        }
+    }
 }
 
-fn say_body() -> Bytes {
-    encode::event(
-        "say",
-        "grid:42_17",
-        "lg0_12345",
-        "hello from the other shard",
-    )
+/// What one batch asks of shard A, and what it answers.
+enum Job {
+    RoundTrips(u64),
+    Stream(u64),
+    Stop,
 }
 
-fn bench_stream(c: &mut Criterion) {
-    let (mut mailboxes, mut inboxes) =
-        mailbox::create(2, Limits::default().inbox_msgs_max).expect("socket pairs");
-    let to_receiver = mailboxes.swap_remove(1);
-    let receiver_inbox = inboxes.swap_remove(1);
-    let received = Arc::new(AtomicU64::new(0));
-    let receiver = spawn_receiver(receiver_inbox, mailboxes[0].clone(), received.clone());
-    let body = say_body();
-    let mut sent = 0u64;
+struct Done {
+    wall: Duration,
+    /// CPU of A's thread over the batch.
+    cpu_a: Duration,
+}
 
-    let mut group = c.benchmark_group("cross_shard");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("stream", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                while sent - received.load(Ordering::Acquire) >= IN_FLIGHT_MAX {
-                    thread::yield_now();
+/// Shard B: answers every numbered message back to A, and reports its
+/// thread's CPU when asked (a message numbered `u64::MAX`).
+fn spawn_b(
+    mut inbox: Inbox,
+    to_a: Mailbox,
+    cpu_tx: mpsc::Sender<Duration>,
+) -> ExecutorJoinHandle<()> {
+    let placement = if num_cores() > 1 {
+        Placement::Fixed(1)
+    } else {
+        Placement::Unbound
+    };
+    LocalExecutorBuilder::new(placement)
+        .name("bench-b")
+        .spawn(move || async move {
+            let mut waiter = Waiter::new(&mut inbox);
+            loop {
+                waiter.wait(&inbox).await;
+                while let Some(msg) = inbox.try_recv() {
+                    match msg {
+                        Msg::WhoAsk { ask: u64::MAX, .. } => {
+                            let _ = cpu_tx.send(thread_cpu());
+                        }
+                        Msg::WhoAsk { ask, .. } => {
+                            // A's inbox is sized for every message in flight.
+                            let _ = to_a.try_send(numbered(ask));
+                        }
+                        Msg::Shutdown => return,
+                        _ => {}
+                    }
                 }
-                to_receiver.send(Msg::RoomEvent {
-                    room: 7,
-                    frame: body.clone(),
-                    except: None,
-                });
-                sent += 1;
             }
-            while received.load(Ordering::Acquire) < sent {
-                thread::yield_now();
-            }
-            start.elapsed()
         })
-    });
-    group.finish();
-    to_receiver.send(Msg::Shutdown);
-    let _ = receiver.join();
+        .expect("executor B")
 }
 
-fn bench_round_trip(c: &mut Criterion) {
-    let (mut mailboxes, mut inboxes) =
-        mailbox::create(2, Limits::default().inbox_msgs_max).expect("socket pairs");
-    let to_receiver = mailboxes.swap_remove(1);
-    let receiver_inbox = inboxes.swap_remove(1);
-    let mut my_inbox = inboxes.swap_remove(0);
-    let mut my_bell = doorbell(&mut my_inbox);
-    let received = Arc::new(AtomicU64::new(0));
-    let receiver = spawn_receiver(receiver_inbox, mailboxes[0].clone(), received);
-    let body = say_body();
-    let sid = SessionId::new(ShardAddr::new(0, 0), 1, 1);
-    let mut rings = [0u8; RINGS_PER_READ_MAX];
-
-    let mut group = c.benchmark_group("cross_shard");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("round_trip", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                to_receiver.send(Msg::Frame {
-                    sid,
-                    frame: body.clone(),
-                    done: true,
+/// Shard A: runs the jobs it is given, sleeping on its inbox for answers.
+fn spawn_a(
+    mut inbox: Inbox,
+    to_b: Mailbox,
+    jobs: mpsc::Receiver<Job>,
+    done: mpsc::Sender<Done>,
+) -> ExecutorJoinHandle<()> {
+    LocalExecutorBuilder::new(Placement::Fixed(0))
+        .name("bench-a")
+        .spawn(move || async move {
+            let mut waiter = Waiter::new(&mut inbox);
+            // The jobs arrive on a std channel: the bench thread blocks A
+            // only between batches, outside any measured time.
+            while let Ok(job) = jobs.recv() {
+                let (start, cpu) = (Instant::now(), thread_cpu());
+                match job {
+                    Job::RoundTrips(n) => {
+                        for i in 0..n {
+                            let _ = to_b.try_send(numbered(i));
+                            loop {
+                                waiter.wait(&inbox).await;
+                                if inbox.try_recv().is_some() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Job::Stream(n) => {
+                        let (mut sent, mut back) = (0u64, 0u64);
+                        while back < n {
+                            while sent < n && sent - back < IN_FLIGHT_MAX {
+                                let _ = to_b.try_send(numbered(sent));
+                                sent += 1;
+                            }
+                            waiter.wait(&inbox).await;
+                            while inbox.try_recv().is_some() {
+                                back += 1;
+                            }
+                        }
+                    }
+                    Job::Stop => {
+                        to_b.send(Msg::Shutdown);
+                        return;
+                    }
+                }
+                let _ = done.send(Done {
+                    wall: start.elapsed(),
+                    cpu_a: thread_cpu() - cpu,
                 });
-                let answer = loop {
-                    if !wait_ring(&mut my_bell, &mut rings) {
-                        panic!("the receiver thread is gone");
-                    }
-                    my_inbox.rearm();
-                    if let Some(msg) = my_inbox.try_recv() {
-                        break msg;
-                    }
-                };
-                total += start.elapsed();
-                drop(answer);
             }
-            total
         })
-    });
-    group.finish();
-    to_receiver.send(Msg::Shutdown);
-    let _ = receiver.join();
+        .expect("executor A")
 }
 
-criterion_group!(benches, bench_stream, bench_round_trip);
+fn num_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+struct Pair {
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Done>,
+    to_b: Mailbox,
+    b_cpu: mpsc::Receiver<Duration>,
+    threads: Vec<ExecutorJoinHandle<()>>,
+}
+
+impl Pair {
+    fn new(wake: Wake) -> Pair {
+        // A's inbox holds everything in flight, so B never has to park.
+        let bound = Limits::default()
+            .inbox_msgs_max
+            .max(2 * IN_FLIGHT_MAX as usize);
+        let (mailboxes, mut inboxes) = mailbox::create(2, bound, wake).expect("inboxes");
+        let inbox_b = inboxes.pop().expect("two inboxes");
+        let inbox_a = inboxes.pop().expect("two inboxes");
+        let (jobs_tx, jobs_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let (cpu_tx, cpu_rx) = mpsc::channel();
+        let b = spawn_b(inbox_b, mailboxes[0].clone(), cpu_tx);
+        let a = spawn_a(inbox_a, mailboxes[1].clone(), jobs_rx, done_tx);
+        Pair {
+            jobs: jobs_tx,
+            done: done_rx,
+            to_b: mailboxes[1].clone(),
+            b_cpu: cpu_rx,
+            threads: vec![a, b],
+        }
+    }
+
+    fn b_cpu(&self) -> Duration {
+        self.to_b.send(numbered(u64::MAX));
+        self.b_cpu.recv().expect("B answers")
+    }
+
+    /// Runs `job`; returns (wall, CPU of both threads).
+    fn run(&self, job: Job) -> (Duration, Duration) {
+        let b_before = self.b_cpu();
+        self.jobs.send(job).expect("A runs");
+        let done = self.done.recv().expect("A finishes");
+        let b_used = self.b_cpu() - b_before;
+        (done.wall, done.cpu_a + b_used)
+    }
+
+    fn stop(self) {
+        let _ = self.jobs.send(Job::Stop);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn bench_hops(c: &mut Criterion) {
+    for (name, wake) in [("waker", Wake::Waker), ("socket", Wake::Socket)] {
+        let pair = Pair::new(wake);
+        let mut group = c.benchmark_group(format!("cross_shard/{name}"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("round_trip_wall", |b| {
+            b.iter_custom(|iters| pair.run(Job::RoundTrips(iters)).0)
+        });
+        group.bench_function("round_trip_cpu", |b| {
+            b.iter_custom(|iters| pair.run(Job::RoundTrips(iters)).1)
+        });
+        group.bench_function("stream_cpu", |b| {
+            b.iter_custom(|iters| pair.run(Job::Stream(iters)).1)
+        });
+        group.finish();
+        pair.stop();
+    }
+}
+
+criterion_group!(benches, bench_hops);
 criterion_main!(benches);

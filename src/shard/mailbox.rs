@@ -1,9 +1,20 @@
 //! Cross-shard messages: one bounded lock-free crossbeam channel per shard,
 //! and a doorbell so that an idle shard sleeps in the kernel instead of polling.
 //!
-//! The doorbell is one end of a socket pair that the shard awaits like any
-//! socket. A sender rings it only when the shard is not already due to look
-//! at its channel (`pending`), so a busy shard costs its senders no syscall.
+//! A sender rings only when the shard is not already due to look at its
+//! channel (`pending`), so a busy shard costs its senders nothing but the
+//! channel push. How the ring travels is [`Wake`]:
+//!
+//! * [`Wake::Waker`] (the default): the shard's inbox task leaves its task
+//!   waker here when it finds the channel empty, and a ring wakes that task.
+//!   glommio hands a waker woken from another thread to its executor through
+//!   the executor's own sleep notifier, which writes its eventfd only when the
+//!   executor is actually asleep (in `io_uring_enter`). A ring that finds the
+//!   shard awake, running other tasks, costs no system call on either side.
+//! * [`Wake::Socket`]: one end of a socket pair that the shard awaits like
+//!   any socket; every ring is a `send` and, on the shard, a receive
+//!   completion, asleep or not. Kept to measure the difference (README,
+//!   "Cross-shard hops").
 //!
 //! The bound (`Limits::inbox_msgs_max`) never makes a shard wait for another:
 //! shards send with [`Mailbox::try_send`], and their router keeps, in order,
@@ -16,16 +27,29 @@ use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use super::msg::Msg;
 
+/// How a sender wakes a shard that may be asleep (module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Wake the inbox task; the executor's eventfd only when it sleeps.
+    Waker,
+    /// A byte on a socket pair, every time.
+    Socket,
+}
+
 struct Doorbell {
-    /// The end senders write a byte to.
-    ring_end: OwnedFd,
-    /// Set by the first sender after the shard last emptied its channel.
+    /// Set by the first sender after the shard last found its channel empty;
+    /// while set, senders do not ring.
     pending: AtomicBool,
+    /// [`Wake::Socket`]: the end senders write a byte to.
+    ring_end: Option<OwnedFd>,
+    /// [`Wake::Waker`]: the inbox task, while it waits for a message.
+    waker: Mutex<Option<Waker>>,
 }
 
 /// The sending side of one shard's inbox; any thread may hold a clone.
@@ -78,7 +102,7 @@ impl Mailbox {
         };
         // Full, so the shard has been rung already; ring again in case, since
         // a waiting sender depends on it draining.
-        self.wake();
+        self.ring();
         if ON_SHARD_THREAD.with(Cell::get) {
             let mailbox = self.clone();
             let spawned = std::thread::Builder::new()
@@ -101,23 +125,39 @@ impl Mailbox {
 
     /// Rings the doorbell unless the shard is already due to look.
     fn wake(&self) {
+        // Pairs with the fence in `Inbox::poll_ready` (Dekker's pattern):
+        // either the shard sees the message just queued, or this sees that
+        // the shard stopped looking.
+        fence(Ordering::SeqCst);
         if !self.bell.pending.swap(true, Ordering::AcqRel) {
             self.ring();
         }
     }
 
     fn ring(&self) {
-        let byte = 1u8;
-        // A full socket buffer (EAGAIN) means the shard has wake-ups waiting
-        // already; any other failure means it is gone. Neither needs handling.
-        // SAFETY: the fd is owned by `bell` and outlives this call; the buffer is one valid byte.
-        unsafe {
-            libc::send(
-                self.bell.ring_end.as_raw_fd(),
-                (&byte as *const u8).cast(),
-                1,
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            );
+        if let Some(ring_end) = &self.bell.ring_end {
+            let byte = 1u8;
+            // A full socket buffer (EAGAIN) means the shard has wake-ups waiting
+            // already; any other failure means it is gone. Neither needs handling.
+            // SAFETY: the fd is owned by `bell` and outlives this call; the buffer is one valid byte.
+            unsafe {
+                libc::send(
+                    ring_end.as_raw_fd(),
+                    (&byte as *const u8).cast(),
+                    1,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                );
+            }
+            return;
+        }
+        // A poisoned lock only means a panic elsewhere held it; the slot is
+        // still a plain Option.
+        let waker = match self.bell.waker.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 }
@@ -126,18 +166,48 @@ impl Mailbox {
 pub struct Inbox {
     rx: Receiver<Msg>,
     bell: Arc<Doorbell>,
-    /// The end the shard awaits; handed to glommio on the shard's thread.
+    /// [`Wake::Socket`]: the end the shard awaits.
     wake_end: Option<OwnedFd>,
 }
 
 impl Inbox {
-    /// Takes the doorbell's socket for the shard's executor to await.
+    /// Takes the doorbell's socket ([`Wake::Socket`] only) for the shard to
+    /// await; `None` with [`Wake::Waker`], where the shard awaits
+    /// [`Inbox::poll_ready`] instead.
     pub fn take_wake_fd(&mut self) -> Option<RawFd> {
         self.wake_end.take().map(IntoRawFd::into_raw_fd)
     }
 
-    /// Called after the doorbell rang and before draining: from here on, a new
-    /// message rings again.
+    /// [`Wake::Waker`]: ready when the channel holds a message; otherwise
+    /// leaves `cx`'s waker for the next sender and stops deferring rings.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.rx.is_empty() {
+            return Poll::Ready(());
+        }
+        {
+            let mut slot = match self.bell.waker.lock() {
+                Ok(slot) => slot,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match slot.as_ref() {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => *slot = Some(cx.waker().clone()),
+            }
+        }
+        self.bell.pending.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.rx.is_empty() {
+            return Poll::Pending;
+        }
+        // A message slipped in before the flag fell: take it now. A sender
+        // may also have rung; that wake finds the channel empty or not, and
+        // either way costs one more look.
+        self.bell.pending.store(true, Ordering::SeqCst);
+        Poll::Ready(())
+    }
+
+    /// [`Wake::Socket`]: called after the doorbell rang and before draining:
+    /// from here on, a new message rings again.
     pub fn rearm(&self) {
         self.bell.pending.store(false, Ordering::SeqCst);
     }
@@ -151,29 +221,36 @@ impl Inbox {
 
 /// Creates the inboxes of `shards` shards, each holding at most
 /// `inbox_msgs_max` messages, and the mailboxes that reach them.
-pub fn create(shards: usize, inbox_msgs_max: usize) -> io::Result<(Vec<Mailbox>, Vec<Inbox>)> {
+pub fn create(
+    shards: usize,
+    inbox_msgs_max: usize,
+    wake: Wake,
+) -> io::Result<(Vec<Mailbox>, Vec<Inbox>)> {
     // A bound of 0 is a rendezvous channel: `try_send` would never succeed.
     assert!(inbox_msgs_max > 0, "an inbox must hold a message");
     let mut mailboxes = Vec::with_capacity(shards);
     let mut inboxes = Vec::with_capacity(shards);
     for _ in 0..shards {
-        let (ring_end, wake_end) = UnixStream::pair()?;
-        ring_end.set_nonblocking(true)?;
-        wake_end.set_nonblocking(true)?;
+        let (ring_end, wake_end) = match wake {
+            Wake::Socket => {
+                let (ring_end, wake_end) = UnixStream::pair()?;
+                ring_end.set_nonblocking(true)?;
+                wake_end.set_nonblocking(true)?;
+                (Some(OwnedFd::from(ring_end)), Some(OwnedFd::from(wake_end)))
+            }
+            Wake::Waker => (None, None),
+        };
         let bell = Arc::new(Doorbell {
-            ring_end: OwnedFd::from(ring_end),
+            ring_end,
             pending: AtomicBool::new(false),
+            waker: Mutex::new(None),
         });
         let (tx, rx) = crossbeam_channel::bounded(inbox_msgs_max);
         mailboxes.push(Mailbox {
             tx,
             bell: bell.clone(),
         });
-        inboxes.push(Inbox {
-            rx,
-            bell,
-            wake_end: Some(OwnedFd::from(wake_end)),
-        });
+        inboxes.push(Inbox { rx, bell, wake_end });
     }
     Ok((mailboxes, inboxes))
 }
@@ -195,7 +272,7 @@ mod tests {
 
     #[test]
     fn try_send_refuses_past_the_bound_and_gives_the_message_back() {
-        let (mailboxes, inboxes) = create(1, 2).expect("socket pair");
+        let (mailboxes, inboxes) = create(1, 2, Wake::Waker).expect("inbox");
         assert!(mailboxes[0].try_send(numbered(1)).is_ok());
         assert!(mailboxes[0].try_send(numbered(2)).is_ok());
         let refused = mailboxes[0].try_send(numbered(3)).err();
@@ -210,7 +287,7 @@ mod tests {
 
     #[test]
     fn send_waits_for_room_off_a_shard_thread() {
-        let (mailboxes, inboxes) = create(1, 1).expect("socket pair");
+        let (mailboxes, inboxes) = create(1, 1, Wake::Waker).expect("inbox");
         mailboxes[0].send(numbered(1));
         let mailbox = mailboxes[0].clone();
         let sender = std::thread::spawn(move || mailbox.send(numbered(2)));
@@ -221,7 +298,7 @@ mod tests {
 
     #[test]
     fn send_on_a_shard_thread_never_waits_and_loses_nothing() {
-        let (mailboxes, inboxes) = create(1, 1).expect("socket pair");
+        let (mailboxes, inboxes) = create(1, 1, Wake::Waker).expect("inbox");
         let mailbox = mailboxes[0].clone();
         std::thread::spawn(move || {
             mark_shard_thread();

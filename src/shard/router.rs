@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_router_parks_for_a_full_inbox_and_keeps_order_across_parked_and_new_messages() {
-        let (mailboxes, inboxes) = mailbox::create(2, 2).expect("socket pairs");
+        let (mailboxes, inboxes) = mailbox::create(2, 2, mailbox::Wake::Waker).expect("inboxes");
         let mut router = Router::new(0, mailboxes);
         for n in 1..=4 {
             router.post(1, numbered(n));
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn flush_parked_delivers_in_order_once_there_is_room() {
-        let (mailboxes, inboxes) = mailbox::create(2, 2).expect("socket pairs");
+        let (mailboxes, inboxes) = mailbox::create(2, 2, mailbox::Wake::Waker).expect("inboxes");
         let mut router = Router::new(0, mailboxes);
         for n in 1..=7 {
             router.post(1, numbered(n));
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn parking_wakes_the_retry_task_and_an_empty_router_lets_it_sleep() {
-        let (mailboxes, _inboxes) = mailbox::create(2, 1).expect("socket pairs");
+        let (mailboxes, _inboxes) = mailbox::create(2, 1, mailbox::Wake::Waker).expect("inboxes");
         let mut router = Router::new(0, mailboxes);
         let woken = Arc::new(Flag(AtomicBool::new(false)));
         let waker = Waker::from(woken.clone());
@@ -290,7 +290,7 @@ mod tests {
     fn two_shards_flooding_each_others_full_inboxes_both_finish_and_lose_nothing() {
         const MSGS: u64 = 20_000;
         const BURST: u64 = 16;
-        let (mailboxes, inboxes) = mailbox::create(2, 4).expect("socket pairs");
+        let (mailboxes, inboxes) = mailbox::create(2, 4, mailbox::Wake::Waker).expect("inboxes");
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         for (me, inbox) in inboxes.into_iter().enumerate() {
             let (mailboxes, done) = (mailboxes.clone(), done_tx.clone());

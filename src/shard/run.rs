@@ -7,7 +7,7 @@ use glommio::net::UnixStream;
 use glommio::timer::Timer;
 use std::cell::RefCell;
 use std::future::Future;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::FromRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ const PARKED_RETRY_US: u64 = 500;
 /// Runs shard `shard` until shutdown. `listen` is the network layer's
 /// accept loop for this shard (it runs as a task until shutdown cancels it);
 /// the shard itself knows nothing of sockets.
-pub async fn run<L, F>(shard: Shard, mut inbox: Inbox, listen: L)
+pub async fn run<L, F>(shard: Shard, inbox: Inbox, listen: L)
 where
     L: FnOnce(ShardCell) -> F,
     F: Future<Output = ()> + 'static,
@@ -45,11 +45,7 @@ where
     let shard: ShardCell = Rc::new(RefCell::new(shard));
     let (stop_tx, stop_rx) = futures_channel::oneshot::channel::<()>();
 
-    let Some(wake_fd) = inbox.take_wake_fd() else {
-        tracing::error!("shard inbox has no doorbell");
-        return;
-    };
-    let inbox_task = glommio::spawn_local(inbox_loop(shard.clone(), inbox, wake_fd, stop_tx));
+    let inbox_task = glommio::spawn_local(inbox_loop(shard.clone(), inbox, stop_tx));
     let retry_task = glommio::spawn_local(retry_parked(shard.clone()));
     let sweep_task = glommio::spawn_local(every(shard.clone(), SWEEP_INTERVAL_MS, |sh| sh.sweep()));
     let tick_task = (ambient_ms > 0).then(|| {
@@ -97,20 +93,26 @@ where
 
 async fn inbox_loop(
     shard: ShardCell,
-    inbox: Inbox,
-    wake_fd: RawFd,
+    mut inbox: Inbox,
     stop: futures_channel::oneshot::Sender<()>,
 ) {
-    // SAFETY: the fd is this shard's end of its doorbell socket pair, owned from here on.
-    let mut bell = unsafe { UnixStream::from_raw_fd(wake_fd) };
-    let mut rings = [0u8; 256];
     let mut stop = Some(stop);
+    // SAFETY: the fd is this shard's end of its doorbell socket pair, owned from here on.
+    let mut socket = inbox
+        .take_wake_fd()
+        .map(|fd| unsafe { UnixStream::from_raw_fd(fd) });
+    let mut rings = [0u8; 256];
     loop {
-        match bell.read(&mut rings).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        match socket.as_mut() {
+            Some(bell) => {
+                match bell.read(&mut rings).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                inbox.rearm();
+            }
+            None => std::future::poll_fn(|cx| inbox.poll_ready(cx)).await,
         }
-        inbox.rearm();
         let mut handled = 0;
         while let Some(msg) = inbox.try_recv() {
             let shutdown = matches!(msg, super::msg::Msg::Shutdown);
