@@ -18,6 +18,7 @@ pub mod scenario;
 pub mod schedule;
 pub mod session;
 pub mod stats;
+pub mod suite;
 pub mod worker;
 pub mod ws;
 

@@ -1,6 +1,7 @@
 //! The `loadgen` command line: parse flags, run, print the table, exit
 //! non-zero when the run failed. `loadgen merge FILE…` combines the reports
-//! of a run split over `--worker i/n` processes.
+//! of a run split over `--worker i/n` processes; `loadgen suite` runs the
+//! standard benchmark suite (what `scripts/bench.sh` runs).
 
 use clap::Parser;
 use loadgen::config::Config;
@@ -21,6 +22,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "suite") {
+        return loadgen::suite::main(std::env::args_os().skip(1));
     }
     let config = Config::parse();
     match loadgen::run_and_report(config) {

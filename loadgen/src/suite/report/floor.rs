@@ -1,0 +1,153 @@
+//! The report's floor sections: the machine floor's one-way runs and
+//! hiccups (before the scenarios), and the echo runs beside rtt.
+
+use super::super::format::{cell, get, ms, num, opt, raw};
+use super::super::results::FloorReports;
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// "Machine floor (no server)" and "Hiccups"; empty when the floor was not run.
+pub fn machine(w: &mut String, floor: &FloorReports, split: bool, nproc: usize) {
+    let runs: Vec<(&str, &Value)> = [
+        ("one per send, paced 50,000/s", &floor.single_paced),
+        ("one per send, flat out", &floor.single_max),
+        ("ten per send, flat out", &floor.batch10_max),
+    ]
+    .into_iter()
+    .filter_map(|(label, r)| r.as_ref().map(|r| (label, r)))
+    .collect();
+    if !runs.is_empty() {
+        let _ = writeln!(w, "## Machine floor (no server)\n");
+        let _ = writeln!(
+            w,
+            "`bench/floor`: one thread sends 90-byte messages over 1,000 loopback TCP \
+             connections, one thread receives them with epoll; CPU time per thread. No \
+             WebSocket, no runtime, no server: this is what this machine's kernel alone charges \
+             per message{}\n",
+            if split {
+                ", sender pinned to the servers' core, receiver to loadgen's."
+            } else {
+                "."
+            }
+        );
+        let _ = writeln!(
+            w,
+            "| run | messages/s | per send | sender µs/send | sender µs/msg | receiver µs/msg | \
+             msgs per read | CPUs for 495,000 msgs/s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (label, r) in &runs {
+            let f = |path: &str| cell(get(r, path));
+            let _ = writeln!(
+                w,
+                "| {label} | {} | {} | {} | {} | {} | {} | {} |",
+                f("messages_per_s"),
+                raw(get(r, "config.batch")),
+                f("sender_us_per_send"),
+                f("sender_us_per_message"),
+                f("receiver_us_per_message"),
+                f("messages_per_read"),
+                f("cores_for_chat_target"),
+            );
+        }
+        let single = floor.single_max.as_ref().or(floor.single_paced.as_ref());
+        if let Some(single) = single {
+            let _ = writeln!(
+                w,
+                "\nThe chat target (495,000 deliveries/s with p99 ≤ 20 ms) gives each of 10,000 \
+                 connections ~50 events/s, one every ~20 ms, so within 20 ms there is about one \
+                 event per connection to write: each delivery is close to one send. At this \
+                 machine's floor that is {} CPUs of kernel time alone, on a machine with \
+                 {nproc}. Batching (the last row) is what makes high delivery rates possible, \
+                 and it only comes with a backlog, i.e. latency.",
+                cell(get(single, "cores_for_chat_target"))
+            );
+        }
+        let _ = writeln!(w);
+    }
+    let Some(Value::Array(cpus)) = &floor.hiccups else {
+        return;
+    };
+    let _ = writeln!(w, "### Hiccups (no server)\n");
+    let _ = writeln!(
+        w,
+        "`floor --hiccups`: one pinned thread per CPU reads the clock in a loop for 5 s on the \
+         otherwise idle machine; a gap of 50 µs or more between two reads is time the machine \
+         took away from it (hypervisor, interrupts). Any request in flight during such a gap \
+         waits it out.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| CPU | time lost | lost in gaps ≥ 1 ms | gaps ≥ 1 ms | gaps ≥ 2 ms | longest (ms) |\n\
+         |---:|---:|---:|---:|---:|---:|"
+    );
+    for h in cpus {
+        let pct = |path: &str| num(h, path).map_or_else(|| "—".to_string(), |v| format!("{v:.2}%"));
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} |",
+            raw(get(h, "cpu")),
+            pct("lost_pct"),
+            pct("lost_in_gaps_over_1ms_pct"),
+            raw(get(h, "gaps_over_1ms")),
+            raw(get(h, "gaps_over_2ms")),
+            cell(get(h, "longest_ms")),
+        );
+    }
+    let _ = writeln!(w);
+}
+
+/// The floor's request/reply runs beside the rtt figures, when there are any.
+pub fn rtt(w: &mut String, floor: &FloorReports) {
+    let runs: Vec<(&str, &Value)> = [
+        ("sleeping", &floor.rtt_sleeping),
+        ("polling", &floor.rtt_polling),
+    ]
+    .into_iter()
+    .filter_map(|(mode, r)| r.as_ref().map(|r| (mode, r)))
+    .collect();
+    let Some((_, first)) = runs.first() else {
+        return;
+    };
+    let _ = writeln!(w, "### rtt: the machine's own request→reply latency\n");
+    let _ = writeln!(
+        w,
+        "`floor --rtt`, run just before the servers in the same shape (players as connections, \
+         the same rate, warm-up and window, {}-byte replies): an epoll echo thread answering \
+         each 40-byte request with one `send`, and a paced open-loop client timing each reply \
+         from its intended send time — no WebSocket, no JSON, no game, no runtime (the CPUs \
+         column says where each thread ran). *Sleeping* waits in `epoll_pwait2` between \
+         events, as servers do: a plain reference, not a bound (a runtime that batches its \
+         system calls can do better). *Polling* never sleeps, so what remains of its tail is \
+         what the machine itself adds (the hypervisor taking a CPU away, interrupts): no \
+         server can expect a lower p99 here.\n",
+        raw(get(first, "config.reply_bytes"))
+    );
+    let _ = writeln!(
+        w,
+        "| floor run | CPUs (echo, client) | achieved/s | p50 (ms) | p90 (ms) | p99 (ms) | \
+         p99.9 (ms) | max (ms) | client µs/req | echo µs/req |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (mode, r) in &runs {
+        let cpus = match (get(r, "config.echo_core"), get(r, "config.client_core")) {
+            (Some(e), Some(c)) if !e.is_null() && !c.is_null() => {
+                format!("{}, {}", raw(Some(e)), raw(Some(c)))
+            }
+            _ => "unpinned".to_string(),
+        };
+        let lat = |p: &str| opt(ms(num(r, &format!("latency_us.{p}"))));
+        let _ = writeln!(
+            w,
+            "| {mode} | {cpus} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(get(r, "achieved_per_s")),
+            lat("p50"),
+            lat("p90"),
+            lat("p99"),
+            lat("p999"),
+            lat("max"),
+            cell(get(r, "client_us_per_request")),
+            cell(get(r, "echo_us_per_request")),
+        );
+    }
+    let _ = writeln!(w);
+}

@@ -1,0 +1,145 @@
+//! What a finished suite run has to show, and the lookups the report's
+//! tables share: a scenario's main run against a server, its ladder as
+//! climbed, the floor's reports.
+
+use super::format::{flag, num};
+use super::ladder::{ratio, Climb, Highest, LadderRatio};
+use super::options::Options;
+use super::plan::{LadderRule, ScenarioFile};
+use super::runner::{read_json, RunRecord};
+use super::servers::Variant;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The floor's JSON reports of this run (each `None` when not run or failed).
+#[derive(Debug, Clone, Default)]
+pub struct FloorReports {
+    pub single_paced: Option<Value>,
+    pub single_max: Option<Value>,
+    pub batch10_max: Option<Value>,
+    pub hiccups: Option<Value>,
+    pub rtt_sleeping: Option<Value>,
+    pub rtt_polling: Option<Value>,
+}
+
+impl FloorReports {
+    pub fn read(run_dir: &Path) -> FloorReports {
+        let r = |name: &str| read_json(&run_dir.join(format!("floor-{name}.json")));
+        FloorReports {
+            single_paced: r("single-paced"),
+            single_max: r("single-max"),
+            batch10_max: r("batch10-max"),
+            hiccups: r("hiccups"),
+            rtt_sleeping: r("rtt-sleeping"),
+            rtt_polling: r("rtt-polling"),
+        }
+    }
+}
+
+/// A scenario's ladder as climbed by both servers.
+#[derive(Debug, Clone)]
+pub struct LadderSummary {
+    pub rule: LadderRule,
+    /// Every step that was planned, low to high.
+    pub steps: Vec<f64>,
+    pub mudshard: Option<Highest>,
+    pub baseline: Option<Highest>,
+    pub ratio: LadderRatio,
+}
+
+/// Everything the report is rendered from.
+pub struct Results<'a> {
+    pub options: &'a Options,
+    /// Scenario files by name, and the names in the order they ran.
+    pub files: &'a HashMap<String, ScenarioFile>,
+    pub order: Vec<String>,
+    pub records: &'a [RunRecord],
+    pub floor: FloorReports,
+}
+
+impl Results<'_> {
+    /// The record of a scenario's main run against `variant`.
+    pub fn main(&self, scenario: &str, variant: Variant) -> Option<&RunRecord> {
+        self.records
+            .iter()
+            .find(|r| r.scenario == scenario && r.main && r.variant == variant)
+    }
+
+    /// The record of the run against mudshard with `shards` shards at the
+    /// main rate: the suite's own run when it has that many.
+    pub fn with_shards(&self, scenario: &str, shards: usize) -> Option<&RunRecord> {
+        if shards == self.options.shards {
+            self.main(scenario, Variant::Mudshard)
+        } else {
+            self.main(scenario, Variant::MudshardShards(shards))
+        }
+    }
+
+    /// The record of a ladder step against `variant`.
+    pub fn step(&self, scenario: &str, step: f64, variant: Variant) -> Option<&RunRecord> {
+        self.records
+            .iter()
+            .find(|r| r.scenario == scenario && r.step == Some(step) && r.variant == variant)
+    }
+
+    /// A scenario's ladder, when it has one.
+    pub fn ladder(&self, scenario: &str) -> Option<LadderSummary> {
+        let file = self.files.get(scenario)?;
+        if file.ladder.is_empty() {
+            return None;
+        }
+        let mut steps: Vec<f64> = self
+            .records
+            .iter()
+            .filter(|r| r.scenario == scenario)
+            .filter_map(|r| r.step)
+            .collect();
+        steps.sort_by(f64::total_cmp);
+        steps.dedup();
+        let top = steps.last().copied().unwrap_or(0.0);
+        let highest = |variant: Variant| {
+            Climb {
+                steps: steps
+                    .iter()
+                    .map(|s| {
+                        let report = self
+                            .step(scenario, *s, variant)
+                            .and_then(|r| r.report.as_ref());
+                        (*s, report)
+                    })
+                    .collect(),
+            }
+            .highest(&file.ladder_rule, top)
+        };
+        let mudshard = highest(Variant::Mudshard);
+        let baseline = highest(Variant::Baseline);
+        Some(LadderSummary {
+            rule: file.ladder_rule.clone(),
+            ratio: ratio(mudshard.as_ref(), baseline.as_ref()),
+            steps,
+            mudshard,
+            baseline,
+        })
+    }
+}
+
+/// What makes a run's figures describe something other than the requested
+/// load, in words: loadgen judged it failed, or it did not hold its rate.
+pub fn problem(report: &Value) -> Option<String> {
+    if flag(report, "ok") != Some(true) {
+        return Some("the run failed (loadgen)".into());
+    }
+    if flag(report, "rate.held") == Some(false) {
+        return Some("the rate was not held".into());
+    }
+    None
+}
+
+/// Server CPU per command sent in the window, µs: the server's CPU time in
+/// the window over the commands sent for intended times in it.
+pub fn cpu_us_per_command(report: &Value) -> Option<f64> {
+    let cpu_s = num(report, "server.cpu_s")?;
+    let sent = num(report, "counts.sent")?;
+    (sent > 0.0).then(|| cpu_s * 1e6 / sent)
+}

@@ -1,0 +1,265 @@
+//! The shard-scaling table (issue 12): rtt, walk and chat against mudshard
+//! with 1 shard and with 2 shards in the same run, at each scenario's main
+//! rate: server CPU per command (per delivered message for chat) and p99,
+//! the 2-shard figures beside the 1-shard ones as a ratio.
+
+use super::format::{ms, opt};
+use super::plan::{SCALING_SCENARIOS, SCALING_SHARDS};
+use super::results::{cpu_us_per_command, problem, Results};
+use super::runner::Outcome;
+use super::servers::{Layout, Variant};
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// One shard count's figures for a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardFigures {
+    /// Server CPU per command (rtt, walk) or per delivered message (chat), µs.
+    pub cpu_us: Option<f64>,
+    /// p99 of replies (rtt, walk) or deliveries (chat), µs.
+    pub p99_us: Option<f64>,
+    /// Why the figures do not describe the requested load, if they do not.
+    pub problem: Option<String>,
+}
+
+/// A scenario's row: its 1-shard and 2-shard figures (`Err`: why there are none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalingRow {
+    pub scenario: String,
+    pub rate: Option<f64>,
+    pub one: Result<ShardFigures, String>,
+    pub two: Result<ShardFigures, String>,
+}
+
+impl ScalingRow {
+    /// 2 shards over 1 shard: CPU, then p99.
+    pub fn ratios(&self) -> (Option<f64>, Option<f64>) {
+        let (Ok(one), Ok(two)) = (&self.one, &self.two) else {
+            return (None, None);
+        };
+        let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        (r(two.cpu_us, one.cpu_us), r(two.p99_us, one.p99_us))
+    }
+}
+
+/// What the table measures per scenario: its unit of work and its latency.
+pub fn per_what(scenario: &str) -> (&'static str, &'static str) {
+    if scenario == "chat" {
+        ("delivered message", "delivery")
+    } else {
+        ("command", "reply")
+    }
+}
+
+/// A report's figures for the table.
+pub fn figures(scenario: &str, report: &Value) -> ShardFigures {
+    let (_, latency) = per_what(scenario);
+    let cpu_us = if scenario == "chat" {
+        super::format::num(report, "server.cpu_us_per_msg")
+    } else {
+        cpu_us_per_command(report)
+    };
+    ShardFigures {
+        cpu_us,
+        p99_us: super::format::num(report, &format!("latency_us.{latency}.p99_us")),
+        problem: problem(report),
+    }
+}
+
+/// The rows, for the scaling scenarios that ran (in the order they ran).
+pub fn rows(results: &Results<'_>) -> Vec<ScalingRow> {
+    results
+        .order
+        .iter()
+        .filter(|s| {
+            results
+                .files
+                .get(*s)
+                .is_some_and(|f| SCALING_SCENARIOS.contains(&f.scenario.as_str()))
+        })
+        .map(|scenario| {
+            let side = |shards: usize| -> Result<ShardFigures, String> {
+                let record = results.with_shards(scenario, shards).ok_or_else(|| {
+                    if results.options.scaling {
+                        format!("no run with {shards} shard(s)")
+                    } else {
+                        "--no-scaling".to_string()
+                    }
+                })?;
+                match (&record.outcome, &record.report) {
+                    (Outcome::NotStarted, _) => {
+                        Err(format!("mudshard with {shards} shard(s) did not start"))
+                    }
+                    (_, None) => Err(format!("the {shards}-shard run left no JSON report")),
+                    (_, Some(report)) => Ok(figures(scenario, report)),
+                }
+            };
+            ScalingRow {
+                scenario: scenario.clone(),
+                rate: results.files.get(scenario).and_then(|f| f.rate),
+                one: side(1),
+                two: side(2),
+            }
+        })
+        .collect()
+}
+
+fn cell(side: &Result<ShardFigures, String>, pick: fn(&ShardFigures) -> Option<f64>) -> String {
+    match side {
+        Ok(f) => opt(pick(f)),
+        Err(_) => "—".into(),
+    }
+}
+
+/// The table's section of the report; empty when no scaling scenario ran.
+pub fn render(results: &Results<'_>, rows: &[ScalingRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut w = String::new();
+    let _ = writeln!(
+        w,
+        "## Shard scaling: mudshard with 1 shard and with 2 shards\n"
+    );
+    if !results.options.scaling {
+        let _ = writeln!(
+            w,
+            "Not run (`--no-scaling`); a figure below is there only when the suite's own \
+             mudshard run had that many shards.\n"
+        );
+    }
+    let layouts = match &results.options.split {
+        None => "1 shard and with 2 shards, neither pinned (loadgen shares every core with \
+                 them)"
+            .to_string(),
+        Some(_) => SCALING_SHARDS
+            .iter()
+            .filter_map(|k| Layout::of(Variant::MudshardShards(*k), results.options))
+            .map(|l| l.describe())
+            .collect::<Vec<_>>()
+            .join(", and with "),
+    };
+    let reused = match results.options.shards {
+        _ if !results.options.scaling => String::new(),
+        1 => "The 1-shard run is the scenario's own mudshard run above; the 2-shard run \
+              comes right after it."
+            .to_string(),
+        2 => "The 2-shard run is the scenario's own mudshard run above; the 1-shard run \
+              comes right after it."
+            .to_string(),
+        n => format!(
+            "Both are runs of their own, right after the scenario's own mudshard run \
+             ({n} shards)."
+        ),
+    };
+    let _ = writeln!(
+        w,
+        "The same load at each scenario's main rate (not the ladder), against mudshard with \
+         {layouts}, within the same run of the suite. {reused} Server CPU per command is the \
+         server's CPU time in the measured window over the commands sent in it (rtt, walk); \
+         for chat, per delivered message. ratio = 2 shards / 1 shard (↓: lower is better).\n",
+    );
+    let _ = writeln!(
+        w,
+        "| scenario | rate (/s) | server CPU per | 1 shard (µs) | 2 shards (µs) | ratio ↓ | \
+         p99 | 1 shard (ms) | 2 shards (ms) | ratio ↓ |\n\
+         |---|---:|---|---:|---:|---:|---|---:|---:|---:|"
+    );
+    let mut notes = Vec::new();
+    for row in rows {
+        let (unit, latency) = per_what(&row.scenario);
+        let (cpu_ratio, p99_ratio) = row.ratios();
+        let x = |r: Option<f64>| r.map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
+        let _ = writeln!(
+            w,
+            "| {} | {} | {unit} | {} | {} | {} | {latency} | {} | {} | {} |",
+            row.scenario,
+            opt(row.rate),
+            cell(&row.one, |f| f.cpu_us),
+            cell(&row.two, |f| f.cpu_us),
+            x(cpu_ratio),
+            cell(&row.one, |f| ms(f.p99_us)),
+            cell(&row.two, |f| ms(f.p99_us)),
+            x(p99_ratio),
+        );
+        for (shards, side) in [(1, &row.one), (2, &row.two)] {
+            let label = format!("{}, {shards} shard(s)", row.scenario);
+            if let Err(why) = side {
+                notes.push(format!("* {label}: {why}"));
+                continue;
+            }
+            // The suite's own run has its notes in the scenario's section.
+            let extra = results
+                .main(&row.scenario, Variant::MudshardShards(shards))
+                .filter(|_| shards != results.options.shards);
+            if let Some(record) = extra {
+                let n = super::report::scenario::notes(record);
+                if !n.is_empty() {
+                    notes.push(format!("* {label}: {}", n.join("; ")));
+                }
+            }
+        }
+    }
+    let _ = writeln!(w);
+    for note in &notes {
+        let _ = writeln!(w, "{note}");
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(w);
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report(cpu_s: f64, sent: u64, p99_us: u64, per_msg: f64) -> Value {
+        json!({
+            "ok": true,
+            "rate": {"held": true},
+            "server": {"cpu_s": cpu_s, "cpu_us_per_msg": per_msg},
+            "counts": {"sent": sent},
+            "latency_us": {
+                "reply": {"p99_us": p99_us},
+                "delivery": {"p99_us": p99_us * 2},
+            },
+        })
+    }
+
+    #[test]
+    fn rtt_and_walk_count_cpu_per_command_and_chat_per_delivery() {
+        let r = report(6.0, 200_000, 1800, 2.0);
+        let rtt = figures("rtt", &r);
+        assert_eq!(rtt.cpu_us, Some(30.0));
+        assert_eq!(rtt.p99_us, Some(1800.0));
+        let chat = figures("chat", &r);
+        assert_eq!(chat.cpu_us, Some(2.0));
+        assert_eq!(chat.p99_us, Some(3600.0));
+        assert_eq!(chat.problem, None);
+        let failed = json!({"ok": false, "rate": {"held": true}});
+        assert!(figures("rtt", &failed).problem.is_some());
+    }
+
+    #[test]
+    fn the_ratios_are_two_shards_over_one() {
+        let row = ScalingRow {
+            scenario: "rtt".into(),
+            rate: Some(20_000.0),
+            one: Ok(figures("rtt", &report(6.0, 200_000, 2000, 0.0))),
+            two: Ok(figures("rtt", &report(9.0, 200_000, 1000, 0.0))),
+        };
+        let (cpu, p99) = row.ratios();
+        assert!((cpu.expect("cpu") - 1.5).abs() < 1e-9);
+        assert!((p99.expect("p99") - 0.5).abs() < 1e-9);
+        let missing = ScalingRow {
+            two: Err("no run".into()),
+            ..row
+        };
+        assert_eq!(missing.ratios(), (None, None));
+    }
+}

@@ -1,0 +1,791 @@
+//! The targets table (issue 12): every target a ratio of two figures
+//! measured in the same run, mudshard's against the machine's own floor,
+//! against itself with another shard count, or against the baseline. Each
+//! line says reached or not reached, or why it could not be judged.
+
+use super::format::{num, number};
+use super::ladder::LadderRatio;
+use super::options::Mode;
+use super::results::{cpu_us_per_command, problem, Results};
+use super::scaling::ScalingRow;
+use super::servers::Variant;
+use std::fmt::Write as _;
+
+/// Sessions the idle target is stated at.
+pub const IDLE_SESSIONS: f64 = 15_000.0;
+/// The idle target: bytes of server memory per session once purged.
+pub const IDLE_BYTES_MAX: f64 = 3.0 * 1024.0;
+/// The scaling targets: 2 shards over 1 shard.
+pub const SCALING_CPU_RATIO_MAX: f64 = 1.15;
+pub const SCALING_P99_RATIO_MAX: f64 = 1.0;
+/// chat's CPU per delivery over the floor's sender CPU per single send.
+pub const CHAT_CPU_FLOOR_RATIO_MAX: f64 = 1.25;
+/// mudshard's highest held chat rate over the baseline's.
+pub const LADDER_RATIO_SPLIT_MIN: f64 = 2.0;
+pub const LADDER_RATIO_SHARED_MIN: f64 = 1.5;
+/// rtt against the floor's echo: p99 over the polling echo's, CPU over
+/// the sleeping echo's.
+pub const RTT_P99_FLOOR_RATIO_MAX: f64 = 1.5;
+pub const RTT_CPU_FLOOR_RATIO_MAX: f64 = 1.2;
+
+/// A figure, or why it was not measured.
+pub type Measured<T> = Result<T, String>;
+
+/// One side of a ratio: its value, how the report writes it, and what
+/// makes its run unfit to reach a target (a failed run, a rate not held).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operand {
+    pub value: f64,
+    pub text: String,
+    pub problem: Option<String>,
+}
+
+/// A line's status.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Reached,
+    /// Not reached; what made the run unfit, if something did.
+    NotReached(Option<String>),
+    NotMeasured(String),
+    NotJudged(String),
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetLine {
+    pub figure: String,
+    pub target: String,
+    pub measured: String,
+    pub verdict: Verdict,
+}
+
+/// Whether this run judges the targets, and which of the core layouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Judging {
+    pub smoke: bool,
+    pub split: bool,
+}
+
+/// The idle figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdleFigures {
+    /// Sessions the scenario asked for, and those established (purged run).
+    pub players: f64,
+    pub established: f64,
+    pub unpurged_bytes: Option<f64>,
+    pub purged_bytes: Measured<f64>,
+    pub problem: Option<String>,
+}
+
+/// mudshard's and the baseline's highest held chat rates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LadderFigures {
+    pub mudshard: Option<f64>,
+    pub baseline: Option<f64>,
+    pub ratio: LadderRatio,
+}
+
+/// Every input of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetFigures {
+    /// rtt and walk (chat is in the scaling table, not among these targets).
+    pub scaling: Vec<ScalingRow>,
+    pub chat_cpu_at_highest: Measured<Operand>,
+    pub floor_single_send: Measured<Operand>,
+    pub chat_ladder: Measured<LadderFigures>,
+    pub rtt_p99: Measured<Operand>,
+    pub floor_spin_p99: Measured<Operand>,
+    pub rtt_cpu: Measured<Operand>,
+    pub floor_echo_cpu: Measured<Operand>,
+    pub idle: Measured<IdleFigures>,
+}
+
+fn reached_if(ok: bool, problems: &[&Option<String>]) -> Verdict {
+    let why: Vec<&str> = problems.iter().filter_map(|p| p.as_deref()).collect();
+    if !why.is_empty() {
+        return Verdict::NotReached(Some(why.join("; ")));
+    }
+    if ok {
+        Verdict::Reached
+    } else {
+        Verdict::NotReached(None)
+    }
+}
+
+/// A line that compares `a / b` with `limit` (at most).
+fn ratio_line(
+    figure: &str,
+    target: &str,
+    limit: f64,
+    a: &Measured<Operand>,
+    b: &Measured<Operand>,
+    judging: Judging,
+) -> TargetLine {
+    let (measured, verdict) = match (a, b) {
+        (Err(why), _) | (_, Err(why)) => {
+            let shown = [a, b]
+                .iter()
+                .map(|o| {
+                    o.as_ref()
+                        .map_or_else(|_| "—".to_string(), |o| o.text.clone())
+                })
+                .collect::<Vec<_>>()
+                .join(" / ");
+            (shown, Verdict::NotMeasured(why.clone()))
+        }
+        (Ok(a), Ok(b)) if b.value <= 0.0 => (
+            format!("{} / {}", a.text, b.text),
+            Verdict::NotMeasured("the divisor is zero".into()),
+        ),
+        (Ok(a), Ok(b)) => {
+            let r = a.value / b.value;
+            (
+                format!("{} / {} = **{r:.2}×**", a.text, b.text),
+                reached_if(r <= limit, &[&a.problem, &b.problem]),
+            )
+        }
+    };
+    TargetLine {
+        figure: figure.into(),
+        target: target.into(),
+        measured,
+        verdict: smoke(verdict, judging),
+    }
+}
+
+/// A smoke run judges nothing, but still says what it could not measure.
+fn smoke(verdict: Verdict, judging: Judging) -> Verdict {
+    match verdict {
+        Verdict::NotMeasured(why) if judging.smoke => {
+            Verdict::NotJudged(format!("smoke run; not measured: {why}"))
+        }
+        _ if judging.smoke => Verdict::NotJudged("smoke run".into()),
+        v => v,
+    }
+}
+
+fn scaling_operand(
+    row: &ScalingRow,
+    shards: usize,
+    pick: fn(&super::scaling::ShardFigures) -> Option<f64>,
+    unit: &str,
+    scale: f64,
+) -> Measured<Operand> {
+    let side = if shards == 1 { &row.one } else { &row.two };
+    let f = side
+        .as_ref()
+        .map_err(|why| format!("{}: {why}", row.scenario))?;
+    let value = pick(f).ok_or_else(|| {
+        format!(
+            "{}: the {shards}-shard run's report lacks the figure",
+            row.scenario
+        )
+    })?;
+    Ok(Operand {
+        value,
+        text: format!("{} {unit}", number(value / scale)),
+        problem: f
+            .problem
+            .as_ref()
+            .map(|p| format!("{shards} shard(s): {p}")),
+    })
+}
+
+fn ladder_line(
+    figure: &str,
+    target: &str,
+    min: f64,
+    ladder: &Measured<LadderFigures>,
+    judged_here: Result<(), String>,
+    judging: Judging,
+) -> TargetLine {
+    let (measured, verdict) = match ladder {
+        Err(why) => ("—".to_string(), Verdict::NotMeasured(why.clone())),
+        Ok(l) => {
+            let rates = format!(
+                "mudshard {} / baseline {} msgs/s",
+                l.mudshard.map_or_else(|| "none".into(), number),
+                l.baseline.map_or_else(|| "none".into(), number)
+            );
+            match &l.ratio {
+                LadderRatio::Exact(r) => {
+                    (format!("{rates} = **{r:.2}×**"), reached_if(*r >= min, &[]))
+                }
+                LadderRatio::AtLeast(r) if *r >= min => {
+                    (format!("{rates} = **≥ {r:.2}×**"), Verdict::Reached)
+                }
+                LadderRatio::AtLeast(r) => (
+                    format!("{rates} = ≥ {r:.2}×"),
+                    Verdict::NotMeasured(
+                        "mudshard held the ladder's top step, so its ceiling is higher: \
+                         extend `ladder`"
+                            .into(),
+                    ),
+                ),
+                LadderRatio::AtMost(r) if *r < min => (
+                    format!("{rates} = **≤ {r:.2}×**"),
+                    Verdict::NotReached(None),
+                ),
+                LadderRatio::AtMost(r) => (
+                    format!("{rates} = ≤ {r:.2}×"),
+                    Verdict::NotMeasured(
+                        "the baseline held the ladder's top step, so its ceiling is higher: \
+                         extend `ladder`"
+                            .into(),
+                    ),
+                ),
+                LadderRatio::Unknown(why) => (rates, Verdict::NotMeasured(why.clone())),
+            }
+        }
+    };
+    let verdict = match judged_here {
+        Err(why) => Verdict::NotJudged(why),
+        Ok(()) => smoke(verdict, judging),
+    };
+    TargetLine {
+        figure: figure.into(),
+        target: target.into(),
+        measured,
+        verdict,
+    }
+}
+
+fn idle_line(idle: &Measured<IdleFigures>, judging: Judging) -> TargetLine {
+    let figure = "idle: memory per session at 15,000 sessions".to_string();
+    let target = "≤ 3 KiB (3,072 B), read after mimalloc has purged \
+                  (`MIMALLOC_PURGE_DELAY=0`); unpurged shown beside it"
+        .to_string();
+    let (measured, verdict) = match idle {
+        Err(why) => ("—".to_string(), Verdict::NotMeasured(why.clone())),
+        Ok(i) => {
+            let unpurged = i
+                .unpurged_bytes
+                .map_or_else(|| "—".to_string(), |b| format!("{} B", number(b)));
+            match &i.purged_bytes {
+                Err(why) => (
+                    format!("purged —, unpurged {unpurged}"),
+                    Verdict::NotMeasured(why.clone()),
+                ),
+                Ok(purged) => {
+                    let text = format!(
+                        "purged **{} B**, unpurged {unpurged}; {} of {} sessions",
+                        number(*purged),
+                        number(i.established),
+                        number(i.players)
+                    );
+                    let verdict = if i.players < IDLE_SESSIONS {
+                        Verdict::NotMeasured(format!(
+                            "the scenario holds {} sessions, not 15,000",
+                            number(i.players)
+                        ))
+                    } else if i.established < i.players {
+                        Verdict::NotReached(Some(format!(
+                            "only {} of {} sessions were established",
+                            number(i.established),
+                            number(i.players)
+                        )))
+                    } else {
+                        reached_if(*purged <= IDLE_BYTES_MAX, &[&i.problem])
+                    };
+                    (text, verdict)
+                }
+            }
+        }
+    };
+    TargetLine {
+        figure,
+        target,
+        measured,
+        verdict: smoke(verdict, judging),
+    }
+}
+
+/// The table's lines, in the issue's order.
+pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
+    let mut out = Vec::new();
+    for row in &f.scaling {
+        out.push(ratio_line(
+            &format!(
+                "{}, 2 shards vs 1 shard: server CPU per command",
+                row.scenario
+            ),
+            "≤ 1.15×",
+            SCALING_CPU_RATIO_MAX,
+            &scaling_operand(row, 2, |s| s.cpu_us, "µs", 1.0),
+            &scaling_operand(row, 1, |s| s.cpu_us, "µs", 1.0),
+            judging,
+        ));
+    }
+    for row in &f.scaling {
+        out.push(ratio_line(
+            &format!("{}, 2 shards vs 1 shard: p99", row.scenario),
+            "no worse (≤ 1.00×)",
+            SCALING_P99_RATIO_MAX,
+            &scaling_operand(row, 2, |s| s.p99_us, "ms", 1000.0),
+            &scaling_operand(row, 1, |s| s.p99_us, "ms", 1000.0),
+            judging,
+        ));
+    }
+    out.push(ratio_line(
+        "chat: server CPU per delivered message at the ladder's highest held rate",
+        "≤ 1.25× floor's sender CPU per single send",
+        CHAT_CPU_FLOOR_RATIO_MAX,
+        &f.chat_cpu_at_highest,
+        &f.floor_single_send,
+        judging,
+    ));
+    out.push(ladder_line(
+        "chat ladder: highest held rate vs baseline, split cores",
+        "≥ 2×",
+        LADDER_RATIO_SPLIT_MIN,
+        &f.chat_ladder,
+        if judging.split {
+            Ok(())
+        } else {
+            Err("judged only in a --split-cores run".into())
+        },
+        judging,
+    ));
+    out.push(ladder_line(
+        "chat ladder: highest held rate vs baseline, shared cores",
+        "≥ 1.5×",
+        LADDER_RATIO_SHARED_MIN,
+        &f.chat_ladder,
+        if judging.split {
+            Err("judged only without --split-cores".into())
+        } else {
+            Ok(())
+        },
+        judging,
+    ));
+    out.push(ratio_line(
+        "rtt: p99",
+        "≤ 1.5× `floor --rtt --spin` p99",
+        RTT_P99_FLOOR_RATIO_MAX,
+        &f.rtt_p99,
+        &f.floor_spin_p99,
+        judging,
+    ));
+    out.push(ratio_line(
+        "rtt: server CPU per `look`",
+        "≤ 1.2× floor's echo CPU per request",
+        RTT_CPU_FLOOR_RATIO_MAX,
+        &f.rtt_cpu,
+        &f.floor_echo_cpu,
+        judging,
+    ));
+    out.push(idle_line(&f.idle, judging));
+    out
+}
+
+/// The table's inputs, from a finished run.
+pub fn figures(results: &Results<'_>, scaling: &[ScalingRow]) -> TargetFigures {
+    let ran = |s: &str| results.order.iter().any(|n| n == s);
+    let not_run = |s: &str| format!("{s} was not run (--only)");
+    let no_floor = |what: &str| {
+        if results.options.floor {
+            format!("the floor's {what} run failed or left no report")
+        } else {
+            "--no-floor".to_string()
+        }
+    };
+    let floor_operand = |report: &Option<serde_json::Value>,
+                         path: &str,
+                         scale: f64,
+                         unit: &str,
+                         what: &str,
+                         needs_rtt: bool|
+     -> Measured<Operand> {
+        if needs_rtt && !ran("rtt") {
+            return Err(not_run("rtt"));
+        }
+        let value = report
+            .as_ref()
+            .and_then(|r| num(r, path))
+            .ok_or_else(|| no_floor(what))?;
+        Ok(Operand {
+            value,
+            text: format!("{} {unit} ({what})", number(value / scale)),
+            problem: None,
+        })
+    };
+    let rtt_main = || -> Measured<&serde_json::Value> {
+        if !ran("rtt") {
+            return Err(not_run("rtt"));
+        }
+        results
+            .main("rtt", Variant::Mudshard)
+            .and_then(|r| r.report.as_ref())
+            .ok_or_else(|| "mudshard's rtt run left no report".to_string())
+    };
+    let rtt_operand = |value: Option<f64>, scale: f64, unit: &str, r: &serde_json::Value| {
+        value
+            .map(|v| Operand {
+                value: v,
+                text: format!("{} {unit}", number(v / scale)),
+                problem: problem(r),
+            })
+            .ok_or_else(|| "mudshard's rtt report lacks the figure".to_string())
+    };
+    TargetFigures {
+        scaling: scaling
+            .iter()
+            .filter(|r| r.scenario == "rtt" || r.scenario == "walk")
+            .cloned()
+            .collect(),
+        chat_cpu_at_highest: chat_cpu_at_highest(results),
+        floor_single_send: floor_operand(
+            &results.floor.single_paced,
+            "sender_us_per_send",
+            1.0,
+            "µs",
+            "one per send, paced 50,000/s",
+            false,
+        ),
+        chat_ladder: chat_ladder(results),
+        rtt_p99: rtt_main()
+            .and_then(|r| rtt_operand(num(r, "latency_us.reply.p99_us"), 1000.0, "ms", r)),
+        floor_spin_p99: floor_operand(
+            &results.floor.rtt_polling,
+            "latency_us.p99",
+            1000.0,
+            "ms",
+            "`floor --rtt --spin`",
+            true,
+        ),
+        rtt_cpu: rtt_main().and_then(|r| rtt_operand(cpu_us_per_command(r), 1.0, "µs", r)),
+        floor_echo_cpu: floor_operand(
+            &results.floor.rtt_sleeping,
+            "echo_us_per_request",
+            1.0,
+            "µs",
+            "`floor --rtt`, sleeping echo",
+            true,
+        ),
+        idle: idle(results),
+    }
+}
+
+fn chat_cpu_at_highest(results: &Results<'_>) -> Measured<Operand> {
+    let ladder = results.ladder("chat").ok_or("chat's ladder was not run")?;
+    let highest = ladder
+        .mudshard
+        .as_ref()
+        .ok_or("mudshard held no step of the chat ladder")?;
+    let cpu = results
+        .step("chat", highest.rate, Variant::Mudshard)
+        .and_then(|r| r.report.as_ref())
+        .and_then(|r| num(r, "server.cpu_us_per_msg"))
+        .ok_or("the highest held step's report lacks the server's CPU")?;
+    Ok(Operand {
+        value: cpu,
+        text: format!(
+            "{} µs at {} says/s ({} msgs/s)",
+            number(cpu),
+            number(highest.rate),
+            number(highest.delivered_per_s)
+        ),
+        problem: None,
+    })
+}
+
+fn chat_ladder(results: &Results<'_>) -> Measured<LadderFigures> {
+    let ladder = results.ladder("chat").ok_or("chat's ladder was not run")?;
+    Ok(LadderFigures {
+        mudshard: ladder.mudshard.as_ref().map(|h| h.delivered_per_s),
+        baseline: ladder.baseline.as_ref().map(|h| h.delivered_per_s),
+        ratio: ladder.ratio,
+    })
+}
+
+fn idle(results: &Results<'_>) -> Measured<IdleFigures> {
+    if !results.order.iter().any(|n| n == "idle") {
+        return Err("idle was not run (--only)".into());
+    }
+    let report = |variant: Variant| {
+        results
+            .main("idle", variant)
+            .and_then(|r| r.report.as_ref())
+    };
+    let purged = report(Variant::MudshardPurged)
+        .ok_or("the purged idle run (MIMALLOC_PURGE_DELAY=0) left no report")?;
+    let unpurged = report(Variant::Mudshard);
+    Ok(IdleFigures {
+        players: num(purged, "config.players").unwrap_or(0.0),
+        established: num(purged, "counts.sessions_established").unwrap_or(0.0),
+        unpurged_bytes: unpurged.and_then(|r| num(r, "server.rss_per_session_bytes")),
+        purged_bytes: num(purged, "server.rss_per_session_bytes")
+            .ok_or_else(|| "the purged idle run has no RSS per session".to_string()),
+        problem: problem(purged).or_else(|| unpurged.and_then(problem)),
+    })
+}
+
+/// The section of the report.
+pub fn render(lines: &[TargetLine], mode: Mode) -> String {
+    let mut w = String::new();
+    let _ = writeln!(w, "## Targets (issue 12: ratios measured in this run)\n");
+    let _ = writeln!(
+        w,
+        "Each target is a ratio of two figures of this run: mudshard against the machine's own \
+         floor (`bench/floor`, above), against itself with another shard count (\"Shard \
+         scaling\"), or against the baseline. The floor's single send is its \"one per send, \
+         paced 50,000/s\" run; its echo CPU is the sleeping echo's (the polling echo spins, so \
+         its CPU is all its time); rtt's figures are mudshard's own rtt run. The chat ladder's \
+         highest held rate is the highest step sustained as its table above defines it.{}\n",
+        if mode == Mode::Quick {
+            " This is a smoke run: small counts and short windows, so the lines are shown but \
+             not judged."
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        w,
+        "| figure | target | measured | status |\n|---|---|---|---|"
+    );
+    for line in lines {
+        let status = match &line.verdict {
+            Verdict::Reached => "**reached**".to_string(),
+            Verdict::NotReached(None) => "**not reached**".to_string(),
+            Verdict::NotReached(Some(why)) => format!("**not reached** ({why})"),
+            Verdict::NotMeasured(why) => format!("not measured: {why}"),
+            Verdict::NotJudged(why) => format!("not judged ({why})"),
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {status} |",
+            line.figure, line.target, line.measured
+        );
+    }
+    let _ = writeln!(w);
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::scaling::ShardFigures;
+    use super::*;
+
+    fn op(value: f64) -> Measured<Operand> {
+        Ok(Operand {
+            value,
+            text: number(value),
+            problem: None,
+        })
+    }
+
+    fn shard(cpu_us: f64, p99_us: f64) -> Result<ShardFigures, String> {
+        Ok(ShardFigures {
+            cpu_us: Some(cpu_us),
+            p99_us: Some(p99_us),
+            problem: None,
+        })
+    }
+
+    fn figures() -> TargetFigures {
+        TargetFigures {
+            scaling: vec![
+                ScalingRow {
+                    scenario: "rtt".into(),
+                    rate: Some(20_000.0),
+                    one: shard(30.0, 2000.0),
+                    two: shard(33.0, 1900.0),
+                },
+                ScalingRow {
+                    scenario: "walk".into(),
+                    rate: Some(10_000.0),
+                    one: shard(30.0, 2000.0),
+                    two: shard(45.0, 2100.0),
+                },
+            ],
+            chat_cpu_at_highest: op(9.0),
+            floor_single_send: op(8.0),
+            chat_ladder: Ok(LadderFigures {
+                mudshard: Some(75_000.0),
+                baseline: Some(50_000.0),
+                ratio: LadderRatio::Exact(1.5),
+            }),
+            rtt_p99: op(1.86),
+            floor_spin_p99: op(0.56),
+            rtt_cpu: op(17.3),
+            floor_echo_cpu: op(18.6),
+            idle: Ok(IdleFigures {
+                players: 15_000.0,
+                established: 15_000.0,
+                unpurged_bytes: Some(3_052.0),
+                purged_bytes: Ok(2_458.0),
+                problem: None,
+            }),
+        }
+    }
+
+    fn verdicts(f: &TargetFigures, judging: Judging) -> Vec<(String, Verdict)> {
+        lines(f, judging)
+            .into_iter()
+            .map(|l| (l.figure, l.verdict))
+            .collect()
+    }
+
+    const FULL_SHARED: Judging = Judging {
+        smoke: false,
+        split: false,
+    };
+
+    #[test]
+    fn each_line_is_reached_or_not_by_its_own_ratio() {
+        let v = verdicts(&figures(), FULL_SHARED);
+        let expect = [
+            (
+                "rtt, 2 shards vs 1 shard: server CPU per command",
+                Verdict::Reached,
+            ),
+            (
+                "walk, 2 shards vs 1 shard: server CPU per command",
+                Verdict::NotReached(None),
+            ),
+            ("rtt, 2 shards vs 1 shard: p99", Verdict::Reached),
+            ("walk, 2 shards vs 1 shard: p99", Verdict::NotReached(None)),
+            (
+                "chat: server CPU per delivered message at the ladder's highest held rate",
+                Verdict::Reached,
+            ),
+            (
+                "chat ladder: highest held rate vs baseline, split cores",
+                Verdict::NotJudged("judged only in a --split-cores run".into()),
+            ),
+            (
+                "chat ladder: highest held rate vs baseline, shared cores",
+                Verdict::Reached,
+            ),
+            ("rtt: p99", Verdict::NotReached(None)),
+            ("rtt: server CPU per `look`", Verdict::Reached),
+            (
+                "idle: memory per session at 15,000 sessions",
+                Verdict::Reached,
+            ),
+        ];
+        assert_eq!(v.len(), expect.len());
+        for ((figure, verdict), (want_figure, want)) in v.iter().zip(expect) {
+            assert_eq!(figure, want_figure);
+            assert_eq!(verdict, &want, "{figure}");
+        }
+    }
+
+    #[test]
+    fn split_cores_judge_the_split_ladder_line_and_not_the_shared_one() {
+        let v = verdicts(
+            &figures(),
+            Judging {
+                smoke: false,
+                split: true,
+            },
+        );
+        assert_eq!(v[5].1, Verdict::NotReached(None), "1.5× < 2×");
+        assert!(matches!(v[6].1, Verdict::NotJudged(_)));
+    }
+
+    #[test]
+    fn a_missing_input_is_not_measured_and_says_why() {
+        let mut f = figures();
+        f.floor_spin_p99 = Err("--no-floor".into());
+        f.idle = Ok(IdleFigures {
+            purged_bytes: Err("the purged idle run left no report".into()),
+            ..f.idle.clone().expect("idle")
+        });
+        f.scaling[0].one = Err("no run with 1 shard(s)".into());
+        let l = lines(&f, FULL_SHARED);
+        assert_eq!(l[7].verdict, Verdict::NotMeasured("--no-floor".into()));
+        assert_eq!(l[7].measured, "1.86 / —");
+        assert!(matches!(&l[9].verdict, Verdict::NotMeasured(w) if w.contains("purged")));
+        assert!(matches!(&l[0].verdict, Verdict::NotMeasured(w) if w.starts_with("rtt: no run")));
+    }
+
+    #[test]
+    fn a_failed_run_does_not_reach_a_target_its_ratio_would() {
+        let mut f = figures();
+        f.rtt_cpu = Ok(Operand {
+            value: 1.0,
+            text: "1".into(),
+            problem: Some("the rate was not held".into()),
+        });
+        let l = lines(&f, FULL_SHARED);
+        assert_eq!(
+            l[8].verdict,
+            Verdict::NotReached(Some("the rate was not held".into()))
+        );
+    }
+
+    #[test]
+    fn idle_is_judged_on_the_purged_figure_at_15000_sessions() {
+        let mut f = figures();
+        let base = f.idle.clone().expect("idle");
+        f.idle = Ok(IdleFigures {
+            purged_bytes: Ok(3_100.0),
+            unpurged_bytes: Some(2_900.0),
+            ..base.clone()
+        });
+        assert_eq!(lines(&f, FULL_SHARED)[9].verdict, Verdict::NotReached(None));
+        f.idle = Ok(IdleFigures {
+            players: 1_000.0,
+            established: 1_000.0,
+            ..base.clone()
+        });
+        assert!(matches!(
+            lines(&f, FULL_SHARED)[9].verdict,
+            Verdict::NotMeasured(_)
+        ));
+        f.idle = Ok(IdleFigures {
+            established: 14_000.0,
+            ..base
+        });
+        assert!(matches!(
+            lines(&f, FULL_SHARED)[9].verdict,
+            Verdict::NotReached(Some(_))
+        ));
+    }
+
+    #[test]
+    fn a_ladder_ceiling_beyond_the_top_step_is_judged_only_when_it_decides() {
+        let mut f = figures();
+        let ladder = |ratio| {
+            Ok(LadderFigures {
+                mudshard: Some(1.0),
+                baseline: Some(1.0),
+                ratio,
+            })
+        };
+        f.chat_ladder = ladder(LadderRatio::AtLeast(1.6));
+        assert_eq!(lines(&f, FULL_SHARED)[6].verdict, Verdict::Reached);
+        f.chat_ladder = ladder(LadderRatio::AtLeast(1.2));
+        assert!(matches!(
+            lines(&f, FULL_SHARED)[6].verdict,
+            Verdict::NotMeasured(_)
+        ));
+        f.chat_ladder = ladder(LadderRatio::AtMost(1.2));
+        assert_eq!(lines(&f, FULL_SHARED)[6].verdict, Verdict::NotReached(None));
+        f.chat_ladder = ladder(LadderRatio::Unknown("why".into()));
+        assert_eq!(
+            lines(&f, FULL_SHARED)[6].verdict,
+            Verdict::NotMeasured("why".into())
+        );
+    }
+
+    #[test]
+    fn a_smoke_run_shows_its_figures_but_judges_nothing() {
+        let l = lines(
+            &figures(),
+            Judging {
+                smoke: true,
+                split: false,
+            },
+        );
+        assert!(l
+            .iter()
+            .all(|l| matches!(&l.verdict, Verdict::NotJudged(_))));
+        assert!(l
+            .iter()
+            .filter(|l| !l.figure.contains("split cores"))
+            .all(|l| l.verdict == Verdict::NotJudged("smoke run".into())));
+        assert!(l[0].measured.contains("1.10×"), "{}", l[0].measured);
+    }
+}

@@ -1,0 +1,463 @@
+//! `loadgen suite` end to end, with fake binaries in a fake repository:
+//! shell scripts stand in for mudshard and the baseline (print the address
+//! line, then wait to be stopped), for loadgen (write a JSON report with
+//! chosen figures) and for the floor. The real suite plans the runs,
+//! starts and stops the fakes by pid, retries a run with steal, judges the
+//! ladder and writes the report, whose tables are then read back. And the
+//! process control on its own: a server that will not stop on SIGTERM, one
+//! that dies at start, one that never says where it listens; Ctrl-C in the
+//! middle of a run.
+
+use loadgen::suite::process::{run_bounded, Interrupt, RunEnd, Server, StartError};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FAKE_SERVER: &str = r#"#!/bin/sh
+# A fake server: records its pid, says where it listens, waits to be stopped.
+addr=
+while [ $# -gt 0 ]; do case $1 in --listen) addr=$2; shift;; esac; shift; done
+echo $$ > "$FAKE_DIR/pids/server.$$"
+echo "listening on $addr"
+exec sleep 300
+"#;
+
+const FAKE_LOADGEN: &str = r#"#!/bin/sh
+# A fake loadgen: writes a report with figures chosen by the run's name.
+scenario=$1; shift
+json=; rate=0; players=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --json) json=$2; shift ;;
+    --rate) rate=$2; shift ;;
+    --players) players=$2; shift ;;
+    esac
+    shift
+done
+echo $$ > "$FAKE_DIR/pids/loadgen.$$"
+if [ -n "$FAKE_LOADGEN_HANG" ]; then touch "$FAKE_DIR/hanging"; exec sleep 300; fi
+tag=$(basename "$json" .json)
+steal=0; cpu_s=1; p99=1000; per_msg=5; rss=4000
+case $tag in
+rtt.mudshard) steal=9; cpu_s=3.3; p99=1900 ;;
+rtt.mudshard.retry) cpu_s=3.3; p99=1900 ;;
+rtt.mudshard-1shard) cpu_s=3.0; p99=2000 ;;
+chat*.mudshard) per_msg=9; p99=5000 ;;
+chat.mudshard-1shard) per_msg=10; p99=6000 ;;
+chat.baseline) p99=50000 ;;
+idle.mudshard) rss=3500 ;;
+idle.mudshard-purged) rss=2900 ;;
+esac
+delivered=$((rate * 10))
+cat > "$json" <<EOF
+{"ok": true, "failures": [], "warnings": [],
+ "config": {"players": $players},
+ "rate": {"requested_total_per_s": $rate, "achieved_per_s": $rate, "held": true},
+ "throughput": {"delivered_msgs_per_s": $delivered, "replies_per_s": $rate},
+ "counts": {"sent": 100000, "sessions_established": $players},
+ "latency_us": {"reply": {"count": 100, "p99_us": $p99}, "delivery": {"count": 100, "p99_us": $p99}},
+ "server": {"cpu_s": $cpu_s, "cpu_us_per_msg": $per_msg, "rss_per_session_bytes": $rss},
+ "machine": {"steal_pct": $steal}}
+EOF
+echo "fake loadgen: $scenario"
+"#;
+
+const FAKE_FLOOR: &str = r#"#!/bin/sh
+# A fake floor: one-way, hiccup and echo reports.
+mode=oneway; spin=
+for a in "$@"; do
+    case $a in --rtt) mode=rtt ;; --hiccups) mode=hiccups ;; --spin) spin=1 ;; esac
+done
+json=
+while [ $# -gt 0 ]; do case $1 in --json) json=$2; shift;; esac; shift; done
+case $mode in
+hiccups)
+    echo '[{"cpu":0,"lost_pct":1.5,"lost_in_gaps_over_1ms_pct":0.5,"gaps_over_1ms":3,"gaps_over_2ms":1,"longest_ms":2.5}]' > "$json" ;;
+rtt)
+    p99=2000; [ -n "$spin" ] && p99=1000
+    echo "{\"config\":{\"reply_bytes\":470,\"echo_core\":0,\"client_core\":1},\"achieved_per_s\":100,\"latency_us\":{\"p50\":50,\"p90\":90,\"p99\":$p99,\"p999\":3000,\"max\":4000},\"client_us_per_request\":20,\"echo_us_per_request\":30}" > "$json" ;;
+*)
+    echo '{"config":{"batch":1},"messages_per_s":50000,"sender_us_per_send":8,"sender_us_per_message":8,"receiver_us_per_message":6,"messages_per_read":1,"cores_for_chat_target":7}' > "$json" ;;
+esac
+"#;
+
+fn scenario(name: &str, body: &str) -> String {
+    format!(
+        "scenario = \"{name}\"\nabout = \"fake {name}\"\ntarget = \"none\"\n\n[full]\n{body}\n[quick]\n{body}"
+    )
+}
+
+/// A fake repository: scenario files, fake binaries, and a place for pids.
+struct FakeRepo {
+    root: PathBuf,
+}
+
+impl FakeRepo {
+    fn new(test: &str) -> FakeRepo {
+        let root = std::env::temp_dir().join(format!("suite-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let scenarios = root.join("bench/scenarios");
+        let bin = root.join("target/release");
+        for dir in [&scenarios, &bin, &root.join("pids")] {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
+        let files = [
+            (
+                "idle",
+                "players = 15000\nwarmup = 0\nduration = 1\ndrain = 0\n",
+            ),
+            (
+                "chat",
+                "players = 20\nrooms = 2\nrate = 200\nwarmup = 0\nduration = 1\ndrain = 0\n\
+                 ladder = [100, 200]\nladder_latency = \"delivery\"\nladder_p99_ms_max = 20\n",
+            ),
+            (
+                "rtt",
+                "players = 10\nrate = 100\nwarmup = 0\nduration = 1\ndrain = 0\n",
+            ),
+        ];
+        for (name, body) in files {
+            std::fs::write(scenarios.join(format!("{name}.toml")), scenario(name, body))
+                .expect("scenario");
+        }
+        for (name, text) in [
+            ("mudshard", FAKE_SERVER),
+            ("baseline", FAKE_SERVER),
+            ("loadgen", FAKE_LOADGEN),
+            ("floor", FAKE_FLOOR),
+        ] {
+            let path = bin.join(name);
+            std::fs::write(&path, text).expect("script");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        FakeRepo { root }
+    }
+
+    fn suite(&self, ports: (u16, u16), args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+        cmd.arg("suite")
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .env("MUDSHARD_ADDR", format!("127.0.0.1:{}", ports.0))
+            .env("BASELINE_ADDR", format!("127.0.0.1:{}", ports.1))
+            .env("CARGO_TARGET_DIR", self.root.join("target"))
+            .env("FAKE_DIR", &self.root)
+            .env_remove("FAKE_LOADGEN_HANG");
+        cmd
+    }
+
+    /// Pids the fakes recorded, by kind (`server`, `loadgen`).
+    fn pids(&self, kind: &str) -> Vec<i32> {
+        std::fs::read_dir(self.root.join("pids"))
+            .expect("pids")
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_prefix(&format!("{kind}."))?.parse().ok()
+            })
+            .collect()
+    }
+}
+
+impl Drop for FakeRepo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie still answers kill(0): look at its state.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn line_with<'a>(report: &'a str, start: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting {start:?} in:\n{report}"))
+}
+
+#[test]
+fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
+    let repo = FakeRepo::new("full");
+    let out = repo.root.join("report.md");
+    let status = repo
+        .suite(
+            (47_311, 47_312),
+            &[
+                "--only",
+                "idle,chat,rtt",
+                "--shards",
+                "2",
+                "--out",
+                out.to_str().expect("utf-8 path"),
+            ],
+        )
+        .stdout(Stdio::null())
+        .status()
+        .expect("the suite runs");
+    assert!(status.success(), "{status}");
+    let report = std::fs::read_to_string(&out).expect("the report");
+    eprintln!("{report}");
+
+    let servers = repo.pids("server");
+    // idle 3, chat@100 2, chat 3, rtt 3 and its retry.
+    assert_eq!(servers.len(), 12, "{servers:?}");
+    assert!(
+        servers.iter().all(|p| !alive(*p)),
+        "a server outlived the suite"
+    );
+
+    assert_eq!(
+        line_with(&report, "| rtt | 100 |"),
+        "| rtt | 100 | command | 30.0 | 33.0 | 1.10× | reply | 2 | 1.90 | 0.95× |"
+    );
+    assert_eq!(
+        line_with(&report, "| chat | 200 |"),
+        "| chat | 200 | delivered message | 10.0 | 9 | 0.90× | delivery | 6 | 5 | 0.83× |"
+    );
+    let status = |figure: &str| {
+        line_with(&report, &format!("| {figure} |"))
+            .rsplit(" | ")
+            .next()
+            .map(|s| s.trim_end_matches(" |").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        status("rtt, 2 shards vs 1 shard: server CPU per command"),
+        "**reached**"
+    );
+    assert_eq!(status("rtt, 2 shards vs 1 shard: p99"), "**reached**");
+    assert_eq!(
+        status("chat: server CPU per delivered message at the ladder's highest held rate"),
+        "**reached**"
+    );
+    assert_eq!(
+        status("chat ladder: highest held rate vs baseline, shared cores"),
+        "**reached**"
+    );
+    assert_eq!(
+        status("chat ladder: highest held rate vs baseline, split cores"),
+        "not judged (judged only in a --split-cores run)"
+    );
+    assert_eq!(status("rtt: p99"), "**not reached**");
+    assert_eq!(status("rtt: server CPU per `look`"), "**reached**");
+    assert_eq!(
+        status("idle: memory per session at 15,000 sessions"),
+        "**reached**"
+    );
+    assert!(line_with(&report, "| idle: memory per session")
+        .contains("purged **2,900 B**, unpurged 3,500 B"));
+    assert!(report.contains("**run twice: the first attempt had 9.0% steal**"));
+    assert!(report.contains("| 100 | 1,000 | 5 | yes | 1,000 | 1 | yes |"));
+    assert!(report.contains("| 200 | 2,000 | 5 | yes | 2,000 | 50.0 | no |"));
+    assert!(report.contains(
+        "MIMALLOC_PURGE_DELAY=0 target/release/mudshard --listen 127.0.0.1:47311 --shards 2"
+    ));
+    assert!(report.contains("target/release/mudshard --listen 127.0.0.1:47311 --shards 1 "));
+    assert!(report.contains("--server-pid $SERVER_PID"));
+    assert!(report.contains("target/release/floor --rtt --pairs 10 --rate 100"));
+    assert!(report.starts_with("# mudshard vs baseline — benchmark report"));
+    assert!(!report.contains("Targets of issue 4"));
+    assert!(report.contains(
+        "```sh\nMUDSHARD_ADDR=127.0.0.1:47311 BASELINE_ADDR=127.0.0.1:47312 scripts/bench.sh \
+         --only idle --only chat --only rtt --shards 2\n"
+    ));
+}
+
+#[test]
+fn ctrl_c_in_the_middle_of_a_run_stops_the_server_and_loadgen() {
+    let repo = FakeRepo::new("interrupt");
+    let mut child = repo
+        .suite(
+            (47_313, 47_314),
+            &[
+                "--quick",
+                "--only",
+                "rtt",
+                "--no-floor",
+                "--out",
+                "/dev/null",
+            ],
+        )
+        .env("FAKE_LOADGEN_HANG", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the suite starts");
+    let until = Instant::now() + Duration::from_secs(20);
+    while !repo.root.join("hanging").exists() {
+        assert!(Instant::now() < until, "loadgen never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let until = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < until, "the suite did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let pids = [repo.pids("server"), repo.pids("loadgen")].concat();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "a child outlived the suite"
+    );
+}
+
+#[test]
+fn a_busy_port_and_missing_binaries_are_refused_before_anything_runs() {
+    let repo = FakeRepo::new("refused");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let out = repo
+        .suite((port, 47_316), &["--quick", "--only", "rtt"])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("port {port} is already in use")),
+        "{err}"
+    );
+    assert!(err.contains("MUDSHARD_ADDR"), "{err}");
+
+    std::fs::remove_file(repo.root.join("target/release/floor")).expect("rm");
+    let out = repo
+        .suite(
+            (47_315, 47_316),
+            &["--quick", "--only", "rtt", "--no-build"],
+        )
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("missing binary"), "{err}");
+    assert!(err.contains("cargo build --release -p mudshard -p loadgen -p baseline -p floor"));
+
+    let out = repo
+        .suite((47_315, 47_316), &["--only", "nope"])
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no scenario 'nope' (have: chat idle rtt)")
+    );
+    assert!(repo.pids("server").is_empty());
+}
+
+fn sh(script: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script);
+    cmd
+}
+
+fn log(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("suite-process-{name}-{}.log", std::process::id()))
+}
+
+fn pid_alive_after_drop(pid: u32) -> bool {
+    alive(pid as i32)
+}
+
+#[test]
+fn a_server_that_ignores_sigterm_is_killed_after_the_bound() {
+    let path = log("stubborn");
+    let server = Server::start(
+        sh("trap '' TERM; echo 'listening on 127.0.0.1:1'; while :; do sleep 0.2; done"),
+        &path,
+        Duration::from_secs(10),
+        &Interrupt::default(),
+    )
+    .expect("it starts");
+    assert_eq!(server.listening_on, "127.0.0.1:1");
+    let pid = server.pid;
+    let started = Instant::now();
+    drop(server);
+    let took = started.elapsed();
+    assert!(!pid_alive_after_drop(pid), "still running after the drop");
+    assert!(
+        took >= Duration::from_secs(9),
+        "SIGKILL came before the bound: {took:?}"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_server_that_dies_or_stays_silent_at_start_is_an_error_with_its_output() {
+    let path = log("dies");
+    match Server::start(
+        sh("echo 'no such world' >&2; exit 3"),
+        &path,
+        Duration::from_secs(10),
+        &Interrupt::default(),
+    ) {
+        Err(StartError::Exited { status, output }) => {
+            assert_eq!(status, "status 3");
+            assert!(output.contains("no such world"), "{output}");
+        }
+        other => panic!("expected an exit at start, got {:?}", other.map(|s| s.pid)),
+    }
+    let path = log("silent");
+    let started = Instant::now();
+    let err = Server::start(
+        sh("exec sleep 30"),
+        &path,
+        Duration::from_millis(500),
+        &Interrupt::default(),
+    )
+    .err()
+    .expect("it never says where it listens");
+    assert!(matches!(err, StartError::Silent(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_run_past_its_bound_is_stopped_and_an_interrupt_stops_it_too() {
+    let path = log("bounded");
+    let started = Instant::now();
+    let end = run_bounded(
+        sh("exec sleep 30"),
+        &path,
+        Duration::from_millis(300),
+        &Interrupt::default(),
+    )
+    .expect("not interrupted")
+    .expect("it ran");
+    assert_eq!(end, RunEnd::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let end = run_bounded(
+        sh("exit 4"),
+        &path,
+        Duration::from_secs(5),
+        &Interrupt::default(),
+    )
+    .expect("not interrupted")
+    .expect("it ran");
+    assert_eq!(end, RunEnd::Exited(4));
+
+    let interrupt = Interrupt::default();
+    interrupt.raise(libc::SIGINT);
+    let err = run_bounded(
+        sh("exec sleep 30"),
+        &path,
+        Duration::from_secs(30),
+        &interrupt,
+    )
+    .expect_err("interrupted");
+    assert_eq!(err.0, libc::SIGINT);
+    let _ = std::fs::remove_file(path);
+}
