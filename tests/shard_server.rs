@@ -101,6 +101,91 @@ fn a_walk_across_shards_keeps_inventory_and_tells_both_rooms() {
     assert_eq!(walker.cmd("inventory")["items"], json!([]));
 }
 
+fn names(look: &Value) -> Vec<String> {
+    look["room"]["players"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a room view: {look}"))
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect()
+}
+
+fn items(look: &Value) -> Vec<String> {
+    look["room"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a room view: {look}"))
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn look_is_answered_by_the_connections_shard_and_is_never_older_than_its_events() {
+    let (server, _dir) = ServerProc::start_with_map(
+        "[limits]\ncommands_per_s = 100000\ncommands_burst = 100000\n",
+        &["--shards", "2", "--world", "grid:12x12", "--no-ambient"],
+    );
+    let mut looker = Client::guest_on_shard(server.addr, "looker", 0);
+    let mut other = Client::guest_on_shard(server.addr, "other", 1);
+    // A room with an item, owned by shard 1: the looker's `look` would cross.
+    let mut found = None;
+    'find: for y in 0..12 {
+        for x in 0..12 {
+            let reply = looker.cmd(&format!("goto grid:{x}_{y}"));
+            if reply["room"]["shard"] == 1 && !items(&reply).is_empty() {
+                found = Some((format!("grid:{x}_{y}"), items(&reply)[0].clone()));
+                break 'find;
+            }
+        }
+    }
+    let (room, item) = found.expect("a room of shard 1 with an item");
+
+    // The first look crosses and brings the view back; the next are
+    // answered on shard 0 from it.
+    let crossings = |server: &ServerProc| {
+        metric_sum(&server.http_get("/metrics").1, "mudshard_cross_shard_sent_total")
+    };
+    let before = crossings(&server);
+    const LOOKS: u64 = 30;
+    for _ in 0..LOOKS {
+        let look = looker.cmd("look");
+        assert_eq!(look["room"]["id"], room.as_str());
+        assert_eq!(names(&look), ["looker"], "{look}");
+    }
+    let crossed = crossings(&server) - before;
+    assert!(
+        crossed < LOOKS / 2,
+        "{LOOKS} looks made {crossed} cross-shard messages: not answered on the connection's shard"
+    );
+
+    // Every change in the room reaches the looker's shard before the event
+    // that tells of it, so a look after the event shows the change.
+    assert_eq!(other.cmd(&format!("goto {room}"))["ok"], true);
+    looker.event("enter", "other");
+    assert_eq!(names(&looker.cmd("look")), ["looker", "other"]);
+
+    assert_eq!(other.cmd(&format!("get {item}"))["ok"], true);
+    looker.event("item", &item);
+    let look = looker.cmd("look");
+    assert!(!items(&look).contains(&item), "{look}");
+
+    assert_eq!(other.cmd(&format!("drop {item}"))["ok"], true);
+    looker.event("item", &item);
+    let look = looker.cmd("look");
+    assert!(items(&look).contains(&item), "{look}");
+
+    assert_eq!(other.cmd("goto grid:0_0")["ok"], true);
+    looker.event("leave", "other");
+    assert_eq!(names(&looker.cmd("look")), ["looker"]);
+
+    // The looker walks out and back: the view kept is dropped on the way
+    // (nobody of shard 0 stands there) and fetched again.
+    assert_eq!(looker.cmd("goto grid:0_0")["ok"], true);
+    assert_eq!(other.cmd(&format!("goto {room}"))["ok"], true);
+    assert_eq!(looker.cmd(&format!("goto {room}"))["ok"], true);
+    assert_eq!(names(&looker.cmd("look")), ["other", "looker"]);
+}
+
 #[test]
 fn tell_shout_and_who_cross_shards() {
     let server = ServerProc::start(&["--shards", "2", "--no-ambient"]);

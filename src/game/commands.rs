@@ -35,10 +35,7 @@ impl Owner {
             return done(fx, sid, frame);
         };
         let frame = match cmd {
-            BodyCommand::Look => {
-                let (room_json, look_text) = self.view(room);
-                encode::reply_room(id.as_ref(), &look_text, &room_json)
-            }
+            BodyCommand::Look => return self.look(fx, sid, room, id),
             BodyCommand::Go(dir) => match self.world.room(room).exit(*dir) {
                 Some(dest) => {
                     let leave = format!("leaves {}.", dir.name());
@@ -162,7 +159,7 @@ impl Owner {
             );
         };
         let item = state.items.remove(i);
-        state.changed();
+        self.room_changed(fx, room);
         let Some(placed) = self.bodies.get_mut(&sid) else {
             return fail(id.as_ref(), "unreachable", "You are nowhere.");
         };
@@ -210,7 +207,7 @@ impl Owner {
         let name = placed.body.name.clone();
         let state = self.room_state(room);
         state.items.push(item.clone());
-        state.changed();
+        self.room_changed(fx, room);
         self.item_moved(
             fx,
             sid,

@@ -34,6 +34,19 @@ pub enum Effect {
     },
     /// The body of `sid` has left `room`: it stops seeing that room's events.
     Left { sid: SessionId, room: RoomIdx },
+    /// `look`'s answer for a session whose connection is on another shard of
+    /// this host: that shard replies, and keeps the view to answer its
+    /// players' next `look`s in `room` itself (`Owner::look`). Completes the
+    /// command.
+    Looked {
+        sid: SessionId,
+        id: Option<MsgId>,
+        room: RoomIdx,
+        room_json: Bytes,
+        look_text: Bytes,
+    },
+    /// Shard `to` keeps a copy of `room`'s view that is no longer true.
+    ViewChanged { to: ShardAddr, room: RoomIdx },
 
     // --- to the shards with viewers of a room ---
     /// An event for every viewer of `room` on shard `to`, but `except`.

@@ -128,8 +128,8 @@ impl Owner {
         let state = self.room_state(room);
         state.players.push(sid);
         state.add_viewer(at);
-        state.changed();
         let crowded = state.players.len() > presence_max;
+        self.room_changed(fx, room);
         fx.push(Effect::Entered {
             sid,
             room,
@@ -186,7 +186,7 @@ impl Owner {
             &placed.body.name,
             &text,
         );
-        self.room_state(room).changed();
+        self.room_changed(fx, room);
         self.emit(fx, room, frame, Some(sid));
     }
 

@@ -10,6 +10,7 @@ use super::owner::{Owner, Placed};
 use super::render;
 use crate::protocol::addr::{SessionId, ShardAddr};
 use crate::protocol::encode;
+use crate::protocol::MsgId;
 use crate::world::RoomIdx;
 
 /// The live state of one owned room (created when first touched).
@@ -25,6 +26,10 @@ pub(super) struct RoomState {
     /// The room object as JSON and the `look` text, kept once they are
     /// asked for a second time since the room last changed (`view`).
     cache: RoomCache,
+    /// Shards of this host (bit k: shard k) that were sent this view to
+    /// answer `look` themselves (`Effect::Looked`) and have not been told
+    /// since that it changed (`Owner::room_changed`).
+    mirrors: u64,
 }
 
 /// A room's rendered view, cached only for rooms looked at more than once
@@ -103,6 +108,7 @@ impl Owner {
                 items: self.initial_items(room).to_vec(),
                 viewers: Vec::new(),
                 cache: RoomCache::Stale,
+                mirrors: 0,
             };
             self.rooms.insert(room, state);
         }
@@ -140,14 +146,58 @@ impl Owner {
             state.players.len(),
             "room viewers: counts out of step with the players"
         );
-        state.changed();
         let crowded = state.players.len() >= presence_max;
+        self.room_changed(fx, room);
         // Left travels on the same channel as this room's events, before them.
         fx.push(Effect::Left { sid, room });
         if !crowded {
             let frame = encode::event("leave", &self.world.room(room).id, &placed.body.name, text);
             self.emit(fx, room, frame, None);
         }
+    }
+
+    /// `room`'s players, items or link-dead marks changed: its view is
+    /// rendered again when next asked for, and every shard holding a copy
+    /// to answer `look` with is told to drop it. They hear it on the channel
+    /// that brought them the copy, so after it.
+    pub(super) fn room_changed(&mut self, fx: &mut Effects, room: RoomIdx) {
+        let host = self.me.host;
+        let state = self.room_state(room);
+        state.changed();
+        let mut mirrors = std::mem::take(&mut state.mirrors);
+        while mirrors != 0 {
+            let shard = mirrors.trailing_zeros() as u16;
+            mirrors &= mirrors - 1;
+            fx.push(Effect::ViewChanged {
+                to: ShardAddr::new(host, shard),
+                room,
+            });
+        }
+    }
+
+    /// Answers `look` for `sid`: the view as a reply, or, when the session's
+    /// connection is on another shard of this host, the view itself, which
+    /// that shard keeps to answer its players' next `look`s in this room
+    /// without asking (until `room_changed` tells it otherwise).
+    pub(super) fn look(&mut self, fx: &mut Effects, sid: SessionId, room: RoomIdx, id: Option<MsgId>) {
+        let (room_json, look_text) = self.view(room);
+        let at = sid.addr();
+        if at.host == self.me.host && at.shard != self.me.shard && at.shard < u64::BITS as u16 {
+            self.room_state(room).mirrors |= 1 << at.shard;
+            fx.push(Effect::Looked {
+                sid,
+                id,
+                room,
+                room_json,
+                look_text,
+            });
+            return;
+        }
+        fx.push(Effect::Frame {
+            sid,
+            frame: encode::reply_room(id.as_ref(), &look_text, &room_json),
+            done: true,
+        });
     }
 
     /// Sends an event once to each shard with viewers of `room`.
@@ -247,6 +297,7 @@ mod tests {
     use super::*;
     use crate::config::{GameConfig, Limits};
     use crate::game::body::{Arrival, Body};
+    use crate::game::command::BodyCommand;
     use crate::world::World;
     use std::sync::Arc;
 
@@ -298,5 +349,79 @@ mod tests {
         assert!(!kept(&owner, room));
         owner.view(room);
         assert!(kept(&owner, room));
+    }
+
+    fn body(host: u16, shard: u16, slot: u32, name: &str) -> Body {
+        Body {
+            sid: SessionId::new(ShardAddr::new(host, shard), slot, 1),
+            name: name.into(),
+            inventory: Vec::new(),
+            account: false,
+        }
+    }
+
+    fn view_changes(fx: &Effects) -> Vec<ShardAddr> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::ViewChanged { to, .. } => Some(*to),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_look_from_another_shard_sends_the_view_and_its_next_change_tells_that_shard_once() {
+        let (mut owner, room) = owner_with_one_player();
+        let far = body(0, 3, 7, "far");
+        let far_sid = far.sid;
+        owner.arrive(&mut Effects::new(), far, room, Arrival::Login, None);
+
+        // From a session of this shard: a reply, as before.
+        let mut fx = Effects::new();
+        let near_sid = SessionId::new(ShardAddr::new(0, 0), 1, 1);
+        owner.command(&mut fx, near_sid, None, &BodyCommand::Look);
+        assert!(matches!(fx.as_slice(), [Effect::Frame { done: true, .. }]), "{fx:?}");
+
+        // From shard 3 of this host: the view itself, for shard 3 to keep.
+        let mut fx = Effects::new();
+        owner.command(&mut fx, far_sid, None, &BodyCommand::Look);
+        let [Effect::Looked {
+            sid,
+            room: looked,
+            room_json,
+            ..
+        }] = fx.as_slice()
+        else {
+            panic!("a Looked: {fx:?}");
+        };
+        assert_eq!((*sid, *looked), (far_sid, room));
+        assert!(std::str::from_utf8(room_json).expect("JSON").contains("\"far\""));
+
+        // The next change tells shard 3, before the event it causes.
+        let mut fx = Effects::new();
+        owner.arrive(&mut fx, body(0, 0, 2, "third"), room, Arrival::Login, None);
+        assert_eq!(view_changes(&fx), [ShardAddr::new(0, 3)]);
+        let told = fx.iter().position(|e| matches!(e, Effect::ViewChanged { .. }));
+        let event = fx.iter().position(|e| matches!(e, Effect::RoomEvent { .. }));
+        assert!(told < event, "{fx:?}");
+
+        // Told once: the change after that, with no look between, tells nobody.
+        let mut fx = Effects::new();
+        owner.link_dead(&mut fx, far_sid, true);
+        assert!(view_changes(&fx).is_empty(), "{fx:?}");
+    }
+
+    #[test]
+    fn a_look_from_another_host_is_answered_with_a_reply() {
+        let (mut owner, room) = owner_with_one_player();
+        let visitor = body(1, 3, 7, "visitor");
+        let sid = visitor.sid;
+        owner.arrive(&mut Effects::new(), visitor, room, Arrival::Login, None);
+        let mut fx = Effects::new();
+        owner.command(&mut fx, sid, None, &BodyCommand::Look);
+        assert!(matches!(fx.as_slice(), [Effect::Frame { done: true, .. }]), "{fx:?}");
+        let mut fx = Effects::new();
+        owner.arrive(&mut fx, body(0, 0, 2, "third"), room, Arrival::Login, None);
+        assert!(view_changes(&fx).is_empty(), "{fx:?}");
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::msg::Msg;
 use super::session::{Out, PendingCmd, Phase};
 use super::{SessionId, Shard, ShardAddr};
-use crate::game::command;
+use crate::game::command::{self, BodyCommand};
 use crate::protocol::decode::{self, ClientFrame, Credentials};
 use crate::protocol::encode::fail;
 use crate::protocol::{close, encode, MsgId};
@@ -171,6 +171,7 @@ impl Shard {
         };
         let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
         let body_at = session.body_at;
+        let standing_in = session.room;
         let name = session.name.clone();
         let parsed = command::parse(line);
         let kind = match &parsed {
@@ -196,6 +197,16 @@ impl Shard {
                     );
                     return self.deliver(sid, frame);
                 };
+                // `look` in a room another shard here owns, whose view this
+                // shard keeps: answered here, no crossing (`mirror.rs`).
+                if let (BodyCommand::Look, Some(room)) = (&cmd, standing_in) {
+                    if owner.host == self.host
+                        && owner.shard != self.id
+                        && self.look_here(sid, room, id.as_ref())
+                    {
+                        return;
+                    }
+                }
                 if !self.reachable(owner.host) {
                     let frame = fail(
                         id.as_ref(),

@@ -40,6 +40,27 @@ impl Shard {
             Effect::Left { sid, room } => {
                 self.router.post_to(sid.addr(), Msg::Left { sid, room });
             }
+            Effect::Looked {
+                sid,
+                id,
+                room,
+                room_json,
+                look_text,
+            } => {
+                self.router.post_to(
+                    sid.addr(),
+                    Msg::Looked {
+                        sid,
+                        id,
+                        room,
+                        room_json,
+                        look_text,
+                    },
+                );
+            }
+            Effect::ViewChanged { to, room } => {
+                self.router.post_to(to, Msg::ViewChanged { room });
+            }
             Effect::RoomEvent {
                 to,
                 room,

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use super::msg::Msg;
 use super::session::{Out, Phase, Session};
-use super::viewers::remove_viewer;
 use super::{SessionId, Shard, ShardAddr};
 use crate::protocol::close;
 
@@ -66,7 +65,7 @@ impl Shard {
         }
         let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
         if let Some(room) = session.room.take() {
-            remove_viewer(&mut self.viewers, &mut self.sessions, slot, room);
+            self.unview(slot, room);
         }
         let Some(session) = self.sessions.by_slot(slot) else {
             return;
@@ -202,7 +201,7 @@ impl Shard {
         session.history.forget();
         let sid = SessionId::new(ShardAddr::new(self.host, self.id), slot, session.gen);
         if let Some(room) = session.room.take() {
-            remove_viewer(&mut self.viewers, &mut self.sessions, slot, room);
+            self.unview(slot, room);
         }
         self.players = self.players.saturating_sub(1);
         let busy = self

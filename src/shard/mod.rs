@@ -16,6 +16,7 @@ pub mod home;
 pub mod lifecycle;
 pub mod login;
 pub mod mailbox;
+pub mod mirror;
 pub mod msg;
 pub mod placement;
 pub mod remote;
@@ -79,6 +80,9 @@ pub struct Shard {
     pub sessions: Sessions,
     /// Per room: the slots of local sessions whose body is there.
     viewers: Vec<Vec<u32>>,
+    /// Views of rooms other shards of this host own, kept to answer `look`
+    /// here without a crossing (`mirror.rs`).
+    mirrors: mirror::Mirrors,
     directory: Directory,
     pub counters: Counters,
     /// simd-json's working buffers, reused for every client frame.
@@ -137,6 +141,7 @@ impl Shard {
             host,
             id,
             viewers: vec![Vec::new(); world.rooms.len()],
+            mirrors: mirror::Mirrors::default(),
             config,
             world,
             placement,
@@ -222,6 +227,14 @@ impl Shard {
             Msg::Depart { sid, notify } => self.play(|owner, fx| owner.depart(fx, sid, notify)),
             Msg::Entered { sid, room, owner } => self.on_entered(sid, room, owner),
             Msg::Left { sid, room } => self.on_left(sid, room),
+            Msg::Looked {
+                sid,
+                id,
+                room,
+                room_json,
+                look_text,
+            } => self.on_looked(sid, id, room, room_json, look_text),
+            Msg::ViewChanged { room } => self.mirrors.forget(room),
             Msg::Frame { sid, frame, done } => {
                 self.deliver(sid, frame);
                 if done {

@@ -63,6 +63,19 @@ pub enum Msg {
         sid: SessionId,
         room: RoomIdx,
     },
+    /// `look`'s answer, as the view itself: reply, and keep the view to
+    /// answer the next `look`s in `room` here (`shard/mirror.rs`).
+    Looked {
+        sid: SessionId,
+        id: Option<MsgId>,
+        room: RoomIdx,
+        room_json: Bytes,
+        look_text: Bytes,
+    },
+    /// The view of `room` kept here is no longer true.
+    ViewChanged {
+        room: RoomIdx,
+    },
     /// A reply or an event for one session. `done` completes its command.
     Frame {
         sid: SessionId,
@@ -213,6 +226,8 @@ impl Msg {
             Msg::Depart { .. } => "depart",
             Msg::Entered { .. } => "entered",
             Msg::Left { .. } => "left",
+            Msg::Looked { .. } => "looked",
+            Msg::ViewChanged { .. } => "view_changed",
             Msg::Frame { .. } => "frame",
             Msg::Welcomed { .. } => "welcomed",
             Msg::RoomEvent { .. } => "room_event",

@@ -18,7 +18,7 @@ impl Shard {
         }
         if let Some(old) = session.room.take() {
             // A Left from the old room's owner is still on its way; act now.
-            remove_viewer(&mut self.viewers, &mut self.sessions, sid.slot(), old);
+            self.unview(sid.slot(), old);
         }
         let Some(list) = self.viewers.get_mut(room as usize) else {
             return;
@@ -37,7 +37,7 @@ impl Shard {
         };
         if session.room == Some(room) {
             session.room = None;
-            remove_viewer(&mut self.viewers, &mut self.sessions, sid.slot(), room);
+            self.unview(sid.slot(), room);
         }
     }
 }
