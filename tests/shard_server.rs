@@ -143,7 +143,10 @@ fn look_is_answered_by_the_connections_shard_and_is_never_older_than_its_events(
     // The first look crosses and brings the view back; the next are
     // answered on shard 0 from it.
     let crossings = |server: &ServerProc| {
-        metric_sum(&server.http_get("/metrics").1, "mudshard_cross_shard_sent_total")
+        metric_sum(
+            &server.http_get("/metrics").1,
+            "mudshard_cross_shard_sent_total",
+        )
     };
     let before = crossings(&server);
     const LOOKS: u64 = 30;

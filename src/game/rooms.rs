@@ -179,7 +179,13 @@ impl Owner {
     /// connection is on another shard of this host, the view itself, which
     /// that shard keeps to answer its players' next `look`s in this room
     /// without asking (until `room_changed` tells it otherwise).
-    pub(super) fn look(&mut self, fx: &mut Effects, sid: SessionId, room: RoomIdx, id: Option<MsgId>) {
+    pub(super) fn look(
+        &mut self,
+        fx: &mut Effects,
+        sid: SessionId,
+        room: RoomIdx,
+        id: Option<MsgId>,
+    ) {
         let (room_json, look_text) = self.view(room);
         let at = sid.addr();
         if at.host == self.me.host && at.shard != self.me.shard && at.shard < u64::BITS as u16 {
@@ -380,7 +386,10 @@ mod tests {
         let mut fx = Effects::new();
         let near_sid = SessionId::new(ShardAddr::new(0, 0), 1, 1);
         owner.command(&mut fx, near_sid, None, &BodyCommand::Look);
-        assert!(matches!(fx.as_slice(), [Effect::Frame { done: true, .. }]), "{fx:?}");
+        assert!(
+            matches!(fx.as_slice(), [Effect::Frame { done: true, .. }]),
+            "{fx:?}"
+        );
 
         // From shard 3 of this host: the view itself, for shard 3 to keep.
         let mut fx = Effects::new();
@@ -395,14 +404,20 @@ mod tests {
             panic!("a Looked: {fx:?}");
         };
         assert_eq!((*sid, *looked), (far_sid, room));
-        assert!(std::str::from_utf8(room_json).expect("JSON").contains("\"far\""));
+        assert!(std::str::from_utf8(room_json)
+            .expect("JSON")
+            .contains("\"far\""));
 
         // The next change tells shard 3, before the event it causes.
         let mut fx = Effects::new();
         owner.arrive(&mut fx, body(0, 0, 2, "third"), room, Arrival::Login, None);
         assert_eq!(view_changes(&fx), [ShardAddr::new(0, 3)]);
-        let told = fx.iter().position(|e| matches!(e, Effect::ViewChanged { .. }));
-        let event = fx.iter().position(|e| matches!(e, Effect::RoomEvent { .. }));
+        let told = fx
+            .iter()
+            .position(|e| matches!(e, Effect::ViewChanged { .. }));
+        let event = fx
+            .iter()
+            .position(|e| matches!(e, Effect::RoomEvent { .. }));
         assert!(told < event, "{fx:?}");
 
         // Told once: the change after that, with no look between, tells nobody.
@@ -419,7 +434,10 @@ mod tests {
         owner.arrive(&mut Effects::new(), visitor, room, Arrival::Login, None);
         let mut fx = Effects::new();
         owner.command(&mut fx, sid, None, &BodyCommand::Look);
-        assert!(matches!(fx.as_slice(), [Effect::Frame { done: true, .. }]), "{fx:?}");
+        assert!(
+            matches!(fx.as_slice(), [Effect::Frame { done: true, .. }]),
+            "{fx:?}"
+        );
         let mut fx = Effects::new();
         owner.arrive(&mut fx, body(0, 0, 2, "third"), room, Arrival::Login, None);
         assert!(view_changes(&fx).is_empty(), "{fx:?}");

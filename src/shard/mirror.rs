@@ -65,7 +65,11 @@ impl Shard {
         look_text: Bytes,
     ) {
         let frame = encode::reply_room(id.as_ref(), &look_text, &room_json);
-        if self.viewers.get(room as usize).is_some_and(|v| !v.is_empty()) {
+        if self
+            .viewers
+            .get(room as usize)
+            .is_some_and(|v| !v.is_empty())
+        {
             self.mirrors.keep(room, room_json, look_text);
         }
         self.deliver(sid, frame);

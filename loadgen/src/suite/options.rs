@@ -253,6 +253,15 @@ pub fn loopback(s: &str) -> Result<SocketAddrV4, String> {
     }
 }
 
+/// The options `loadgen suite ARGV…` gives on a 2-core machine with no
+/// environment, for other modules' tests.
+#[cfg(test)]
+pub(crate) fn for_test(argv: &[&str]) -> Options {
+    let mut all = vec!["suite"];
+    all.extend(argv);
+    Options::check(SuiteArgs::parse_from(all), |_| None, 2).expect("valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

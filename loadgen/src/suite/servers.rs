@@ -244,14 +244,11 @@ pub fn server_command(variant: Variant, s: &ServerSetup<'_>) -> CommandLine {
 
 #[cfg(test)]
 mod tests {
-    use super::super::options::{Options, SuiteArgs};
+    use super::super::options::Options;
     use super::*;
-    use clap::Parser;
 
     fn options(argv: &[&str]) -> Options {
-        let mut all = vec!["suite"];
-        all.extend(argv);
-        Options::check(SuiteArgs::parse_from(all), |_| None, 2).expect("valid")
+        super::super::options::for_test(argv)
     }
 
     fn line(variant: Variant, o: &Options) -> String {
