@@ -284,39 +284,15 @@ fn done(fx: &mut Effects, sid: SessionId, frame: Bytes) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{GameConfig, Limits};
-    use crate::game::body::Body;
+    use crate::game::testing::{enter_named, owner};
     use crate::protocol::addr::ShardAddr;
-    use crate::world::World;
-    use std::sync::Arc;
-
-    fn owner() -> (Owner, RoomIdx) {
-        let world = Arc::new(World::generated(3, 3));
-        let room = world.start;
-        let game = GameConfig {
-            guests: true,
-            goto_everyone: true,
-            ambient_interval_ms: 0,
-        };
-        let me = ShardAddr::new(0, 0);
-        let owner = Owner::new(me, world, Limits::default(), game, Arc::default());
-        (owner, room)
-    }
 
     fn enter(owner: &mut Owner, room: RoomIdx, shard: u16, slot: u32) -> SessionId {
         enter_from(owner, room, ShardAddr::new(0, shard), slot)
     }
 
     fn enter_from(owner: &mut Owner, room: RoomIdx, at: ShardAddr, slot: u32) -> SessionId {
-        let sid = SessionId::new(at, slot, 1);
-        let body = Body {
-            sid,
-            name: format!("p{slot}").into(),
-            inventory: Vec::new(),
-            account: false,
-        };
-        owner.arrive(&mut Effects::new(), body, room, Arrival::Login, None);
-        sid
+        enter_named(owner, room, at, slot, &format!("p{slot}"))
     }
 
     #[test]

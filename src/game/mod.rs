@@ -10,4 +10,6 @@ pub mod effect;
 pub mod owner;
 pub mod render;
 pub mod rooms;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod wire;

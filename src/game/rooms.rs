@@ -301,34 +301,12 @@ impl Owner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{GameConfig, Limits};
-    use crate::game::body::{Arrival, Body};
     use crate::game::command::BodyCommand;
-    use crate::world::World;
-    use std::sync::Arc;
+    use crate::game::testing::{self, arrive_named, enter_named};
 
     fn owner_with_one_player() -> (Owner, RoomIdx) {
-        let world = Arc::new(World::generated(3, 3));
-        let room = world.start;
-        let game = GameConfig {
-            guests: true,
-            goto_everyone: true,
-            ambient_interval_ms: 0,
-        };
-        let mut owner = Owner::new(
-            ShardAddr::new(0, 0),
-            world,
-            Limits::default(),
-            game,
-            Arc::default(),
-        );
-        let body = Body {
-            sid: SessionId::new(ShardAddr::new(0, 0), 1, 1),
-            name: "p1".into(),
-            inventory: Vec::new(),
-            account: false,
-        };
-        owner.arrive(&mut Effects::new(), body, room, Arrival::Login, None);
+        let (mut owner, room) = testing::owner();
+        enter_named(&mut owner, room, ShardAddr::new(0, 0), 1, "p1");
         (owner, room)
     }
 
@@ -357,15 +335,6 @@ mod tests {
         assert!(kept(&owner, room));
     }
 
-    fn body(host: u16, shard: u16, slot: u32, name: &str) -> Body {
-        Body {
-            sid: SessionId::new(ShardAddr::new(host, shard), slot, 1),
-            name: name.into(),
-            inventory: Vec::new(),
-            account: false,
-        }
-    }
-
     fn view_changes(fx: &Effects) -> Vec<ShardAddr> {
         fx.iter()
             .filter_map(|e| match e {
@@ -378,9 +347,7 @@ mod tests {
     #[test]
     fn a_look_from_another_shard_sends_the_view_and_its_next_change_tells_that_shard_once() {
         let (mut owner, room) = owner_with_one_player();
-        let far = body(0, 3, 7, "far");
-        let far_sid = far.sid;
-        owner.arrive(&mut Effects::new(), far, room, Arrival::Login, None);
+        let far_sid = enter_named(&mut owner, room, ShardAddr::new(0, 3), 7, "far");
 
         // From a session of this shard: a reply, as before.
         let mut fx = Effects::new();
@@ -410,7 +377,7 @@ mod tests {
 
         // The next change tells shard 3, before the event it causes.
         let mut fx = Effects::new();
-        owner.arrive(&mut fx, body(0, 0, 2, "third"), room, Arrival::Login, None);
+        arrive_named(&mut owner, &mut fx, room, ShardAddr::new(0, 0), 2, "third");
         assert_eq!(view_changes(&fx), [ShardAddr::new(0, 3)]);
         let told = fx
             .iter()
@@ -429,9 +396,7 @@ mod tests {
     #[test]
     fn a_look_from_another_host_is_answered_with_a_reply() {
         let (mut owner, room) = owner_with_one_player();
-        let visitor = body(1, 3, 7, "visitor");
-        let sid = visitor.sid;
-        owner.arrive(&mut Effects::new(), visitor, room, Arrival::Login, None);
+        let sid = enter_named(&mut owner, room, ShardAddr::new(1, 3), 7, "visitor");
         let mut fx = Effects::new();
         owner.command(&mut fx, sid, None, &BodyCommand::Look);
         assert!(
@@ -439,7 +404,7 @@ mod tests {
             "{fx:?}"
         );
         let mut fx = Effects::new();
-        owner.arrive(&mut fx, body(0, 0, 2, "third"), room, Arrival::Login, None);
+        arrive_named(&mut owner, &mut fx, room, ShardAddr::new(0, 0), 2, "third");
         assert!(view_changes(&fx).is_empty(), "{fx:?}");
     }
 }
