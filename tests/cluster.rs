@@ -160,9 +160,21 @@ fn redis_killed_local_play_goes_on_cross_host_fails_fast_and_returns_after_resta
     let mut amy = Client::guest(cl.a.addr, Some("amy"));
     let mut ann = Client::guest(cl.a.addr, Some("ann"));
     let _bob = Client::guest(cl.b.addr, Some("bob"));
+    // Connected to a, standing in b's land.
+    let mut vis = Client::guest(cl.a.addr, Some("vis"));
+    assert_eq!(vis.cmd("goto caves:mouth")["ok"], true);
     assert_eq!(amy.cmd("tell bob hi")["ok"], true);
 
     cl.redis.kill9();
+    // The player in the other host's land is told, unasked; the others are not.
+    let told = vis.event("system", "is down");
+    assert!(
+        told["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("fails until it is back"),
+        "{told}"
+    );
     // Local play: unchanged.
     for _ in 0..20 {
         assert_eq!(amy.cmd("look")["ok"], true);
@@ -192,6 +204,17 @@ fn redis_killed_local_play_goes_on_cross_host_fails_fast_and_returns_after_resta
     let r = until_ok(&mut amy, "tell bob welcome back", 10);
     assert_eq!(r["ok"], true, "cross-host play not back within 10 s: {r}");
     assert!(back.elapsed() < Duration::from_secs(10));
+    vis.event("system", "is back");
+    assert_eq!(vis.cmd("look")["room"]["id"], "caves:mouth");
+    // Amy stands in her own host's land: she was told nothing of it.
+    assert_eq!(amy.cmd("look")["ok"], true);
+    assert!(
+        !amy.backlog
+            .iter()
+            .any(|f| f["kind"] == "system" && f["text"].as_str().unwrap_or("").contains("link")),
+        "{:?}",
+        amy.backlog
+    );
     let (_, metrics) = cl.a.http_get("/metrics");
     assert!(
         common::metric_sum(&metrics, "mudshard_bridge_reconnects_total") > 0,

@@ -26,6 +26,12 @@ pub fn home_host(key: &str, hosts: u16) -> u16 {
     (h % u64::from(hosts.max(1))) as u16
 }
 
+/// What a player standing in another host's land is told when the bridge
+/// goes down, and when it is back.
+pub const LINK_DOWN: &str = "The link to the host that keeps the land you stand in is down: \
+what you do here fails until it is back. Tells and who still reach the players of this host.";
+pub const LINK_BACK: &str = "The link to the host that keeps the land you stand in is back.";
+
 impl Shard {
     /// The directory shard that keeps `key`: on its home host. The shard
     /// number is meaningful only on this host; another host routes a name
@@ -85,6 +91,34 @@ impl Shard {
             );
             self.deliver(sid, frame);
             self.complete(sid);
+        }
+    }
+
+    /// Once a second: when the bridge goes down, the players of this shard
+    /// whose body stands in another host's land are told that what they do
+    /// there fails until it is back, and told again when it is.
+    pub(super) fn watch_bridge(&mut self) {
+        if !self.router_has_bridge() {
+            return;
+        }
+        let down = !self.bridge_up();
+        if down == self.link_down_told {
+            return;
+        }
+        self.link_down_told = down;
+        let text = if down { LINK_DOWN } else { LINK_BACK };
+        let frame = crate::protocol::encode::event("system", "", "", text);
+        let (host, me) = (self.host, self.addr());
+        let away: Vec<SessionId> = self
+            .sessions
+            .iter_mut()
+            .filter(|(_, s)| {
+                s.phase == Phase::Playing && s.body_at.is_some_and(|owner| owner.host != host)
+            })
+            .map(|(slot, s)| SessionId::new(me, slot, s.gen))
+            .collect();
+        for sid in away {
+            self.deliver(sid, frame.clone());
         }
     }
 

@@ -119,6 +119,7 @@ impl Shard {
         // Writes parked while the store's queue was full go on now.
         self.store.pump();
         self.expire_remote_waits();
+        self.watch_bridge();
         self.sweep_transfers();
         self.expire_account_asks();
         let now = self.now_ms();

@@ -117,6 +117,9 @@ pub struct Shard {
     transfers: HashMap<SessionId, handoff::Transfer>,
     /// Account questions asked of other hosts, waiting for their answers.
     asks: home::Asks,
+    /// Whether this shard's players standing in other hosts' land were told
+    /// that the bridge is down (and are to be told when it is back).
+    link_down_told: bool,
 }
 
 impl Shard {
@@ -171,6 +174,7 @@ impl Shard {
             remote_waits: HashMap::new(),
             transfers: HashMap::new(),
             asks: home::Asks::default(),
+            link_down_told: false,
         }
     }
 
