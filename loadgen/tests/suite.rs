@@ -65,21 +65,35 @@ echo "fake loadgen: $scenario"
 "#;
 
 const FAKE_FLOOR: &str = r#"#!/bin/sh
-# A fake floor: one-way, hiccup and echo reports.
-mode=oneway; spin=
-for a in "$@"; do
-    case $a in --rtt) mode=rtt ;; --hiccups) mode=hiccups ;; --spin) spin=1 ;; esac
+# A fake floor: one-way, hiccup and echo reports. The runs in the servers'
+# shape give other figures than the older ones, so that the report shows
+# which one each target line was judged against: the single pinned echo
+# costs 20 µs per request, 1 and 2 unpinned echo threads 25 and 40 µs; a
+# send costs 6 µs over 1,000 pairs and 8 µs over any other count.
+mode=oneway; spin=; json=; threads=; pairs=1000; core=null
+while [ $# -gt 0 ]; do
+    case $1 in
+    --rtt) mode=rtt ;;
+    --hiccups) mode=hiccups ;;
+    --spin) spin=1 ;;
+    --json) json=$2; shift ;;
+    --echo-threads) threads=$2; shift ;;
+    --pairs) pairs=$2; shift ;;
+    --receiver-core) core=$2; shift ;;
+    esac
+    shift
 done
-json=
-while [ $# -gt 0 ]; do case $1 in --json) json=$2; shift;; esac; shift; done
 case $mode in
 hiccups)
     echo '[{"cpu":0,"lost_pct":1.5,"lost_in_gaps_over_1ms_pct":0.5,"gaps_over_1ms":3,"gaps_over_2ms":1,"longest_ms":2.5}]' > "$json" ;;
 rtt)
     p99=2000; [ -n "$spin" ] && p99=1000
-    echo "{\"config\":{\"reply_bytes\":470,\"echo_core\":0,\"client_core\":1},\"achieved_per_s\":100,\"latency_us\":{\"p50\":50,\"p90\":90,\"p99\":$p99,\"p999\":3000,\"max\":4000},\"client_us_per_request\":20,\"echo_us_per_request\":30}" > "$json" ;;
+    echo_us=20; echo_threads=1
+    case $threads in 1) echo_us=25 ;; 2) echo_us=40; echo_threads=2 ;; esac
+    echo "{\"config\":{\"rate\":100,\"reply_bytes\":470,\"echo_core\":$core,\"client_core\":1,\"echo_threads\":$echo_threads},\"measured\":100,\"answered\":100,\"achieved_per_s\":100,\"latency_us\":{\"p50\":50,\"p90\":90,\"p99\":$p99,\"p999\":3000,\"max\":4000},\"client_us_per_request\":20,\"echo_us_per_request\":$echo_us}" > "$json" ;;
 *)
-    echo '{"config":{"batch":1},"messages_per_s":50000,"sender_us_per_send":8,"sender_us_per_message":8,"receiver_us_per_message":6,"messages_per_read":1,"cores_for_chat_target":7}' > "$json" ;;
+    send_us=8; [ "$pairs" = 1000 ] && send_us=6
+    echo "{\"config\":{\"batch\":1,\"pairs\":$pairs},\"messages_per_s\":50000,\"sender_us_per_send\":$send_us,\"sender_us_per_message\":$send_us,\"receiver_us_per_message\":6,\"messages_per_read\":1,\"cores_for_chat_target\":7}" > "$json" ;;
 esac
 "#;
 
@@ -247,7 +261,44 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
         "not judged (judged only in a --split-cores run)"
     );
     assert_eq!(status("rtt: p99"), "**not reached**");
+    // Judged against the like-for-like floor: 33 µs over the 2-thread echo's
+    // 40 µs; the single pinned echo's 20 µs (1.65×) only beside it.
     assert_eq!(status("rtt: server CPU per `look`"), "**reached**");
+    assert!(
+        line_with(&report, "| rtt: server CPU per `look` |").contains(
+            "33.0 µs / 40.0 µs (`floor --rtt --echo-threads 2`, sleeping, unpinned) = **0.82×** \
+         — against 20.0 µs (`floor --rtt`, sleeping echo): 1.65×"
+        )
+    );
+    // chat: 9 µs over the 8 µs of a send over chat's 20 players, not the
+    // 6 µs over 1,000 pairs (1.50×).
+    assert!(
+        line_with(&report, "| chat: server CPU per delivered message").contains(
+            "/ 8 µs (one per send, paced 50,000/s, 20 connections: chat's shape) = **1.12×** \
+         — against 6 µs (one per send, paced 50,000/s): 1.50×"
+        )
+    );
+    assert!(line_with(
+        &report,
+        "| rtt, 2 shards vs 1 shard: server CPU per command |"
+    )
+    .contains("= **1.10×** (the machine's own, floor echo 2 vs 1 threads: 1.60×)"));
+    assert_eq!(
+        line_with(&report, "| floor echo, no server |"),
+        "| floor echo, no server | 100 | echo request | 25.0 | 40.0 | 1.60× | reply | 2 | 2 | \
+         1.00× |"
+    );
+    assert!(report.contains("| one per send, paced 50,000/s, 20 connections (chat's shape) |"));
+    assert!(report.contains("| sleeping, 2 echo thread(s), servers' layout | unpinned |"));
+    for floor in [
+        "target/release/floor --batch 1 --rate 50000 --pairs 20 --seconds 3 --json ",
+        "target/release/floor --rtt --pairs 10 --rate 100 --warmup 0 --seconds 1 --bytes 470 \
+         --echo-threads 1 --json ",
+        "target/release/floor --rtt --pairs 10 --rate 100 --warmup 0 --seconds 1 --bytes 470 \
+         --echo-threads 2 --json ",
+    ] {
+        assert!(report.contains(floor), "no `{floor}` among the commands");
+    }
     assert_eq!(
         status("idle: memory per session at 15,000 sessions"),
         "**reached**"

@@ -27,7 +27,7 @@ pub struct CpuHiccups {
 
 /// Spins on `cpu` for `seconds` and reports the gaps.
 pub fn spin(cpu: usize, seconds: f64) -> std::io::Result<CpuHiccups> {
-    crate::pin(cpu)?;
+    crate::cores::pin(cpu)?;
     let window = Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let mut last = start;

@@ -12,15 +12,17 @@
 //! `--hiccups` measures something else: the time the machine takes away
 //! from threads that never sleep (see `hiccups.rs`). `--rtt` measures the
 //! lowest request→reply latency the machine allows for loadgen's `rtt`
-//! shape, against an echo thread (see `rtt.rs`).
+//! shape, against one or more echo threads (see `rtt.rs`).
 //!
 //! Loopback only; bounded by `--seconds`; stops by itself.
 
+mod cores;
 mod hiccups;
 mod net;
 mod rtt;
 
 use clap::Parser;
+use cores::{pin, CoreList};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,9 +57,14 @@ struct Args {
     /// Pin the sender thread (with --rtt: the client) to this CPU
     #[arg(long)]
     sender_core: Option<usize>,
-    /// Pin the receiver thread (with --rtt: the echo) to this CPU
-    #[arg(long)]
-    receiver_core: Option<usize>,
+    /// Pin the receiver thread to this CPU. With --rtt: the echo threads, to
+    /// a comma-separated list of CPUs (thread i to the i-th, round the list)
+    #[arg(long, value_name = "CPU[,CPU…]", value_parser = CoreList::parse)]
+    receiver_core: Option<CoreList>,
+    /// With --rtt: echo threads, each with its own epoll set; the pairs are
+    /// dealt to them round-robin, as SO_REUSEPORT shards share connections
+    #[arg(long, default_value_t = 1, requires = "rtt")]
+    echo_threads: usize,
     /// Instead of one-way messages: paced requests answered by an echo
     /// thread with one `--bytes`-byte reply each, and their latency
     #[arg(long, conflicts_with = "hiccups")]
@@ -78,6 +85,9 @@ struct Args {
 /// Connection pairs above this would come near the 20,000 open files a
 /// process may hold here.
 const PAIRS_MAX: usize = 8_000;
+/// More echo threads than this would measure the scheduler, not the kernel's
+/// cost per request.
+const ECHO_THREADS_MAX: usize = 256;
 const MESSAGE_BYTES_MAX: usize = 64 * 1024;
 const SECONDS_MAX: f64 = 600.0;
 const READ_BUF_BYTES: usize = 256 * 1024;
@@ -107,7 +117,8 @@ fn main() {
             warmup_s: args.warmup,
             seconds: args.seconds,
             client_core: args.sender_core,
-            echo_core: args.receiver_core,
+            echo_threads: args.echo_threads,
+            echo_cores: args.receiver_core.clone(),
             spin: args.spin,
         };
         match rtt::run(&config) {
@@ -161,6 +172,22 @@ fn check(args: &Args) -> Result<(), String> {
     if args.rtt && args.rate == 0 {
         return Err("--rtt needs a --rate above 0".into());
     }
+    if args.echo_threads == 0 || args.echo_threads > ECHO_THREADS_MAX {
+        return Err(format!("--echo-threads must be 1..={ECHO_THREADS_MAX}"));
+    }
+    if args.echo_threads > args.pairs {
+        return Err(format!(
+            "--echo-threads {} is more than --pairs {}: every echo thread needs a connection",
+            args.echo_threads, args.pairs
+        ));
+    }
+    let receiver_cores = args
+        .receiver_core
+        .as_ref()
+        .map_or(0, |c| c.as_slice().len());
+    if !args.rtt && receiver_cores > 1 {
+        return Err("--receiver-core takes one CPU without --rtt (one receiver thread)".into());
+    }
     Ok(())
 }
 
@@ -195,7 +222,7 @@ fn run(args: &Args) -> io::Result<Outcome> {
     let receiver_fds: Vec<RawFd> = receivers.iter().map(|s| s.as_raw_fd()).collect();
     let rx_stop = stop.clone();
     let rx_sent = sent_bytes.clone();
-    let rx_core = args.receiver_core;
+    let rx_core = args.receiver_core.as_ref().map(|c| c.for_thread(0));
     let receiver = std::thread::spawn(move || receive(&receiver_fds, rx_core, &rx_stop, &rx_sent));
 
     let sender_fds: Vec<RawFd> = senders.iter().map(|s| s.as_raw_fd()).collect();
@@ -349,23 +376,6 @@ fn receive(
     })
 }
 
-pub(crate) fn pin(core: usize) -> io::Result<()> {
-    // SAFETY: `set` is a plain bit set initialised by CPU_ZERO before use.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(core, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            let err = io::Error::last_os_error();
-            return Err(io::Error::new(
-                err.kind(),
-                format!("pin to CPU {core}: {err}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 pub(crate) fn thread_cpu_s() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -448,7 +458,7 @@ fn to_json(args: &Args, o: &Outcome) -> serde_json::Value {
             "rate": args.rate,
             "seconds": args.seconds,
             "sender_core": args.sender_core,
-            "receiver_core": args.receiver_core,
+            "receiver_core": args.receiver_core.as_ref().map(|c| c.for_thread(0)),
         },
         "elapsed_s": o.elapsed_s,
         "sends": o.sends,
@@ -521,5 +531,32 @@ mod tests {
         ] {
             assert!(check(&Args::parse_from(bad.clone())).is_err(), "{bad:?}");
         }
+    }
+
+    fn refusal(argv: &[&str]) -> String {
+        match Args::try_parse_from(argv) {
+            Err(e) => e.to_string(),
+            Ok(a) => check(&a).expect_err("refused"),
+        }
+    }
+
+    #[test]
+    fn bad_echo_threads_and_core_lists_are_refused_with_a_clear_message() {
+        let rtt = ["floor", "--rtt", "--pairs", "4"];
+        let with = |more: &[&'static str]| [&rtt[..], more].concat();
+        assert!(refusal(&with(&["--echo-threads", "0"])).contains("--echo-threads must be 1..="));
+        assert!(refusal(&with(&["--echo-threads", "5"]))
+            .contains("--echo-threads 5 is more than --pairs 4"));
+        for bad in ["0,", "a", "0;1"] {
+            let e = refusal(&with(&["--receiver-core", bad]));
+            assert!(e.contains("comma-separated list"), "{bad}: {e}");
+        }
+        assert!(refusal(&["floor", "--echo-threads", "2"]).contains("--rtt"));
+        assert!(refusal(&["floor", "--receiver-core", "0,1"]).contains("one CPU without --rtt"));
+        let two = Args::parse_from(with(&["--echo-threads", "2", "--receiver-core", "0,1"]));
+        check(&two).expect("two echo threads on two CPUs");
+        let one = Args::parse_from(["floor", "--receiver-core", "1"]);
+        check(&one).expect("a single CPU still works");
+        assert_eq!(one.receiver_core.map(|c| c.for_thread(0)), Some(1));
     }
 }

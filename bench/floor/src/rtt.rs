@@ -3,7 +3,11 @@
 //!
 //! An echo thread answers every `REQUEST_BYTES`-byte request with one
 //! `--bytes`-byte reply (one `send` per read), over `--pairs` loopback
-//! connections watched with epoll. A client thread sends requests
+//! connections watched with epoll. With `--echo-threads N` the pairs are
+//! dealt round-robin to N echo threads, each with its own epoll set, as
+//! SO_REUSEPORT shards share a server's connections: what the machine
+//! charges for N threads that sleep and wake apart instead of one. A client
+//! thread sends requests
 //! round-robin at `--rate` per second, open loop: request k is due at
 //! `start + k / rate`, and its latency is measured from that intended time,
 //! as loadgen measures it (coordinated omission corrected). Between sends the
@@ -15,8 +19,9 @@
 //! generator can show together on this machine in the same layout (pinned
 //! to separate CPUs, or sharing them).
 
+use crate::cores::{pin, CoreList};
 use crate::net::{loopback_pairs, Epoll};
-use crate::{pin, thread_cpu_s};
+use crate::thread_cpu_s;
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::io;
@@ -42,9 +47,19 @@ pub struct RttConfig {
     pub warmup_s: f64,
     pub seconds: f64,
     pub client_core: Option<usize>,
-    pub echo_core: Option<usize>,
-    /// Both threads poll without ever sleeping (each needs a CPU of its own).
+    /// Echo threads; pair k is answered by thread k % echo_threads.
+    pub echo_threads: usize,
+    /// Echo thread i runs on `echo_cores.for_thread(i)` (`None`: unpinned).
+    pub echo_cores: Option<CoreList>,
+    /// Both sides poll without ever sleeping (each thread needs a CPU of
+    /// its own).
     pub spin: bool,
+}
+
+impl RttConfig {
+    fn echo_core(&self, thread: usize) -> Option<usize> {
+        self.echo_cores.as_ref().map(|c| c.for_thread(thread))
+    }
 }
 
 /// What a `--rtt` run measured.
@@ -60,7 +75,10 @@ pub struct RttOutcome {
     /// The furthest the client fell behind its schedule, µs.
     pub send_lag_max_us: u64,
     pub client_cpu_s: f64,
+    /// The echo threads' CPU time, summed.
     pub echo_cpu_s: f64,
+    /// Each echo thread's CPU time, s, and the requests it answered.
+    pub echo_threads: Vec<Echoed>,
     /// The measured window, s.
     pub window_s: f64,
 }
@@ -77,10 +95,23 @@ impl RttOutcome {
     }
 }
 
-/// Opens the pairs, runs the echo and the client, and reports.
+/// What one echo thread did.
+#[derive(Debug, Clone, Copy)]
+pub struct Echoed {
+    pub cpu_s: f64,
+    /// Requests it answered (one reply each).
+    pub requests: u64,
+}
+
+/// Opens the pairs, runs the echo threads and the client, and reports.
 pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
     if config.rate == 0 {
         return Err(io::Error::other("--rtt needs a --rate above 0"));
+    }
+    if config.echo_threads == 0 || config.echo_threads > config.pairs {
+        return Err(io::Error::other(
+            "every echo thread needs at least one of the pairs",
+        ));
     }
     // The accepted side answers; both sides send small writes at once.
     let (clients, echoes) = loopback_pairs(config.pairs)?;
@@ -88,20 +119,41 @@ pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
         s.set_nodelay(true)?;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let echo_fds: Vec<RawFd> = echoes.iter().map(|s| s.as_raw_fd()).collect();
-    let echo_stop = stop.clone();
-    let echo_config = config.clone();
-    let echo = std::thread::spawn(move || echo(&echo_fds, &echo_config, &echo_stop));
+    let echo_threads: Vec<_> = dealt(&echoes, config.echo_threads)
+        .into_iter()
+        .enumerate()
+        .map(|(i, fds)| {
+            let echo_stop = stop.clone();
+            let echo_config = config.clone();
+            std::thread::spawn(move || echo(&fds, i, &echo_config, &echo_stop))
+        })
+        .collect();
 
     let client_fds: Vec<RawFd> = clients.iter().map(|s| s.as_raw_fd()).collect();
     let client = client(config, &client_fds);
     stop.store(true, Ordering::Release);
-    let echo_cpu_s = echo
-        .join()
-        .map_err(|_| io::Error::other("the echo thread panicked"))??;
+    let mut echoed = Vec::with_capacity(echo_threads.len());
+    for thread in echo_threads {
+        let e = thread
+            .join()
+            .map_err(|_| io::Error::other("an echo thread panicked"))?;
+        echoed.push(e);
+    }
+    let echoed = echoed.into_iter().collect::<io::Result<Vec<Echoed>>>()?;
     let mut outcome = client?;
-    outcome.echo_cpu_s = echo_cpu_s;
+    outcome.echo_cpu_s = echoed.iter().map(|e| e.cpu_s).sum();
+    outcome.echo_threads = echoed;
     Ok(outcome)
+}
+
+/// The echo ends' descriptors dealt round-robin to `threads` threads: pair
+/// k to thread k % threads.
+fn dealt(echoes: &[std::net::TcpStream], threads: usize) -> Vec<Vec<RawFd>> {
+    let mut fds = vec![Vec::new(); threads];
+    for (k, s) in echoes.iter().enumerate() {
+        fds[k % threads].push(s.as_raw_fd());
+    }
+    fds
 }
 
 fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -148,10 +200,10 @@ fn send_all(fd: RawFd, buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The echo side: one reply of `reply_bytes` for every whole request read.
-/// Returns its CPU time.
-fn echo(fds: &[RawFd], config: &RttConfig, stop: &AtomicBool) -> io::Result<f64> {
-    if let Some(core) = config.echo_core {
+/// Echo thread `thread`: one reply of `reply_bytes` for every whole request
+/// read on its `fds`.
+fn echo(fds: &[RawFd], thread: usize, config: &RttConfig, stop: &AtomicBool) -> io::Result<Echoed> {
+    if let Some(core) = config.echo_core(thread) {
         pin(core)?;
     }
     let reply_bytes = config.reply_bytes;
@@ -166,6 +218,7 @@ fn echo(fds: &[RawFd], config: &RttConfig, stop: &AtomicBool) -> io::Result<f64>
     let mut replies = Vec::new();
     // Bytes of a request read so far, per connection.
     let mut partial = vec![0usize; fds.len()];
+    let mut answered = 0u64;
     let cpu_start = thread_cpu_s();
     while !stop.load(Ordering::Acquire) {
         let n = epoll.wait(&mut events, timeout)?;
@@ -179,10 +232,14 @@ fn echo(fds: &[RawFd], config: &RttConfig, stop: &AtomicBool) -> io::Result<f64>
                 replies.clear();
                 replies.resize(requests * reply_bytes, b'r');
                 send_all(fds[i], &replies)?;
+                answered += requests as u64;
             }
         }
     }
-    Ok(thread_cpu_s() - cpu_start)
+    Ok(Echoed {
+        cpu_s: thread_cpu_s() - cpu_start,
+        requests: answered,
+    })
 }
 
 /// The client side: paced open-loop sends, replies matched in order per
@@ -267,6 +324,7 @@ fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
         send_lag_max_us: lag_max_ns / 1000,
         client_cpu_s: thread_cpu_s() - cpu_start,
         echo_cpu_s: 0.0,
+        echo_threads: Vec::new(),
         window_s: config.seconds,
     })
 }
@@ -275,12 +333,13 @@ fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
 pub fn print(config: &RttConfig, o: &RttOutcome) {
     println!(
         "floor rtt: {} pairs, {REQUEST_BYTES}-byte requests, {}-byte replies, {} requests/s requested, \
-         {:.1} s measured after {:.1} s warm-up{}",
+         {:.1} s measured after {:.1} s warm-up, {} echo thread(s){}",
         config.pairs,
         config.reply_bytes,
         config.rate,
         config.seconds,
         config.warmup_s,
+        config.echo_threads,
         if config.spin { ", polling without sleeping" } else { "" }
     );
     println!(
@@ -301,9 +360,10 @@ pub fn print(config: &RttConfig, o: &RttOutcome) {
         h.max() as f64 / 1e3
     );
     println!(
-        "  CPU per request    client {:.2} µs, echo {:.2} µs",
+        "  CPU per request    client {:.2} µs, echo {:.2} µs (summed over {} echo thread(s))",
         o.client_us_per_request(),
-        o.echo_us_per_request()
+        o.echo_us_per_request(),
+        o.echo_threads.len()
     );
     if o.answered < o.measured {
         println!("  warning: {} requests unanswered", o.measured - o.answered);
@@ -322,7 +382,9 @@ pub fn to_json(config: &RttConfig, o: &RttOutcome) -> serde_json::Value {
             "warmup_s": config.warmup_s,
             "seconds": config.seconds,
             "client_core": config.client_core,
-            "echo_core": config.echo_core,
+            "echo_core": config.echo_core(0),
+            "echo_cores": config.echo_cores.as_ref().map(CoreList::as_slice),
+            "echo_threads": config.echo_threads,
             "spin": config.spin,
         },
         "sent": o.sent,
@@ -339,6 +401,8 @@ pub fn to_json(config: &RttConfig, o: &RttOutcome) -> serde_json::Value {
         },
         "client_cpu_s": o.client_cpu_s,
         "echo_cpu_s": o.echo_cpu_s,
+        "echo_thread_cpu_s": o.echo_threads.iter().map(|e| e.cpu_s).collect::<Vec<f64>>(),
+        "echo_thread_requests": o.echo_threads.iter().map(|e| e.requests).collect::<Vec<u64>>(),
         "client_us_per_request": o.client_us_per_request(),
         "echo_us_per_request": o.echo_us_per_request(),
     })
@@ -356,7 +420,8 @@ mod tests {
             warmup_s: 0.1,
             seconds: 0.3,
             client_core: None,
-            echo_core: None,
+            echo_threads: 1,
+            echo_cores: None,
             spin: false,
         }
     }
@@ -375,7 +440,51 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_rate_is_refused() {
+    fn two_echo_threads_answer_every_request_exactly_once_and_share_the_pairs() {
+        let c = RttConfig {
+            echo_threads: 2,
+            ..config(2_000)
+        };
+        let o = run(&c).expect("runs on loopback");
+        assert_eq!(o.sent, 800);
+        assert_eq!(o.answered, o.measured);
+        assert_eq!(o.latency_us.len(), o.measured);
+        // Every request sent got one reply: no more, no fewer.
+        let requests: Vec<u64> = o.echo_threads.iter().map(|e| e.requests).collect();
+        assert_eq!(requests.iter().sum::<u64>(), o.sent);
+        // 8 pairs dealt 4 and 4, each sent 100 requests round-robin.
+        assert_eq!(requests, [400, 400]);
+        assert!(o.echo_threads.iter().all(|e| e.cpu_s > 0.0));
+        let sum: f64 = o.echo_threads.iter().map(|e| e.cpu_s).sum();
+        assert!((o.echo_cpu_s - sum).abs() < 1e-12);
+        let json = to_json(&c, &o);
+        assert_eq!(json["config"]["echo_threads"], 2);
+        assert_eq!(json["echo_thread_requests"], serde_json::json!([400, 400]));
+    }
+
+    #[test]
+    fn echo_threads_are_pinned_round_the_list() {
+        let c = RttConfig {
+            echo_threads: 3,
+            echo_cores: Some(CoreList::parse("0,1").expect("list")),
+            ..config(2_000)
+        };
+        assert_eq!(
+            (c.echo_core(0), c.echo_core(1), c.echo_core(2)),
+            (Some(0), Some(1), Some(0))
+        );
+        assert_eq!(config(1).echo_core(0), None);
+    }
+
+    #[test]
+    fn a_zero_rate_and_idle_echo_threads_are_refused() {
         assert!(run(&config(0)).is_err());
+        for threads in [0, 9] {
+            let c = RttConfig {
+                echo_threads: threads,
+                ..config(2_000)
+            };
+            assert!(run(&c).is_err(), "{threads} echo threads over 8 pairs");
+        }
     }
 }

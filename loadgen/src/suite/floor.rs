@@ -3,9 +3,14 @@
 //! away from spinning threads, and an echo's request→reply latency in the
 //! rtt scenario's shape — what any server's figures stand on. This file
 //! says which floor runs the suite makes; the runner runs them.
+//!
+//! Some runs are made in the servers' shape as well, so that a target
+//! compares like with like: the echo with as many threads as mudshard has
+//! shards, laid out on the cores as mudshard and loadgen are, and the
+//! single send over as many connections as chat has players.
 
-use super::options::Options;
-use super::plan::ScenarioFile;
+use super::options::{cores, Options};
+use super::plan::{ScenarioFile, SCALING_SHARDS};
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,6 +19,12 @@ use std::time::Duration;
 pub const RTT_REPLY_BYTES: usize = 470;
 /// Connections the one-way runs spread their messages over.
 const PAIRS: usize = 1000;
+/// The most pairs floor opens (its own bound: the open-files limit).
+pub const PAIRS_MAX: usize = 8_000;
+/// The single-send run paced as `single-paced`, over chat's players.
+pub const CHAT_SHAPE: &str = "single-paced-chat-shape";
+/// The paced single-send runs' rate, messages/s.
+const PACED_RATE: u64 = 50_000;
 /// The one-way runs' measured seconds, and the hiccup run's.
 const ONE_WAY_S: u32 = 3;
 const HICCUPS_S: u32 = 5;
@@ -35,40 +46,14 @@ pub struct FloorRun {
 /// The one-way runs, then the hiccups: with `--split-cores` the sender is
 /// pinned to the servers' first core and the receiver to loadgen's.
 pub fn machine_runs(options: &Options, run_dir: &Path) -> Vec<FloorRun> {
-    let mut runs = Vec::new();
-    for (name, batch, rate) in [
-        ("single-paced", 1, 50_000),
+    let mut runs: Vec<FloorRun> = [
+        ("single-paced", 1, PACED_RATE),
         ("single-max", 1, 0),
         ("batch10-max", 10, 0),
-    ] {
-        let mut args = strings(&[
-            "--batch",
-            &batch.to_string(),
-            "--rate",
-            &rate.to_string(),
-            "--pairs",
-            &PAIRS.to_string(),
-            "--seconds",
-            &ONE_WAY_S.to_string(),
-        ]);
-        if let Some(split) = &options.split {
-            if let (Some(s), Some(l)) = (split.server.first(), split.loadgen.first()) {
-                args.extend(strings(&[
-                    "--sender-core",
-                    &s.to_string(),
-                    "--receiver-core",
-                    &l.to_string(),
-                ]));
-            }
-        }
-        args.extend(json(run_dir, name));
-        runs.push(FloorRun {
-            name: name.into(),
-            args,
-            bound: ONE_WAY_BOUND,
-            pause_after: true,
-        });
-    }
+    ]
+    .into_iter()
+    .map(|(name, batch, rate)| one_way(name, batch, rate, PAIRS, options, run_dir))
+    .collect();
     let mut args = strings(&["--hiccups", "--seconds", &HICCUPS_S.to_string()]);
     args.extend(json(run_dir, "hiccups"));
     runs.push(FloorRun {
@@ -80,21 +65,125 @@ pub fn machine_runs(options: &Options, run_dir: &Path) -> Vec<FloorRun> {
     runs
 }
 
+/// A one-way run: `batch` messages per send at `rate` (0: flat out) over
+/// `pairs` connections; with `--split-cores` the sender is pinned to the
+/// servers' first core and the receiver to loadgen's.
+fn one_way(
+    name: &str,
+    batch: usize,
+    rate: u64,
+    pairs: usize,
+    options: &Options,
+    run_dir: &Path,
+) -> FloorRun {
+    let mut args = strings(&[
+        "--batch",
+        &batch.to_string(),
+        "--rate",
+        &rate.to_string(),
+        "--pairs",
+        &pairs.to_string(),
+        "--seconds",
+        &ONE_WAY_S.to_string(),
+    ]);
+    if let Some(split) = &options.split {
+        if let (Some(s), Some(l)) = (split.server.first(), split.loadgen.first()) {
+            args.extend(strings(&[
+                "--sender-core",
+                &s.to_string(),
+                "--receiver-core",
+                &l.to_string(),
+            ]));
+        }
+    }
+    args.extend(json(run_dir, name));
+    FloorRun {
+        name: name.into(),
+        args,
+        bound: ONE_WAY_BOUND,
+        pause_after: true,
+    }
+}
+
+/// The single send paced as `single-paced`, in the same layout, over as
+/// many connections as the chat scenario has players (at most
+/// [`PAIRS_MAX`]): the kernel's per-socket state stops fitting in cache as
+/// connections grow, and a send costs more over 8,000 than over 1,000.
+pub fn chat_shape_run(
+    chat: &ScenarioFile,
+    options: &Options,
+    run_dir: &Path,
+) -> Result<FloorRun, String> {
+    let pairs = chat_shape_pairs(chat)?;
+    Ok(one_way(CHAT_SHAPE, 1, PACED_RATE, pairs, options, run_dir))
+}
+
+/// min(chat's players, [`PAIRS_MAX`]).
+fn chat_shape_pairs(chat: &ScenarioFile) -> Result<usize, String> {
+    let players = chat
+        .players
+        .filter(|p| *p >= 1.0)
+        .ok_or("the chat scenario has no `players` for the floor's chat-shape run")?;
+    Ok((players as usize).min(PAIRS_MAX))
+}
+
+/// The echo threads of the runs in the servers' shape: the scaling table's
+/// shard counts and the suite's own (what mudshard's rtt run has).
+pub fn shape_threads(options: &Options) -> Vec<usize> {
+    let mut threads: Vec<usize> = SCALING_SHARDS.to_vec();
+    threads.push(options.shards);
+    threads.sort_unstable();
+    threads.dedup();
+    threads
+}
+
+/// The name of the echo run in the servers' shape with `threads` threads.
+pub fn rtt_shape_name(threads: usize) -> String {
+    format!("rtt-shape-{threads}")
+}
+
 /// The echo runs in the rtt scenario's shape (its players as connections,
-/// its rate, warm-up and window), once sleeping between events as servers
-/// do and once polling: each thread on a CPU of its own — the servers'
-/// and loadgen's first with `--split-cores`, otherwise the first two.
+/// its rate, warm-up and window): first the pinned ones, once sleeping
+/// between events as servers do and once polling, each thread on a CPU of
+/// its own — the servers' and loadgen's first with `--split-cores`,
+/// otherwise the first two; then the sleeping ones in the servers' shape
+/// ([`shape_runs`]).
 pub fn rtt_runs(
     rtt: &ScenarioFile,
     options: &Options,
     run_dir: &Path,
 ) -> Result<Vec<FloorRun>, String> {
+    let base = rtt_args(rtt)?;
+    let mut runs = pinned_runs(&base, options, run_dir);
+    runs.extend(shape_runs(&base, options, run_dir));
+    Ok(runs)
+}
+
+/// `--rtt` and the scenario's shape.
+fn rtt_args(rtt: &ScenarioFile) -> Result<Vec<String>, String> {
     let players = rtt
         .players
         .ok_or("the rtt scenario has no `players` for the floor's echo run")?;
     let rate = rtt
         .rate
         .ok_or("the rtt scenario has no `rate` for the floor's echo run")?;
+    Ok(strings(&[
+        "--rtt",
+        "--pairs",
+        &(players as u64).to_string(),
+        "--rate",
+        &(rate as u64).to_string(),
+        "--warmup",
+        &number(rtt.warmup.unwrap_or(2.0)),
+        "--seconds",
+        &number(rtt.duration.unwrap_or(10.0)),
+        "--bytes",
+        &RTT_REPLY_BYTES.to_string(),
+    ]))
+}
+
+/// One echo thread and the client, each pinned to a CPU of its own.
+fn pinned_runs(base: &[String], options: &Options, run_dir: &Path) -> Vec<FloorRun> {
     let (echo, client) = match &options.split {
         Some(split) => (
             split.server.first().copied().unwrap_or(0),
@@ -105,23 +194,13 @@ pub fn rtt_runs(
     let mut runs = Vec::new();
     for (mode, spin) in [("sleeping", false), ("polling", true)] {
         let name = format!("rtt-{mode}");
-        let mut args = strings(&[
-            "--rtt",
-            "--pairs",
-            &(players as u64).to_string(),
-            "--rate",
-            &(rate as u64).to_string(),
-            "--warmup",
-            &number(rtt.warmup.unwrap_or(2.0)),
-            "--seconds",
-            &number(rtt.duration.unwrap_or(10.0)),
-            "--bytes",
-            &RTT_REPLY_BYTES.to_string(),
+        let mut args = base.to_vec();
+        args.extend(strings(&[
             "--receiver-core",
             &echo.to_string(),
             "--sender-core",
             &client.to_string(),
-        ]);
+        ]));
         args.extend(json(run_dir, &name));
         if spin {
             args.push("--spin".into());
@@ -133,7 +212,40 @@ pub fn rtt_runs(
             pause_after: true,
         });
     }
-    Ok(runs)
+    runs
+}
+
+/// The sleeping echo in the servers' shape, once per [`shape_threads`]
+/// count: with `--split-cores` the echo threads on the servers' cores (as
+/// mudshard pins its shards) and the client on loadgen's first; without
+/// it, nothing pinned, everything sharing the cores as the servers and
+/// loadgen do.
+fn shape_runs(base: &[String], options: &Options, run_dir: &Path) -> Vec<FloorRun> {
+    shape_threads(options)
+        .into_iter()
+        .map(|threads| {
+            let name = rtt_shape_name(threads);
+            let mut args = base.to_vec();
+            args.extend(strings(&["--echo-threads", &threads.to_string()]));
+            if let Some(split) = &options.split {
+                if let Some(client) = split.loadgen.first() {
+                    args.extend(strings(&[
+                        "--receiver-core",
+                        &cores(&split.server),
+                        "--sender-core",
+                        &client.to_string(),
+                    ]));
+                }
+            }
+            args.extend(json(run_dir, &name));
+            FloorRun {
+                name,
+                args,
+                bound: RTT_BOUND,
+                pause_after: true,
+            }
+        })
+        .collect()
 }
 
 fn number(v: f64) -> String {
@@ -191,9 +303,108 @@ mod tests {
              --receiver-core 0 --sender-core 1 --json /t/floor-rtt-polling.json --spin"
         );
         assert!(!runs[0].args.contains(&"--spin".to_string()));
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["rtt-sleeping", "rtt-polling", "rtt-shape-1", "rtt-shape-2"]
+        );
         let no_rate =
             ScenarioFile::parse("rtt", "scenario = \"rtt\"\n[full]\nplayers = 1\n", "full")
                 .expect("parses");
         assert!(rtt_runs(&no_rate, &options(&[]), Path::new("/t")).is_err());
+    }
+
+    fn rtt_file() -> ScenarioFile {
+        let text =
+            "scenario = \"rtt\"\n[quick]\nplayers = 500\nrate = 2000\nwarmup = 1\nduration = 3\n";
+        ScenarioFile::parse("rtt", text, "quick").expect("parses")
+    }
+
+    fn shape_args(runs: &[FloorRun], threads: usize) -> String {
+        runs.iter()
+            .find(|r| r.name == rtt_shape_name(threads))
+            .map(|r| r.args.join(" "))
+            .unwrap_or_else(|| panic!("no rtt-shape-{threads} run"))
+    }
+
+    #[test]
+    fn with_split_cores_the_shape_echo_runs_sit_where_mudshard_and_loadgen_do() {
+        use super::super::options::SuiteArgs;
+        use clap::Parser;
+        let args = SuiteArgs::parse_from(["suite", "--quick", "--split-cores", "0,1:2,3"]);
+        let four_cores = Options::check(args, |_| None, 4).expect("valid");
+        let runs = rtt_runs(&rtt_file(), &four_cores, Path::new("/t")).expect("shape");
+        assert_eq!(
+            shape_args(&runs, 2),
+            "--rtt --pairs 500 --rate 2000 --warmup 1 --seconds 3 --bytes 470 \
+             --echo-threads 2 --receiver-core 0,1 --sender-core 2 --json /t/floor-rtt-shape-2.json"
+        );
+        assert_eq!(
+            shape_args(&runs, 1),
+            "--rtt --pairs 500 --rate 2000 --warmup 1 --seconds 3 --bytes 470 \
+             --echo-threads 1 --receiver-core 0,1 --sender-core 2 --json /t/floor-rtt-shape-1.json"
+        );
+        assert!(runs
+            .iter()
+            .all(|r| !r.name.starts_with("rtt-shape") || !r.args.contains(&"--spin".to_string())));
+    }
+
+    #[test]
+    fn without_split_cores_the_shape_echo_runs_pin_nothing() {
+        let runs =
+            rtt_runs(&rtt_file(), &options(&["--shards", "2"]), Path::new("/t")).expect("shape");
+        assert_eq!(
+            shape_args(&runs, 2),
+            "--rtt --pairs 500 --rate 2000 --warmup 1 --seconds 3 --bytes 470 \
+             --echo-threads 2 --json /t/floor-rtt-shape-2.json"
+        );
+        assert_eq!(runs.len(), 4);
+    }
+
+    #[test]
+    fn the_shape_echo_runs_include_the_suites_own_shard_count() {
+        let o = options(&["--shards", "4"]);
+        assert_eq!(shape_threads(&o), [1, 2, 4]);
+        let runs = rtt_runs(&rtt_file(), &o, Path::new("/t")).expect("shape");
+        assert!(shape_args(&runs, 4).contains("--echo-threads 4 "));
+        assert_eq!(shape_threads(&options(&["--shards", "1"])), [1, 2]);
+    }
+
+    fn chat_file(players: u32) -> ScenarioFile {
+        let text = format!("scenario = \"chat\"\n[full]\nplayers = {players}\nrate = 5000\n");
+        ScenarioFile::parse("chat", &text, "full").expect("parses")
+    }
+
+    #[test]
+    fn the_chat_shape_run_is_paced_like_single_paced_over_chats_players_up_to_8000() {
+        let split = options(&["--split-cores", "1:0"]);
+        let run = chat_shape_run(&chat_file(10_000), &split, Path::new("/t")).expect("shape");
+        assert_eq!(run.name, "single-paced-chat-shape");
+        assert_eq!(
+            run.args.join(" "),
+            "--batch 1 --rate 50000 --pairs 8000 --seconds 3 --sender-core 1 \
+             --receiver-core 0 --json /t/floor-single-paced-chat-shape.json"
+        );
+        let paced = &machine_runs(&split, Path::new("/t"))[0];
+        let without_pairs = |a: &[String]| {
+            a.iter()
+                .filter(|w| !w.contains("json") && *w != "1000" && *w != "8000")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(without_pairs(&run.args), without_pairs(&paced.args));
+        let shared =
+            chat_shape_run(&chat_file(500), &options(&[]), Path::new("/t")).expect("shape");
+        assert_eq!(
+            shared.args.join(" "),
+            "--batch 1 --rate 50000 --pairs 500 --seconds 3 \
+             --json /t/floor-single-paced-chat-shape.json"
+        );
+        let no_players =
+            ScenarioFile::parse("chat", "scenario = \"chat\"\n[full]\nrate = 1\n", "full")
+                .expect("parses");
+        assert!(chat_shape_run(&no_players, &options(&[]), Path::new("/t"))
+            .expect_err("no players")
+            .contains("players"));
     }
 }

@@ -65,6 +65,14 @@ pub fn number(v: f64) -> String {
     format!("{v:.2}")
 }
 
+/// A count of things (connections, threads): whole, thousands separated.
+pub fn count(v: f64) -> String {
+    if !v.is_finite() {
+        return "—".into();
+    }
+    thousands(v.round())
+}
+
 /// An optional number: `—` when missing.
 pub fn opt(v: Option<f64>) -> String {
     v.map_or_else(|| "—".into(), number)
@@ -132,6 +140,13 @@ mod tests {
         assert_eq!(number(0.0), "0");
         assert_eq!(number(1.944), "1.94");
         assert_eq!(number(-2500.0), "-2,500");
+    }
+
+    #[test]
+    fn counts_are_whole_and_thousands_separated() {
+        assert_eq!(count(20.0), "20");
+        assert_eq!(count(8_000.0), "8,000");
+        assert_eq!(count(f64::NAN), "—");
     }
 
     #[test]

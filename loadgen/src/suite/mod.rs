@@ -163,7 +163,7 @@ pub fn run(args: SuiteArgs) -> Result<(), SuiteError> {
         files: &files,
         order: names,
         records: &records,
-        floor: results::FloorReports::read(&run_dir),
+        floor: results::FloorReports::read(&run_dir, &options),
     };
     let text = report::render(
         &results,
@@ -199,6 +199,12 @@ fn measure(
     if options.floor {
         for run in floor::machine_runs(options, &runner.run_dir) {
             runner.floor(&run)?;
+        }
+        if let Some(chat) = files.values().find(|f| f.scenario == "chat") {
+            match floor::chat_shape_run(chat, options, &runner.run_dir) {
+                Ok(run) => runner.floor(&run)?,
+                Err(why) => eprintln!("suite: no floor run in chat's shape: {why}"),
+            }
         }
         if let Some(rtt) = files.values().find(|f| f.scenario == "rtt") {
             match floor::rtt_runs(rtt, options, &runner.run_dir) {

@@ -60,9 +60,10 @@ pub struct SuiteArgs {
     pub no_build: bool,
     /// Skip the machine floor (bench/floor: what the kernel alone charges
     /// for a small loopback send and its receipt, and the time the machine
-    /// takes away from spinning threads, ~25 s; with rtt, an echo's
-    /// request→reply latency in the scenario's shape, sleeping and polling,
-    /// ~1 min)
+    /// takes away from spinning threads, ~25 s; with chat, the single send
+    /// over chat's players, ~5 s; with rtt, an echo's request→reply latency
+    /// in the scenario's shape, sleeping and polling, and sleeping with 1
+    /// and 2 echo threads laid out as the servers are, ~2 min)
     #[arg(long)]
     pub no_floor: bool,
     /// Skip the shard-scaling runs (rtt, walk and chat against mudshard with

@@ -2,6 +2,7 @@
 //! tables share: a scenario's main run against a server, its ladder as
 //! climbed, the floor's reports.
 
+use super::floor;
 use super::format::{flag, num};
 use super::ladder::{ratio, Climb, Highest, LadderRatio};
 use super::options::Options;
@@ -9,7 +10,7 @@ use super::plan::{LadderRule, ScenarioFile};
 use super::runner::{read_json, RunRecord};
 use super::servers::Variant;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The floor's JSON reports of this run (each `None` when not run or failed).
@@ -21,10 +22,14 @@ pub struct FloorReports {
     pub hiccups: Option<Value>,
     pub rtt_sleeping: Option<Value>,
     pub rtt_polling: Option<Value>,
+    /// The single send paced as `single_paced`, over chat's players.
+    pub single_paced_chat_shape: Option<Value>,
+    /// The sleeping echo in the servers' shape, by echo threads.
+    pub rtt_shape: BTreeMap<usize, Value>,
 }
 
 impl FloorReports {
-    pub fn read(run_dir: &Path) -> FloorReports {
+    pub fn read(run_dir: &Path, options: &Options) -> FloorReports {
         let r = |name: &str| read_json(&run_dir.join(format!("floor-{name}.json")));
         FloorReports {
             single_paced: r("single-paced"),
@@ -33,6 +38,11 @@ impl FloorReports {
             hiccups: r("hiccups"),
             rtt_sleeping: r("rtt-sleeping"),
             rtt_polling: r("rtt-polling"),
+            single_paced_chat_shape: r(floor::CHAT_SHAPE),
+            rtt_shape: floor::shape_threads(options)
+                .into_iter()
+                .filter_map(|k| r(&floor::rtt_shape_name(k)).map(|v| (k, v)))
+                .collect(),
         }
     }
 }

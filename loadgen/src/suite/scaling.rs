@@ -1,7 +1,9 @@
 //! The shard-scaling table (issue 12): rtt, walk and chat against mudshard
 //! with 1 shard and with 2 shards in the same run, at each scenario's main
 //! rate: server CPU per command (per delivered message for chat) and p99,
-//! the 2-shard figures beside the 1-shard ones as a ratio.
+//! the 2-shard figures beside the 1-shard ones as a ratio. Below them, the
+//! floor's echo with 1 and with 2 threads in the servers' layout: what the
+//! machine itself charges for two threads that sleep and wake apart.
 
 use super::format::{ms, opt};
 use super::plan::{SCALING_SCENARIOS, SCALING_SHARDS};
@@ -69,6 +71,47 @@ pub fn figures(scenario: &str, report: &Value) -> ShardFigures {
     }
 }
 
+/// The floor row's label in the table and the targets.
+pub const FLOOR_ROW: &str = "floor echo, no server";
+
+/// A `floor --rtt` report's figures for the table: echo CPU per request
+/// (summed over the echo threads) and reply p99.
+pub fn echo_figures(report: &Value) -> ShardFigures {
+    let num = |path: &str| super::format::num(report, path);
+    let unanswered = match (num("measured"), num("answered")) {
+        (Some(m), Some(a)) if a < m => Some(format!("{} of {m} requests unanswered", m - a)),
+        _ => None,
+    };
+    ShardFigures {
+        cpu_us: num("echo_us_per_request"),
+        p99_us: num("latency_us.p99"),
+        problem: unanswered,
+    }
+}
+
+/// The floor's row: the sleeping echo in the servers' shape with 1 and with
+/// 2 echo threads (`None` when neither ran: `--no-floor`, or no rtt).
+pub fn floor_row(results: &Results<'_>) -> Option<ScalingRow> {
+    let reports = &results.floor.rtt_shape;
+    if SCALING_SHARDS.iter().all(|k| !reports.contains_key(k)) {
+        return None;
+    }
+    let side = |threads: usize| {
+        reports
+            .get(&threads)
+            .map(echo_figures)
+            .ok_or_else(|| format!("the floor's {threads}-thread echo run left no report"))
+    };
+    Some(ScalingRow {
+        scenario: FLOOR_ROW.into(),
+        rate: reports
+            .values()
+            .find_map(|r| super::format::num(r, "config.rate")),
+        one: side(1),
+        two: side(2),
+    })
+}
+
 /// The rows, for the scaling scenarios that ran (in the order they ran).
 pub fn rows(results: &Results<'_>) -> Vec<ScalingRow> {
     results
@@ -114,8 +157,9 @@ fn cell(side: &Result<ShardFigures, String>, pick: fn(&ShardFigures) -> Option<f
     }
 }
 
-/// The table's section of the report; empty when no scaling scenario ran.
-pub fn render(results: &Results<'_>, rows: &[ScalingRow]) -> String {
+/// The table's section of the report, the floor's row last; empty when no
+/// scaling scenario ran.
+pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&ScalingRow>) -> String {
     if rows.is_empty() {
         return String::new();
     }
@@ -171,20 +215,7 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow]) -> String {
     let mut notes = Vec::new();
     for row in rows {
         let (unit, latency) = per_what(&row.scenario);
-        let (cpu_ratio, p99_ratio) = row.ratios();
-        let x = |r: Option<f64>| r.map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
-        let _ = writeln!(
-            w,
-            "| {} | {} | {unit} | {} | {} | {} | {latency} | {} | {} | {} |",
-            row.scenario,
-            opt(row.rate),
-            cell(&row.one, |f| f.cpu_us),
-            cell(&row.two, |f| f.cpu_us),
-            x(cpu_ratio),
-            cell(&row.one, |f| ms(f.p99_us)),
-            cell(&row.two, |f| ms(f.p99_us)),
-            x(p99_ratio),
-        );
+        table_row(&mut w, row, unit, latency);
         for (shards, side) in [(1, &row.one), (2, &row.two)] {
             let label = format!("{}, {shards} shard(s)", row.scenario);
             if let Err(why) = side {
@@ -203,7 +234,34 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow]) -> String {
             }
         }
     }
+    if let Some(floor) = floor {
+        table_row(&mut w, floor, "echo request", "reply");
+        for (threads, side) in [(1, &floor.one), (2, &floor.two)] {
+            match side {
+                Err(why) => notes.push(format!("* {FLOOR_ROW}, {threads} thread(s): {why}")),
+                Ok(ShardFigures {
+                    problem: Some(p), ..
+                }) => notes.push(format!("* {FLOOR_ROW}, {threads} thread(s): {p}")),
+                Ok(_) => {}
+            }
+        }
+    }
     let _ = writeln!(w);
+    if floor.is_some() {
+        let _ = writeln!(
+            w,
+            "The last row has no server: `floor --rtt` in rtt's shape with 1 and with 2 \
+             sleeping echo threads (the \"1 shard\" and \"2 shards\" columns), laid out as \
+             mudshard and loadgen are{}, its CPU the echo threads' summed over the requests. \
+             Its ratio is what this machine charges for two threads that sleep and wake apart \
+             instead of one, with no server.\n",
+            if results.options.split.is_some() {
+                " (echo threads on the servers' cores, the client on loadgen's first)"
+            } else {
+                " (nothing pinned)"
+            }
+        );
+    }
     for note in &notes {
         let _ = writeln!(w, "{note}");
     }
@@ -211,6 +269,23 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow]) -> String {
         let _ = writeln!(w);
     }
     w
+}
+
+fn table_row(w: &mut String, row: &ScalingRow, unit: &str, latency: &str) {
+    let (cpu_ratio, p99_ratio) = row.ratios();
+    let x = |r: Option<f64>| r.map_or_else(|| "—".into(), |r| format!("{r:.2}×"));
+    let _ = writeln!(
+        w,
+        "| {} | {} | {unit} | {} | {} | {} | {latency} | {} | {} | {} |",
+        row.scenario,
+        opt(row.rate),
+        cell(&row.one, |f| f.cpu_us),
+        cell(&row.two, |f| f.cpu_us),
+        x(cpu_ratio),
+        cell(&row.one, |f| ms(f.p99_us)),
+        cell(&row.two, |f| ms(f.p99_us)),
+        x(p99_ratio),
+    );
 }
 
 #[cfg(test)]
@@ -243,6 +318,25 @@ mod tests {
         assert_eq!(chat.problem, None);
         let failed = json!({"ok": false, "rate": {"held": true}});
         assert!(figures("rtt", &failed).problem.is_some());
+    }
+
+    #[test]
+    fn the_floor_echo_counts_its_cpu_per_request_and_flags_unanswered_requests() {
+        let r = json!({
+            "measured": 100, "answered": 100,
+            "echo_us_per_request": 24.5,
+            "latency_us": {"p99": 900},
+        });
+        let f = echo_figures(&r);
+        assert_eq!(
+            (f.cpu_us, f.p99_us, f.problem),
+            (Some(24.5), Some(900.0), None)
+        );
+        let lossy = json!({"measured": 100, "answered": 98});
+        assert_eq!(
+            echo_figures(&lossy).problem.as_deref(),
+            Some("2 of 100 requests unanswered")
+        );
     }
 
     #[test]

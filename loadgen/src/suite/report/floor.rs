@@ -1,20 +1,36 @@
 //! The report's floor sections: the machine floor's one-way runs and
 //! hiccups (before the scenarios), and the echo runs beside rtt.
 
-use super::super::format::{cell, get, ms, num, opt, raw};
+use super::super::format::{cell, count, get, ms, num, opt, raw};
 use super::super::results::FloorReports;
 use serde_json::Value;
 use std::fmt::Write as _;
 
 /// "Machine floor (no server)" and "Hiccups"; empty when the floor was not run.
 pub fn machine(w: &mut String, floor: &FloorReports, split: bool, nproc: usize) {
-    let runs: Vec<(&str, &Value)> = [
-        ("one per send, paced 50,000/s", &floor.single_paced),
-        ("one per send, flat out", &floor.single_max),
-        ("ten per send, flat out", &floor.batch10_max),
+    let chat_shape = floor.single_paced_chat_shape.as_ref().map(|r| {
+        format!(
+            "one per send, paced 50,000/s, {} connections (chat's shape)",
+            num(r, "config.pairs").map_or_else(|| "—".into(), count)
+        )
+    });
+    let runs: Vec<(String, &Value)> = [
+        (
+            Some("one per send, paced 50,000/s".to_string()),
+            &floor.single_paced,
+        ),
+        (chat_shape, &floor.single_paced_chat_shape),
+        (
+            Some("one per send, flat out".to_string()),
+            &floor.single_max,
+        ),
+        (
+            Some("ten per send, flat out".to_string()),
+            &floor.batch10_max,
+        ),
     ]
     .into_iter()
-    .filter_map(|(label, r)| r.as_ref().map(|r| (label, r)))
+    .filter_map(|(label, r)| Some((label?, r.as_ref()?)))
     .collect();
     if !runs.is_empty() {
         let _ = writeln!(w, "## Machine floor (no server)\n");
@@ -23,7 +39,8 @@ pub fn machine(w: &mut String, floor: &FloorReports, split: bool, nproc: usize) 
             "`bench/floor`: one thread sends 90-byte messages over 1,000 loopback TCP \
              connections, one thread receives them with epoll; CPU time per thread. No \
              WebSocket, no runtime, no server: this is what this machine's kernel alone charges \
-             per message{}\n",
+             per message (the chat-shape row: over as many connections as chat has players, \
+             at most 8,000){}\n",
             if split {
                 ", sender pinned to the servers' core, receiver to loadgen's."
             } else {
@@ -98,13 +115,19 @@ pub fn machine(w: &mut String, floor: &FloorReports, split: bool, nproc: usize) 
 
 /// The floor's request/reply runs beside the rtt figures, when there are any.
 pub fn rtt(w: &mut String, floor: &FloorReports) {
-    let runs: Vec<(&str, &Value)> = [
+    let mut runs: Vec<(String, &Value)> = [
         ("sleeping", &floor.rtt_sleeping),
         ("polling", &floor.rtt_polling),
     ]
     .into_iter()
-    .filter_map(|(mode, r)| r.as_ref().map(|r| (mode, r)))
+    .filter_map(|(mode, r)| r.as_ref().map(|r| (mode.to_string(), r)))
     .collect();
+    runs.extend(floor.rtt_shape.iter().map(|(threads, r)| {
+        (
+            format!("sleeping, {threads} echo thread(s), servers' layout"),
+            r,
+        )
+    }));
     let Some((_, first)) = runs.first() else {
         return;
     };
@@ -119,7 +142,10 @@ pub fn rtt(w: &mut String, floor: &FloorReports) {
          events, as servers do: a plain reference, not a bound (a runtime that batches its \
          system calls can do better). *Polling* never sleeps, so what remains of its tail is \
          what the machine itself adds (the hypervisor taking a CPU away, interrupts): no \
-         server can expect a lower p99 here.\n",
+         server can expect a lower p99 here. The *servers' layout* runs have as many echo \
+         threads as a mudshard run has shards, each with its own epoll set and its share of \
+         the connections, placed on the cores as mudshard and loadgen are; their echo CPU is \
+         the threads' sum.\n",
         raw(get(first, "config.reply_bytes"))
     );
     let _ = writeln!(
@@ -129,12 +155,7 @@ pub fn rtt(w: &mut String, floor: &FloorReports) {
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (mode, r) in &runs {
-        let cpus = match (get(r, "config.echo_core"), get(r, "config.client_core")) {
-            (Some(e), Some(c)) if !e.is_null() && !c.is_null() => {
-                format!("{}, {}", raw(Some(e)), raw(Some(c)))
-            }
-            _ => "unpinned".to_string(),
-        };
+        let cpus = cpus(r);
         let lat = |p: &str| opt(ms(num(r, &format!("latency_us.{p}"))));
         let _ = writeln!(
             w,
@@ -150,4 +171,24 @@ pub fn rtt(w: &mut String, floor: &FloorReports) {
         );
     }
     let _ = writeln!(w);
+}
+
+/// Where an echo run's threads ran: `echo, client`, several echo CPUs
+/// joined by `+`, or `unpinned`.
+fn cpus(r: &Value) -> String {
+    let echo = match get(r, "config.echo_cores") {
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .map(|c| raw(Some(c)))
+            .collect::<Vec<_>>()
+            .join("+"),
+        _ => match get(r, "config.echo_core") {
+            Some(e) if !e.is_null() => raw(Some(e)),
+            _ => return "unpinned".into(),
+        },
+    };
+    match get(r, "config.client_core") {
+        Some(c) if !c.is_null() => format!("{echo}, {}", raw(Some(c))),
+        _ => format!("{echo}, unpinned"),
+    }
 }

@@ -100,13 +100,14 @@ pub fn render(results: &Results<'_>, cx: &Context<'_>) -> String {
         }
     }
     let rows = scaling::rows(results);
-    w += &scaling::render(results, &rows);
+    let floor_row = scaling::floor_row(results);
+    w += &scaling::render(results, &rows, floor_row.as_ref());
     let judging = targets::Judging {
         smoke: o.mode == Mode::Quick,
         split: o.split.is_some(),
     };
-    let lines = targets::lines(&targets::figures(results, &rows), judging);
-    w += &targets::render(&lines, o.mode);
+    let figures = targets::figures(results, &rows, floor_row.as_ref());
+    w += &targets::render(&targets::lines(&figures, judging), o);
     let _ = writeln!(w, "## Exact commands\n");
     let _ = writeln!(
         w,
