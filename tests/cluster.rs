@@ -5,6 +5,7 @@
 mod common;
 
 use common::redis::RedisProc;
+use common::wedge::WedgeProxy;
 use common::{Client, ServerProc};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -262,6 +263,51 @@ fn a_killed_subscriber_connection_alone_is_remade() {
         common::metric_sum(&metrics, "mudshard_bridge_reconnects_total") > 0,
         "{metrics}"
     );
+}
+
+#[test]
+fn a_wedged_subscriber_is_found_by_its_probes_and_remade() {
+    let redis = RedisProc::start();
+    // Host a reaches Redis through a proxy that can silence its subscriber.
+    let proxy = WedgeProxy::start(redis.port);
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = host(da.path(), "a", &proxy.url(), "town:square");
+    let b = host(db.path(), "b", &redis.url(), "caves:mouth");
+    wait_bridged(&a, "b", 10);
+    wait_bridged(&b, "a", 10);
+    let mut amy = Client::guest(a.addr, Some("amy"));
+    let mut bob = Client::guest(b.addr, Some("bob"));
+    assert_eq!(until_ok(&mut bob, "tell amy hi", 5)["ok"], true);
+    amy.event("tell", "hi");
+
+    // The socket stays open and Redis keeps publishing to it; a hears nothing.
+    assert_eq!(proxy.wedge_subscribers(), 1, "a's subscriber, alone");
+    let during = bob.cmd("tell amy sent during the wedge");
+
+    // Its own probes stop coming back: within a few probe intervals (200 ms
+    // here) the subscriber is found wedged and made again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = a.http_get("/metrics");
+        if common::metric_sum(&metrics, "mudshard_bridge_wedged_total") > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wedged subscriber was not found within 10 s: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = until_ok(&mut bob, "tell amy back again", 10);
+    assert_eq!(r["ok"], true, "{r}");
+    // What b published into the silence is sent again and arrives.
+    assert_eq!(during["ok"], true, "{during}");
+    amy.event("tell", "sent during the wedge");
+    amy.event("tell", "back again");
+    assert_eq!(health(&a)["bridge"]["state"], "up");
 }
 
 #[test]

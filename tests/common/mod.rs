@@ -605,6 +605,7 @@ pub fn http_post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) 
 }
 
 pub mod redis;
+pub mod wedge;
 
 impl ServerProc {
     /// Starts with the shard map at `path` as it is.

@@ -1,0 +1,146 @@
+//! A TCP proxy in front of Redis that can wedge the connections that
+//! subscribed: their sockets stay open and Redis goes on answering, but
+//! nothing it sends them gets through. To the subscriber this is a silent
+//! connection, the fault only its probes can find. Connections made after
+//! the wedge pass freely.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct State {
+    /// Open connections that sent SUBSCRIBE.
+    subscribers: HashSet<u64>,
+    /// Connections whose Redis → client bytes are dropped.
+    wedged: HashSet<u64>,
+}
+
+pub struct WedgeProxy {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl WedgeProxy {
+    /// Listens on a free port and forwards every connection to Redis on
+    /// `upstream` (a port on 127.0.0.1).
+    pub fn start(upstream: u16) -> WedgeProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let ids = AtomicU64::new(0);
+            while !sp.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let id = ids.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) {
+                            pipe(id, client, server, st.clone(), sp.clone());
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        WedgeProxy { port, state, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Wedges every subscriber connection open now; returns how many.
+    pub fn wedge_subscribers(&self) -> usize {
+        let mut st = self.state.lock().expect("proxy state");
+        let open: Vec<u64> = st.subscribers.iter().copied().collect();
+        st.wedged.extend(open.iter().copied());
+        open.len()
+    }
+}
+
+impl Drop for WedgeProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Two threads per connection: client → Redis (noting a SUBSCRIBE), and
+/// Redis → client (dropping the bytes of a wedged connection).
+fn pipe(
+    id: u64,
+    client: TcpStream,
+    server: TcpStream,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+) {
+    let _ = client.set_nonblocking(false);
+    for s in [&client, &server] {
+        let _ = s.set_nodelay(true);
+        let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+    }
+    let (mut c_in, mut s_out) = (
+        client.try_clone().expect("clone"),
+        server.try_clone().expect("clone"),
+    );
+    let (mut s_in, mut c_out) = (server, client);
+    let (st, sp) = (state.clone(), stop.clone());
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while !sp.load(Ordering::Relaxed) {
+            match c_in.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if buf[..n]
+                        .windows(9)
+                        .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+                    {
+                        st.lock().expect("proxy state").subscribers.insert(id);
+                    }
+                    if s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if is_timeout(&e) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = s_out.shutdown(Shutdown::Both);
+        let mut st = st.lock().expect("proxy state");
+        st.subscribers.remove(&id);
+    });
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while !stop.load(Ordering::Relaxed) {
+            match s_in.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if state.lock().expect("proxy state").wedged.contains(&id) {
+                        continue;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if is_timeout(&e) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = c_out.shutdown(Shutdown::Both);
+    });
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
