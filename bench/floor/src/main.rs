@@ -73,6 +73,11 @@ struct Args {
     /// CPU): the latency left is what the machine itself adds
     #[arg(long, requires = "rtt")]
     spin: bool,
+    /// With --rtt: one client wake-up also sends the requests due in the
+    /// next N µs, as `loadgen --send-ahead-us` does; an early request is
+    /// timed from when it went
+    #[arg(long, default_value_t = 0, value_name = "US", requires = "rtt", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    send_ahead_us: u64,
     /// Instead of moving messages: spin one pinned thread per CPU for
     /// `--seconds` and report the time the machine took away from them
     #[arg(long)]
@@ -120,6 +125,7 @@ fn main() {
             echo_threads: args.echo_threads,
             echo_cores: args.receiver_core.clone(),
             spin: args.spin,
+            send_ahead_us: args.send_ahead_us,
         };
         match rtt::run(&config) {
             Ok(outcome) => {

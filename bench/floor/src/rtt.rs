@@ -54,6 +54,9 @@ pub struct RttConfig {
     /// Both sides poll without ever sleeping (each thread needs a CPU of
     /// its own).
     pub spin: bool,
+    /// One client wake-up also sends the requests due in the next this many
+    /// µs (loadgen's `--send-ahead-us`); 0: each at its own time.
+    pub send_ahead_us: u64,
 }
 
 impl RttConfig {
@@ -252,8 +255,9 @@ fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
     let mut events = Epoll::events();
     let mut buf = vec![0u8; READ_BUF_BYTES];
     let request = [b'q'; REQUEST_BYTES];
-    // Intended send times of the requests each connection awaits replies to.
-    let mut awaited: Vec<VecDeque<u64>> = vec![VecDeque::new(); fds.len()];
+    // The requests each connection awaits replies to: when each was due,
+    // and the time its latency is measured from.
+    let mut awaited: Vec<VecDeque<(u64, u64)>> = vec![VecDeque::new(); fds.len()];
     let mut partial = vec![0usize; fds.len()];
     let mut latency_us = Histogram::<u64>::new_with_bounds(1, LATENCY_MAX_US, 3)
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -273,11 +277,14 @@ fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
         if due < end_ns {
             lag_max_ns = lag_max_ns.max(now.saturating_sub(due));
         }
-        while due <= now && due < end_ns {
+        let ahead = now + config.send_ahead_us * 1000;
+        while due <= ahead && due < end_ns {
             let i = next;
             next = (next + 1) % fds.len();
             send_all(fds[i], &request)?;
-            awaited[i].push_back(due);
+            // A request sent early is timed from when it went, a late one
+            // from when it was due (as loadgen does).
+            awaited[i].push_back((due, due.min(since(start))));
             sent += 1;
             outstanding += 1;
             if due >= warmup_ns {
@@ -304,13 +311,13 @@ fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
             let total = partial[i] + recv(fds[i], &mut buf)?;
             partial[i] = total % config.reply_bytes;
             for _ in 0..total / config.reply_bytes {
-                let Some(intended) = awaited[i].pop_front() else {
+                let Some((intended, timed_from)) = awaited[i].pop_front() else {
                     return Err(io::Error::other("a reply nobody asked for"));
                 };
                 outstanding -= 1;
                 if intended >= warmup_ns {
                     answered += 1;
-                    let us = (now.saturating_sub(intended) / 1000).clamp(1, LATENCY_MAX_US);
+                    let us = (now.saturating_sub(timed_from) / 1000).clamp(1, LATENCY_MAX_US);
                     latency_us.saturating_record(us);
                 }
             }
@@ -386,6 +393,7 @@ pub fn to_json(config: &RttConfig, o: &RttOutcome) -> serde_json::Value {
             "echo_cores": config.echo_cores.as_ref().map(CoreList::as_slice),
             "echo_threads": config.echo_threads,
             "spin": config.spin,
+            "send_ahead_us": config.send_ahead_us,
         },
         "sent": o.sent,
         "measured": o.measured,
@@ -423,6 +431,7 @@ mod tests {
             echo_threads: 1,
             echo_cores: None,
             spin: false,
+            send_ahead_us: 0,
         }
     }
 
@@ -460,6 +469,29 @@ mod tests {
         let json = to_json(&c, &o);
         assert_eq!(json["config"]["echo_threads"], 2);
         assert_eq!(json["echo_thread_requests"], serde_json::json!([400, 400]));
+    }
+
+    #[test]
+    fn requests_sent_ahead_are_all_answered_and_timed_from_when_they_went() {
+        let c = RttConfig {
+            send_ahead_us: 5_000,
+            ..config(2_000)
+        };
+        let o = run(&c).expect("runs on loopback");
+        // Sending ahead changes when requests go, not how many.
+        assert_eq!(o.sent, 800);
+        assert_eq!(o.measured, 600);
+        assert_eq!(o.answered, o.measured);
+        assert_eq!(o.latency_us.len(), o.measured);
+        // Up to ten requests go in one wake-up, 5 ms before some are due:
+        // timed from their due time, most would read as negative (clamped
+        // to 1 µs); timed from when they went, none is below the loopback's.
+        assert!(
+            o.latency_us.value_at_quantile(0.5) > 1,
+            "{}",
+            o.latency_us.value_at_quantile(0.5)
+        );
+        assert_eq!(to_json(&c, &o)["config"]["send_ahead_us"], 5_000);
     }
 
     #[test]

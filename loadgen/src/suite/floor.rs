@@ -155,7 +155,13 @@ pub fn rtt_runs(
 ) -> Result<Vec<FloorRun>, String> {
     let base = rtt_args(rtt)?;
     let mut runs = pinned_runs(&base, options, run_dir);
-    runs.extend(shape_runs(&base, options, run_dir));
+    // The servers' shape sends as loadgen's rtt does: in bursts of what is
+    // due in the next `send_ahead_us`.
+    let mut shaped = base.clone();
+    if let Some((_, us)) = rtt.flags.iter().find(|(k, _)| k == "send_ahead_us") {
+        shaped.extend(strings(&["--send-ahead-us", us]));
+    }
+    runs.extend(shape_runs(&shaped, options, run_dir));
     Ok(runs)
 }
 
@@ -308,6 +314,13 @@ mod tests {
             names,
             ["rtt-sleeping", "rtt-polling", "rtt-shape-1", "rtt-shape-2"]
         );
+        // The servers' shape sends ahead as the scenario's loadgen does;
+        // the pinned runs keep their own pacing.
+        let ahead = ScenarioFile::parse("rtt", &format!("{text}send_ahead_us = 150\n"), "full")
+            .expect("parses");
+        let runs = rtt_runs(&ahead, &options(&[]), Path::new("/t")).expect("shape");
+        assert!(shape_args(&runs, 2).contains("--bytes 470 --send-ahead-us 150 --echo-threads 2"));
+        assert!(!runs[0].args.contains(&"--send-ahead-us".to_string()));
         let no_rate =
             ScenarioFile::parse("rtt", "scenario = \"rtt\"\n[full]\nplayers = 1\n", "full")
                 .expect("parses");
