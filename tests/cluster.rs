@@ -72,11 +72,18 @@ fn wait_bridged(server: &ServerProc, other: &str, secs: u64) {
 
 fn cluster() -> Cluster {
     let redis = RedisProc::start();
+    let url = redis.url();
+    cluster_with(redis, &url)
+}
+
+/// Two bridged hosts; host a reaches Redis at `a_url` (Redis itself, or
+/// something in front of it), host b directly.
+fn cluster_with(redis: RedisProc, a_url: &str) -> Cluster {
     let (da, db) = (
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     );
-    let a = host(da.path(), "a", &redis.url(), "town:square");
+    let a = host(da.path(), "a", a_url, "town:square");
     let b = host(db.path(), "b", &redis.url(), "caves:mouth");
     wait_bridged(&a, "b", 10);
     wait_bridged(&b, "a", 10);
@@ -270,14 +277,8 @@ fn a_wedged_subscriber_is_found_by_its_probes_and_remade() {
     let redis = RedisProc::start();
     // Host a reaches Redis through a proxy that can silence its subscriber.
     let proxy = WedgeProxy::start(redis.port);
-    let (da, db) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = host(da.path(), "a", &proxy.url(), "town:square");
-    let b = host(db.path(), "b", &redis.url(), "caves:mouth");
-    wait_bridged(&a, "b", 10);
-    wait_bridged(&b, "a", 10);
+    let cl = cluster_with(redis, &proxy.url());
+    let (a, b) = (&cl.a, &cl.b);
     let mut amy = Client::guest(a.addr, Some("amy"));
     let mut bob = Client::guest(b.addr, Some("bob"));
     assert_eq!(until_ok(&mut bob, "tell amy hi", 5)["ok"], true);
@@ -307,7 +308,7 @@ fn a_wedged_subscriber_is_found_by_its_probes_and_remade() {
     assert_eq!(during["ok"], true, "{during}");
     amy.event("tell", "sent during the wedge");
     amy.event("tell", "back again");
-    assert_eq!(health(&a)["bridge"]["state"], "up");
+    assert_eq!(health(a)["bridge"]["state"], "up");
 }
 
 #[test]

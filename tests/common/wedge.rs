@@ -87,55 +87,52 @@ fn pipe(
         let _ = s.set_nodelay(true);
         let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
     }
-    let (mut c_in, mut s_out) = (
+    let (c_in, s_out) = (
         client.try_clone().expect("clone"),
         server.try_clone().expect("clone"),
     );
-    let (mut s_in, mut c_out) = (server, client);
     let (st, sp) = (state.clone(), stop.clone());
     std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        while !sp.load(Ordering::Relaxed) {
-            match c_in.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if buf[..n]
-                        .windows(9)
-                        .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
-                    {
-                        st.lock().expect("proxy state").subscribers.insert(id);
-                    }
-                    if s_out.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                Err(e) if is_timeout(&e) => {}
-                Err(_) => break,
+        copy(c_in, s_out, &sp, |bytes| {
+            if bytes
+                .windows(9)
+                .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+            {
+                st.lock().expect("proxy state").subscribers.insert(id);
             }
-        }
-        let _ = s_out.shutdown(Shutdown::Both);
-        let mut st = st.lock().expect("proxy state");
-        st.subscribers.remove(&id);
+            true
+        });
+        st.lock().expect("proxy state").subscribers.remove(&id);
     });
     std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        while !stop.load(Ordering::Relaxed) {
-            match s_in.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if state.lock().expect("proxy state").wedged.contains(&id) {
-                        continue;
-                    }
-                    if c_out.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                Err(e) if is_timeout(&e) => {}
-                Err(_) => break,
-            }
-        }
-        let _ = c_out.shutdown(Shutdown::Both);
+        copy(server, client, &stop, |_| {
+            !state.lock().expect("proxy state").wedged.contains(&id)
+        });
     });
+}
+
+/// Copies `from` to `to` until either closes or the proxy stops, passing on
+/// the bytes `pass` lets through; then shuts `to`.
+fn copy(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    stop: &AtomicBool,
+    mut pass: impl FnMut(&[u8]) -> bool,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if pass(&buf[..n]) && to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
