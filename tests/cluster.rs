@@ -311,6 +311,87 @@ fn a_wedged_subscriber_is_found_by_its_probes_and_remade() {
     assert_eq!(health(a)["bridge"]["state"], "up");
 }
 
+/// The names `look` shows in the room of `c`'s player.
+fn here(c: &mut Client) -> String {
+    let look = c.cmd("look");
+    look["room"]["players"].to_string()
+}
+
+#[test]
+fn a_host_cut_off_from_redis_is_buried_by_the_others_and_leaves_no_ghost_when_it_returns() {
+    let redis = RedisProc::start();
+    // Host a reaches Redis through a link that can be cut; Redis is untouched.
+    let proxy = WedgeProxy::start(redis.port);
+    let cl = cluster_with(redis, &proxy.url());
+    let (a, b) = (&cl.a, &cl.b);
+    let mut amy = Client::guest(a.addr, Some("amy"));
+    let mut obs = Client::guest(b.addr, Some("obs"));
+    // vis: connected to b, standing in a's land; wal: the other way round.
+    let mut vis = Client::guest(b.addr, Some("vis"));
+    let mut wal = Client::guest(a.addr, Some("wal"));
+    assert_eq!(until_ok(&mut vis, "goto town:square", 5)["ok"], true);
+    assert_eq!(until_ok(&mut wal, "goto caves:mouth", 5)["ok"], true);
+    assert!(here(&mut amy).contains("vis"), "{}", here(&mut amy));
+    assert!(here(&mut obs).contains("wal"), "{}", here(&mut obs));
+
+    proxy.cut();
+    // b sees a's heartbeat expire: a is dead to it. vis wakes in b's land,
+    // and the body b kept for wal leaves.
+    let recalled = vis.event("system", "gone");
+    assert!(
+        recalled["text"].as_str().unwrap_or("").contains("start"),
+        "{recalled}"
+    );
+    assert_eq!(vis.cmd("look")["room"]["id"], "caves:mouth");
+    assert!(!here(&mut obs).contains("wal"), "{}", here(&mut obs));
+    // a, cut off, goes on serving its own land; wal is told the link is down.
+    wal.event("system", "is down");
+    assert_eq!(amy.cmd("say alone")["ok"], true);
+
+    proxy.heal();
+    // Within 10 s a learns that the others buried it: it lets go of the
+    // body it kept for vis and wakes wal in its own land. No body is left
+    // in two places.
+    let healed = Instant::now();
+    wal.event("system", "gone");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let look = wal.cmd("look");
+        if look["room"]["id"] == "town:square" && !here(&mut amy).contains("vis") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a kept its ghosts: wal {look}, amy sees {}",
+            here(&mut amy)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(healed.elapsed() < Duration::from_secs(10));
+    wait_bridged(a, "b", 10);
+    wait_bridged(b, "a", 10);
+    // Cross-host play is back, both ways, with one body each.
+    let r = until_ok(&mut wal, "tell obs back", 10);
+    assert_eq!(r["ok"], true, "{r}");
+    obs.event("tell", "back");
+    assert_eq!(until_ok(&mut vis, "goto town:square", 10)["ok"], true);
+    amy.event("enter", "vis");
+    let seen = here(&mut amy);
+    assert_eq!(seen.matches("vis").count(), 1, "{seen}");
+    assert_eq!(vis.cmd("say one of me")["ok"], true);
+    amy.event("say", "one of me");
+    let who = amy.cmd("who");
+    for name in ["amy", "obs", "vis", "wal"] {
+        assert!(who["text"].as_str().unwrap_or("").contains(name), "{who}");
+    }
+    let (_, metrics) = a.http_get("/metrics");
+    assert_eq!(
+        common::metric_sum(&metrics, "mudshard_bridge_reborn_total"),
+        1,
+        "{metrics}"
+    );
+}
+
 #[test]
 fn a_dead_host_leaves_who_and_its_names_are_free() {
     let mut cl = cluster();

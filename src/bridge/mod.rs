@@ -170,6 +170,9 @@ impl Bridge {
         let (tx, rx): (Sender<Outbound>, Receiver<Outbound>) =
             crossbeam_channel::bounded(config.queue_max);
         let stats = Arc::new(BridgeStats::default());
+        stats
+            .run_epoch
+            .store(config.boot_epoch, std::sync::atomic::Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::with_capacity(2);
         {

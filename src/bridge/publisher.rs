@@ -56,6 +56,8 @@ pub fn run(
     // the normal course; after two and a little, it was lost.
     let resend_after = heartbeat_every * 2 + Duration::from_millis(100);
     let (mut next_heartbeat, mut next_probe) = (Instant::now(), Instant::now());
+    // This host's run: its boot epoch until the others count it dead.
+    let mut run = config.boot_epoch;
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = con.as_mut() else {
             match link::connect(&config.url) {
@@ -108,8 +110,8 @@ pub fn run(
             next_probe = now + probe_every;
             let probe = Envelope {
                 source_host: config.me,
-                boot_epoch: config.boot_epoch,
-                dest_epoch: config.boot_epoch,
+                boot_epoch: run,
+                dest_epoch: run,
                 seq: monotonic_us(),
                 messages: Vec::new(),
             };
@@ -126,8 +128,9 @@ pub fn run(
             pipe.cmd("SET")
                 .arg(heartbeat_key(&config.hosts[usize::from(config.me)]))
                 .arg(rosters.heartbeat_value(
-                    config.boot_epoch,
+                    run,
                     &stats.acks.lock().map(|a| a.clone()).unwrap_or_default(),
+                    &peers.render_buried(),
                 ))
                 .arg("PX")
                 .arg(config.host_ttl_ms)
@@ -161,6 +164,25 @@ pub fn run(
                                 batches.restart(usize::from(host), epoch);
                             }
                             sink.peers(live, turned);
+                        }
+                        if peers.buried_me(config.me, run) {
+                            // The others counted this host dead while its
+                            // link was cut, and let go of what they kept for
+                            // it. It does the same, as a new run they can
+                            // tell from the old: bodies kept here for their
+                            // players leave, this host's players in their
+                            // land wake here, and numbering starts afresh.
+                            run = run.saturating_add(1).max(wall_ns());
+                            stats.run_epoch.store(run, Ordering::Relaxed);
+                            stats.reborn.fetch_add(1, Ordering::Relaxed);
+                            batches.reborn(run);
+                            tracing::warn!(
+                                run,
+                                "bridge: the other hosts counted this host dead while its link was cut; \
+                                 it starts a new run and lets go of what it kept for them"
+                            );
+                            sink.peers(peers.live(), peers.hosts.clone());
+                            next_heartbeat = Instant::now();
                         }
                         let queued = batches.acknowledged(&peers, resend_after);
                         stats.resent.fetch_add(queued, Ordering::Relaxed);
@@ -232,6 +254,18 @@ impl Batches {
             dest_epoch: vec![0; n],
             resend: Vec::new(),
         }
+    }
+
+    /// This host starts a new run (`epoch`): its envelopes are numbered
+    /// from 1 again everywhere, and what was kept for the old run is let go.
+    /// Messages not yet sent go out in the new run.
+    fn reborn(&mut self, epoch: u64) {
+        self.boot_epoch = epoch;
+        for dest in 0..self.channels.len() {
+            self.seq[dest] = 0;
+            self.retained[dest] = Retained::default();
+        }
+        self.resend.clear();
     }
 
     /// Destination `dest` started a new run (`epoch`; 0 when it died):
@@ -404,9 +438,10 @@ impl Rosters {
         self.shards[shard] = (names, total);
     }
 
-    /// `<boot epoch> <players> <name>,<name>,… <acks>` (names hold no space
-    /// or comma: see `protocol::names`; acks are `sequence::Receipts`').
-    fn heartbeat_value(&self, boot_epoch: u64, acks: &str) -> String {
+    /// `<boot epoch> <players> <name>,<name>,… <acks> <buried>` (names hold
+    /// no space or comma: see `protocol::names`; acks are
+    /// `sequence::Receipts`'; buried is `Peers::render_buried`).
+    fn heartbeat_value(&self, boot_epoch: u64, acks: &str, buried: &str) -> String {
         let total: usize = self.shards.iter().map(|(_, t)| t).sum();
         let names: Vec<&str> = self
             .shards
@@ -414,15 +449,26 @@ impl Rosters {
             .flat_map(|(n, _)| n.iter().map(|s| &**s))
             .take(ROSTER_NAMES_MAX)
             .collect();
-        format!("{boot_epoch} {total} {} {acks}", names.join(","))
+        format!("{boot_epoch} {total} {} {acks} {buried}", names.join(","))
     }
 }
 
+/// A host's heartbeat, as it reads.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub epoch: u64,
+    pub players: usize,
+    pub names: Vec<Box<str>>,
+    pub acks: String,
+    /// Runs of other hosts it counted dead: (host, boot epoch).
+    pub buried: Vec<(u16, u64)>,
+}
+
 /// Parses a heartbeat value; `None` for one this host cannot read.
-pub fn parse_heartbeat(value: &str) -> Option<(u64, usize, Vec<Box<str>>, String)> {
-    let mut parts = value.splitn(4, ' ');
+pub fn parse_heartbeat(value: &str) -> Option<Heartbeat> {
+    let mut parts = value.splitn(5, ' ');
     let epoch = parts.next()?.parse().ok()?;
-    let total = parts.next()?.parse().ok()?;
+    let players = parts.next()?.parse().ok()?;
     let names = parts
         .next()
         .unwrap_or("")
@@ -432,7 +478,29 @@ pub fn parse_heartbeat(value: &str) -> Option<(u64, usize, Vec<Box<str>>, String
         .map(Box::from)
         .collect();
     let acks = parts.next().unwrap_or("").to_string();
-    Some((epoch, total, names, acks))
+    let buried = parts
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|b| {
+            let (host, epoch) = b.split_once('.')?;
+            Some((host.parse().ok()?, epoch.parse().ok()?))
+        })
+        .collect();
+    Some(Heartbeat {
+        epoch,
+        players,
+        names,
+        acks,
+        buried,
+    })
+}
+
+/// The wall clock in nanoseconds: a new run's epoch, as a boot's is.
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
 }
 
 /// What this host knows of the others, from their heartbeats.
@@ -447,6 +515,12 @@ struct Peers {
     host_ttl: Duration,
     /// Each live host's acknowledgements, from its heartbeat.
     acks: Vec<String>,
+    /// Per host, the run this host counted dead: a heartbeat of that run
+    /// that shows up again (its link mended) does not bring it back to life;
+    /// only a new run does, once it has let go of what it kept.
+    buried: Vec<Option<u64>>,
+    /// Per host, the runs its last heartbeat says it counted dead.
+    buried_by: Vec<Vec<(u16, u64)>>,
 }
 
 impl Peers {
@@ -461,6 +535,8 @@ impl Peers {
                 .collect(),
             known: vec![None; hosts.len()],
             acks: vec![String::new(); hosts.len()],
+            buried: vec![None; hosts.len()],
+            buried_by: vec![Vec::new(); hosts.len()],
             hosts,
             grace_until: None,
             host_ttl: Duration::from_millis(config.host_ttl_ms),
@@ -489,13 +565,19 @@ impl Peers {
             if value.is_none() && in_grace {
                 continue;
             }
-            let parsed = value.as_deref().and_then(parse_heartbeat);
-            self.acks[i] = parsed.as_ref().map(|p| p.3.clone()).unwrap_or_default();
-            let now = parsed.map(|(epoch, players, names, _)| PeerHost {
+            let mut parsed = value.as_deref().and_then(parse_heartbeat);
+            self.buried_by[i] = parsed
+                .as_mut()
+                .map(|p| std::mem::take(&mut p.buried))
+                .unwrap_or_default();
+            // A run counted dead stays dead.
+            let parsed = parsed.filter(|p| self.buried[i] != Some(p.epoch));
+            self.acks[i] = parsed.as_ref().map(|p| p.acks.clone()).unwrap_or_default();
+            let now = parsed.map(|p| PeerHost {
                 host: self.hosts[i],
-                boot_epoch: epoch,
-                players,
-                names,
+                boot_epoch: p.epoch,
+                players: p.players,
+                names: p.names,
             });
             if now != self.known[i] {
                 changed = true;
@@ -503,10 +585,41 @@ impl Peers {
                 if !same_run {
                     turned.push(self.hosts[i]);
                 }
+                match (&self.known[i], &now) {
+                    (Some(old), None) => self.buried[i] = Some(old.boot_epoch),
+                    (_, Some(_)) => self.buried[i] = None,
+                    (None, None) => {}
+                }
                 self.known[i] = now;
             }
         }
-        changed.then(|| (self.known.iter().flatten().cloned().collect(), turned))
+        changed.then(|| (self.live(), turned))
+    }
+
+    /// The live hosts.
+    fn live(&self) -> Vec<PeerHost> {
+        self.known.iter().flatten().cloned().collect()
+    }
+
+    /// The runs this host counted dead, for its heartbeat: `host.epoch`,
+    /// comma-separated.
+    fn render_buried(&self) -> String {
+        let mut out = String::new();
+        for (i, run) in self.buried.iter().enumerate() {
+            if let Some(epoch) = run {
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(&format!("{}.{epoch}", self.hosts[i]));
+            }
+        }
+        out
+    }
+
+    /// Whether a host whose heartbeat was read counts this host's run `run`
+    /// dead (it may be one this host counts dead too: both must start anew).
+    fn buried_me(&self, me: u16, run: u64) -> bool {
+        self.buried_by.iter().flatten().any(|&b| b == (me, run))
     }
 }
 
@@ -532,16 +645,23 @@ mod tests {
         let mut r = Rosters::default();
         r.set(1, vec!["bob".into()], 3);
         r.set(0, vec!["amy".into(), "cat".into()], 2);
-        let v = r.heartbeat_value(9, "0.i.9.3");
-        assert_eq!(v, "9 5 amy,cat,bob 0.i.9.3");
-        let (epoch, total, names, acks) = parse_heartbeat(&v).expect("parses");
+        let v = r.heartbeat_value(9, "0.i.9.3", "2.77");
+        assert_eq!(v, "9 5 amy,cat,bob 0.i.9.3 2.77");
+        let hb = parse_heartbeat(&v).expect("parses");
         assert_eq!(
-            (epoch, total, names.len(), acks.as_str()),
+            (hb.epoch, hb.players, hb.names.len(), hb.acks.as_str()),
             (9, 5, 3, "0.i.9.3")
         );
+        assert_eq!(hb.buried, [(2, 77)]);
         assert_eq!(
             parse_heartbeat("9 0  "),
-            Some((9, 0, Vec::new(), String::new()))
+            Some(Heartbeat {
+                epoch: 9,
+                players: 0,
+                names: Vec::new(),
+                acks: String::new(),
+                buried: Vec::new(),
+            })
         );
         assert_eq!(parse_heartbeat("nine"), None);
     }
@@ -566,6 +686,35 @@ mod tests {
         assert_eq!(turned, [1]);
         let (live, turned) = p.update(vec![None, None]).expect("b died");
         assert_eq!((live.len(), turned), (0, vec![1]));
+    }
+
+    #[test]
+    fn a_run_counted_dead_stays_dead_and_its_host_learns_it() {
+        let mut p = Peers::new(&config());
+        p.update(vec![Some("1 0 ".into()), Some("4 0 ".into())])
+            .expect("b and c joined");
+        assert_eq!(p.render_buried(), "");
+        let (live, turned) = p.update(vec![None, Some("4 0 ".into())]).expect("b died");
+        assert_eq!((live.len(), turned), (1, vec![1]));
+        assert_eq!(p.render_buried(), "1.1", "this heartbeat says so");
+        // b's link mends and its old run writes its heartbeat again: still dead.
+        assert!(p
+            .update(vec![Some("1 0 ".into()), Some("4 0 ".into())])
+            .is_none());
+        assert!(!p.buried_me(0, 7));
+        // c's heartbeat says c counted this host's run 7 dead.
+        p.update(vec![
+            Some("1 0 ".into()),
+            Some("4 0 amy 1.i.4.1 0.7".into()),
+        ]);
+        assert!(p.buried_me(0, 7));
+        assert!(!p.buried_me(0, 8), "not a later run");
+        // b starts anew: alive, and no longer listed.
+        let (live, turned) = p
+            .update(vec![Some("2 0 ".into()), Some("4 0 ".into())])
+            .expect("b's new run");
+        assert_eq!((live.len(), turned), (2, vec![1]));
+        assert_eq!(p.render_buried(), "");
     }
 
     #[test]

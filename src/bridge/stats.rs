@@ -62,6 +62,12 @@ pub struct BridgeStats {
     pub reconnects: AtomicU64,
     /// Subscriber connections found wedged by a missed probe.
     pub wedged: AtomicU64,
+    /// This host's run: its boot epoch, until the other hosts count it dead
+    /// (its link was cut for longer than a heartbeat lives) and it starts a
+    /// new run. Envelopes carry it; the other hosts tell runs apart by it.
+    pub run_epoch: AtomicU64,
+    /// New runs started because the other hosts had counted this one dead.
+    pub reborn: AtomicU64,
     /// Messages dropped because the publisher's queue was full.
     pub dropped: AtomicU64,
     /// Live hosts other than this one, by their heartbeats.

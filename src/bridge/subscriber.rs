@@ -25,6 +25,7 @@ pub fn run(
 ) {
     let mut backoff = Backoff::new(config.boot_epoch ^ 0x5851_f42d_4c95_7f2d);
     let mut receipts = Receipts::default();
+    let mut receipts_run = config.boot_epoch;
     let inbox = inbox_channel(&config.hosts[usize::from(config.me)]);
     let probe_every = Duration::from_millis(config.probe_interval_ms);
     let mut connected_before = false;
@@ -62,14 +63,18 @@ pub fn run(
                 Ok(msg) => {
                     let global = msg.get_channel_name() == GLOBAL_CHANNEL;
                     let payload = msg.get_payload_bytes();
+                    let run = stats.run_epoch.load(Ordering::Relaxed);
+                    if run != receipts_run {
+                        // This host started a new run: the others number
+                        // their envelopes to it from 1 again.
+                        receipts = Receipts::default();
+                        receipts_run = run;
+                    }
                     match wire::decode(payload) {
                         Ok(env) if env.source_host == config.me => {
                             // Our own probe (or our own shout on the global
                             // channel, which our shards already had).
-                            if env.messages.is_empty()
-                                && !global
-                                && env.boot_epoch == config.boot_epoch
-                            {
+                            if env.messages.is_empty() && !global && env.boot_epoch == run {
                                 stats.record_hop_us(monotonic_us().saturating_sub(env.seq));
                                 stats.probe_ok.store(true, Ordering::Relaxed);
                                 last_probe = Instant::now();
@@ -84,7 +89,7 @@ pub fn run(
                                     env.source_host,
                                     env.boot_epoch,
                                     env.dest_epoch,
-                                    config.boot_epoch,
+                                    run,
                                     env.seq,
                                     now,
                                 )

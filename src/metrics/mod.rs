@@ -301,7 +301,7 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
 
 /// The bridge's figures: one series each, for the host.
 fn bridge(out: &mut String, b: &BridgeFacts) {
-    let series: [(&str, &str, &str, u64); 13] = [
+    let series: [(&str, &str, &str, u64); 14] = [
         (
             "mudshard_bridge_state",
             "gauge",
@@ -367,6 +367,12 @@ fn bridge(out: &mut String, b: &BridgeFacts) {
             "counter",
             "Subscriber connections found wedged by missed probes, and remade.",
             b.wedged,
+        ),
+        (
+            "mudshard_bridge_reborn_total",
+            "counter",
+            "New runs this host started because the other hosts had counted it dead (its link was cut longer than its heartbeat lives).",
+            b.reborn,
         ),
         (
             "mudshard_bridge_dropped_total",

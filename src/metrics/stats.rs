@@ -166,6 +166,7 @@ pub struct BridgeFacts {
     pub sequence_gaps: u64,
     pub reconnects: u64,
     pub wedged: u64,
+    pub reborn: u64,
     pub dropped: u64,
     pub queue_depth: u64,
     /// Probe round trips through Redis: count, p50, p99, max (µs).

@@ -158,13 +158,24 @@ impl Shard {
 
     /// The bridge's news of other hosts: their players, and which joined,
     /// died or restarted. Names held here by sessions of a host that turned
-    /// are let go (those sessions are gone); names this shard's players hold
-    /// on a host that turned are claimed there again (what it kept is lost).
+    /// are let go (those sessions are gone), except what its live run has
+    /// claimed already; names this shard's players hold on a host that
+    /// turned are claimed there again (what it kept is lost).
+    ///
+    /// When the other hosts counted this one dead (its link was cut for
+    /// longer than a heartbeat's life), the bridge starts a new run of this
+    /// host and names every other host here as turned: from then on both
+    /// sides have let go of what they kept for each other.
     pub(super) fn on_peers(&mut self, live: Arc<Vec<PeerHost>>, turned: Vec<u16>) {
         self.peers = live;
         for host in turned {
             self.host_turned(host);
-            let forgotten = self.directory.forget_host(host);
+            let live_run = self
+                .peers
+                .iter()
+                .find(|p| p.host == host)
+                .map(|p| p.boot_epoch);
+            let forgotten = self.directory.forget_host(host, live_run);
             if forgotten > 0 {
                 tracing::warn!(
                     host,
@@ -193,6 +204,7 @@ impl Shard {
                             key,
                             sid,
                             takeover: false,
+                            run: 0,
                         },
                     );
                 }
@@ -224,6 +236,7 @@ impl Shard {
             sequence_gaps: n(&s.sequence_gaps),
             reconnects: n(&s.reconnects),
             wedged: n(&s.wedged),
+            reborn: n(&s.reborn),
             dropped: n(&s.dropped),
             queue_depth: bridge.queue_depth() as u64,
             hop_us: s.hop_summary(),

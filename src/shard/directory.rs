@@ -14,6 +14,10 @@ use crate::protocol::MsgId;
 #[derive(Default)]
 pub struct Directory {
     names: HashMap<Box<str>, SessionId>,
+    /// For a name held by a session of another host, the run (boot epoch)
+    /// of that host the claim came from: when the host turns, only what its
+    /// earlier runs held is forgotten, never a claim its new run already made.
+    runs: HashMap<Box<str>, u64>,
 }
 
 /// The shard that keeps the directory entry of a lower-case name.
@@ -38,26 +42,48 @@ pub enum Claim {
 impl Directory {
     /// Records `key` for `sid` unless another session holds it; with
     /// `takeover` (a verified login to an account that is online), even then.
-    pub fn claim_or_take(&mut self, key: Box<str>, sid: SessionId, takeover: bool) -> Claim {
-        match self.names.get_mut(&key) {
+    /// `run` is the boot epoch of the claimant's host when it is another
+    /// host (0 for this one).
+    pub fn claim_or_take(
+        &mut self,
+        key: Box<str>,
+        sid: SessionId,
+        takeover: bool,
+        run: u64,
+    ) -> Claim {
+        let claim = match self.names.get_mut(&key) {
             Some(holder) if *holder == sid => Claim::Granted,
             Some(holder) if takeover => {
                 let old = std::mem::replace(holder, sid);
                 Claim::TookOver { old }
             }
-            Some(_) => Claim::Taken,
+            Some(_) => return Claim::Taken,
             None => {
-                self.names.insert(key, sid);
+                self.names.insert(key.clone(), sid);
                 Claim::Granted
             }
+        };
+        if run == 0 {
+            self.runs.remove(&key);
+        } else {
+            self.runs.insert(key, run);
         }
+        claim
     }
 
-    /// Forgets every name held by a session of `host` (a host that died).
-    /// Returns how many.
-    pub fn forget_host(&mut self, host: u16) -> usize {
+    /// Forgets every name held by a session of `host`, a host that died
+    /// (`live_run` None) or turned: one that now runs as `live_run` keeps
+    /// what that run claimed. Returns how many were forgotten.
+    pub fn forget_host(&mut self, host: u16, live_run: Option<u64>) -> usize {
         let before = self.names.len();
-        self.names.retain(|_, sid| sid.host() != host);
+        let runs = &mut self.runs;
+        self.names.retain(|key, sid| {
+            let keep = sid.host() != host || live_run.is_some_and(|r| runs.get(key) == Some(&r));
+            if !keep {
+                runs.remove(key);
+            }
+            keep
+        });
         before - self.names.len()
     }
 
@@ -69,6 +95,7 @@ impl Directory {
     pub fn release(&mut self, key: &str, sid: SessionId) {
         if self.names.get(key) == Some(&sid) {
             self.names.remove(key);
+            self.runs.remove(key);
         }
     }
 
@@ -139,7 +166,7 @@ mod tests {
         let mut d = Directory::default();
         let a = SessionId::new(ShardAddr::new(0, 0), 1, 1);
         let b = SessionId::new(ShardAddr::new(0, 1), 1, 1);
-        let claim = |d: &mut Directory, sid| d.claim_or_take("bob".into(), sid, false);
+        let claim = |d: &mut Directory, sid| d.claim_or_take("bob".into(), sid, false, 0);
         assert_eq!(claim(&mut d, a), Claim::Granted);
         assert_eq!(claim(&mut d, b), Claim::Taken);
         d.release("bob", b);
@@ -153,18 +180,41 @@ mod tests {
         let mut d = Directory::default();
         let old = SessionId::new(ShardAddr::new(0, 0), 1, 1);
         let new = SessionId::new(ShardAddr::new(0, 1), 2, 1);
-        assert_eq!(d.claim_or_take("bob".into(), old, true), Claim::Granted);
-        assert_eq!(d.claim_or_take("bob".into(), new, false), Claim::Taken);
+        assert_eq!(d.claim_or_take("bob".into(), old, true, 0), Claim::Granted);
+        assert_eq!(d.claim_or_take("bob".into(), new, false, 0), Claim::Taken);
         assert_eq!(
-            d.claim_or_take("bob".into(), new, true),
+            d.claim_or_take("bob".into(), new, true, 0),
             Claim::TookOver { old }
         );
         d.release("bob", old);
         assert_eq!(
-            d.claim_or_take("bob".into(), old, false),
+            d.claim_or_take("bob".into(), old, false, 0),
             Claim::Taken,
             "the old holder's release is void"
         );
+    }
+
+    #[test]
+    fn a_host_that_turns_loses_the_names_of_its_old_run_and_keeps_those_of_its_new_one() {
+        let mut d = Directory::default();
+        let here = SessionId::new(ShardAddr::new(0, 0), 1, 1);
+        let old = SessionId::new(ShardAddr::new(1, 0), 1, 1);
+        let new = SessionId::new(ShardAddr::new(1, 0), 2, 1);
+        assert_eq!(
+            d.claim_or_take("amy".into(), here, false, 0),
+            Claim::Granted
+        );
+        assert_eq!(d.claim_or_take("bob".into(), old, false, 5), Claim::Granted);
+        // Host 1's new run (epoch 9) claims before this shard hears it turned.
+        assert_eq!(d.claim_or_take("cat".into(), new, false, 9), Claim::Granted);
+        assert_eq!(d.forget_host(1, Some(9)), 1, "bob, of run 5");
+        assert_eq!(d.holder("bob"), None);
+        assert_eq!(d.holder("cat"), Some(new));
+        assert_eq!(d.holder("amy"), Some(here));
+        // Dead: everything it held goes.
+        assert_eq!(d.forget_host(1, None), 1);
+        assert_eq!(d.holder("cat"), None);
+        assert_eq!(d.forget_host(0, None), 1, "this host's own, when asked");
     }
 
     #[test]

@@ -232,7 +232,8 @@ impl Shard {
         }
     }
 
-    /// Another host died or restarted: bodies handed to it come back; bodies
+    /// Another host died or restarted (or this host was counted dead by the
+    /// others and started a new run): bodies handed to it come back; bodies
     /// held here for its players leave; and this shard's players whose body
     /// stood in its land are put back in this host's start room.
     pub(super) fn host_turned(&mut self, host: u16) {
@@ -272,7 +273,8 @@ impl Shard {
             let sid = SessionId::new(self.addr(), slot, gen);
             self.notice(
                 sid,
-                "The land you stood in is gone (its host stopped). You wake up at the start.",
+                "The land you stood in is gone (its host stopped, or the link between the \
+                 hosts was cut for too long). You wake up at the start.",
             );
             let body = Body {
                 sid,

@@ -156,10 +156,15 @@ impl Shard {
                 "The host that keeps this name cannot be reached; try again shortly.",
             );
         }
-        if !self
-            .router
-            .post_to(keeper, Msg::Claim { key, sid, takeover })
-        {
+        if !self.router.post_to(
+            keeper,
+            Msg::Claim {
+                key,
+                sid,
+                takeover,
+                run: 0,
+            },
+        ) {
             self.fail_login(
                 sid,
                 "unreachable",

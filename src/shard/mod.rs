@@ -253,8 +253,13 @@ impl Shard {
             } => self.on_room_event(room, frame, except),
             Msg::Broadcast { frame, except } => self.on_broadcast(frame, except),
             Msg::QuitDone { sid, frame } => self.on_quit_done(sid, frame),
-            Msg::Claim { key, sid, takeover } => {
-                match self.directory.claim_or_take(key, sid, takeover) {
+            Msg::Claim {
+                key,
+                sid,
+                takeover,
+                run,
+            } => {
+                match self.directory.claim_or_take(key, sid, takeover, run) {
                     directory::Claim::Granted => self
                         .router
                         .post_to(sid.addr(), Msg::Claimed { sid, ok: true }),

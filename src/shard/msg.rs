@@ -112,6 +112,9 @@ pub enum Msg {
         key: Box<str>,
         sid: SessionId,
         takeover: bool,
+        /// The boot epoch of the claimant's host when the claim came from
+        /// another host (set on arrival); 0 from this one.
+        run: u64,
     },
     Release {
         key: Box<str>,

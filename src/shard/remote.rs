@@ -67,7 +67,9 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
         }),
         Msg::Broadcast { frame, except } => all(PeerMsg::Broadcast { frame, except }),
         Msg::QuitDone { sid, frame } => one(PeerMsg::QuitDone { sid, frame }),
-        Msg::Claim { key, sid, takeover } => one(PeerMsg::Claim { key, sid, takeover }),
+        Msg::Claim {
+            key, sid, takeover, ..
+        } => one(PeerMsg::Claim { key, sid, takeover }),
         Msg::Release { key, sid } => one(PeerMsg::Release { key, sid }),
         Msg::Tell {
             from,
@@ -105,7 +107,14 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
 /// Which of this host's shards takes `a`, and the message as a shard takes
 /// it; `None` for one this host cannot place (a room it does not own, a
 /// shard it does not have). `u16::MAX` stands for every shard.
-fn place(a: Addressed, placement: &Placement, me: u16, shards: u16) -> Option<(u16, Msg)> {
+/// `run` is the boot epoch of the host that sent it.
+fn place(
+    a: Addressed,
+    placement: &Placement,
+    me: u16,
+    shards: u16,
+    run: u64,
+) -> Option<(u16, Msg)> {
     let named = match a.to {
         Dest::Shard(shard) if shard < shards => shard,
         Dest::Shard(_) => return None,
@@ -164,7 +173,15 @@ fn place(a: Addressed, placement: &Placement, me: u16, shards: u16) -> Option<(u
         ),
         PeerMsg::Broadcast { frame, except } => (named, Msg::Broadcast { frame, except }),
         PeerMsg::QuitDone { sid, frame } => (named, Msg::QuitDone { sid, frame }),
-        PeerMsg::Claim { key, sid, takeover } => (keeper(&key), Msg::Claim { key, sid, takeover }),
+        PeerMsg::Claim { key, sid, takeover } => (
+            keeper(&key),
+            Msg::Claim {
+                key,
+                sid,
+                takeover,
+                run,
+            },
+        ),
         PeerMsg::Release { key, sid } => (keeper(&key), Msg::Release { key, sid }),
         PeerMsg::Tell {
             from,
@@ -230,7 +247,7 @@ impl Sink for ClusterSink {
     fn deliver(&self, env: Envelope) {
         let shards = self.mailboxes.len() as u16;
         for a in env.messages {
-            match place(a, &self.placement, self.me, shards) {
+            match place(a, &self.placement, self.me, shards, env.boot_epoch) {
                 Some((EVERY_SHARD, msg)) => {
                     let Some(copies) = fan_out(msg, shards) else {
                         continue;
@@ -314,7 +331,7 @@ mod tests {
         assert_eq!(a.to, Dest::AllShards);
         let world = World::generated(2, 2);
         let placement = Placement::single_host(&world, 1, 3);
-        let Some((EVERY_SHARD, msg)) = place(a, &placement, 1, 3) else {
+        let Some((EVERY_SHARD, msg)) = place(a, &placement, 1, 3, 0) else {
             panic!("placed on every shard");
         };
         let copies = fan_out(msg, 3).expect("a Depart fans out");
@@ -336,7 +353,7 @@ mod tests {
         };
         let world = World::generated(2, 2);
         let placement = Placement::single_host(&world, 1, 3);
-        assert!(place(a, &placement, 1, 3).is_none());
+        assert!(place(a, &placement, 1, 3, 0).is_none());
     }
 
     #[test]

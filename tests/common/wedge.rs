@@ -3,6 +3,11 @@
 //! nothing it sends them gets through. To the subscriber this is a silent
 //! connection, the fault only its probes can find. Connections made after
 //! the wedge pass freely.
+//!
+//! It can also cut the link altogether, as a pulled cable or a partition
+//! would: every connection, open or made while the link is cut, stays open
+//! and carries nothing either way, and Redis itself is untouched. Once the
+//! link is healed, new connections pass; the ones it cut stay silent.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -17,6 +22,12 @@ struct State {
     subscribers: HashSet<u64>,
     /// Connections whose Redis → client bytes are dropped.
     wedged: HashSet<u64>,
+    /// Open connections.
+    open: HashSet<u64>,
+    /// Connections whose bytes are dropped both ways.
+    dead: HashSet<u64>,
+    /// Whether the link is cut: a new connection is dead from the start.
+    cut: bool,
 }
 
 pub struct WedgeProxy {
@@ -43,6 +54,13 @@ impl WedgeProxy {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let id = ids.fetch_add(1, Ordering::Relaxed);
+                        {
+                            let mut st = st.lock().expect("proxy state");
+                            st.open.insert(id);
+                            if st.cut {
+                                st.dead.insert(id);
+                            }
+                        }
                         if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) {
                             pipe(id, client, server, st.clone(), sp.clone());
                         }
@@ -64,6 +82,20 @@ impl WedgeProxy {
         let open: Vec<u64> = st.subscribers.iter().copied().collect();
         st.wedged.extend(open.iter().copied());
         open.len()
+    }
+
+    /// Cuts the link: nothing passes either way on any connection, open now
+    /// or made until [`WedgeProxy::heal`].
+    pub fn cut(&self) {
+        let mut st = self.state.lock().expect("proxy state");
+        st.cut = true;
+        let open: Vec<u64> = st.open.iter().copied().collect();
+        st.dead.extend(open);
+    }
+
+    /// Mends the link for connections made from now on.
+    pub fn heal(&self) {
+        self.state.lock().expect("proxy state").cut = false;
     }
 }
 
@@ -94,19 +126,23 @@ fn pipe(
     let (st, sp) = (state.clone(), stop.clone());
     std::thread::spawn(move || {
         copy(c_in, s_out, &sp, |bytes| {
+            let mut st = st.lock().expect("proxy state");
             if bytes
                 .windows(9)
                 .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
             {
-                st.lock().expect("proxy state").subscribers.insert(id);
+                st.subscribers.insert(id);
             }
-            true
+            !st.dead.contains(&id)
         });
-        st.lock().expect("proxy state").subscribers.remove(&id);
+        let mut st = st.lock().expect("proxy state");
+        st.subscribers.remove(&id);
+        st.open.remove(&id);
     });
     std::thread::spawn(move || {
         copy(server, client, &stop, |_| {
-            !state.lock().expect("proxy state").wedged.contains(&id)
+            let st = state.lock().expect("proxy state");
+            !st.wedged.contains(&id) && !st.dead.contains(&id)
         });
     });
 }
