@@ -650,3 +650,42 @@ fn a_login_whose_home_host_is_down_is_refused_at_once() {
     assert!(asked.elapsed() < Duration::from_secs(2));
     assert_eq!(refusal["code"], "unreachable", "{refusal}");
 }
+
+#[test]
+fn a_registered_player_recalled_from_a_dead_host_keeps_the_inventory_of_their_last_save() {
+    let mut cl = cluster();
+    // Kept on a, where they play; the other is kept on b, the host that dies.
+    let (kept_here, kept_there) = (name_homed_on("Moss", 0), name_homed_on("Fern", 1));
+    let mut here = Client::register(cl.a.addr, &kept_here, "correct horse");
+    let mut there = Client::register(cl.a.addr, &kept_there, "correct horse");
+    assert_eq!(here.cmd("get coin")["ok"], true);
+    assert_eq!(until_ok(&mut here, "goto caves:tunnel", 5)["ok"], true);
+    assert_eq!(until_ok(&mut there, "goto caves:grotto", 5)["ok"], true);
+    // In b's land, b owns the bodies: what they pick up b saves to their
+    // home hosts.
+    assert_eq!(here.cmd("get pickaxe")["ok"], true);
+    assert_eq!(there.cmd("get crystal")["ok"], true);
+    std::thread::sleep(Duration::from_millis(1500));
+    cl.b.kill9();
+
+    let told = here.event("system", "gone");
+    assert!(
+        told["text"].as_str().unwrap_or("").contains("start"),
+        "{told}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while here.cmd("look")["room"]["id"] != "town:square" {
+        assert!(Instant::now() < deadline, "not back at the start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let inv = here.cmd("inventory");
+    let text = inv["text"].as_str().unwrap_or("");
+    assert!(text.contains("coin") && text.contains("pickaxe"), "{inv}");
+    // The other's last save is in the dead host's file: nothing, and told why.
+    there.event("system", "next login");
+    let inv = there.cmd("inventory");
+    assert!(
+        !inv["text"].as_str().unwrap_or("").contains("crystal"),
+        "{inv}"
+    );
+}

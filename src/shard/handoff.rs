@@ -256,43 +256,98 @@ impl Shard {
     }
 
     /// This shard's players whose body was in `host`'s land get a new body
-    /// in this host's start room (guests with nothing; the last inventory of
-    /// a registered player is kept by the host that died, so they too start
-    /// with nothing until their next login loads what was saved).
+    /// in this host's start room: a guest with nothing, a registered player
+    /// with the inventory of their last save, read from their home host
+    /// (this one or another live one; when the home host is the one that
+    /// died, what it kept is out of reach and they start with nothing until
+    /// their next login there).
     fn recall_from(&mut self, host: u16) {
-        let start = self.world.start;
         let mut recalled = Vec::new();
         for (slot, session) in self.sessions.iter_mut() {
             let gone = session.body_at.is_some_and(|at| at.host == host);
             if gone && matches!(session.phase, Phase::Playing | Phase::Detached) {
                 session.body_at = None;
-                recalled.push((slot, session.gen, session.name.clone(), session.account));
+                recalled.push((
+                    slot,
+                    session.gen,
+                    session.name.clone(),
+                    session.name_key.clone(),
+                    session.account,
+                ));
             }
         }
-        for (slot, gen, name, account) in recalled {
+        for (slot, gen, name, key, account) in recalled {
             let sid = SessionId::new(self.addr(), slot, gen);
             self.notice(
                 sid,
                 "The land you stood in is gone (its host stopped, or the link between the \
                  hosts was cut for too long). You wake up at the start.",
             );
-            let body = Body {
-                sid,
-                name,
-                inventory: Vec::new(),
-                account,
-            };
-            let owner = self.placement.owner(start);
-            self.router.post_to(
-                owner,
-                Msg::Arrive {
-                    body,
-                    room: start,
-                    how: Arrival::Teleport,
-                    id: None,
-                    ack_to: None,
-                },
+            if !account || key.is_empty() {
+                self.wake_at_start(sid, name, false, Vec::new());
+                continue;
+            }
+            self.load_account_anywhere(
+                &key,
+                Box::new(move |sh: &mut Shard, loaded| {
+                    let inventory = match loaded {
+                        Ok(Some(record)) => record.inventory,
+                        Ok(None) => Vec::new(),
+                        Err(e) => {
+                            tracing::warn!(
+                                player = %name,
+                                error = %e,
+                                "cluster: a recalled player's last save is out of reach; they wake with nothing"
+                            );
+                            sh.notice(
+                                sid,
+                                "What you carried is kept by a host that cannot be reached now; \
+                                 it comes back at your next login once that host is back.",
+                            );
+                            Vec::new()
+                        }
+                    };
+                    sh.wake_at_start(sid, name, true, inventory);
+                }),
             );
         }
+    }
+
+    /// Gives a recalled player (still here, and still without a body) a body
+    /// in this host's start room.
+    fn wake_at_start(
+        &mut self,
+        sid: SessionId,
+        name: Box<str>,
+        account: bool,
+        inventory: Vec<String>,
+    ) {
+        let still = self
+            .sessions
+            .get_mut(sid.slot(), sid.gen())
+            .is_some_and(|s| {
+                s.body_at.is_none() && matches!(s.phase, Phase::Playing | Phase::Detached)
+            });
+        if !still {
+            return;
+        }
+        let start = self.world.start;
+        let body = Body {
+            sid,
+            name,
+            inventory,
+            account,
+        };
+        let owner = self.placement.owner(start);
+        self.router.post_to(
+            owner,
+            Msg::Arrive {
+                body,
+                room: start,
+                how: Arrival::Teleport,
+                id: None,
+                ack_to: None,
+            },
+        );
     }
 }
