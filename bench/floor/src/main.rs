@@ -17,6 +17,7 @@
 //! Loopback only; bounded by `--seconds`; stops by itself.
 
 mod cores;
+mod glommio_echo;
 mod hiccups;
 mod net;
 mod rtt;
@@ -65,6 +66,10 @@ struct Args {
     /// dealt to them round-robin, as SO_REUSEPORT shards share connections
     #[arg(long, default_value_t = 1, requires = "rtt")]
     echo_threads: usize,
+    /// With --rtt: what runs the echo threads: `epoll` loops, or `glommio`
+    /// executors set up as mudshard's shards are, a task per connection
+    #[arg(long, value_enum, default_value_t = EchoRuntime::Epoll, requires = "rtt")]
+    echo_runtime: EchoRuntime,
     /// Instead of one-way messages: paced requests answered by an echo
     /// thread with one `--bytes`-byte reply each, and their latency
     #[arg(long, conflicts_with = "hiccups")]
@@ -85,6 +90,12 @@ struct Args {
     /// Write the result as JSON to this file as well
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum EchoRuntime {
+    Epoll,
+    Glommio,
 }
 
 /// Connection pairs above this would come near the 20,000 open files a
@@ -126,6 +137,7 @@ fn main() {
             echo_cores: args.receiver_core.clone(),
             spin: args.spin,
             send_ahead_us: args.send_ahead_us,
+            glommio: args.echo_runtime == EchoRuntime::Glommio,
         };
         match rtt::run(&config) {
             Ok(outcome) => {

@@ -57,6 +57,9 @@ pub struct RttConfig {
     /// One client wake-up also sends the requests due in the next this many
     /// µs (loadgen's `--send-ahead-us`); 0: each at its own time.
     pub send_ahead_us: u64,
+    /// The echo threads are glommio executors with a task per connection,
+    /// set up as mudshard's shards are (`glommio_echo`), not epoll loops.
+    pub glommio: bool,
 }
 
 impl RttConfig {
@@ -122,15 +125,21 @@ pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
         s.set_nodelay(true)?;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let echo_threads: Vec<_> = dealt(&echoes, config.echo_threads)
-        .into_iter()
-        .enumerate()
-        .map(|(i, fds)| {
-            let echo_stop = stop.clone();
-            let echo_config = config.clone();
+    let mut echo_threads = Vec::with_capacity(config.echo_threads);
+    for (i, fds) in dealt(&echoes, config.echo_threads).into_iter().enumerate() {
+        let echo_stop = stop.clone();
+        let echo_config = config.clone();
+        echo_threads.push(if config.glommio {
+            // Each executor owns duplicates of its descriptors.
+            let dups = fds
+                .iter()
+                .map(|&fd| dup(fd))
+                .collect::<io::Result<Vec<_>>>()?;
+            crate::glommio_echo::spawn(dups, i, &echo_config, echo_stop)?
+        } else {
             std::thread::spawn(move || echo(&fds, i, &echo_config, &echo_stop))
-        })
-        .collect();
+        });
+    }
 
     let client_fds: Vec<RawFd> = clients.iter().map(|s| s.as_raw_fd()).collect();
     let client = client(config, &client_fds);
@@ -147,6 +156,15 @@ pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
     outcome.echo_cpu_s = echoed.iter().map(|e| e.cpu_s).sum();
     outcome.echo_threads = echoed;
     Ok(outcome)
+}
+
+fn dup(fd: RawFd) -> io::Result<RawFd> {
+    // SAFETY: `fd` is open; the duplicate is closed by its new owner.
+    let d = unsafe { libc::dup(fd) };
+    if d < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(d)
 }
 
 /// The echo ends' descriptors dealt round-robin to `threads` threads: pair
@@ -340,13 +358,18 @@ fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
 pub fn print(config: &RttConfig, o: &RttOutcome) {
     println!(
         "floor rtt: {} pairs, {REQUEST_BYTES}-byte requests, {}-byte replies, {} requests/s requested, \
-         {:.1} s measured after {:.1} s warm-up, {} echo thread(s){}",
+         {:.1} s measured after {:.1} s warm-up, {} echo thread(s) ({}){}",
         config.pairs,
         config.reply_bytes,
         config.rate,
         config.seconds,
         config.warmup_s,
         config.echo_threads,
+        if config.glommio {
+            "glommio executors, as mudshard's shards"
+        } else {
+            "epoll"
+        },
         if config.spin { ", polling without sleeping" } else { "" }
     );
     println!(
@@ -394,6 +417,7 @@ pub fn to_json(config: &RttConfig, o: &RttOutcome) -> serde_json::Value {
             "echo_threads": config.echo_threads,
             "spin": config.spin,
             "send_ahead_us": config.send_ahead_us,
+            "echo_runtime": if config.glommio { "glommio" } else { "epoll" },
         },
         "sent": o.sent,
         "measured": o.measured,
@@ -432,7 +456,25 @@ mod tests {
             echo_cores: None,
             spin: false,
             send_ahead_us: 0,
+            glommio: false,
         }
+    }
+
+    #[test]
+    fn glommio_executors_answer_every_request_exactly_once() {
+        let c = RttConfig {
+            echo_threads: 2,
+            glommio: true,
+            ..config(2_000)
+        };
+        let o = run(&c).expect("runs on loopback");
+        assert_eq!(o.sent, 800);
+        assert_eq!(o.answered, o.measured);
+        assert_eq!(o.latency_us.len(), o.measured);
+        let requests: Vec<u64> = o.echo_threads.iter().map(|e| e.requests).collect();
+        assert_eq!(requests, [400, 400]);
+        assert!(o.echo_threads.iter().all(|e| e.cpu_s > 0.0));
+        assert_eq!(to_json(&c, &o)["config"]["echo_runtime"], "glommio");
     }
 
     #[test]
