@@ -695,6 +695,16 @@ pub(crate) trait UringCommon {
         self.consume_sqe_queue(&mut queue.submissions, true)
     }
 
+    /// mudshard patch: moves what waits into the ring's submission queue,
+    /// entering the kernel only if it fills up: what is left is submitted
+    /// by the next system call on this ring (the one that sleeps, or the
+    /// flush that follows when there is no sleep).
+    fn prepare_submission_queue(&mut self) -> io::Result<usize> {
+        let q = self.submission_queue();
+        let mut queue = q.borrow_mut();
+        self.consume_sqe_queue(&mut queue.submissions, false)
+    }
+
     fn consume_completion_queue(&mut self, woke: &mut usize) -> usize {
         let mut completed = 0;
         loop {
@@ -1100,12 +1110,16 @@ impl SleepableRing {
         }
     }
 
+    /// mudshard patch: whether this ring lets its thread sleep once what it
+    /// has prepared is submitted (by the system call that sleeps).
+    fn can_sleep_submitting(&self) -> bool {
+        self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
+    }
+
     fn sleep(&mut self, link: &Source) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
+        // mudshard patch: SQEs prepared and not yet submitted go in with the
+        // link, in the system call that sleeps (upstream submitted them
+        // first, in a system call of their own).
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
             let op = UringDescriptor {
@@ -1127,14 +1141,21 @@ impl SleepableRing {
 
             // We have now prepared the SQE that links the two rings. We now need to submit
             // it successfully to be able to safely sleep.
-
-            if self
-                .submit_sqes()
+            //
+            // mudshard patch: submitted and waited for in one system call
+            // (upstream makes two: submit, then wait). If the link's poll
+            // completes at once (the latency ring has work), the wait is
+            // satisfied by it and returns at once.
+            let expected = self.waiting_kernel_submission();
+            let submitted = self
+                .ring
+                .submit_sqes_and_wait(1)
+                .map(|n| n as usize)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
+                .or_else(Reactor::intr_ok)?;
+            self.in_kernel += submitted;
+            if submitted != expected {
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
@@ -1142,14 +1163,9 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                // The rings were linked, and this thread slept until a
+                // completion came. Good morning!
+                Ok(1)
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1271,6 +1287,20 @@ impl UringCommon for SleepableRing {
     }
 }
 
+/// mudshard patch: a user timer kept armed may fire this much after the
+/// next timer is due. The deadlines are read a few microseconds apart on
+/// each pass (the same deadline computes a little differently each time);
+/// without the slack the timer would be replaced on most passes.
+const USER_TIMER_SLACK: Duration = Duration::from_micros(200);
+
+/// mudshard patch: a user timer is kept only while it is this far from
+/// firing. One that fires while the executor is awake, just before it goes
+/// to sleep on the main ring, was seen not to wake it (its completion waits
+/// as task work, and the sleep on the other ring missed it): loadgen slept
+/// through its pacing timer for up to a second. A timer armed afresh
+/// before sleeping, as upstream does, fires while the executor sleeps.
+const USER_TIMER_KEEP_MARGIN: Duration = Duration::from_millis(1);
+
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
@@ -1278,6 +1308,12 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    // mudshard patch: when `latency_preemption_timeout_src` is a user timer
+    // armed before sleeping (not a preemption timer), when it fires. It is
+    // kept across wake-ups while it fires no later than the next timer due,
+    // instead of being cancelled at every wake-up and armed again at every
+    // sleep: two system calls per sleep for nothing.
+    user_timer_deadline: Cell<Option<std::time::Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
     // mudshard patch: whether `wait` arms the two preemption timers. They
     // only serve to share the CPU among task queues; with one queue they are
@@ -1413,6 +1449,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            user_timer_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             preempt_timers: Cell::new(true),
             blocking_thread,
@@ -1892,7 +1929,26 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        //
+        // mudshard patch: except a user timer (preemption timers off) that is
+        // still pending and fires no later than the next timer due now: it
+        // wakes this executor in time (at worst early, once), and keeping it
+        // saves its cancellation now and a new timer before sleeping.
+        let now = std::time::Instant::now();
+        let old_timer = self.latency_preemption_timeout_src.take();
+        let keep_timer = !self.preempt_timers.get()
+            && old_timer.as_ref().is_some_and(|src| src.result().is_none())
+            && matches!(
+                (self.user_timer_deadline.get(), user_timer),
+                (Some(armed), Some(due))
+                    if armed > now + USER_TIMER_KEEP_MARGIN && armed <= now + due + USER_TIMER_SLACK
+            );
+        if keep_timer {
+            self.latency_preemption_timeout_src.set(old_timer);
+        } else {
+            drop(old_timer);
+            self.user_timer_deadline.set(None);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
@@ -1912,7 +1968,16 @@ impl Reactor {
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        //
+        // mudshard patch: the main ring's are only prepared here; they are
+        // submitted by the system call that sleeps, or below when this
+        // executor does not sleep (one system call per sleep, not two).
+        flush_rings!(lat_ring, poll_ring)?;
+        main_ring
+            .prepare_submission_queue()
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)?;
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
@@ -1920,15 +1985,16 @@ impl Reactor {
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
-            && main_ring.can_sleep()
+            && main_ring.can_sleep_submitting()
             && lat_ring.can_sleep();
 
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
+            if let Some(dur) = user_timer.filter(|_| !keep_timer) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.user_timer_deadline.set(Some(now + dur));
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1954,8 +2020,14 @@ impl Reactor {
                 self.notifier.wake_up();
             }
         }
+        // mudshard patch: what the main ring prepared and did not submit by
+        // sleeping goes now. (Leaving it for the next pass, so that the
+        // system call that sleeps would take it, saved nothing measurable and
+        // delays a busy executor's polls.)
+        flush_rings!(main_ring)?;
 
         if let Some(preempt) = preempt_timer().filter(|_| self.preempt_timers.get()) {
+            self.user_timer_deadline.set(None);
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
             flush_rings!(lat_ring, main_ring)?;
