@@ -69,8 +69,9 @@ const FAKE_FLOOR: &str = r#"#!/bin/sh
 # shape give other figures than the older ones, so that the report shows
 # which one each target line was judged against: the single pinned echo
 # costs 20 µs per request, 1 and 2 unpinned echo threads 25 and 40 µs; a
-# send costs 6 µs over 1,000 pairs and 8 µs over any other count.
-mode=oneway; spin=; json=; threads=; pairs=1000; core=null
+# send costs 6 µs over 1,000 pairs and 8 µs over any other count. As
+# glommio executors, 1 and 2 echo threads cost 30 and 36 µs.
+mode=oneway; spin=; json=; threads=; pairs=1000; core=null; runtime=epoll
 while [ $# -gt 0 ]; do
     case $1 in
     --rtt) mode=rtt ;;
@@ -80,6 +81,7 @@ while [ $# -gt 0 ]; do
     --echo-threads) threads=$2; shift ;;
     --pairs) pairs=$2; shift ;;
     --receiver-core) core=$2; shift ;;
+    --echo-runtime) runtime=$2; shift ;;
     esac
     shift
 done
@@ -90,6 +92,9 @@ rtt)
     p99=2000; [ -n "$spin" ] && p99=1000
     echo_us=20; echo_threads=1
     case $threads in 1) echo_us=25 ;; 2) echo_us=40; echo_threads=2 ;; esac
+    if [ "$runtime" = glommio ]; then
+        case $threads in 1) echo_us=30 ;; 2) echo_us=36 ;; esac
+    fi
     echo "{\"config\":{\"rate\":100,\"reply_bytes\":470,\"echo_core\":$core,\"client_core\":1,\"echo_threads\":$echo_threads},\"measured\":100,\"answered\":100,\"achieved_per_s\":100,\"latency_us\":{\"p50\":50,\"p90\":90,\"p99\":$p99,\"p999\":3000,\"max\":4000},\"client_us_per_request\":20,\"echo_us_per_request\":$echo_us}" > "$json" ;;
 *)
     send_us=8; [ "$pairs" = 1000 ] && send_us=6
@@ -282,7 +287,22 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
         &report,
         "| rtt, 2 shards vs 1 shard: server CPU per command |"
     )
-    .contains("= **1.10×** (the machine's own, floor echo 2 vs 1 threads: 1.60×)"));
+    .contains(
+        "= **1.10×** (the machine's own, floor echo 2 vs 1 threads: 1.60×; the runtime's own, \
+         glommio echo 2 vs 1 executors: 1.20×)"
+    ));
+    assert_eq!(
+        line_with(&report, "| floor glommio echo, no server |"),
+        "| floor glommio echo, no server | 100 | echo request | 30.0 | 36.0 | 1.20× | reply | 2 | 2 | \
+         1.00× |"
+    );
+    assert!(line_with(&report, "| rtt: server CPU per `look` |").contains(
+        "— against 36.0 µs (`floor --rtt --echo-runtime glommio --echo-threads 2`, the runtime \
+         alone): 0.92×"
+    ));
+    assert!(report.contains(
+        "| sleeping, 2 glommio executor(s) as mudshard's shards, servers' layout | unpinned |"
+    ));
     assert_eq!(
         line_with(&report, "| floor echo, no server |"),
         "| floor echo, no server | 100 | echo request | 25.0 | 40.0 | 1.60× | reply | 2 | 2 | \
@@ -296,6 +316,8 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
          --echo-threads 1 --json ",
         "target/release/floor --rtt --pairs 10 --rate 100 --warmup 0 --seconds 1 --bytes 470 \
          --echo-threads 2 --json ",
+        "target/release/floor --rtt --pairs 10 --rate 100 --warmup 0 --seconds 1 --bytes 470 \
+         --echo-threads 2 --echo-runtime glommio --json ",
     ] {
         assert!(report.contains(floor), "no `{floor}` among the commands");
     }

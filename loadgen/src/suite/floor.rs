@@ -142,6 +142,12 @@ pub fn rtt_shape_name(threads: usize) -> String {
     format!("rtt-shape-{threads}")
 }
 
+/// The name of the run in the servers' shape whose `threads` echo threads
+/// are glommio executors set up as mudshard's shards.
+pub fn rtt_glommio_name(threads: usize) -> String {
+    format!("rtt-glommio-{threads}")
+}
+
 /// The echo runs in the rtt scenario's shape (its players as connections,
 /// its rate, warm-up and window): first the pinned ones, once sleeping
 /// between events as servers do and once polling, each thread on a CPU of
@@ -225,14 +231,25 @@ fn pinned_runs(base: &[String], options: &Options, run_dir: &Path) -> Vec<FloorR
 /// count: with `--split-cores` the echo threads on the servers' cores (as
 /// mudshard pins its shards) and the client on loadgen's first; without
 /// it, nothing pinned, everything sharing the cores as the servers and
-/// loadgen do.
+/// loadgen do. Then the same with the echo threads as glommio executors
+/// (`--echo-runtime glommio`), for 1 and 2: what the runtime alone costs
+/// per request, and its own 2-vs-1 ratio.
 fn shape_runs(base: &[String], options: &Options, run_dir: &Path) -> Vec<FloorRun> {
-    shape_threads(options)
-        .into_iter()
-        .map(|threads| {
-            let name = rtt_shape_name(threads);
+    let epoll = shape_threads(options).into_iter().map(|t| (t, false));
+    let glommio = SCALING_SHARDS.iter().map(|&t| (t, true));
+    epoll
+        .chain(glommio)
+        .map(|(threads, glommio)| {
+            let name = if glommio {
+                rtt_glommio_name(threads)
+            } else {
+                rtt_shape_name(threads)
+            };
             let mut args = base.to_vec();
             args.extend(strings(&["--echo-threads", &threads.to_string()]));
+            if glommio {
+                args.extend(strings(&["--echo-runtime", "glommio"]));
+            }
             if let Some(split) = &options.split {
                 if let Some(client) = split.loadgen.first() {
                     args.extend(strings(&[
@@ -312,7 +329,25 @@ mod tests {
         let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,
-            ["rtt-sleeping", "rtt-polling", "rtt-shape-1", "rtt-shape-2"]
+            [
+                "rtt-sleeping",
+                "rtt-polling",
+                "rtt-shape-1",
+                "rtt-shape-2",
+                "rtt-glommio-1",
+                "rtt-glommio-2"
+            ]
+        );
+        let glommio = runs
+            .iter()
+            .find(|r| r.name == "rtt-glommio-2")
+            .map(|r| r.args.join(" "))
+            .expect("a glommio run");
+        assert!(
+            glommio.contains(
+                "--echo-threads 2 --echo-runtime glommio --json /t/floor-rtt-glommio-2.json"
+            ),
+            "{glommio}"
         );
         // The servers' shape sends ahead as the scenario's loadgen does;
         // the pinned runs keep their own pacing.
@@ -371,7 +406,7 @@ mod tests {
             "--rtt --pairs 500 --rate 2000 --warmup 1 --seconds 3 --bytes 470 \
              --echo-threads 2 --json /t/floor-rtt-shape-2.json"
         );
-        assert_eq!(runs.len(), 4);
+        assert_eq!(runs.len(), 6);
     }
 
     #[test]

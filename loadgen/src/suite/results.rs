@@ -26,6 +26,8 @@ pub struct FloorReports {
     pub single_paced_chat_shape: Option<Value>,
     /// The sleeping echo in the servers' shape, by echo threads.
     pub rtt_shape: BTreeMap<usize, Value>,
+    /// The same with glommio executors as the echo threads, by executors.
+    pub rtt_glommio: BTreeMap<usize, Value>,
 }
 
 impl FloorReports {
@@ -42,6 +44,10 @@ impl FloorReports {
             rtt_shape: floor::shape_threads(options)
                 .into_iter()
                 .filter_map(|k| r(&floor::rtt_shape_name(k)).map(|v| (k, v)))
+                .collect(),
+            rtt_glommio: super::plan::SCALING_SHARDS
+                .iter()
+                .filter_map(|&k| r(&floor::rtt_glommio_name(k)).map(|v| (k, v)))
                 .collect(),
         }
     }

@@ -73,6 +73,8 @@ pub fn figures(scenario: &str, report: &Value) -> ShardFigures {
 
 /// The floor row's label in the table and the targets.
 pub const FLOOR_ROW: &str = "floor echo, no server";
+/// The runtime row's label: the floor's echo as glommio executors.
+pub const RUNTIME_ROW: &str = "floor glommio echo, no server";
 
 /// A `floor --rtt` report's figures for the table: echo CPU per request
 /// (summed over the echo threads) and reply p99.
@@ -92,7 +94,15 @@ pub fn echo_figures(report: &Value) -> ShardFigures {
 /// The floor's row: the sleeping echo in the servers' shape with 1 and with
 /// 2 echo threads (`None` when neither ran: `--no-floor`, or no rtt).
 pub fn floor_row(results: &Results<'_>) -> Option<ScalingRow> {
-    let reports = &results.floor.rtt_shape;
+    echo_row(&results.floor.rtt_shape, FLOOR_ROW)
+}
+
+/// The runtime's row: the same echo as 1 and 2 glommio executors.
+pub fn runtime_row(results: &Results<'_>) -> Option<ScalingRow> {
+    echo_row(&results.floor.rtt_glommio, RUNTIME_ROW)
+}
+
+fn echo_row(reports: &std::collections::BTreeMap<usize, Value>, label: &str) -> Option<ScalingRow> {
     if SCALING_SHARDS.iter().all(|k| !reports.contains_key(k)) {
         return None;
     }
@@ -103,7 +113,7 @@ pub fn floor_row(results: &Results<'_>) -> Option<ScalingRow> {
             .ok_or_else(|| format!("the floor's {threads}-thread echo run left no report"))
     };
     Some(ScalingRow {
-        scenario: FLOOR_ROW.into(),
+        scenario: label.into(),
         rate: reports
             .values()
             .find_map(|r| super::format::num(r, "config.rate")),
@@ -234,14 +244,16 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
             }
         }
     }
-    if let Some(floor) = floor {
-        table_row(&mut w, floor, "echo request", "reply");
-        for (threads, side) in [(1, &floor.one), (2, &floor.two)] {
+    let runtime = runtime_row(results);
+    for echo in [floor, runtime.as_ref()].into_iter().flatten() {
+        table_row(&mut w, echo, "echo request", "reply");
+        for (threads, side) in [(1, &echo.one), (2, &echo.two)] {
+            let label = &echo.scenario;
             match side {
-                Err(why) => notes.push(format!("* {FLOOR_ROW}, {threads} thread(s): {why}")),
+                Err(why) => notes.push(format!("* {label}, {threads} thread(s): {why}")),
                 Ok(ShardFigures {
                     problem: Some(p), ..
-                }) => notes.push(format!("* {FLOOR_ROW}, {threads} thread(s): {p}")),
+                }) => notes.push(format!("* {label}, {threads} thread(s): {p}")),
                 Ok(_) => {}
             }
         }
@@ -250,15 +262,25 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
     if floor.is_some() {
         let _ = writeln!(
             w,
-            "The last row has no server: `floor --rtt` in rtt's shape with 1 and with 2 \
-             sleeping echo threads (the \"1 shard\" and \"2 shards\" columns), laid out as \
+            "The {FLOOR_ROW:?} row has no server: `floor --rtt` in rtt's shape with 1 and with \
+             2 sleeping echo threads (the \"1 shard\" and \"2 shards\" columns), laid out as \
              mudshard and loadgen are{}, its CPU the echo threads' summed over the requests. \
              Its ratio is what this machine charges for two threads that sleep and wake apart \
-             instead of one, with no server.\n",
+             instead of one, with no server.{}\n",
             if results.options.split.is_some() {
                 " (echo threads on the servers' cores, the client on loadgen's first)"
             } else {
                 " (nothing pinned)"
+            },
+            if runtime.is_some() {
+                format!(
+                    " The {RUNTIME_ROW:?} row is the same echo with each thread a glommio \
+                     executor set up as a mudshard shard is (`--echo-runtime glommio`): what \
+                     the runtime mudshard is built on charges, per request and for a second \
+                     executor, before any of mudshard's own work."
+                )
+            } else {
+                String::new()
             }
         );
     }

@@ -98,6 +98,8 @@ pub struct TargetFigures {
     /// The floor echo's own CPU per request, 2 threads over 1, in the
     /// servers' layout: shown beside the scaling CPU lines.
     pub floor_echo_scaling: Measured<f64>,
+    /// The same for the echo as glommio executors: the runtime's own.
+    pub runtime_echo_scaling: Measured<f64>,
     pub chat_cpu_at_highest: Measured<Operand>,
     /// The single send over 1,000 connections (shown beside), and over
     /// chat's players (judged).
@@ -111,6 +113,9 @@ pub struct TargetFigures {
     /// threads as mudshard's rtt run has shards in its layout (judged).
     pub floor_echo_cpu: Measured<Operand>,
     pub floor_echo_cpu_shape: Measured<Operand>,
+    /// The echo as glommio executors, as many as the rtt run's shards
+    /// (shown beside: the runtime alone).
+    pub runtime_echo_cpu_shape: Measured<Operand>,
     pub idle: Measured<IdleFigures>,
 }
 
@@ -179,13 +184,23 @@ fn beside(mut line: TargetLine, a: &Measured<Operand>, b: &Measured<Operand>) ->
     line
 }
 
-/// A scaling CPU line with the floor's own 2-vs-1 ratio after it.
-fn beside_floor_scaling(mut line: TargetLine, floor: &Measured<f64>) -> TargetLine {
-    let own = match floor {
+/// A scaling CPU line with the floor's own 2-vs-1 ratio after it, and the
+/// runtime's.
+fn beside_floor_scaling(
+    mut line: TargetLine,
+    floor: &Measured<f64>,
+    runtime: &Measured<f64>,
+) -> TargetLine {
+    let own = |m: &Measured<f64>| match m {
         Ok(r) => format!("{r:.2}×"),
         Err(why) => format!("not measured: {why}"),
     };
-    line.measured += &format!(" (the machine's own, floor echo 2 vs 1 threads: {own})");
+    line.measured += &format!(
+        " (the machine's own, floor echo 2 vs 1 threads: {}; the runtime's own, \
+         glommio echo 2 vs 1 executors: {})",
+        own(floor),
+        own(runtime)
+    );
     line
 }
 
@@ -351,7 +366,11 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
             &scaling_operand(row, 1, |s| s.cpu_us, "µs", 1.0),
             judging,
         );
-        out.push(beside_floor_scaling(line, &f.floor_echo_scaling));
+        out.push(beside_floor_scaling(
+            line,
+            &f.floor_echo_scaling,
+            &f.runtime_echo_scaling,
+        ));
     }
     for row in &f.scaling {
         out.push(ratio_line(
@@ -412,7 +431,8 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         &f.floor_echo_cpu_shape,
         judging,
     );
-    out.push(beside(rtt_cpu, &f.rtt_cpu, &f.floor_echo_cpu));
+    let rtt_cpu = beside(rtt_cpu, &f.rtt_cpu, &f.floor_echo_cpu);
+    out.push(beside(rtt_cpu, &f.rtt_cpu, &f.runtime_echo_cpu_shape));
     out.push(idle_line(&f.idle, judging));
     out
 }
@@ -484,6 +504,11 @@ pub fn figures(
         } else {
             Err(not_run("rtt"))
         },
+        runtime_echo_scaling: if ran("rtt") {
+            floor_echo_scaling(super::scaling::runtime_row(results).as_ref(), &no_floor)
+        } else {
+            Err(not_run("rtt"))
+        },
         chat_cpu_at_highest: chat_cpu_at_highest(results),
         floor_single_send: floor_operand(
             &results.floor.single_paced,
@@ -533,6 +558,16 @@ pub fn figures(
                 } else {
                     "unpinned"
                 }
+            ),
+            true,
+        ),
+        runtime_echo_cpu_shape: floor_operand(
+            &results.floor.rtt_glommio.get(&shards).cloned(),
+            "echo_us_per_request",
+            1.0,
+            "µs",
+            &format!(
+                "`floor --rtt --echo-runtime glommio --echo-threads {shards}`, the runtime alone"
             ),
             true,
         ),
@@ -723,6 +758,7 @@ mod tests {
                 },
             ],
             floor_echo_scaling: Ok(1.21),
+            runtime_echo_scaling: Ok(1.14),
             chat_cpu_at_highest: op(9.0),
             // Against the older 1,000-pair figure chat would not reach
             // 1.25× (9 / 6 = 1.5): only the chat-shape one makes it.
@@ -739,6 +775,7 @@ mod tests {
             // Likewise: 17.3 / 12 = 1.44 against the single pinned echo.
             floor_echo_cpu: op(12.0),
             floor_echo_cpu_shape: op(18.6),
+            runtime_echo_cpu_shape: op(16.0),
             idle: Ok(IdleFigures {
                 players: 15_000.0,
                 established: 15_000.0,
@@ -816,7 +853,7 @@ mod tests {
         assert_eq!(rtt.verdict, Verdict::Reached);
         assert_eq!(
             rtt.measured,
-            "17.3 / 18.6 = **0.93×** — against 12.0: 1.44×"
+            "17.3 / 18.6 = **0.93×** — against 12.0: 1.44× — against 16.0: 1.08×"
         );
         let chat = line(
             &l,
@@ -850,7 +887,10 @@ mod tests {
         let l = lines(&f, FULL_SHARED);
         let rtt = line(&l, "rtt: server CPU per `look`");
         assert_eq!(rtt.verdict, Verdict::NotMeasured("--no-floor".into()));
-        assert_eq!(rtt.measured, "17.3 / — — against 30.0: 0.58×");
+        assert_eq!(
+            rtt.measured,
+            "17.3 / — — against 30.0: 0.58× — against 16.0: 1.08×"
+        );
     }
 
     #[test]
@@ -860,17 +900,20 @@ mod tests {
         let rtt = line(&l, "rtt, 2 shards vs 1 shard: server CPU per command");
         assert_eq!(
             rtt.measured,
-            "33.0 µs / 30.0 µs = **1.10×** (the machine's own, floor echo 2 vs 1 threads: 1.21×)"
+            "33.0 µs / 30.0 µs = **1.10×** (the machine's own, floor echo 2 vs 1 threads: 1.21×; \
+             the runtime's own, glommio echo 2 vs 1 executors: 1.14×)"
         );
         assert_eq!(rtt.verdict, Verdict::Reached);
         let walk = line(&l, "walk, 2 shards vs 1 shard: server CPU per command");
         assert_eq!(walk.verdict, Verdict::NotReached(None), "1.5× > 1.15×");
-        assert!(walk.measured.ends_with("floor echo 2 vs 1 threads: 1.21×)"));
+        assert!(walk
+            .measured
+            .ends_with("glommio echo 2 vs 1 executors: 1.14×)"));
         f.floor_echo_scaling = Err("--no-floor".into());
         let l = lines(&f, FULL_SHARED);
         assert!(line(&l, "rtt, 2 shards vs 1 shard: server CPU per command")
             .measured
-            .ends_with("(the machine's own, floor echo 2 vs 1 threads: not measured: --no-floor)"));
+            .contains("(the machine's own, floor echo 2 vs 1 threads: not measured: --no-floor;"));
         assert!(!line(&l, "rtt, 2 shards vs 1 shard: p99")
             .measured
             .contains("machine's own"));

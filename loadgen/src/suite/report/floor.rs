@@ -128,6 +128,14 @@ pub fn rtt(w: &mut String, floor: &FloorReports) {
             r,
         )
     }));
+    runs.extend(floor.rtt_glommio.iter().map(|(threads, r)| {
+        (
+            format!(
+                "sleeping, {threads} glommio executor(s) as mudshard's shards, servers' layout"
+            ),
+            r,
+        )
+    }));
     let Some((_, first)) = runs.first() else {
         return;
     };
@@ -145,7 +153,10 @@ pub fn rtt(w: &mut String, floor: &FloorReports) {
          server can expect a lower p99 here. The *servers' layout* runs have as many echo \
          threads as a mudshard run has shards, each with its own epoll set and its share of \
          the connections, placed on the cores as mudshard and loadgen are; their echo CPU is \
-         the threads' sum.\n",
+         the threads' sum. The *glommio executor* runs are the same with each echo thread a \
+         glommio executor set up as a mudshard shard is (its ring depth and runtime \
+         switches, a task per connection reading and answering): the runtime's own cost, \
+         with no WebSocket, JSON or game.\n",
         raw(get(first, "config.reply_bytes"))
     );
     let _ = writeln!(
