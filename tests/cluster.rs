@@ -95,6 +95,14 @@ fn cluster_with(redis: RedisProc, a_url: &str) -> Cluster {
     }
 }
 
+/// Two bridged hosts, host a reaching Redis through a [`WedgeProxy`].
+fn cluster_behind_proxy() -> (Cluster, WedgeProxy) {
+    let redis = RedisProc::start();
+    let proxy = WedgeProxy::start(redis.port);
+    let cl = cluster_with(redis, &proxy.url());
+    (cl, proxy)
+}
+
 /// Sends `line` until the reply is ok (at most `secs`); the last reply.
 fn until_ok(c: &mut Client, line: &str, secs: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -274,10 +282,8 @@ fn a_killed_subscriber_connection_alone_is_remade() {
 
 #[test]
 fn a_wedged_subscriber_is_found_by_its_probes_and_remade() {
-    let redis = RedisProc::start();
     // Host a reaches Redis through a proxy that can silence its subscriber.
-    let proxy = WedgeProxy::start(redis.port);
-    let cl = cluster_with(redis, &proxy.url());
+    let (cl, proxy) = cluster_behind_proxy();
     let (a, b) = (&cl.a, &cl.b);
     let mut amy = Client::guest(a.addr, Some("amy"));
     let mut bob = Client::guest(b.addr, Some("bob"));
@@ -319,10 +325,8 @@ fn here(c: &mut Client) -> String {
 
 #[test]
 fn a_host_cut_off_from_redis_is_buried_by_the_others_and_leaves_no_ghost_when_it_returns() {
-    let redis = RedisProc::start();
     // Host a reaches Redis through a link that can be cut; Redis is untouched.
-    let proxy = WedgeProxy::start(redis.port);
-    let cl = cluster_with(redis, &proxy.url());
+    let (cl, proxy) = cluster_behind_proxy();
     let (a, b) = (&cl.a, &cl.b);
     let mut amy = Client::guest(a.addr, Some("amy"));
     let mut obs = Client::guest(b.addr, Some("obs"));
@@ -342,7 +346,12 @@ fn a_host_cut_off_from_redis_is_buried_by_the_others_and_leaves_no_ghost_when_it
         recalled["text"].as_str().unwrap_or("").contains("start"),
         "{recalled}"
     );
-    assert_eq!(vis.cmd("look")["room"]["id"], "caves:mouth");
+    // The new body reaches the start room's owner a moment after the notice.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while vis.cmd("look")["room"]["id"] != "caves:mouth" {
+        assert!(Instant::now() < deadline, "vis not at b's start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(!here(&mut obs).contains("wal"), "{}", here(&mut obs));
     // a, cut off, goes on serving its own land; wal is told the link is down.
     wal.event("system", "is down");
