@@ -51,6 +51,10 @@ pub enum Verdict {
     Reached,
     /// Not reached; what made the run unfit, if something did.
     NotReached(Option<String>),
+    /// Not reached, and shown out of reach by figures of the same run:
+    /// even a server that added nothing to what it stands on would miss
+    /// the target. The text says which figure shows it.
+    OutOfReach(String),
     NotMeasured(String),
     NotJudged(String),
 }
@@ -88,6 +92,9 @@ pub struct LadderFigures {
     pub mudshard: Option<f64>,
     pub baseline: Option<f64>,
     pub ratio: LadderRatio,
+    /// The baseline's server CPU per delivered message at its highest held
+    /// step.
+    pub baseline_cpu_us: Option<f64>,
 }
 
 /// Every input of the table.
@@ -129,6 +136,25 @@ fn reached_if(ok: bool, problems: &[&Option<String>]) -> Verdict {
     } else {
         Verdict::NotReached(None)
     }
+}
+
+/// `line`, not reached, turned out of reach when `best` (the ratio a server
+/// that added nothing to what it stands on would measure, and what it is)
+/// misses the target too: `at_most` says which side of `limit` reaches.
+fn out_of_reach(
+    mut line: TargetLine,
+    best: Option<(f64, String)>,
+    limit: f64,
+    at_most: bool,
+) -> TargetLine {
+    let Some((best, what)) = best else {
+        return line;
+    };
+    let misses = if at_most { best > limit } else { best < limit };
+    if misses && line.verdict == Verdict::NotReached(None) {
+        line.verdict = Verdict::OutOfReach(format!("{what}: {best:.2}×"));
+    }
+    line
 }
 
 /// A line that compares `a / b` with `limit` (at most).
@@ -366,11 +392,16 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
             &scaling_operand(row, 1, |s| s.cpu_us, "µs", 1.0),
             judging,
         );
-        out.push(beside_floor_scaling(
-            line,
-            &f.floor_echo_scaling,
-            &f.runtime_echo_scaling,
-        ));
+        let line = beside_floor_scaling(line, &f.floor_echo_scaling, &f.runtime_echo_scaling);
+        // Two executors that serve nothing but an echo cost this much more
+        // than one: no server built on them can scale better.
+        let best = f.runtime_echo_scaling.as_ref().ok().map(|r| {
+            (
+                *r,
+                "the runtime alone, glommio echo 2 vs 1 executors".to_string(),
+            )
+        });
+        out.push(out_of_reach(line, best, SCALING_CPU_RATIO_MAX, true));
     }
     for row in &f.scaling {
         out.push(ratio_line(
@@ -391,7 +422,8 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         judging,
     );
     out.push(beside(chat, &f.chat_cpu_at_highest, &f.floor_single_send));
-    out.push(ladder_line(
+    let ladder_best = ladder_bound(&f.chat_ladder, &f.floor_single_send_chat_shape);
+    let split = ladder_line(
         "chat ladder: highest held rate vs baseline, split cores",
         "≥ 2×",
         LADDER_RATIO_SPLIT_MIN,
@@ -402,8 +434,14 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
             Err("judged only in a --split-cores run".into())
         },
         judging,
+    );
+    out.push(out_of_reach(
+        split,
+        ladder_best.clone(),
+        LADDER_RATIO_SPLIT_MIN,
+        false,
     ));
-    out.push(ladder_line(
+    let shared = ladder_line(
         "chat ladder: highest held rate vs baseline, shared cores",
         "≥ 1.5×",
         LADDER_RATIO_SHARED_MIN,
@@ -414,6 +452,12 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
             Ok(())
         },
         judging,
+    );
+    out.push(out_of_reach(
+        shared,
+        ladder_best,
+        LADDER_RATIO_SHARED_MIN,
+        false,
     ));
     out.push(ratio_line(
         "rtt: p99",
@@ -432,9 +476,45 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         judging,
     );
     let rtt_cpu = beside(rtt_cpu, &f.rtt_cpu, &f.floor_echo_cpu);
-    out.push(beside(rtt_cpu, &f.rtt_cpu, &f.runtime_echo_cpu_shape));
+    let rtt_cpu = beside(rtt_cpu, &f.rtt_cpu, &f.runtime_echo_cpu_shape);
+    // The same echo on the runtime the server is built on, with none of the
+    // server in it, against the judged echo.
+    let best = match (&f.runtime_echo_cpu_shape, &f.floor_echo_cpu_shape) {
+        (Ok(runtime), Ok(echo)) if echo.value > 0.0 => Some((
+            runtime.value / echo.value,
+            format!("the runtime alone, {} / {}", runtime.text, echo.text),
+        )),
+        _ => None,
+    };
+    out.push(out_of_reach(rtt_cpu, best, RTT_CPU_FLOOR_RATIO_MAX, true));
     out.push(idle_line(&f.idle, judging));
     out
+}
+
+/// The most a server could hold over the baseline on the same CPU, if its
+/// every delivery cost only the kernel's own single send: the baseline's
+/// CPU per delivery at its highest held step over the floor's send in
+/// chat's shape. (The ladder's top is where the CPU runs out: held rates go
+/// as CPU per delivery, inversely.)
+fn ladder_bound(
+    ladder: &Measured<LadderFigures>,
+    floor_send: &Measured<Operand>,
+) -> Option<(f64, String)> {
+    let (Ok(ladder), Ok(floor)) = (ladder, floor_send) else {
+        return None;
+    };
+    let baseline = ladder.baseline_cpu_us?;
+    (floor.value > 0.0).then(|| {
+        (
+            baseline / floor.value,
+            format!(
+                "a server whose every delivery cost the kernel's single send: the baseline's \
+                 CPU per delivery at its highest held step, {} µs, / {}",
+                number(baseline),
+                floor.text
+            ),
+        )
+    })
 }
 
 /// The table's inputs, from a finished run; `floor` is the scaling table's
@@ -624,10 +704,17 @@ fn chat_cpu_at_highest(results: &Results<'_>) -> Measured<Operand> {
 
 fn chat_ladder(results: &Results<'_>) -> Measured<LadderFigures> {
     let ladder = results.ladder("chat").ok_or("chat's ladder was not run")?;
+    let baseline_cpu_us = ladder.baseline.as_ref().and_then(|held| {
+        results
+            .step("chat", held.rate, Variant::Baseline)
+            .and_then(|r| r.report.as_ref())
+            .and_then(|r| num(r, "server.cpu_us_per_msg"))
+    });
     Ok(LadderFigures {
         mudshard: ladder.mudshard.as_ref().map(|h| h.delivered_per_s),
         baseline: ladder.baseline.as_ref().map(|h| h.delivered_per_s),
         ratio: ladder.ratio,
+        baseline_cpu_us,
     })
 }
 
@@ -666,7 +753,15 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          paced 50,000/s\" run; its echo CPU is the sleeping echo's (the polling echo spins, so \
          its CPU is all its time); rtt's figures are mudshard's own rtt run. The chat ladder's \
          highest held rate is the highest step sustained as its table above defines it.\n\n\
-         {}{}\n",
+         {}{}\n\n\
+         A line not reached is marked out of reach on this machine when figures of this same \
+         run show that a server adding nothing to what it stands on would miss it too: for the \
+         2-vs-1 CPU lines, the glommio echo's own 2-vs-1 executors; for rtt's CPU, the glommio \
+         echo's CPU over the judged echo's; for the chat ladder, a server whose every delivery \
+         cost only the floor's single send in chat's shape, which on the CPU the baseline used \
+         could hold at most the baseline's CPU per delivery at its highest held step over that \
+         send times the baseline's rate (where the ladder tops out the CPU runs out, so held \
+         rates go inversely as CPU per delivery).\n",
         shape_paragraph(options),
         if mode == Mode::Quick {
             " This is a smoke run: small counts and short windows, so the lines are shown but \
@@ -684,6 +779,9 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
             Verdict::Reached => "**reached**".to_string(),
             Verdict::NotReached(None) => "**not reached**".to_string(),
             Verdict::NotReached(Some(why)) => format!("**not reached** ({why})"),
+            Verdict::OutOfReach(why) => {
+                format!("**not reached: out of reach on this machine** (best possible, {why})")
+            }
             Verdict::NotMeasured(why) => format!("not measured: {why}"),
             Verdict::NotJudged(why) => format!("not judged ({why})"),
         };
@@ -768,6 +866,7 @@ mod tests {
                 mudshard: Some(75_000.0),
                 baseline: Some(50_000.0),
                 ratio: LadderRatio::Exact(1.5),
+                baseline_cpu_us: Some(12.0),
             }),
             rtt_p99: op(1.86),
             floor_spin_p99: op(0.56),
@@ -867,6 +966,8 @@ mod tests {
         f.floor_echo_cpu_shape = op(10.0);
         f.floor_single_send = op(20.0);
         f.floor_single_send_chat_shape = op(5.0);
+        // (A runtime as cheap as the echo: the miss is not out of reach.)
+        f.runtime_echo_cpu_shape = op(10.0);
         let l = lines(&f, FULL_SHARED);
         assert_eq!(
             line(&l, "rtt: server CPU per `look`").verdict,
@@ -889,7 +990,7 @@ mod tests {
         assert_eq!(rtt.verdict, Verdict::NotMeasured("--no-floor".into()));
         assert_eq!(
             rtt.measured,
-            "17.3 / — — against 30.0: 0.58× — against 16.0: 1.08×"
+            "17.3 / — — against 30.0: 0.58× — against 10.0: 1.73×"
         );
     }
 
@@ -933,8 +1034,14 @@ mod tests {
 
     #[test]
     fn split_cores_judge_the_split_ladder_line_and_not_the_shared_one() {
+        let mut f = figures();
+        // The baseline's 20 µs per delivery over the floor's 8: a server at
+        // the floor could hold 2.5× its rate, so the miss is only a miss.
+        if let Ok(ladder) = &mut f.chat_ladder {
+            ladder.baseline_cpu_us = Some(20.0);
+        }
         let v = verdicts(
-            &figures(),
+            &f,
             Judging {
                 smoke: false,
                 split: true,
@@ -1012,6 +1119,7 @@ mod tests {
                 mudshard: Some(1.0),
                 baseline: Some(1.0),
                 ratio,
+                baseline_cpu_us: None,
             })
         };
         f.chat_ladder = ladder(LadderRatio::AtLeast(1.6));
@@ -1047,5 +1155,76 @@ mod tests {
             .filter(|l| !l.figure.contains("split cores"))
             .all(|l| l.verdict == Verdict::NotJudged("smoke run".into())));
         assert!(l[0].measured.contains("1.10×"), "{}", l[0].measured);
+    }
+
+    #[test]
+    fn a_miss_is_out_of_reach_only_when_a_server_adding_nothing_would_miss_too() {
+        let mut f = figures();
+        // The ladder: the baseline's 12 µs per delivery over the floor's 8
+        // lets a server at the floor hold 1.5× its rate at most.
+        let ladder = |ratio, cpu| {
+            Ok(LadderFigures {
+                mudshard: Some(60_000.0),
+                baseline: Some(60_000.0),
+                ratio,
+                baseline_cpu_us: Some(cpu),
+            })
+        };
+        f.chat_ladder = ladder(LadderRatio::Exact(1.0), 12.0);
+        assert_eq!(lines(&f, FULL_SHARED)[6].verdict, Verdict::NotReached(None));
+        f.chat_ladder = ladder(LadderRatio::Exact(1.0), 11.0);
+        let shared = &lines(&f, FULL_SHARED)[6];
+        assert!(
+            matches!(&shared.verdict, Verdict::OutOfReach(why) if why.contains("1.38×")),
+            "{shared:?}"
+        );
+        // Split cores ask for 2×: out of reach at 1.5× too.
+        f.chat_ladder = ladder(LadderRatio::Exact(1.0), 12.0);
+        let split = Judging {
+            smoke: false,
+            split: true,
+        };
+        assert!(matches!(
+            lines(&f, split)[5].verdict,
+            Verdict::OutOfReach(_)
+        ));
+        // A reached line stays reached, whatever the bound.
+        f.chat_ladder = ladder(LadderRatio::Exact(2.1), 12.0);
+        assert_eq!(lines(&f, split)[5].verdict, Verdict::Reached);
+
+        // The scaling lines: the runtime's own 2 vs 1 decides.
+        let walk = "walk, 2 shards vs 1 shard: server CPU per command";
+        assert_eq!(
+            line(&lines(&f, FULL_SHARED), walk).verdict,
+            Verdict::NotReached(None)
+        );
+        f.runtime_echo_scaling = Ok(1.2);
+        assert!(matches!(
+            line(&lines(&f, FULL_SHARED), walk).verdict,
+            Verdict::OutOfReach(_)
+        ));
+
+        // rtt's CPU: the glommio echo over the judged echo.
+        f.rtt_cpu = op(30.0);
+        let rtt = "rtt: server CPU per `look`";
+        assert_eq!(
+            line(&lines(&f, FULL_SHARED), rtt).verdict,
+            Verdict::NotReached(None)
+        );
+        f.runtime_echo_cpu_shape = op(28.0);
+        assert!(matches!(
+            line(&lines(&f, FULL_SHARED), rtt).verdict,
+            Verdict::OutOfReach(_)
+        ));
+        // A run unfit to judge (its problem named) is not called out of reach.
+        f.rtt_cpu = Ok(Operand {
+            value: 30.0,
+            text: "30".into(),
+            problem: Some("rate not held".into()),
+        });
+        assert!(matches!(
+            line(&lines(&f, FULL_SHARED), rtt).verdict,
+            Verdict::NotReached(Some(_))
+        ));
     }
 }
