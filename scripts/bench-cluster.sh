@@ -13,14 +13,11 @@
 # baseline sends one message per PUBLISH by design, and Redis's own
 # cmdstat_publish count is shown for both).
 #
-#   scripts/bench-cluster.sh [--quick | --throughput] [--realtime N] [--no-build] [--out FILE]
+#   scripts/bench-cluster.sh [--quick | --throughput] [--no-build] [--out FILE]
 #
 # --throughput climbs past the latency ladder's top ([throughput] of the
 # scenario file: the same rooms, more says per talker; mudshard's per-session
 # command limit is raised to match the baseline, which has none).
-# --realtime N runs redis-server under `chrt -f N` for both servers, and
-# mudshard's bridge threads at the same priority (cluster.realtime_priority;
-# the baseline has no threads of its own for Redis). Needs root.
 #
 # `scripts/bench.sh --only cluster` runs this.
 set -euo pipefail
@@ -28,26 +25,17 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=full
 BUILD=1
 OUT=""
-REALTIME=0
 while [[ $# -gt 0 ]]; do
     case $1 in
     --quick) MODE=quick ;;
     --throughput) MODE=throughput ;;
     --no-build) BUILD=0 ;;
-    --realtime)
-        REALTIME=$2
-        [[ $REALTIME =~ ^[0-9]+$ ]] && ((REALTIME >= 1 && REALTIME <= 99)) || {
-            echo "bench-cluster.sh: --realtime takes a priority from 1 to 99" >&2
-            exit 2
-        }
-        shift
-        ;;
     --out)
         OUT=$2
         shift
         ;;
     *)
-        sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
     esac
@@ -152,7 +140,6 @@ $( [[ $COMMANDS_PER_S -gt 0 ]] && printf 'commands_per_s = %s\ncommands_burst = 
 [cluster]
 hosts = [{ id = "a", zones = ["grid"] }, { id = "b", zones = [] }]
 token_secret = "a benchmark's throwaway token secret"
-realtime_priority = $REALTIME
 EOF
             cmd=("$BIN/mudshard" --config "$RUN_DIR/$TAG.$h.toml")
         else
@@ -197,13 +184,11 @@ for kind in mudshard baseline; do
         TAG=$kind@$rate
         echo "bench-cluster.sh: $kind at $rate says/s"
         rport=$(free_port)
-        rt=()
-        ((REALTIME > 0)) && rt=(chrt -f "$REALTIME")
-        "${rt[@]}" redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$RUN_DIR/$TAG.redis.log" 2>&1 &
+        redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$RUN_DIR/$TAG.redis.log" 2>&1 &
         rpid=$!
         PIDS+=($rpid)
         wait_line "$RUN_DIR/$TAG.redis.log" 'Ready to accept connections' 10
-        echo "${rt[*]}${rt[*]:+ }redis-server --port $rport --bind 127.0.0.1 --save '' --appendonly no &" >>"$COMMANDS"
+        echo "redis-server --port $rport --bind 127.0.0.1 --save '' --appendonly no &" >>"$COMMANDS"
         start_hosts "$kind" "$rport"
         read -r pub0 msg0 <<<"$( [[ $kind == mudshard ]] && bridge_counters "${ADDRS[@]}" || echo "0 0")"
         rcpu0=$(cpu_ticks "$rpid")
@@ -245,10 +230,9 @@ PY
     done
 done
 
-python3 - "$RESULTS" "$SCENARIO" "$MODE" "$COMMANDS" "$OUT" "$(getconf CLK_TCK)" "$P99_MAX" "$REALTIME" <<'PY'
+python3 - "$RESULTS" "$SCENARIO" "$MODE" "$COMMANDS" "$OUT" "$(getconf CLK_TCK)" "$P99_MAX" <<'PY'
 import json, sys, tomllib, subprocess, datetime, os
-results, scenario, mode, commands, out, clk, p99_max, realtime = sys.argv[1:9]
-realtime = int(realtime)
+results, scenario, mode, commands, out, clk, p99_max = sys.argv[1:8]
 clk = int(clk); p99_max = float(p99_max)
 sec = tomllib.load(open(scenario, "rb"))[mode]
 rows = []
@@ -288,10 +272,6 @@ w(f"Scenario `cluster` ({mode}): {sec['players']} players in {sec['rooms']} room
   "talkers on host a say at the rate; listeners on both. Each step on a fresh redis-server and fresh hosts. "
   "mudshard: one shard per host, grid world owned by host a (host b's players are remote viewers). "
   "Baseline: `bench/baseline --redis`, a channel per room, one PUBLISH per event.\n")
-if realtime:
-    w(f"Priorities (`--realtime {realtime}`): redis-server ran under `chrt -f {realtime}` for both servers, and "
-      f"mudshard's two bridge threads at the same `SCHED_FIFO` priority (`realtime_priority = {realtime}`); "
-      "everything else at normal priority.\n")
 w("| server | says/s | cross-host deliveries/s | missing | cross-host p50 / p99 / max (ms) | same-host p99 (ms) | held | server CPU µs/msg | Redis CPU µs per cross-host delivery | messages per PUBLISH | Redis PUBLISH calls |")
 w("|---|---|---|---|---|---|---|---|---|---|---|")
 best = {}

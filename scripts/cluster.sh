@@ -4,10 +4,6 @@
 # b.toml (one world of five zones, split between them).
 #
 #   scripts/cluster.sh start    build if needed, start redis, a and b
-#   scripts/cluster.sh start --realtime N
-#                               the same, with Redis and the hosts' bridge
-#                               threads at real-time priority N (SCHED_FIFO;
-#                               needs root or LimitRTPRIO)
 #   scripts/cluster.sh status   each host's /healthz (bridge state, hosts)
 #   scripts/cluster.sh stop     stop a and b (SIGTERM), then redis, by pid
 #
@@ -24,7 +20,7 @@ BIN=target/release/mudshard
 HOSTS=(a b)
 
 usage() {
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -48,18 +44,6 @@ wait_port() { # host port seconds
 }
 
 start() {
-    local realtime=0
-    if [ "${1:-}" = --realtime ]; then
-        realtime=${2:-}
-        [[ $realtime =~ ^[0-9]+$ ]] && [ "$realtime" -ge 1 ] && [ "$realtime" -le 99 ] || {
-            echo "cluster.sh: --realtime takes a priority from 1 to 99" >&2
-            exit 2
-        }
-    elif [ -n "${1:-}" ]; then
-        usage
-    fi
-    local rt=()
-    [ "$realtime" -gt 0 ] && rt=(chrt -f "$realtime")
     command -v redis-server >/dev/null || {
         echo "cluster.sh: redis-server is missing; install it with: apt-get install -y redis-server" >&2
         exit 1
@@ -71,7 +55,7 @@ start() {
     if alive redis; then
         echo "redis already running (pid $(pid_of redis))"
     else
-        "${rt[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
             --daemonize no >"$RUN/redis.log" 2>&1 &
         echo $! >"$RUN/redis.pid"
         wait_port 127.0.0.1 "$REDIS_PORT" 10
@@ -82,8 +66,7 @@ start() {
             echo "host $h already running (pid $(pid_of "$h"))"
             continue
         fi
-        "$BIN" --config "shards/cluster/$h.toml" --data-dir "$RUN/$h" --realtime-priority "$realtime" \
-            >"$RUN/$h.log" 2>&1 &
+        "$BIN" --config "shards/cluster/$h.toml" --data-dir "$RUN/$h" >"$RUN/$h.log" 2>&1 &
         echo $! >"$RUN/$h.pid"
     done
     for h in "${HOSTS[@]}"; do
@@ -135,7 +118,7 @@ stop() {
 }
 
 case "${1:-}" in
-start) start "${@:2}" ;;
+start) start ;;
 status) status ;;
 stop) stop ;;
 *) usage ;;

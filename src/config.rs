@@ -889,14 +889,6 @@ pub struct ClusterSettings {
     /// How often the bridge sends a probe to its own inbox; a subscriber
     /// that misses three in a row is wedged and is reconnected.
     pub probe_interval_ms: u64,
-    /// The real-time priority (`SCHED_FIFO`, 1–99) of the bridge's two
-    /// threads; 0 leaves them at normal priority. On a host whose cores are
-    /// busy, a bridge thread woken by Redis or by a shard otherwise waits
-    /// behind whatever runs there; with a priority it runs at once (it
-    /// blocks on Redis between bursts, so it cannot hold a core). Needs
-    /// `CAP_SYS_NICE` or `LimitRTPRIO`; without, the host starts anyway and
-    /// says so.
-    pub realtime_priority: u8,
     /// The secret that signs login tokens, the same on every host so that a
     /// token from one host logs in on any (`MUDSHARD_TOKEN_SECRET`); at
     /// least 16 bytes. Required with more than one host; a host alone uses
@@ -922,7 +914,6 @@ impl Default for ClusterSettings {
             bridge_queue_max: 65_536,
             remote_timeout_ms: 2000,
             probe_interval_ms: 1000,
-            realtime_priority: 0,
             token_secret: None,
         }
     }
@@ -931,9 +922,6 @@ impl Default for ClusterSettings {
 /// Shortest `cluster.token_secret`: an HMAC key shorter than this is
 /// guessable.
 pub const TOKEN_SECRET_BYTES_MIN: usize = 16;
-
-/// The highest `SCHED_FIFO` priority Linux has.
-pub const REALTIME_PRIORITY_MAX: u8 = 99;
 
 /// Hosts a cluster may have: host numbers travel in 8 bits of a session id.
 pub const CLUSTER_HOSTS_MAX: usize = 64;
@@ -977,12 +965,6 @@ impl Config {
             return Err(format!(
                 "server.host_id {:?}: 1 to {HOST_ID_CHARS_MAX} characters of a-z, 0-9, - and _",
                 self.host_id
-            ));
-        }
-        if c.realtime_priority > REALTIME_PRIORITY_MAX {
-            return Err(format!(
-                "cluster: realtime_priority {} is out of range: 0 (off) or 1 to {REALTIME_PRIORITY_MAX}",
-                c.realtime_priority
             ));
         }
         if self.redis.is_none() {

@@ -59,10 +59,6 @@ struct Args {
     /// 16 bytes); better given in the environment than on a command line.
     #[arg(long, env = "MUDSHARD_TOKEN_SECRET", hide_env_values = true)]
     token_secret: Option<String>,
-    /// Real-time priority (SCHED_FIFO, 1-99; 0 off) for the bridge's two
-    /// threads (cluster.realtime_priority).
-    #[arg(long, env = "MUDSHARD_REALTIME_PRIORITY", value_name = "N")]
-    realtime_priority: Option<u8>,
     /// A generated load-test world instead of the zone files: grid:WIDTHxHEIGHT.
     #[arg(long, env = "MUDSHARD_WORLD")]
     world: Option<String>,
@@ -158,9 +154,6 @@ fn config_from(args: &Args) -> Result<Config, String> {
     }
     if let Some(secret) = &args.token_secret {
         config.cluster.token_secret = Some(secret.clone());
-    }
-    if let Some(priority) = args.realtime_priority {
-        config.cluster.realtime_priority = priority;
     }
     if let Some(world) = &args.world {
         config.world = WorldSource::parse_generated(world)?;

@@ -227,7 +227,6 @@ fn start_bridge(
         host_ttl_ms: config.cluster.host_ttl_ms,
         queue_max: config.cluster.bridge_queue_max,
         probe_interval_ms: config.cluster.probe_interval_ms,
-        realtime_priority: config.cluster.realtime_priority,
     };
     let sink = Arc::new(ClusterSink {
         me,

@@ -6,7 +6,7 @@ mod common;
 
 use common::redis::RedisProc;
 use common::wedge::WedgeProxy;
-use common::{metric_sum, Client, ServerProc};
+use common::{Client, ServerProc};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -31,17 +31,6 @@ struct Cluster {
 }
 
 fn host(dir: &std::path::Path, id: &str, redis: &str, start: &str) -> ServerProc {
-    host_with(dir, id, redis, start, &[])
-}
-
-/// [`host`] with more command-line arguments.
-fn host_with(
-    dir: &std::path::Path,
-    id: &str,
-    redis: &str,
-    start: &str,
-    args: &[&str],
-) -> ServerProc {
     let path = ServerProc::write_map(dir, &map(id, redis, start));
     // The common map starts everyone in town:square; host b owns the caves.
     let text = std::fs::read_to_string(&path).expect("map");
@@ -52,9 +41,7 @@ fn host_with(
             &format!("[server]\nhost_id = \"{id}\"\nredis = \"{redis}\"\n"),
         );
     std::fs::write(&path, text).expect("map");
-    let mut all = vec!["--shards", "2"];
-    all.extend_from_slice(args);
-    ServerProc::start_in_existing(&path, &all)
+    ServerProc::start_in_existing(&path, &["--shards", "2"])
 }
 
 fn health(server: &ServerProc) -> Value {
@@ -464,11 +451,6 @@ fn a_cluster_map_that_owns_a_zone_twice_or_never_is_refused_at_start() {
         err.contains("zone \"caves\" is claimed by two hosts, \"a\" and \"b\""),
         "{err}"
     );
-    let err = refused("", &["--realtime-priority", "100"]);
-    assert!(
-        err.contains("realtime_priority 100 is out of range: 0 (off) or 1 to 99"),
-        "{err}"
-    );
     let never = "[cluster]\nhosts = [{ id = \"a\", zones = [\"town\", \"forest\", \"river\"] }, { id = \"b\", zones = [\"caves\"] }]\n";
     let err = refused(never, &redis);
     assert!(err.contains("zone \"tower\" is owned by no host"), "{err}");
@@ -715,95 +697,4 @@ fn a_registered_player_recalled_from_a_dead_host_keeps_the_inventory_of_their_la
         !inv["text"].as_str().unwrap_or("").contains("crystal"),
         "{inv}"
     );
-}
-
-/// The scheduling policy and real-time priority of each of `pid`'s threads
-/// named `name` (fields 41 and 40 of `/proc/PID/task/TID/stat`).
-fn thread_policies(pid: u32, name: &str) -> Vec<(u32, u32)> {
-    let mut found = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's threads") {
-        let dir = task.expect("a thread").path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(dir.join("stat")).expect("its stat");
-        // Fields after the command's closing parenthesis start at field 3.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let field = |n: usize| fields[n - 3].parse::<u32>().expect("a number");
-        found.push((field(41), field(40)));
-    }
-    found
-}
-
-#[test]
-fn the_bridge_threads_take_the_real_time_priority_asked_for_and_only_they() {
-    const SCHED_OTHER: u32 = 0;
-    const SCHED_FIFO: u32 = 1;
-    let redis = RedisProc::start();
-    let (da, db) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = host_with(
-        da.path(),
-        "a",
-        &redis.url(),
-        "town:square",
-        &["--realtime-priority", "3"],
-    );
-    let b = host(db.path(), "b", &redis.url(), "caves:mouth");
-    wait_bridged(&a, "b", 10);
-    wait_bridged(&b, "a", 10);
-    let realtime = |server: &ServerProc| {
-        metric_sum(
-            &server.http_get("/metrics").1,
-            "mudshard_bridge_realtime_threads",
-        )
-    };
-    // Root may set any priority; anyone else only up to RLIMIT_RTPRIO.
-    // SAFETY: geteuid has no preconditions.
-    let may = unsafe { libc::geteuid() } == 0;
-    for name in ["bridge-pub", "bridge-sub"] {
-        let policies = thread_policies(a.child.id(), name);
-        assert_eq!(policies.len(), 1, "one {name} thread: {policies:?}");
-        if may {
-            assert_eq!(policies[0], (SCHED_FIFO, 3), "{name} on host a");
-        }
-        assert_eq!(
-            thread_policies(b.child.id(), name),
-            [(SCHED_OTHER, 0)],
-            "{name} on host b, which asked for nothing"
-        );
-    }
-    if may {
-        assert_eq!(realtime(&a), 2);
-    } else {
-        assert_eq!(realtime(&a), 0, "refused: the metric says so");
-    }
-    assert_eq!(realtime(&b), 0);
-    // The shards and every other thread stay at normal priority.
-    for task in std::fs::read_dir(format!("/proc/{}/task", a.child.id())).expect("threads") {
-        let dir = task.expect("a thread").path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        let comm = comm.trim();
-        if comm.starts_with("bridge-") {
-            continue;
-        }
-        assert!(
-            thread_policies(a.child.id(), comm)
-                .iter()
-                .all(|&(policy, _)| policy == SCHED_OTHER),
-            "thread {comm} of host a"
-        );
-    }
-    // And the cluster works as ever.
-    let mut ann = Client::guest(a.addr, Some("ann"));
-    let mut bob = Client::guest(b.addr, Some("bob"));
-    assert_eq!(until_ok(&mut ann, "tell bob hello", 10)["ok"], true);
-    bob.event("tell", "hello");
 }

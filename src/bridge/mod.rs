@@ -53,8 +53,6 @@ pub struct BridgeConfig {
     /// Messages waiting for the publisher (the channel's bound).
     pub queue_max: usize,
     pub probe_interval_ms: u64,
-    /// `SCHED_FIFO` priority for both threads; 0 for none.
-    pub realtime_priority: u8,
 }
 
 /// Something for the publisher to send.
@@ -163,30 +161,6 @@ pub fn heartbeat_key(host_id: &str) -> String {
     format!("mudshard:heartbeat:{host_id}")
 }
 
-/// Puts the calling thread at real-time priority `priority` (`SCHED_FIFO`),
-/// when asked for one, and counts it; a refusal is logged, not fatal.
-fn take_priority(priority: u8, stats: &BridgeStats) {
-    if priority == 0 {
-        return;
-    }
-    let param = libc::sched_param {
-        sched_priority: i32::from(priority),
-    };
-    // SAFETY: `param` is a valid sched_param for the call's duration; pid 0
-    // is the calling thread.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if rc == 0 {
-        stats.realtime_threads.fetch_add(1, Ordering::Relaxed);
-    } else {
-        let err = std::io::Error::last_os_error();
-        tracing::warn!(
-            priority,
-            error = %err,
-            "bridge: cannot take real-time priority (needs CAP_SYS_NICE or LimitRTPRIO); running at normal priority"
-        );
-    }
-}
-
 impl Bridge {
     /// Starts the publisher and subscriber threads. They connect in the
     /// background: a Redis that is not there yet is retried, not an error.
@@ -207,10 +181,7 @@ impl Bridge {
             threads.push(
                 std::thread::Builder::new()
                     .name("bridge-pub".into())
-                    .spawn(move || {
-                        take_priority(config.realtime_priority, &stats);
-                        publisher::run(config, rx, stats, sink, stop)
-                    })
+                    .spawn(move || publisher::run(config, rx, stats, sink, stop))
                     .map_err(|e| format!("cannot start the bridge publisher: {e}"))?,
             );
         }
@@ -219,10 +190,7 @@ impl Bridge {
             threads.push(
                 std::thread::Builder::new()
                     .name("bridge-sub".into())
-                    .spawn(move || {
-                        take_priority(config.realtime_priority, &stats);
-                        subscriber::run(config, stats, sink, stop)
-                    })
+                    .spawn(move || subscriber::run(config, stats, sink, stop))
                     .map_err(|e| format!("cannot start the bridge subscriber: {e}"))?,
             );
         }

@@ -637,7 +637,6 @@ mod tests {
             host_ttl_ms: 5000,
             queue_max: 16,
             probe_interval_ms: 1000,
-            realtime_priority: 0,
         }
     }
 

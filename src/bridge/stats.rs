@@ -68,8 +68,6 @@ pub struct BridgeStats {
     pub run_epoch: AtomicU64,
     /// New runs started because the other hosts had counted this one dead.
     pub reborn: AtomicU64,
-    /// The bridge's threads that run at real-time priority (0 to 2).
-    pub realtime_threads: AtomicU64,
     /// Messages dropped because the publisher's queue was full.
     pub dropped: AtomicU64,
     /// Live hosts other than this one, by their heartbeats.

@@ -301,7 +301,7 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
 
 /// The bridge's figures: one series each, for the host.
 fn bridge(out: &mut String, b: &BridgeFacts) {
-    let series: [(&str, &str, &str, u64); 15] = [
+    let series: [(&str, &str, &str, u64); 14] = [
         (
             "mudshard_bridge_state",
             "gauge",
@@ -373,12 +373,6 @@ fn bridge(out: &mut String, b: &BridgeFacts) {
             "counter",
             "New runs this host started because the other hosts had counted it dead (its link was cut longer than its heartbeat lives).",
             b.reborn,
-        ),
-        (
-            "mudshard_bridge_realtime_threads",
-            "gauge",
-            "The bridge's threads running at real-time priority (cluster.realtime_priority): 2 when it took, 0 when off or refused.",
-            b.realtime_threads,
         ),
         (
             "mudshard_bridge_dropped_total",

@@ -167,7 +167,6 @@ pub struct BridgeFacts {
     pub reconnects: u64,
     pub wedged: u64,
     pub reborn: u64,
-    pub realtime_threads: u64,
     pub dropped: u64,
     pub queue_depth: u64,
     /// Probe round trips through Redis: count, p50, p99, max (µs).

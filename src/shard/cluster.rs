@@ -237,7 +237,6 @@ impl Shard {
             reconnects: n(&s.reconnects),
             wedged: n(&s.wedged),
             reborn: n(&s.reborn),
-            realtime_threads: n(&s.realtime_threads),
             dropped: n(&s.dropped),
             queue_depth: bridge.queue_depth() as u64,
             hop_us: s.hop_summary(),
