@@ -523,14 +523,23 @@ fn a_walk_toward_a_dead_host_is_refused_and_its_visitors_wake_at_home() {
         recalled["text"].as_str().unwrap_or("").contains("start"),
         "{recalled}"
     );
+    // Asked at once, before the body is back: never "log in again".
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let look = vis.cmd("look");
         if look["room"]["id"] == "town:square" {
             break;
         }
+        assert_eq!(look["code"], "unreachable", "{look}");
+        assert!(
+            look["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("on your way back to the start"),
+            "{look}"
+        );
         assert!(Instant::now() < deadline, "vis not back home: {look}");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(2));
     }
     let r = wal.cmd("goto caves:mouth");
     assert_eq!(r["code"], "unreachable", "{r}");

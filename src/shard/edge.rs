@@ -189,11 +189,14 @@ impl Shard {
         };
         match command.route() {
             Ok(cmd) => {
+                // A playing session without a body is on its way back to
+                // the start room (recalled from a host that went away):
+                // the body is a hop or a save's lookup behind the notice.
                 let Some(owner) = body_at else {
                     let frame = fail(
                         id.as_ref(),
                         "unreachable",
-                        "You are nowhere; try logging in again.",
+                        "You are on your way back to the start; try again in a moment.",
                     );
                     return self.deliver(sid, frame);
                 };
