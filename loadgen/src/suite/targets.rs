@@ -140,18 +140,12 @@ fn reached_if(ok: bool, problems: &[&Option<String>]) -> Verdict {
 
 /// `line`, not reached, turned out of reach when `best` (the ratio a server
 /// that added nothing to what it stands on would measure, and what it is)
-/// misses the target too: `at_most` says which side of `limit` reaches.
-fn out_of_reach(
-    mut line: TargetLine,
-    best: Option<(f64, String)>,
-    limit: f64,
-    at_most: bool,
-) -> TargetLine {
+/// is above the target's `limit` too.
+fn out_of_reach(mut line: TargetLine, best: Option<(f64, String)>, limit: f64) -> TargetLine {
     let Some((best, what)) = best else {
         return line;
     };
-    let misses = if at_most { best > limit } else { best < limit };
-    if misses && line.verdict == Verdict::NotReached(None) {
+    if best > limit && line.verdict == Verdict::NotReached(None) {
         line.verdict = Verdict::OutOfReach(format!("{what}: {best:.2}×"));
     }
     line
@@ -401,7 +395,7 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
                 "the runtime alone, glommio echo 2 vs 1 executors".to_string(),
             )
         });
-        out.push(out_of_reach(line, best, SCALING_CPU_RATIO_MAX, true));
+        out.push(out_of_reach(line, best, SCALING_CPU_RATIO_MAX));
     }
     for row in &f.scaling {
         out.push(ratio_line(
@@ -476,7 +470,7 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         )),
         _ => None,
     };
-    out.push(out_of_reach(rtt_cpu, best, RTT_CPU_FLOOR_RATIO_MAX, true));
+    out.push(out_of_reach(rtt_cpu, best, RTT_CPU_FLOOR_RATIO_MAX));
     out.push(idle_line(&f.idle, judging));
     out
 }
