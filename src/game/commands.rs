@@ -284,7 +284,7 @@ fn done(fx: &mut Effects, sid: SessionId, frame: Bytes) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::game::testing::{enter_named, owner};
+    use crate::game::testing::{arrive_named, enter_named, owner};
     use crate::protocol::addr::ShardAddr;
 
     fn enter(owner: &mut Owner, room: RoomIdx, shard: u16, slot: u32) -> SessionId {
@@ -299,6 +299,8 @@ mod tests {
     fn a_say_is_one_event_per_other_host_with_viewers_however_many_shards_they_use() {
         let (mut owner, room) = owner();
         let speaker = enter(&mut owner, room, 0, 0);
+        // Someone on the speaker's shard to hear it there too.
+        enter(&mut owner, room, 0, 9);
         for slot in 1..9 {
             enter_from(
                 &mut owner,
@@ -343,6 +345,84 @@ mod tests {
             .collect();
         assert_eq!(hosts.len(), 2, "{hosts:?}");
         assert!(!hosts.contains(&2));
+    }
+
+    fn event_targets(fx: &Effects) -> Vec<ShardAddr> {
+        let mut to: Vec<ShardAddr> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::RoomEvent { to, .. } => Some(*to),
+                _ => None,
+            })
+            .collect();
+        to.sort();
+        to
+    }
+
+    #[test]
+    fn an_event_skips_the_shard_or_host_whose_only_viewer_is_the_one_it_is_about() {
+        let (mut owner, room) = owner();
+        let mut fx = Effects::new();
+        let first = arrive_named(&mut owner, &mut fx, room, ShardAddr::new(0, 1), 1, "first");
+        assert_eq!(
+            event_targets(&fx),
+            [],
+            "an arrival in an empty room is heard by nobody"
+        );
+        let mut fx = Effects::new();
+        let watcher = arrive_named(
+            &mut owner,
+            &mut fx,
+            room,
+            ShardAddr::new(0, 0),
+            2,
+            "watcher",
+        );
+        assert_eq!(
+            event_targets(&fx),
+            [ShardAddr::new(0, 1)],
+            "only first's shard hears it"
+        );
+        let mut fx = Effects::new();
+        let remote = arrive_named(&mut owner, &mut fx, room, ShardAddr::new(1, 0), 3, "remote");
+        assert_eq!(
+            event_targets(&fx),
+            [ShardAddr::new(0, 0), ShardAddr::new(0, 1)],
+            "not sent to host 1, where the one viewer is the arrival itself"
+        );
+        for (speaker, heard_on) in [
+            (
+                first,
+                [
+                    ShardAddr::new(0, 0),
+                    ShardAddr::new(1, ShardAddr::EVERY_SHARD),
+                ],
+            ),
+            (
+                watcher,
+                [
+                    ShardAddr::new(0, 1),
+                    ShardAddr::new(1, ShardAddr::EVERY_SHARD),
+                ],
+            ),
+            (remote, [ShardAddr::new(0, 0), ShardAddr::new(0, 1)]),
+        ] {
+            let mut fx = Effects::new();
+            owner.command(&mut fx, speaker, None, &BodyCommand::Say("hi".into()));
+            assert_eq!(event_targets(&fx), heard_on, "said by {speaker:?}");
+        }
+        // A second player on host 1: now the speaker's own host hears it.
+        enter_from(&mut owner, room, ShardAddr::new(1, 1), 4);
+        let mut fx = Effects::new();
+        owner.command(&mut fx, remote, None, &BodyCommand::Say("hi".into()));
+        assert_eq!(
+            event_targets(&fx),
+            [
+                ShardAddr::new(0, 0),
+                ShardAddr::new(0, 1),
+                ShardAddr::new(1, ShardAddr::EVERY_SHARD)
+            ]
+        );
     }
 
     #[test]

@@ -206,7 +206,10 @@ impl Owner {
         });
     }
 
-    /// Sends an event once to each shard with viewers of `room`.
+    /// Sends an event once to each shard with viewers of `room`, but not to
+    /// a shard (or host) whose one viewer is `except`: there nobody would
+    /// hear it. `except`, when given, is a player in `room` (the one the
+    /// event is about), so it is counted among the viewers.
     pub(super) fn emit(
         &mut self,
         fx: &mut Effects,
@@ -214,10 +217,18 @@ impl Owner {
         frame: Bytes,
         except: Option<SessionId>,
     ) {
+        let alone_at = except.map(|sid| self.viewer_key(sid));
         let Some(state) = self.rooms.get(&room) else {
             return;
         };
-        for &(to, _) in &state.viewers {
+        debug_assert!(
+            except.is_none_or(|sid| state.players.contains(&sid)),
+            "emit: the excepted session is not in the room"
+        );
+        for &(to, count) in &state.viewers {
+            if count == 1 && alone_at == Some(to) {
+                continue;
+            }
             fx.push(Effect::RoomEvent {
                 to,
                 room,
