@@ -4,7 +4,8 @@
 # On a fresh Debian machine with the Rust toolchain it installs what is
 # missing first (a C compiler for the bundled SQLite and mimalloc;
 # redis-server for the cluster tests, tests/cluster.rs; headless Chromium,
-# node and npm for the browser client's test, tests/browser.rs).
+# node and npm for the browser client's test, tests/browser.rs, and for the
+# independent client that loadgen is checked against, tests/crosscheck.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -14,9 +14,10 @@
 //! passes without having run.
 
 mod common;
+use common::node::{apt_install, node_and_npm};
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// playwright-core's version, pinned: its CDP client must speak the
@@ -27,42 +28,6 @@ const PLAYWRIGHT_CORE: &str = "1.65.1";
 const RESUME_WINDOW_MS: u64 = 5_000;
 /// The longest the browser script may run (it takes a few seconds).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn is_root() -> bool {
-    // SAFETY: getuid(2) has no failure modes.
-    unsafe { libc::getuid() == 0 }
-}
-
-fn found(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Installs Debian packages when root, or fails saying how.
-fn apt_install(packages: &[&str], why: &str) {
-    let list = packages.join(" ");
-    assert!(
-        is_root(),
-        "{why}; install with: sudo apt-get install -y {list} (or run the tests as root, which installs it)"
-    );
-    eprintln!("browser test: {why}; installing {list} with apt-get");
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {list}"
-            ),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "apt-get install -y {list} failed; install {list} by hand and run again"
-    );
-}
 
 /// The Chromium binary: `CHROMIUM` if set, else Debian's.
 fn chromium() -> PathBuf {
@@ -81,16 +46,6 @@ fn chromium() -> PathBuf {
         "/usr/bin/chromium is still missing after installing chromium"
     );
     debian
-}
-
-/// Node and npm, installed when missing.
-fn node_and_npm() {
-    if !found("node") || !found("npm") {
-        apt_install(
-            &["nodejs", "npm"],
-            "node and npm are needed to drive the browser",
-        );
-    }
 }
 
 /// A folder with playwright-core installed, by npm, when it is not there yet.
@@ -140,7 +95,7 @@ fn screenshot_path() -> PathBuf {
 #[test]
 fn a_guest_plays_in_chromium_and_a_dropped_page_resumes_with_nothing_missed() {
     let chromium = chromium();
-    node_and_npm();
+    node_and_npm("node and npm are needed to drive the browser");
     let playwright = playwright_dir();
     let screenshot = screenshot_path();
     let _ = std::fs::remove_file(&screenshot);

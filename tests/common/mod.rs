@@ -11,6 +11,8 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
 
+pub mod node;
+
 /// A server process started for one test, killed when dropped.
 pub struct ServerProc {
     pub child: Child,

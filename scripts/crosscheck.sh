@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Checks loadgen's `rtt` figures against an independent client: the same
+# workload (N guest sessions, `look` at an aggregate open-loop rate) from
+# bench/crosscheck/rtt.mjs (Node.js and the `ws` package, no code shared
+# with loadgen), against one mudshard, the two clients alternated for a
+# number of rounds. Prints each round's reply latency from both.
+#
+#   scripts/crosscheck.sh [--players N] [--rate R] [--rounds K] [--shards S] [--no-build]
+#
+# Read it this way: loadgen times from the intended send time, with sends
+# scheduled ahead by its own timer; the Node client's timer fires at best
+# every millisecond, so its intended-time figures carry up to a millisecond
+# of its own lag. Its "from actual send" column times from the moment it
+# handed the frame to the socket: that is the server's answer plus both
+# kernels, and is what loadgen's figure should be close to at the median.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PLAYERS=1000
+RATE=2000
+ROUNDS=3
+SHARDS=1
+BUILD=1
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --players) PLAYERS=$2; shift ;;
+    --rate) RATE=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --shards) SHARDS=$2; shift ;;
+    --no-build) BUILD=0 ;;
+    *)
+        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+    esac
+    shift
+done
+command -v node >/dev/null || {
+    echo "crosscheck.sh: node is missing; install it with: apt-get install -y nodejs npm" >&2
+    exit 1
+}
+if [[ $BUILD -eq 1 ]]; then
+    (cd "$ROOT" && cargo build --release --locked -p mudshard -p loadgen --bins)
+fi
+(cd "$ROOT/bench/crosscheck" && [[ -d node_modules/ws ]] || npm ci --no-audit --no-fund >/dev/null)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+BIN=$ROOT/target/release
+WORK=$(mktemp -d)
+PORT=$((20000 + RANDOM % 20000))
+"$BIN/mudshard" --listen 127.0.0.1:$PORT --shards "$SHARDS" --world grid:100x100 \
+    --data-dir "$WORK/data" --connections-per-ip-max 65536 >"$WORK/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 50); do
+    curl -s --max-time 1 "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+    sleep 0.1
+done
+COMMON=(--players "$PLAYERS" --rate "$RATE" --warmup 3 --duration 10 --source-ips 4)
+echo "mudshard --shards $SHARDS; $PLAYERS players, look at $RATE/s, 3 s warm-up, 10 s measured, each round both clients"
+printf '%-6s %-32s %10s %10s %10s %10s\n' round client p50_ms p90_ms p99_ms p99.9_ms
+for r in $(seq "$ROUNDS"); do
+    "$BIN/loadgen" rtt --target 127.0.0.1:$PORT "${COMMON[@]}" --grid-width 100 --grid-height 100 \
+        --server-pid $SERVER --json "$WORK/lg.json" --quiet >/dev/null
+    python3 - "$WORK/lg.json" "$r" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["latency_us"]["reply"]
+print("%-6s %-32s %10.3f %10.3f %10.3f %10.3f" % (sys.argv[2], "loadgen (intended send)",
+      r["p50_us"] / 1e3, r["p90_us"] / 1e3, r["p99_us"] / 1e3, r["p999_us"] / 1e3))
+PY
+    node "$ROOT/bench/crosscheck/rtt.mjs" --target 127.0.0.1:$PORT "${COMMON[@]}" >"$WORK/node.json"
+    python3 - "$WORK/node.json" "$r" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+if d["missing"] or d["errors"]:
+    print("node client: %d replies missing, %d errors" % (d["missing"], d["errors"]))
+for key, label in (("latency_ms", "node+ws (intended send)"), ("from_actual_send_ms", "node+ws (from actual send)")):
+    l = d[key]
+    print("%-6s %-32s %10.3f %10.3f %10.3f %10.3f" % (sys.argv[2], label, l["p50"], l["p90"], l["p99"], l["p999"]))
+PY
+done

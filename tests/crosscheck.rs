@@ -1,0 +1,89 @@
+//! The independent client that loadgen's `rtt` figures are checked against
+//! (`bench/crosscheck/rtt.mjs`, Node.js and the `ws` package; run beside
+//! loadgen by `scripts/crosscheck.sh`) works against a real server: every
+//! command it sends in the window is answered and timed, and a failing
+//! command is counted as an error, not as a good reply.
+//!
+//! `ws` is installed from the npm registry (`npm ci`, pinned by
+//! `bench/crosscheck/package-lock.json`) when it is missing, and `node` and
+//! `npm` with apt when the test runs as root; otherwise the test fails
+//! saying how to install them.
+
+mod common;
+use common::node::node_and_npm;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn crosscheck_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/crosscheck");
+    if !dir.join("node_modules/ws/package.json").exists() {
+        eprintln!("crosscheck test: npm ci in {}", dir.display());
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "npm could not install ws (is the npm registry reachable?); \
+             install it with: (cd {} && npm ci)",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// Runs the client for 1 s of warm-up and 2 s measured; returns its report.
+fn run(server: &ServerProc, players: u32, rate: u32, command: &str) -> Value {
+    let script = crosscheck_dir().join("rtt.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .args(["--target", &server.addr.to_string()])
+        .args(["--players", &players.to_string()])
+        .args(["--rate", &rate.to_string()])
+        .args(["--warmup", "1", "--duration", "2", "--command", command])
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "rtt.mjs failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("rtt.mjs printed {text:?}: {e}"))
+}
+
+#[test]
+fn the_independent_client_times_every_reply_and_counts_failures() {
+    node_and_npm("node and npm are needed to run the cross-check client");
+    let server = ServerProc::start(&["--shards", "2", "--no-ambient"]);
+
+    let report = run(&server, 40, 200, "look");
+    assert_eq!(report["rate_achieved"], 200, "{report}");
+    assert_eq!(report["replies_in_window"], 400, "{report}");
+    assert_eq!(report["missing"], 0, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    for key in ["latency_ms", "from_actual_send_ms"] {
+        let l = &report[key];
+        let (p50, p99, max) = (
+            l["p50"].as_f64().expect("p50"),
+            l["p99"].as_f64().expect("p99"),
+            l["max"].as_f64().expect("max"),
+        );
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{key}: {l}");
+    }
+    // Sent from the intended time, so never less than from the actual send.
+    assert!(
+        report["latency_ms"]["p50"].as_f64() >= report["from_actual_send_ms"]["p50"].as_f64(),
+        "{report}"
+    );
+
+    // A command the server refuses (no exit that way) is answered, and the
+    // client counts every such answer as an error.
+    let report = run(&server, 10, 50, "go nowhere");
+    assert_eq!(report["replies_in_window"], 100, "{report}");
+    assert_eq!(report["errors"], 100, "{report}");
+}
