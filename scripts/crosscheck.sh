@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# Checks loadgen's `rtt` figures against an independent client: the same
-# workload (N guest sessions, `look` at an aggregate open-loop rate) from
-# bench/crosscheck/rtt.mjs (Node.js and the `ws` package, no code shared
-# with loadgen), against one mudshard, the two clients alternated for a
-# number of rounds. Prints each round's reply latency from both.
+# Checks loadgen's figures against an independent client: the same
+# workloads from bench/crosscheck/ (Node.js and the `ws` package, no code
+# shared with loadgen), against one mudshard, the two clients alternated
+# for a number of rounds:
+#   rtt:  N guest sessions, `look` at an aggregate open-loop rate (rtt.mjs);
+#   chat: N players over R rooms, says at an aggregate rate, every other
+#         player in the room timing each delivery (chat.mjs).
+# Prints each round's latency percentiles from both.
 #
-#   scripts/crosscheck.sh [--players N] [--rate R] [--rounds K] [--shards S] [--no-build]
+#   scripts/crosscheck.sh [--players N] [--rate R] [--chat-players N]
+#       [--chat-rooms R] [--chat-rate R] [--rounds K] [--shards S] [--no-build]
 #
-# Read it this way: loadgen times from the intended send time, with sends
-# scheduled ahead by its own timer; the Node client's timer fires at best
-# every millisecond, so its intended-time figures carry up to a millisecond
-# of its own lag. Its "from actual send" column times from the moment it
-# handed the frame to the socket: that is the server's answer plus both
-# kernels, and is what loadgen's figure should be close to at the median.
+# Read it this way: both time from the intended send time; loadgen sends
+# ahead of its timer, while Node's timers fire at best every millisecond,
+# so the Node figures carry up to a millisecond of the client's own lag,
+# and a say's deliveries are read one after another by one Node thread.
+# rtt's "from actual send" row times from the moment the frame was handed
+# to the socket: the server's answer plus both kernels, which is what
+# loadgen's figure should be close to at the median.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PLAYERS=1000
 RATE=2000
+CHAT_PLAYERS=1000
+CHAT_ROOMS=10
+CHAT_RATE=100
 ROUNDS=3
 SHARDS=1
 BUILD=1
@@ -24,11 +32,14 @@ while [[ $# -gt 0 ]]; do
     case $1 in
     --players) PLAYERS=$2; shift ;;
     --rate) RATE=$2; shift ;;
+    --chat-players) CHAT_PLAYERS=$2; shift ;;
+    --chat-rooms) CHAT_ROOMS=$2; shift ;;
+    --chat-rate) CHAT_RATE=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --shards) SHARDS=$2; shift ;;
     --no-build) BUILD=0 ;;
     *)
-        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
     esac
@@ -55,7 +66,8 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 COMMON=(--players "$PLAYERS" --rate "$RATE" --warmup 3 --duration 10 --source-ips 4)
-echo "mudshard --shards $SHARDS; $PLAYERS players, look at $RATE/s, 3 s warm-up, 10 s measured, each round both clients"
+echo "mudshard --shards $SHARDS"
+echo "rtt: $PLAYERS players, look at $RATE/s, 3 s warm-up, 10 s measured, each round both clients"
 printf '%-6s %-32s %10s %10s %10s %10s\n' round client p50_ms p90_ms p99_ms p99.9_ms
 for r in $(seq "$ROUNDS"); do
     "$BIN/loadgen" rtt --target 127.0.0.1:$PORT "${COMMON[@]}" --grid-width 100 --grid-height 100 \
@@ -76,5 +88,30 @@ if d["missing"] or d["errors"]:
 for key, label in (("latency_ms", "node+ws (intended send)"), ("from_actual_send_ms", "node+ws (from actual send)")):
     l = d[key]
     print("%-6s %-32s %10.3f %10.3f %10.3f %10.3f" % (sys.argv[2], label, l["p50"], l["p90"], l["p99"], l["p999"]))
+PY
+done
+CHAT=(--players "$CHAT_PLAYERS" --rooms "$CHAT_ROOMS" --rate "$CHAT_RATE" --warmup 3 --duration 10 --source-ips 4)
+echo
+echo "chat: $CHAT_PLAYERS players in $CHAT_ROOMS rooms, says at $CHAT_RATE/s, 3 s warm-up, 10 s measured, each round both clients"
+printf '%-6s %-32s %10s %10s %10s %10s %10s\n' round client p50_ms p90_ms p99_ms p99.9_ms missing
+for r in $(seq "$ROUNDS"); do
+    "$BIN/loadgen" chat --target 127.0.0.1:$PORT "${CHAT[@]}" --grid-width 100 --grid-height 100 \
+        --server-pid $SERVER --json "$WORK/lg.json" --quiet >/dev/null
+    python3 - "$WORK/lg.json" "$r" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = d["latency_us"]["delivery"]
+print("%-6s %-32s %10.3f %10.3f %10.3f %10.3f %10d" % (sys.argv[2], "loadgen (intended send)",
+      l["p50_us"] / 1e3, l["p90_us"] / 1e3, l["p99_us"] / 1e3, l["p999_us"] / 1e3, d["deliveries"]["missing"]))
+PY
+    node "$ROOT/bench/crosscheck/chat.mjs" --target 127.0.0.1:$PORT "${CHAT[@]}" >"$WORK/node.json"
+    python3 - "$WORK/node.json" "$r" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = d["delivery_ms"]
+print("%-6s %-32s %10.3f %10.3f %10.3f %10.3f %10d" % (sys.argv[2], "node+ws (intended send)",
+      l["p50"], l["p90"], l["p99"], l["p999"], d["missing"]))
+if d["errors"]:
+    print("node client: %d errors" % d["errors"])
 PY
 done

@@ -1,8 +1,9 @@
-//! The independent client that loadgen's `rtt` figures are checked against
-//! (`bench/crosscheck/rtt.mjs`, Node.js and the `ws` package; run beside
-//! loadgen by `scripts/crosscheck.sh`) works against a real server: every
-//! command it sends in the window is answered and timed, and a failing
-//! command is counted as an error, not as a good reply.
+//! The independent clients that loadgen's figures are checked against
+//! (`bench/crosscheck/`, Node.js and the `ws` package; run beside loadgen by
+//! `scripts/crosscheck.sh`) work against a real server: every command
+//! `rtt.mjs` sends in the window is answered and timed, and a failing
+//! command is counted as an error, not as a good reply; every say
+//! `chat.mjs` sends reaches every other player of its room, and is timed.
 //!
 //! `ws` is installed from the npm registry (`npm ci`, pinned by
 //! `bench/crosscheck/package-lock.json`) when it is missing, and `node` and
@@ -35,15 +36,14 @@ fn crosscheck_dir() -> PathBuf {
     dir
 }
 
-/// Runs the client for 1 s of warm-up and 2 s measured; returns its report.
-fn run(server: &ServerProc, players: u32, rate: u32, command: &str) -> Value {
-    let script = crosscheck_dir().join("rtt.mjs");
+/// Runs a client for 1 s of warm-up and 2 s measured; returns its report.
+fn run_script(server: &ServerProc, script: &str, args: &[&str]) -> Value {
+    let script = crosscheck_dir().join(script);
     let out = Command::new("node")
         .arg(&script)
         .args(["--target", &server.addr.to_string()])
-        .args(["--players", &players.to_string()])
-        .args(["--rate", &rate.to_string()])
-        .args(["--warmup", "1", "--duration", "2", "--command", command])
+        .args(["--warmup", "1", "--duration", "2"])
+        .args(args)
         .output()
         .expect("run node");
     assert!(
@@ -53,28 +53,41 @@ fn run(server: &ServerProc, players: u32, rate: u32, command: &str) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("rtt.mjs printed {text:?}: {e}"))
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{} printed {text:?}: {e}", script.display()))
+}
+
+fn run(server: &ServerProc, players: u32, rate: u32, command: &str) -> Value {
+    let (players, rate) = (players.to_string(), rate.to_string());
+    run_script(
+        server,
+        "rtt.mjs",
+        &["--players", &players, "--rate", &rate, "--command", command],
+    )
+}
+
+fn assert_percentiles(report: &Value, key: &str) {
+    let l = &report[key];
+    let (p50, p99, max) = (
+        l["p50"].as_f64().expect("p50"),
+        l["p99"].as_f64().expect("p99"),
+        l["max"].as_f64().expect("max"),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{key}: {l}");
 }
 
 #[test]
 fn the_independent_client_times_every_reply_and_counts_failures() {
     node_and_npm("node and npm are needed to run the cross-check client");
-    let server = ServerProc::start(&["--shards", "2", "--no-ambient"]);
+    let server = ServerProc::start(&["--shards", "2", "--no-ambient", "--world", "grid:20x20"]);
 
     let report = run(&server, 40, 200, "look");
     assert_eq!(report["rate_achieved"], 200, "{report}");
     assert_eq!(report["replies_in_window"], 400, "{report}");
     assert_eq!(report["missing"], 0, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
-    for key in ["latency_ms", "from_actual_send_ms"] {
-        let l = &report[key];
-        let (p50, p99, max) = (
-            l["p50"].as_f64().expect("p50"),
-            l["p99"].as_f64().expect("p99"),
-            l["max"].as_f64().expect("max"),
-        );
-        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{key}: {l}");
-    }
+    assert_percentiles(&report, "latency_ms");
+    assert_percentiles(&report, "from_actual_send_ms");
     // Sent from the intended time, so never less than from the actual send.
     assert!(
         report["latency_ms"]["p50"].as_f64() >= report["from_actual_send_ms"]["p50"].as_f64(),
@@ -86,4 +99,18 @@ fn the_independent_client_times_every_reply_and_counts_failures() {
     let report = run(&server, 10, 50, "go nowhere");
     assert_eq!(report["replies_in_window"], 100, "{report}");
     assert_eq!(report["errors"], 100, "{report}");
+
+    // Says in rooms of 6 (30 players, 5 rooms, spread over two shards): each
+    // of the 2 s × 40 says is heard by the 5 others of its room.
+    let report = run_script(
+        &server,
+        "chat.mjs",
+        &["--players", "30", "--rooms", "5", "--rate", "40"],
+    );
+    assert_eq!(report["rate_achieved"], 40, "{report}");
+    assert_eq!(report["deliveries_expected"], 400, "{report}");
+    assert_eq!(report["deliveries_received"], 400, "{report}");
+    assert_eq!(report["missing"], 0, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_percentiles(&report, "delivery_ms");
 }
