@@ -347,6 +347,36 @@ fn oversized_and_invalid_utf8_frames_close_the_connection_and_spare_others() {
 }
 
 #[test]
+fn a_client_close_is_answered_as_rfc_6455_says() {
+    let server = ServerProc::start(&["--shards", "2"]);
+    let close = |payload: &[u8]| {
+        let mut c = Client::guest(server.addr, None);
+        c.write_raw(&raw_frame(0x88, payload));
+        c.expect_close()
+    };
+    let with_code = |code: u16, reason: &[u8]| {
+        let mut p = code.to_be_bytes().to_vec();
+        p.extend_from_slice(reason);
+        p
+    };
+    // A well-formed close, with or without a status, is answered normally.
+    assert_eq!(close(b""), 1000);
+    assert_eq!(close(&with_code(1000, b"bye")), 1000);
+    assert_eq!(close(&with_code(1001, b"")), 1000);
+    assert_eq!(
+        close(&with_code(4000, "adieu, \u{e9}t\u{e9}".as_bytes())),
+        1000
+    );
+    // A malformed one is a protocol error: a 1-byte payload, a status no
+    // peer may send (reserved or unassigned), a reason that is not UTF-8.
+    assert_eq!(close(b"\x03"), 1002);
+    for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000] {
+        assert_eq!(close(&with_code(code, b"")), 1002, "status {code}");
+    }
+    assert_eq!(close(&with_code(1000, b"\xff\xfe")), 1007);
+}
+
+#[test]
 fn commands_over_the_rate_limit_are_refused() {
     let server = ServerProc::start(&["--shards", "1"]);
     let mut c = Client::guest(server.addr, None);

@@ -69,6 +69,7 @@ fn on_frame(
             Ok(())
         }
         Kind::Close => {
+            close_payload_ok(payload)?;
             session.request_close(close::BYE);
             Ok(())
         }
@@ -80,6 +81,36 @@ fn on_frame(
             }
         }
     }
+}
+
+/// Checks a client's close frame (RFC 6455 §5.5.1, §7.4): empty, or a
+/// status code a peer may send followed by a UTF-8 reason. Any other close
+/// is answered as the violation it is, not with a plain goodbye.
+fn close_payload_ok(payload: &[u8]) -> Result<(), ws::Violation> {
+    let (code, reason) = match payload {
+        [] => return Ok(()),
+        [_] => {
+            return Err(ws::Violation {
+                code: close::PROTOCOL_ERROR,
+                reason: "close frame with a 1-byte payload",
+            })
+        }
+        [hi, lo, reason @ ..] => (u16::from_be_bytes([*hi, *lo]), reason),
+    };
+    // 1004-1006 and 1015 are reserved, never sent; 0-999 and 1016-2999 unused.
+    if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        return Err(ws::Violation {
+            code: close::PROTOCOL_ERROR,
+            reason: "close frame with an invalid status code",
+        });
+    }
+    if simdutf8::basic::from_utf8(reason).is_err() {
+        return Err(ws::Violation {
+            code: close::INVALID_PAYLOAD,
+            reason: "close reason is not valid UTF-8",
+        });
+    }
+    Ok(())
 }
 
 /// A complete message: text goes to the protocol, binary is refused.
