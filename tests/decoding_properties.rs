@@ -175,6 +175,7 @@ impl Known {
             websocket_key: self.key.clone(),
             upgrade_websocket: self.upgrade.is_some_and(|(_, websocket)| websocket),
             websocket_version_ok: self.version.is_some_and(|(_, ok)| ok),
+            websocket_version_present: self.version.is_some(),
             origin: self.origin.clone(),
             content_length: self.content_length.map_or(0, |n| n as usize),
         }

@@ -346,6 +346,79 @@ fn oversized_and_invalid_utf8_frames_close_the_connection_and_spare_others() {
     assert_eq!(bystander.cmd("look")["ok"], true);
 }
 
+/// The whole answer to a raw request that the server answers and closes.
+fn raw_answer(addr: std::net::SocketAddr, headers: &[&str]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let request = format!("GET /ws HTTP/1.1\r\n{}\r\n", headers.concat());
+    s.write_all(request.as_bytes()).expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn a_bad_upgrade_is_answered_as_rfc_6455_says() {
+    let server = ServerProc::start(&[]);
+    const HOST: &str = "Host: x\r\n";
+    const UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+    const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    const V13: &str = "Sec-WebSocket-Version: 13\r\n";
+    let status = |answer: &str| answer.split_whitespace().nth(1).map(str::to_owned);
+    // Not an upgrade at all: 426, saying what to upgrade to.
+    let answer = raw_answer(server.addr, &[HOST, KEY, V13]);
+    assert_eq!(status(&answer).as_deref(), Some("426"), "{answer}");
+    assert!(answer.contains("\r\nUpgrade: websocket\r\n"), "{answer}");
+    // A version this server does not speak: 426 with the one it does.
+    let answer = raw_answer(
+        server.addr,
+        &[HOST, UPGRADE, KEY, "Sec-WebSocket-Version: 8\r\n"],
+    );
+    assert_eq!(status(&answer).as_deref(), Some("426"), "{answer}");
+    assert!(
+        answer.contains("\r\nSec-WebSocket-Version: 13\r\n"),
+        "{answer}"
+    );
+    // No version, no key, or a key that is not 16 bytes in base64: 400.
+    for (headers, why) in [
+        (vec![HOST, UPGRADE, KEY], "no version"),
+        (vec![HOST, UPGRADE, V13], "no key"),
+        (
+            vec![HOST, UPGRADE, "Sec-WebSocket-Key: abc\r\n", V13],
+            "short key",
+        ),
+        (
+            vec![
+                HOST,
+                UPGRADE,
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!=\r\n",
+                V13,
+            ],
+            "not base64",
+        ),
+    ] {
+        let answer = raw_answer(server.addr, &headers);
+        assert_eq!(status(&answer).as_deref(), Some("400"), "{why}: {answer}");
+        assert!(answer.contains("bad_request"), "{why}: {answer}");
+    }
+    // Firefox's `Connection: keep-alive, Upgrade` and a capitalised
+    // `WebSocket` are upgrades like any other.
+    let mut s = std::net::TcpStream::connect(server.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    use std::io::{Read, Write};
+    s.write_all(
+        format!(
+            "GET /ws HTTP/1.1\r\n{HOST}Upgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n{KEY}{V13}\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).expect("read");
+    assert_eq!(&head, b"HTTP/1.1 101");
+}
+
 #[test]
 fn a_client_close_is_answered_as_rfc_6455_says() {
     let server = ServerProc::start(&["--shards", "2"]);

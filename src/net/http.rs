@@ -12,6 +12,8 @@ pub struct Request {
     pub websocket_key: Option<String>,
     pub upgrade_websocket: bool,
     pub websocket_version_ok: bool,
+    /// A `Sec-WebSocket-Version` header was sent (whatever its value).
+    pub websocket_version_present: bool,
     pub origin: Option<String>,
     pub content_length: usize,
 }
@@ -66,6 +68,7 @@ pub fn parse_head(buf: &[u8], bounds: HttpHeadBounds) -> Result<(Request, usize)
         } else if h.name.eq_ignore_ascii_case("sec-websocket-key") {
             out.websocket_key = Some(value.trim().to_string());
         } else if h.name.eq_ignore_ascii_case("sec-websocket-version") {
+            out.websocket_version_present = true;
             out.websocket_version_ok = value.trim() == "13";
         } else if h.name.eq_ignore_ascii_case("origin") {
             out.origin = Some(value.trim().to_string());
@@ -102,8 +105,24 @@ pub fn switching_protocols(key: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Whether a `Sec-WebSocket-Key` is what RFC 6455 §4.1 asks for: 16 bytes
+/// in base64 (24 characters, the last two `=`).
+pub fn websocket_key_ok(key: &str) -> bool {
+    let b = key.as_bytes();
+    b.len() == 24
+        && b[22..] == *b"=="
+        && b[..22]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+}
+
 /// A whole response that closes the connection after it.
 pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
+    response_with(status, content_type, "", body)
+}
+
+/// [`response`] with `extra` header lines (each ending in CRLF).
+pub fn response_with(status: u16, content_type: &str, extra: &str, body: &[u8]) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
         201 => "Created",
@@ -122,7 +141,7 @@ pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
         _ => "Error",
     };
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n",
         body.len()
     )
     .into_bytes();
@@ -147,13 +166,22 @@ pub fn file(content_type: &str, body: &[u8], security_policy: &str, with_body: b
 
 /// A JSON error response: `{"error":code,"message":…}`.
 pub fn json_error(status: u16, code: &str, message: &str) -> Vec<u8> {
+    json_error_with(status, code, message, "")
+}
+
+/// [`json_error`] with `extra` header lines (each ending in CRLF).
+pub fn json_error_with(status: u16, code: &str, message: &str, extra: &str) -> Vec<u8> {
     let mut body = b"{\"error\":".to_vec();
     crate::protocol::encode::put_str(&mut body, code);
     body.extend_from_slice(b",\"message\":");
     crate::protocol::encode::put_str(&mut body, message);
     body.push(b'}');
-    response(status, "application/json", &body)
+    response_with(status, "application/json", extra, &body)
 }
+
+/// The headers a 426 carries: what to upgrade to, and the one version
+/// this server speaks (RFC 7231 §6.5.15, RFC 6455 §4.2.2).
+pub const UPGRADE_TO_WEBSOCKET_13: &str = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
 
 #[cfg(test)]
 mod tests {

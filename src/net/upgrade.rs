@@ -23,22 +23,55 @@ pub(super) async fn upgrade(
     peer_ip: std::net::IpAddr,
     accepted: std::time::Instant,
 ) -> Option<(u32, u32)> {
+    if !request.upgrade_websocket {
+        respond(
+            stream,
+            http::json_error_with(
+                426,
+                "upgrade_required",
+                "GET /ws needs a WebSocket upgrade",
+                http::UPGRADE_TO_WEBSOCKET_13,
+            ),
+        )
+        .await;
+        return None;
+    }
+    // RFC 6455 §4.2.1-4.2.2: a handshake without its key or version is a
+    // bad request; a version this server does not speak is answered with
+    // the one it does.
     let Some(key) = request
         .websocket_key
         .as_deref()
-        .filter(|_| request.upgrade_websocket)
+        .filter(|k| http::websocket_key_ok(k))
     else {
         respond(
             stream,
-            http::json_error(426, "upgrade_required", "GET /ws needs a WebSocket upgrade"),
+            http::json_error(
+                400,
+                "bad_request",
+                "Sec-WebSocket-Key must be 16 bytes in base64",
+            ),
         )
         .await;
         return None;
     };
+    if !request.websocket_version_present {
+        respond(
+            stream,
+            http::json_error(400, "bad_request", "Sec-WebSocket-Version is missing"),
+        )
+        .await;
+        return None;
+    }
     if !request.websocket_version_ok {
         respond(
             stream,
-            http::json_error(400, "bad_request", "Sec-WebSocket-Version must be 13"),
+            http::json_error_with(
+                426,
+                "upgrade_required",
+                "Sec-WebSocket-Version must be 13",
+                http::UPGRADE_TO_WEBSOCKET_13,
+            ),
         )
         .await;
         return None;
