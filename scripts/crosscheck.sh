@@ -5,11 +5,15 @@
 # for a number of rounds:
 #   rtt:  N guest sessions, `look` at an aggregate open-loop rate (rtt.mjs);
 #   chat: N players over R rooms, says at an aggregate rate, every other
-#         player in the room timing each delivery (chat.mjs).
-# Prints each round's latency percentiles from both.
+#         player in the room timing each delivery (chat.mjs);
+#   idle: N guest sessions placed over the grid and held; the server's
+#         memory per session (idle.mjs), each run on a fresh server started
+#         with MIMALLOC_PURGE_DELAY=0, as the suite's purged idle run.
+# Prints each round's latency percentiles, and memory per session, from both.
 #
 #   scripts/crosscheck.sh [--players N] [--rate R] [--chat-players N]
-#       [--chat-rooms R] [--chat-rate R] [--rounds K] [--shards S] [--no-build]
+#       [--chat-rooms R] [--chat-rate R] [--idle-players N] [--rounds K]
+#       [--shards S] [--no-build]
 #
 # Read it this way: both time from the intended send time; loadgen sends
 # ahead of its timer, while Node's timers fire at best every millisecond,
@@ -25,6 +29,7 @@ RATE=2000
 CHAT_PLAYERS=1000
 CHAT_ROOMS=10
 CHAT_RATE=100
+IDLE_PLAYERS=15000
 ROUNDS=3
 SHARDS=1
 BUILD=1
@@ -35,11 +40,12 @@ while [[ $# -gt 0 ]]; do
     --chat-players) CHAT_PLAYERS=$2; shift ;;
     --chat-rooms) CHAT_ROOMS=$2; shift ;;
     --chat-rate) CHAT_RATE=$2; shift ;;
+    --idle-players) IDLE_PLAYERS=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --shards) SHARDS=$2; shift ;;
     --no-build) BUILD=0 ;;
     *)
-        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
     esac
@@ -114,4 +120,45 @@ print("%-6s %-32s %10.3f %10.3f %10.3f %10.3f %10d" % (sys.argv[2], "node+ws (in
 if d["errors"]:
     print("node client: %d errors" % d["errors"])
 PY
+done
+
+# idle: a fresh server for each run, so that each reads its own growth.
+kill $SERVER 2>/dev/null
+wait $SERVER 2>/dev/null || true
+echo
+echo "idle: $IDLE_PLAYERS guest sessions over the 100x100 grid, held 15 s; MIMALLOC_PURGE_DELAY=0 mudshard --shards $SHARDS, fresh for each run"
+printf '%-6s %-32s %12s %12s %16s\n' round client rss_before_kib rss_after_kib bytes_per_session
+for r in $(seq "$ROUNDS"); do
+    for client in loadgen node; do
+        rm -rf "$WORK/data"
+        MIMALLOC_PURGE_DELAY=0 "$BIN/mudshard" --listen 127.0.0.1:$PORT --shards "$SHARDS" --world grid:100x100 \
+            --data-dir "$WORK/data" --connections-per-ip-max 65536 >"$WORK/server.log" 2>&1 &
+        SERVER=$!
+        for _ in $(seq 50); do
+            curl -s --max-time 1 "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+            sleep 0.1
+        done
+        if [[ $client == loadgen ]]; then
+            "$BIN/loadgen" idle --target 127.0.0.1:$PORT --players "$IDLE_PLAYERS" --ramp-rate 5000 --concurrency 256 \
+                --warmup 2 --duration 15 --source-ips 20 --grid-width 100 --grid-height 100 \
+                --server-pid $SERVER --json "$WORK/lg.json" --quiet >/dev/null
+            python3 - "$WORK/lg.json" "$r" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["server"]
+print("%-6s %-32s %12d %12d %16.0f" % (sys.argv[2], "loadgen", s["rss_before_kib"], s["rss_after_kib"], s["rss_per_session_bytes"]))
+PY
+        else
+            node "$ROOT/bench/crosscheck/idle.mjs" --target 127.0.0.1:$PORT --server-pid $SERVER \
+                --players "$IDLE_PLAYERS" --hold 17 --source-ips 20 >"$WORK/node.json"
+            python3 - "$WORK/node.json" "$r" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("%-6s %-32s %12d %12d %16d" % (sys.argv[2], "node+ws", d["rss_before_kib"], d["rss_after_kib"], d["rss_per_session_bytes"]))
+if d["dropped"]:
+    print("node client: %d sessions dropped" % d["dropped"])
+PY
+        fi
+        kill $SERVER
+        wait $SERVER 2>/dev/null || true
+    done
 done
