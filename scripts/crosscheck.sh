@@ -71,6 +71,20 @@ for _ in $(seq 50); do
     curl -s --max-time 1 "http://127.0.0.1:$PORT/healthz" >/dev/null && break
     sleep 0.1
 done
+# One row of loadgen's figures: its JSON report, the round, the latency to
+# show (reply, delivery), and "missing" to add the deliveries it missed.
+loadgen_row() {
+    python3 - "$@" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = d["latency_us"][sys.argv[3]]
+cols = [l[k] / 1e3 for k in ("p50_us", "p90_us", "p99_us", "p999_us")]
+line = "%-6s %-32s %10.3f %10.3f %10.3f %10.3f" % (sys.argv[2], "loadgen (intended send)", *cols)
+if sys.argv[4:] == ["missing"]:
+    line += " %10d" % d["deliveries"]["missing"]
+print(line)
+PY
+}
 COMMON=(--players "$PLAYERS" --rate "$RATE" --warmup 3 --duration 10 --source-ips 4)
 echo "mudshard --shards $SHARDS"
 echo "rtt: $PLAYERS players, look at $RATE/s, 3 s warm-up, 10 s measured, each round both clients"
@@ -78,13 +92,7 @@ printf '%-6s %-32s %10s %10s %10s %10s\n' round client p50_ms p90_ms p99_ms p99.
 for r in $(seq "$ROUNDS"); do
     "$BIN/loadgen" rtt --target 127.0.0.1:$PORT "${COMMON[@]}" --grid-width 100 --grid-height 100 \
         --server-pid $SERVER --json "$WORK/lg.json" --quiet >/dev/null
-    python3 - "$WORK/lg.json" "$r" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-r = d["latency_us"]["reply"]
-print("%-6s %-32s %10.3f %10.3f %10.3f %10.3f" % (sys.argv[2], "loadgen (intended send)",
-      r["p50_us"] / 1e3, r["p90_us"] / 1e3, r["p99_us"] / 1e3, r["p999_us"] / 1e3))
-PY
+    loadgen_row "$WORK/lg.json" "$r" reply
     node "$ROOT/bench/crosscheck/rtt.mjs" --target 127.0.0.1:$PORT "${COMMON[@]}" >"$WORK/node.json"
     python3 - "$WORK/node.json" "$r" <<'PY'
 import json, sys
@@ -103,13 +111,7 @@ printf '%-6s %-32s %10s %10s %10s %10s %10s\n' round client p50_ms p90_ms p99_ms
 for r in $(seq "$ROUNDS"); do
     "$BIN/loadgen" chat --target 127.0.0.1:$PORT "${CHAT[@]}" --grid-width 100 --grid-height 100 \
         --server-pid $SERVER --json "$WORK/lg.json" --quiet >/dev/null
-    python3 - "$WORK/lg.json" "$r" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-l = d["latency_us"]["delivery"]
-print("%-6s %-32s %10.3f %10.3f %10.3f %10.3f %10d" % (sys.argv[2], "loadgen (intended send)",
-      l["p50_us"] / 1e3, l["p90_us"] / 1e3, l["p99_us"] / 1e3, l["p999_us"] / 1e3, d["deliveries"]["missing"]))
-PY
+    loadgen_row "$WORK/lg.json" "$r" delivery missing
     node "$ROOT/bench/crosscheck/chat.mjs" --target 127.0.0.1:$PORT "${CHAT[@]}" >"$WORK/node.json"
     python3 - "$WORK/node.json" "$r" <<'PY'
 import json, sys

@@ -311,16 +311,8 @@ mod tests {
         }
         let mut fx = Effects::new();
         owner.command(&mut fx, speaker, None, &BodyCommand::Say("hello".into()));
-        let mut events: Vec<ShardAddr> = fx
-            .iter()
-            .filter_map(|e| match e {
-                Effect::RoomEvent { to, .. } => Some(*to),
-                _ => None,
-            })
-            .collect();
-        events.sort();
         assert_eq!(
-            events,
+            event_targets(&fx),
             [
                 ShardAddr::new(0, 0),
                 ShardAddr::new(1, ShardAddr::EVERY_SHARD),
