@@ -3,7 +3,8 @@
 //! `scripts/crosscheck.sh`) work against a real server: every command
 //! `rtt.mjs` sends in the window is answered and timed, and a failing
 //! command is counted as an error, not as a good reply; every say
-//! `chat.mjs` sends reaches every other player of its room, and is timed.
+//! `chat.mjs` sends reaches every other player of its room, and is timed;
+//! `idle.mjs` holds its sessions and reads the server's memory.
 //!
 //! `ws` is installed from the npm registry (`npm ci`, pinned by
 //! `bench/crosscheck/package-lock.json`) when it is missing, and `node` and
@@ -36,13 +37,12 @@ fn crosscheck_dir() -> PathBuf {
     dir
 }
 
-/// Runs a client for 1 s of warm-up and 2 s measured; returns its report.
+/// Runs a client script against `server` with `args`; returns its report.
 fn run_script(server: &ServerProc, script: &str, args: &[&str]) -> Value {
     let script = crosscheck_dir().join(script);
     let out = Command::new("node")
         .arg(&script)
         .args(["--target", &server.addr.to_string()])
-        .args(["--warmup", "1", "--duration", "2"])
         .args(args)
         .output()
         .expect("run node");
@@ -57,12 +57,24 @@ fn run_script(server: &ServerProc, script: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{} printed {text:?}: {e}", script.display()))
 }
 
+/// rtt.mjs for 1 s of warm-up and 2 s measured.
 fn run(server: &ServerProc, players: u32, rate: u32, command: &str) -> Value {
     let (players, rate) = (players.to_string(), rate.to_string());
     run_script(
         server,
         "rtt.mjs",
-        &["--players", &players, "--rate", &rate, "--command", command],
+        &[
+            "--players",
+            &players,
+            "--rate",
+            &rate,
+            "--command",
+            command,
+            "--warmup",
+            "1",
+            "--duration",
+            "2",
+        ],
     )
 }
 
@@ -105,7 +117,18 @@ fn the_independent_client_times_every_reply_and_counts_failures() {
     let report = run_script(
         &server,
         "chat.mjs",
-        &["--players", "30", "--rooms", "5", "--rate", "40"],
+        &[
+            "--players",
+            "30",
+            "--rooms",
+            "5",
+            "--rate",
+            "40",
+            "--warmup",
+            "1",
+            "--duration",
+            "2",
+        ],
     );
     assert_eq!(report["rate_achieved"], 40, "{report}");
     assert_eq!(report["deliveries_expected"], 400, "{report}");
@@ -113,4 +136,35 @@ fn the_independent_client_times_every_reply_and_counts_failures() {
     assert_eq!(report["missing"], 0, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert_percentiles(&report, "delivery_ms");
+
+    // Sessions held over the grid (its 20x20 rooms), the server's memory
+    // read before and after from its /proc entry.
+    let pid = server.child.id().to_string();
+    let report = run_script(
+        &server,
+        "idle.mjs",
+        &[
+            "--server-pid",
+            &pid,
+            "--players",
+            "50",
+            "--hold",
+            "1",
+            "--source-ips",
+            "1",
+            "--grid-width",
+            "20",
+            "--grid-height",
+            "20",
+        ],
+    );
+    assert_eq!(report["sessions"], 50, "{report}");
+    assert_eq!(report["dropped"], 0, "{report}");
+    for key in ["rss_before_kib", "rss_after_kib"] {
+        assert!(
+            report[key].as_u64().is_some_and(|kib| kib > 0),
+            "{key}: {report}"
+        );
+    }
+    assert!(report["rss_per_session_bytes"].is_i64(), "{report}");
 }
