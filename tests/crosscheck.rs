@@ -37,13 +37,15 @@ fn crosscheck_dir() -> PathBuf {
     dir
 }
 
-/// Runs a client script against `server` with `args`; returns its report.
-fn run_script(server: &ServerProc, script: &str, args: &[&str]) -> Value {
+/// Runs a client script against `server` with `args` (split at spaces) and
+/// then `more`; returns its report.
+fn run_script(server: &ServerProc, script: &str, args: &str, more: &[&str]) -> Value {
     let script = crosscheck_dir().join(script);
     let out = Command::new("node")
         .arg(&script)
         .args(["--target", &server.addr.to_string()])
-        .args(args)
+        .args(args.split_whitespace())
+        .args(more)
         .output()
         .expect("run node");
     assert!(
@@ -59,22 +61,11 @@ fn run_script(server: &ServerProc, script: &str, args: &[&str]) -> Value {
 
 /// rtt.mjs for 1 s of warm-up and 2 s measured.
 fn run(server: &ServerProc, players: u32, rate: u32, command: &str) -> Value {
-    let (players, rate) = (players.to_string(), rate.to_string());
     run_script(
         server,
         "rtt.mjs",
-        &[
-            "--players",
-            &players,
-            "--rate",
-            &rate,
-            "--command",
-            command,
-            "--warmup",
-            "1",
-            "--duration",
-            "2",
-        ],
+        &format!("--players {players} --rate {rate} --warmup 1 --duration 2"),
+        &["--command", command],
     )
 }
 
@@ -117,18 +108,8 @@ fn the_independent_client_times_every_reply_and_counts_failures() {
     let report = run_script(
         &server,
         "chat.mjs",
-        &[
-            "--players",
-            "30",
-            "--rooms",
-            "5",
-            "--rate",
-            "40",
-            "--warmup",
-            "1",
-            "--duration",
-            "2",
-        ],
+        "--players 30 --rooms 5 --rate 40 --warmup 1 --duration 2",
+        &[],
     );
     assert_eq!(report["rate_achieved"], 40, "{report}");
     assert_eq!(report["deliveries_expected"], 400, "{report}");
@@ -139,25 +120,11 @@ fn the_independent_client_times_every_reply_and_counts_failures() {
 
     // Sessions held over the grid (its 20x20 rooms), the server's memory
     // read before and after from its /proc entry.
-    let pid = server.child.id().to_string();
-    let report = run_script(
-        &server,
-        "idle.mjs",
-        &[
-            "--server-pid",
-            &pid,
-            "--players",
-            "50",
-            "--hold",
-            "1",
-            "--source-ips",
-            "1",
-            "--grid-width",
-            "20",
-            "--grid-height",
-            "20",
-        ],
+    let args = format!(
+        "--server-pid {} --players 50 --hold 1 --source-ips 1 --grid-width 20 --grid-height 20",
+        server.child.id()
     );
+    let report = run_script(&server, "idle.mjs", &args, &[]);
     assert_eq!(report["sessions"], 50, "{report}");
     assert_eq!(report["dropped"], 0, "{report}");
     for key in ["rss_before_kib", "rss_after_kib"] {
