@@ -295,6 +295,37 @@ fn bad_frames_get_their_documented_answers_and_the_connection_stays() {
 }
 
 #[test]
+fn a_command_line_with_control_characters_is_refused_and_reaches_nobody() {
+    let server = ServerProc::start(&["--shards", "2"]);
+    let mut speaker = Client::guest(server.addr, Some("speaker"));
+    let mut listener = Client::guest(server.addr, Some("listener"));
+    for line in [
+        "say \u{1b}[2J\u{1b}[31mcleared",
+        "say ring\u{7}",
+        "say a\u{0}b",
+        "say two\nlines",
+        "say tab\tbed",
+        "say c1\u{9b}31m",
+    ] {
+        speaker.send(json!({"type":"cmd","id":1,"line":line}));
+        let e = speaker.recv_until(|f| f["type"] != "event");
+        assert_eq!(
+            (e["type"].as_str(), e["code"].as_str()),
+            (Some("error"), Some("invalid_text")),
+            "{line:?}: {e}"
+        );
+    }
+    // Nothing of it reached the room; a plain say still does.
+    assert_eq!(speaker.cmd("say plain words")["ok"], true);
+    let heard = listener.recv_until(|f| f["kind"] == "say");
+    assert_eq!(
+        (heard["from"].as_str(), heard["text"].as_str()),
+        (Some("speaker"), Some("plain words")),
+        "the first say the listener hears"
+    );
+}
+
+#[test]
 fn a_taken_name_is_refused_until_its_holder_leaves() {
     let server = ServerProc::start(&["--shards", "2"]);
     let mut first = Client::guest(server.addr, Some("Unique"));

@@ -122,11 +122,25 @@ impl Shard {
                 &format!("Slow down: at most {per_s} commands a second."),
             );
         }
-        if line.chars().count() > chars_max {
+        let (mut chars, mut control) = (0, false);
+        for c in line.chars() {
+            chars += 1;
+            control |= c.is_control();
+        }
+        if chars > chars_max {
             return self.send_error(
                 slot,
                 "invalid_text",
                 &format!("A command line is at most {chars_max} characters."),
+            );
+        }
+        if control {
+            // Whatever a player says reaches other players' screens: no
+            // terminal escapes, bells or NULs through it.
+            return self.send_error(
+                slot,
+                "invalid_text",
+                "A command line may not hold control characters (escapes, tabs, line breaks).",
             );
         }
         if session.busy_since.is_some() || session.phase != Phase::Playing {
