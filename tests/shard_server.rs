@@ -377,16 +377,12 @@ fn oversized_and_invalid_utf8_frames_close_the_connection_and_spare_others() {
     assert_eq!(bystander.cmd("look")["ok"], true);
 }
 
-/// The whole answer to a raw request that the server answers and closes.
+/// The whole answer to a `GET /ws` with `headers`, which the server answers and closes.
 fn raw_answer(addr: std::net::SocketAddr, headers: &[&str]) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    let request = format!("GET /ws HTTP/1.1\r\n{}\r\n", headers.concat());
-    s.write_all(request.as_bytes()).expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
+    http_raw(
+        addr,
+        &format!("GET /ws HTTP/1.1\r\n{}\r\n", headers.concat()),
+    )
 }
 
 #[test]
@@ -665,6 +661,77 @@ fn http_endpoints_answer_and_anything_else_is_404() {
         "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(status, 405);
+}
+
+#[test]
+fn queries_head_and_405_are_answered_as_http_says() {
+    let server = ServerProc::start(&[]);
+    // A query string is not part of the path.
+    assert_eq!(server.http_get("/healthz?probe=1").0, 200);
+    assert_eq!(server.http_get("/metrics?x").0, 200);
+    assert_eq!(server.http_get("/?v=2").0, 200);
+    let mut c = std::net::TcpStream::connect(server.addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    {
+        use std::io::{Read, Write};
+        c.write_all(
+            b"GET /ws?client=test HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .expect("write");
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).expect("read");
+        assert_eq!(&head, b"HTTP/1.1 101");
+    }
+    // HEAD where GET is served: the same head, no body.
+    for path in ["/healthz", "/metrics", "/"] {
+        let get = http_raw(
+            server.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        );
+        let head = http_raw(
+            server.addr,
+            &format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        );
+        let (get_head, get_body) = get.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 200"), "HEAD {path}: {head}");
+        assert!(head.ends_with("\r\n\r\n"), "HEAD {path} has a body: {head}");
+        assert!(!get_body.is_empty(), "GET {path}");
+        let length = |h: &str| {
+            h.lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map(str::to_owned)
+        };
+        // The figures change between the two requests; the page does not.
+        assert!(length(&head).is_some(), "HEAD {path}: {head}");
+        if path == "/" {
+            assert_eq!(length(&head), length(get_head), "HEAD {path}");
+        }
+    }
+    // A 405 says which methods are allowed.
+    for (request, allow) in [
+        (
+            "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "GET, HEAD",
+        ),
+        ("DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "GET, HEAD"),
+        ("GET /api/login HTTP/1.1\r\nHost: x\r\n\r\n", "POST"),
+        (
+            "POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "GET",
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "GET, HEAD",
+        ),
+    ] {
+        let answer = http_raw(server.addr, request);
+        assert!(answer.starts_with("HTTP/1.1 405"), "{request:?}: {answer}");
+        assert!(
+            answer.contains(&format!("\r\nAllow: {allow}\r\n")),
+            "{request:?}: {answer}"
+        );
+    }
 }
 
 #[test]

@@ -54,9 +54,13 @@ pub fn parse_head(buf: &[u8], bounds: HttpHeadBounds) -> Result<(Request, usize)
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         Err(_) => return Err(HeadError::Malformed),
     };
+    // Routes are paths: a query string (`/healthz?probe=1`, `/ws?v=2`) is
+    // not part of one, and nothing here reads it.
+    let target = req.path.unwrap_or("");
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
     let mut out = Request {
         method: req.method.unwrap_or("").to_string(),
-        path: req.path.unwrap_or("").to_string(),
+        path: path.to_string(),
         ..Request::default()
     };
     for h in req.headers.iter() {
@@ -147,6 +151,25 @@ pub fn response_with(status: u16, content_type: &str, extra: &str, body: &[u8]) 
     .into_bytes();
     out.extend_from_slice(body);
     out
+}
+
+/// The head of `response` alone: the answer to a `HEAD` request, whose
+/// headers (and `Content-Length`) are those a `GET` would get.
+pub fn head_only(mut response: Vec<u8>) -> Vec<u8> {
+    if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+        response.truncate(end + 4);
+    }
+    response
+}
+
+/// A 405 naming the methods `allow`ed (RFC 9110 §15.5.6).
+pub fn method_not_allowed(allow: &str) -> Vec<u8> {
+    json_error_with(
+        405,
+        "method_not_allowed",
+        &format!("use {allow}"),
+        &format!("Allow: {allow}\r\n"),
+    )
 }
 
 /// A file of the browser client, or for `HEAD` (`with_body` false) its

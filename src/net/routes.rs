@@ -2,8 +2,9 @@
 //! and before the login deadline, and the route table of the one port —
 //! `GET /` and the browser client's files (`client/`, `GET` or `HEAD`),
 //! `GET /ws` (handed to `upgrade.rs`), `GET /healthz` and `GET /metrics`
-//! (figures gathered from every shard), `POST /api/register` and
-//! `/api/login` (`api.rs`), and 404 / 405 for anything else.
+//! (figures gathered from every shard; `HEAD` too), `POST /api/register` and
+//! `/api/login` (`api.rs`), and 404 / 405 (with `Allow`) for anything else.
+//! A query string is not part of the path (`http.rs`).
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -70,7 +71,7 @@ pub(super) async fn http_phase(
                 client::CONTENT_SECURITY_POLICY,
                 request.method == "GET",
             ),
-            _ => http::json_error(405, "method_not_allowed", "use GET"),
+            _ => http::method_not_allowed("GET, HEAD"),
         };
         respond(stream, response).await;
         return None;
@@ -79,17 +80,15 @@ pub(super) async fn http_phase(
         ("GET", "/ws") => {
             return upgrade(shard, stream, request, leftover, peer_ip, accepted).await
         }
-        ("GET", "/healthz") => {
+        (method @ ("GET" | "HEAD"), "/healthz") => {
             let body = gather(shard, crate::metrics::health_json).await;
-            respond(stream, http::response(200, "application/json", &body)).await;
+            let response = http::response(200, "application/json", &body);
+            respond(stream, head_if(method, response)).await;
         }
-        ("GET", "/metrics") => {
+        (method @ ("GET" | "HEAD"), "/metrics") => {
             let body = gather(shard, crate::metrics::prometheus_text).await;
-            respond(
-                stream,
-                http::response(200, "text/plain; version=0.0.4", &body),
-            )
-            .await;
+            let response = http::response(200, "text/plain; version=0.0.4", &body);
+            respond(stream, head_if(method, response)).await;
         }
         ("POST", "/api/register" | "/api/login") => {
             let endpoint = match request.path.as_str() {
@@ -103,18 +102,11 @@ pub(super) async fn http_phase(
             respond(stream, response).await;
         }
         (_, "/api/register" | "/api/login") => {
-            respond(
-                stream,
-                http::json_error(405, "method_not_allowed", "use POST"),
-            )
-            .await;
+            respond(stream, http::method_not_allowed("POST")).await;
         }
-        (_, "/ws" | "/healthz" | "/metrics") => {
-            respond(
-                stream,
-                http::json_error(405, "method_not_allowed", "use GET"),
-            )
-            .await;
+        (_, "/ws") => respond(stream, http::method_not_allowed("GET")).await,
+        (_, "/healthz" | "/metrics") => {
+            respond(stream, http::method_not_allowed("GET, HEAD")).await;
         }
         _ => respond(stream, http::json_error(404, "not_found", "no such page")).await,
     }
@@ -181,6 +173,15 @@ async fn read_head(
 /// Waits until `deadline` (at once when it has passed).
 pub(super) async fn until(deadline: Instant) {
     Timer::new(deadline.saturating_duration_since(Instant::now())).await;
+}
+
+/// `response` as the answer to `method`: its head alone for `HEAD`.
+fn head_if(method: &str, response: Vec<u8>) -> Vec<u8> {
+    if method == "HEAD" {
+        http::head_only(response)
+    } else {
+        response
+    }
 }
 
 pub(super) async fn respond(stream: &mut TcpStream, bytes: Vec<u8>) {

@@ -128,12 +128,19 @@ impl Drop for ServerProc {
     }
 }
 
-pub fn http_request(addr: SocketAddr, request: &str) -> (u16, String) {
+/// The whole answer, head and body, to a raw request that the server
+/// answers and then closes.
+pub fn http_raw(addr: SocketAddr, request: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     s.write_all(request.as_bytes()).expect("write");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
+    out
+}
+
+pub fn http_request(addr: SocketAddr, request: &str) -> (u16, String) {
+    let out = http_raw(addr, request);
     let status = out
         .split_whitespace()
         .nth(1)
