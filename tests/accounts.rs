@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{http_post_json, Client, ServerProc};
+use common::{http_post_json, http_request, Client, ServerProc};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -192,6 +192,23 @@ fn names_and_passwords_follow_the_rules_and_guests_keep_off_accounts() {
         panic!("a guest took an account's name");
     };
     assert_eq!(refused["code"], "name_taken", "{refused}");
+}
+
+#[test]
+fn a_chunked_api_body_is_refused_with_411_not_read_as_empty() {
+    let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &[]);
+    let body = r#"{"name":"Hal","password":"correct horse"}"#;
+    let request = format!(
+        "POST /api/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let (status, answer) = http_request(server.addr, &request);
+    assert_eq!(status, 411, "{answer}");
+    assert!(answer.contains("length_required"), "{answer}");
+    // Nothing was registered: the same body with a Content-Length is.
+    let (status, answer) = http_post_json(server.addr, "/api/register", body);
+    assert_eq!(status, 201, "{answer}");
 }
 
 #[test]

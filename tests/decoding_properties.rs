@@ -178,6 +178,7 @@ impl Known {
             websocket_version_present: self.version.is_some(),
             origin: self.origin.clone(),
             content_length: self.content_length.map_or(0, |n| n as usize),
+            transfer_encoding: false,
         }
     }
 }

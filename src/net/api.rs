@@ -51,6 +51,13 @@ pub async fn answer(
     endpoint: Endpoint,
     deadline: Instant,
 ) -> Vec<u8> {
+    if request.transfer_encoding {
+        return http::json_error(
+            411,
+            "length_required",
+            "send the body with a Content-Length (chunked bodies are not read)",
+        );
+    }
     if request.content_length > BODY_BYTES_MAX {
         return http::json_error(413, "too_large", "the request body is too large");
     }

@@ -16,6 +16,9 @@ pub struct Request {
     pub websocket_version_present: bool,
     pub origin: Option<String>,
     pub content_length: usize,
+    /// A `Transfer-Encoding` header was sent: the body is not delimited by
+    /// `Content-Length`, and is not read.
+    pub transfer_encoding: bool,
 }
 
 /// Why a head could not be read.
@@ -76,6 +79,8 @@ pub fn parse_head(buf: &[u8], bounds: HttpHeadBounds) -> Result<(Request, usize)
             out.websocket_version_ok = value.trim() == "13";
         } else if h.name.eq_ignore_ascii_case("origin") {
             out.origin = Some(value.trim().to_string());
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            out.transfer_encoding = true;
         } else if h.name.eq_ignore_ascii_case("content-length") {
             out.content_length = value.trim().parse().map_err(|_| HeadError::Malformed)?;
         }
@@ -136,6 +141,7 @@ pub fn response_with(status: u16, content_type: &str, extra: &str, body: &[u8]) 
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        411 => "Length Required",
         413 => "Payload Too Large",
         414 => "URI Too Long",
         426 => "Upgrade Required",
