@@ -168,7 +168,9 @@ impl Known {
         out
     }
 
-    fn request(&self, method: &str, path: &str) -> Request {
+    fn request(&self, method: &str, target: &str) -> Request {
+        // The route is the request target without its query string.
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
         Request {
             method: method.into(),
             path: path.into(),
