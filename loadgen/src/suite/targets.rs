@@ -941,6 +941,11 @@ mod tests {
             .unwrap_or_else(|| panic!("no line {figure}"))
     }
 
+    /// The verdict of the line `figure` in a shared-cores run of `f`.
+    fn verdict(f: &TargetFigures, figure: &str) -> Verdict {
+        line(&lines(f, FULL_SHARED), figure).verdict.clone()
+    }
+
     #[test]
     fn the_floor_lines_are_judged_in_the_servers_shape_and_show_the_older_figure_beside() {
         let mut f = figures();
@@ -1175,37 +1180,22 @@ mod tests {
 
         // The scaling lines: the runtime's own 2 vs 1 decides.
         let walk = "walk, 2 shards vs 1 shard: server CPU per command";
-        assert_eq!(
-            line(&lines(&f, FULL_SHARED), walk).verdict,
-            Verdict::NotReached(None)
-        );
+        assert_eq!(verdict(&f, walk), Verdict::NotReached(None));
         f.runtime_echo_scaling = Ok(1.2);
-        assert!(matches!(
-            line(&lines(&f, FULL_SHARED), walk).verdict,
-            Verdict::OutOfReach(_)
-        ));
+        assert!(matches!(verdict(&f, walk), Verdict::OutOfReach(_)));
 
         // rtt's CPU: the glommio echo over the judged echo.
         f.rtt_cpu = op(30.0);
         let rtt = "rtt: server CPU per `look`";
-        assert_eq!(
-            line(&lines(&f, FULL_SHARED), rtt).verdict,
-            Verdict::NotReached(None)
-        );
+        assert_eq!(verdict(&f, rtt), Verdict::NotReached(None));
         f.runtime_echo_cpu_shape = op(28.0);
-        assert!(matches!(
-            line(&lines(&f, FULL_SHARED), rtt).verdict,
-            Verdict::OutOfReach(_)
-        ));
+        assert!(matches!(verdict(&f, rtt), Verdict::OutOfReach(_)));
         // A run unfit to judge (its problem named) is not called out of reach.
         f.rtt_cpu = Ok(Operand {
             value: 30.0,
             text: "30".into(),
             problem: Some("rate not held".into()),
         });
-        assert!(matches!(
-            line(&lines(&f, FULL_SHARED), rtt).verdict,
-            Verdict::NotReached(Some(_))
-        ));
+        assert!(matches!(verdict(&f, rtt), Verdict::NotReached(Some(_))));
     }
 }
