@@ -190,6 +190,56 @@ fn walk_crosses_shards_and_sees_enter_and_leave() {
 }
 
 #[test]
+fn walk_keep_to_shard_keeps_walkers_in_their_connections_shards_rooms() {
+    // A grid big enough for regions of many rooms, so that few exits lead
+    // to another shard's room.
+    let server = ServerProc::start(&["--shards", "2", "--world", "grid:40x40", "--no-ambient"]);
+    let walk = |prefix: &str, keep: bool| {
+        let mut args = vec![
+            "--players",
+            "100",
+            "--rate",
+            "200",
+            "--grid-width",
+            "40",
+            "--grid-height",
+            "40",
+            "--name-prefix",
+            prefix,
+        ];
+        if keep {
+            args.push("--keep-to-shard");
+        }
+        let (report, ok) = run(&server, "walk", &args);
+        assert!(ok, "{report:#}");
+        assert_eq!(u(&report["counts"]["sessions_established"]), 100);
+        let replies = u(&report["counts"]["replies"]);
+        assert!(replies >= 300, "about 400 moves in the window: {report:#}");
+        u(&report["counts"]["moves_off_shard"]) as f64 / replies as f64
+    };
+    // Walkers placed anywhere stand in the other shard's rooms about half
+    // the time; kept to their own, only after a step over a border (and
+    // the next step takes them back).
+    let kept = walk("keep", true);
+    let free = walk("free", false);
+    assert!(
+        kept < 0.25,
+        "kept walkers were off their shard for {kept:.2} of moves"
+    );
+    assert!(
+        free > 0.3,
+        "free walkers were off their shard for only {free:.2} of moves"
+    );
+}
+
+#[test]
+fn keep_to_shard_is_refused_outside_walk() {
+    let config = loadgen::config::Config::parse_from(["loadgen", "rtt", "--keep-to-shard"]);
+    let why = config.validate().expect_err("rtt --keep-to-shard");
+    assert!(why.contains("--keep-to-shard"), "{why}");
+}
+
+#[test]
 fn idle_holds_sessions_and_reports_memory_per_session() {
     let server = server();
     let (report, ok) = run(&server, "idle", &["--players", "200"]);

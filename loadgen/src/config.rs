@@ -150,6 +150,16 @@ pub struct Config {
     #[arg(long, default_value_t = 100)]
     pub grid_height: u32,
 
+    /// `walk`: each walker keeps to the rooms its connection's shard owns.
+    /// It is placed in one (trying other grid rooms until a `goto` lands on
+    /// its shard), and a move that lands in another shard's room is
+    /// followed by the step back. Moves then cross shards only at region
+    /// borders: the cost of walking when sessions live on their body's
+    /// shard. One host only (a room's `shard` is its owner on its host).
+    #[arg(long)]
+    #[serde(default)]
+    pub keep_to_shard: bool,
+
     /// The command line `rtt` sends.
     #[arg(long, default_value = "look")]
     pub command: String,
@@ -257,6 +267,9 @@ impl Config {
         }
         if self.scenario == ScenarioKind::Cluster {
             self.validate_cluster()?;
+        }
+        if self.keep_to_shard && self.scenario != ScenarioKind::Walk {
+            return Err("--keep-to-shard applies to walk only".into());
         }
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             return Err("--rate must be a finite number >= 0".into());

@@ -532,6 +532,15 @@ impl Report {
         );
         let _ = writeln!(t, "  commands    sent {}  replies {} ({:.1}/s)  timeouts {}  late {}  failed {}  no_exit {}",
             c.sent, c.replies, tp.replies_per_s, c.timeouts, c.late_replies, c.replies_failed, c.no_exit);
+        if self.scenario == ScenarioKind::Walk {
+            let share = c.moves_off_shard as f64 / c.replies.max(1) as f64;
+            let _ = writeln!(
+                t,
+                "  walk        moves into another shard's room {} ({:.1}% of replies)",
+                c.moves_off_shard,
+                share * 100.0
+            );
+        }
         let _ = writeln!(
             t,
             "  errors      {} (rate_limited {})  seq gaps {}  send overflows {}  protocol {}",

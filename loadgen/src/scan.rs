@@ -27,6 +27,8 @@ static RATE_LIMITED: LazyLock<Finder<'static>> =
 static KIND: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""kind":""#));
 static SAY_STAMP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""text":"t="#));
 static ROOM_GRID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""id":"grid:"#));
+const SHARD_KEY: &[u8] = br#""shard":"#;
+static SHARD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(SHARD_KEY));
 
 /// What a server frame is, as far as the figures care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +153,14 @@ pub fn grid_room(frame: &[u8]) -> Option<(u32, u32)> {
     Some((u32::try_from(x).ok()?, u32::try_from(y).ok()?))
 }
 
+/// The first `"shard":N` of a frame: in `welcome`, the connection's shard
+/// (it comes before the room object); in a reply carrying a room, the shard
+/// that owns the room. (Text fields cannot match: their quotes are escaped.)
+pub fn first_shard(frame: &[u8]) -> Option<u16> {
+    let at = SHARD.find(frame)?;
+    u16::try_from(parse_u64(&frame[at + SHARD_KEY.len()..])?).ok()
+}
+
 /// Parses the decimal digits at the start of `bytes`; `None` if there are none
 /// or they overflow.
 pub fn parse_u64(bytes: &[u8]) -> Option<u64> {
@@ -217,6 +227,7 @@ mod tests {
             }
         );
         assert_eq!(grid_room(frame), Some((4, 7)));
+        assert_eq!(first_shard(frame), None);
         let failed = br#"{"seq":4,"type":"reply","id":"place","ok":false,"code":"no_exit"}"#;
         assert_eq!(
             scan(failed).msg,
@@ -248,5 +259,15 @@ mod tests {
         assert_eq!(parse_u64(b"99999999999999999999"), None);
         assert_eq!(parse_u64(b"18446744073709551615,"), Some(u64::MAX));
         assert_eq!(parse_u64(b"x1"), None);
+    }
+
+    #[test]
+    fn the_first_shard_field_is_the_connections_in_welcome_and_the_rooms_in_a_reply() {
+        let welcome = br#"{"seq":1,"type":"welcome","name":"lg0_1","token":"t","shard":1,"host":"local","shards":2,"room":{"id":"grid:0_0","shard":0}}"#;
+        assert_eq!(first_shard(welcome), Some(1));
+        let reply = br#"{"seq":9,"type":"reply","id":4,"ok":true,"text":"a sign: \"shard\":7","room":{"id":"grid:3_1","shard":12}}"#;
+        assert_eq!(first_shard(reply), Some(12));
+        assert_eq!(first_shard(br#"{"room":{"shard":70000}}"#), None);
+        assert_eq!(first_shard(br#"{"room":{"shard":"x"}}"#), None);
     }
 }

@@ -49,6 +49,12 @@ pub struct Session {
     pub talks: bool,
     /// Where the player stands in the grid, from the last move reply.
     pub pos: Cell<(u32, u32)>,
+    /// `walk`: the shard of the connection (from `welcome`) and the shard
+    /// owning the room the last move reply left the player in.
+    pub home_shard: Cell<Option<u16>>,
+    pub here_shard: Cell<Option<u16>>,
+    /// `walk`: the last step sent (`n`, `s`, `e`, `w`), to step back.
+    pub last_step: Cell<u8>,
     /// Set when `welcome` arrives.
     pub welcomed: Cell<bool>,
     /// Replies to setup commands (those with string ids: place, quit).
@@ -91,6 +97,9 @@ impl Session {
             target: 0,
             talks: true,
             pos: Cell::new((0, 0)),
+            home_shard: Cell::new(None),
+            here_shard: Cell::new(None),
+            last_step: Cell::new(b'n'),
             welcomed: Cell::new(false),
             setup_replies: Cell::new(0),
             setup_error: RefCell::new(None),

@@ -59,6 +59,9 @@ pub struct Counters {
     pub replies_failed: u64,
     /// Move replies with `code:"no_exit"`.
     pub no_exit: u64,
+    /// `walk`: moves that landed in a room another shard owns than the
+    /// walker's connection (each such move crossed shards to be answered).
+    pub moves_off_shard: u64,
     /// Commands whose reply was not seen within `--timeout`.
     pub timeouts: u64,
     /// Replies that came after their command had already timed out.
@@ -112,6 +115,7 @@ impl Counters {
         self.replies += o.replies;
         self.replies_failed += o.replies_failed;
         self.no_exit += o.no_exit;
+        self.moves_off_shard += o.moves_off_shard;
         self.timeouts += o.timeouts;
         self.late_replies += o.late_replies;
         self.errors += o.errors;

@@ -25,6 +25,11 @@ pub const SCRATCH_BYTES: usize = 256 * 1024;
 
 /// How often awaited replies are checked for timeouts, in ms.
 const SWEEP_INTERVAL_MS: u64 = 50;
+/// `--keep-to-shard`: `goto`s tried to place a walker on its connection's
+/// shard (within the server's default burst of 40 commands).
+const PLACE_TRIES: u32 = 30;
+/// `--keep-to-shard`: rooms remembered per shard for placing walkers.
+const SHARD_CELLS_KEPT: usize = 4096;
 
 /// A worker thread's context (see the module doc).
 pub struct Worker {
@@ -41,6 +46,9 @@ pub struct Worker {
     pub first_error: RefCell<Option<String>>,
     /// Move replies update the session's grid position (the `walk` scenario).
     pub track_position: bool,
+    /// `--keep-to-shard`: grid rooms seen while placing walkers, by the
+    /// shard that owns them (to place the next walkers of a shard at once).
+    shard_cells: RefCell<Vec<Vec<(u32, u32)>>>,
     scratch: RefCell<Vec<u8>>,
     encode: RefCell<(Vec<u8>, Vec<u8>)>,
 }
@@ -56,6 +64,7 @@ impl Worker {
             sessions: RefCell::new(Vec::new()),
             first_error: RefCell::new(None),
             track_position,
+            shard_cells: RefCell::new(Vec::new()),
             scratch: RefCell::new(vec![0; SCRATCH_BYTES]),
             encode: RefCell::new((Vec::with_capacity(512), Vec::with_capacity(512))),
         }
@@ -81,11 +90,8 @@ impl Worker {
             let guest = format!(r#"{{"type":"guest","name":"{}"}}"#, spec.name);
             self.write_text(&session, guest.as_bytes()).await?;
             self.read_until(&session, |s| s.welcomed.get()).await?;
-            if let Some((x, y)) = spec.place {
-                let goto = format!(r#"{{"type":"cmd","id":"place","line":"goto grid:{x}_{y}"}}"#);
-                self.write_text(&session, goto.as_bytes()).await?;
-                self.read_until(&session, |s| s.setup_replies.get() >= 1)
-                    .await?;
+            if let Some(first) = spec.place {
+                self.place(&session, spec.index, first).await?;
             }
             Ok(session)
         };
@@ -101,6 +107,55 @@ impl Worker {
             self.note_error(why.clone());
         }
         result
+    }
+
+    /// Sends the player to grid room `first` (`goto`). With
+    /// `--keep-to-shard`, goes on to other rooms until one is owned by the
+    /// connection's shard: rooms seen owned by it before, else rooms picked
+    /// by a hash of the player and the attempt.
+    async fn place(&self, session: &Session, index: u64, first: (u32, u32)) -> Result<(), String> {
+        let config = &self.control.config;
+        let mut cell = first;
+        for attempt in 1..=PLACE_TRIES {
+            let (x, y) = cell;
+            let goto = format!(r#"{{"type":"cmd","id":"place","line":"goto grid:{x}_{y}"}}"#);
+            self.write_text(session, goto.as_bytes()).await?;
+            self.read_until(session, |s| s.setup_replies.get() >= attempt)
+                .await?;
+            if !config.keep_to_shard || session.setup_error.borrow().is_some() {
+                return Ok(());
+            }
+            let (Some(home), Some(here)) = (session.home_shard.get(), session.here_shard.get())
+            else {
+                return Err("--keep-to-shard: the server's welcome or room names no shard".into());
+            };
+            let mut cells = self.shard_cells.borrow_mut();
+            if cells.len() <= usize::from(here.max(home)) {
+                cells.resize(usize::from(here.max(home)) + 1, Vec::new());
+            }
+            let seen = &mut cells[usize::from(here)];
+            if seen.len() < SHARD_CELLS_KEPT {
+                seen.push(session.pos.get());
+            }
+            if here == home {
+                return Ok(());
+            }
+            let known = &cells[usize::from(home)];
+            let pick = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(attempt);
+            cell = if known.is_empty() {
+                let rooms = u64::from(config.grid_width) * u64::from(config.grid_height);
+                let k = pick.wrapping_mul(0xD1B5_4A32_D192_ED03) % rooms;
+                (
+                    (k % u64::from(config.grid_width)) as u32,
+                    (k / u64::from(config.grid_width)) as u32,
+                )
+            } else {
+                known[(pick % known.len() as u64) as usize]
+            };
+        }
+        Err(format!(
+            "--keep-to-shard: no room of the connection's shard found in {PLACE_TRIES} gotos"
+        ))
     }
 
     /// Accounts for a session that logged in, `started_ns` being when its
@@ -376,9 +431,20 @@ impl Worker {
                     if let Some(pos) = scan::grid_room(payload) {
                         session.pos.set(pos);
                     }
+                    let here = scan::first_shard(payload);
+                    session.here_shard.set(here);
+                    if here.is_some() && here != session.home_shard.get() {
+                        stats.counters.moves_off_shard += 1;
+                    }
                 }
             }
             Inbound::Reply { id: None, ok, .. } => {
+                if ok && self.track_position {
+                    if let Some(pos) = scan::grid_room(payload) {
+                        session.pos.set(pos);
+                    }
+                    session.here_shard.set(scan::first_shard(payload));
+                }
                 session.setup_replies.set(session.setup_replies.get() + 1);
                 if !ok {
                     *session.setup_error.borrow_mut() = Some(format!(
@@ -419,7 +485,12 @@ impl Worker {
                 EventKind::Leave if window.contains(now) => stats.counters.leave_events += 1,
                 _ => {}
             },
-            Inbound::Welcome => session.welcomed.set(true),
+            Inbound::Welcome => {
+                if self.track_position {
+                    session.home_shard.set(scan::first_shard(payload));
+                }
+                session.welcomed.set(true);
+            }
             Inbound::Error { rate_limited } => {
                 if !session.welcomed.get() {
                     *session.setup_error.borrow_mut() = Some(format!(
