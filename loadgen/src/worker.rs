@@ -28,6 +28,22 @@ const SWEEP_INTERVAL_MS: u64 = 50;
 /// `--keep-to-shard`: `goto`s tried to place a walker on its connection's
 /// shard (within the server's default burst of 40 commands).
 const PLACE_TRIES: u32 = 30;
+/// `--keep-to-shard`: the rooms tried after the intended one, nearest
+/// first (the 12 within two steps); then rooms seen owned by the shard.
+const NEAR: [(i32, i32); 12] = [
+    (1, 0),
+    (0, 1),
+    (-1, 0),
+    (0, -1),
+    (1, 1),
+    (-1, 1),
+    (-1, -1),
+    (1, -1),
+    (2, 0),
+    (0, 2),
+    (-2, 0),
+    (0, -2),
+];
 /// `--keep-to-shard`: rooms remembered per shard for placing walkers.
 const SHARD_CELLS_KEPT: usize = 4096;
 
@@ -111,8 +127,9 @@ impl Worker {
 
     /// Sends the player to grid room `first` (`goto`). With
     /// `--keep-to-shard`, goes on to other rooms until one is owned by the
-    /// connection's shard: rooms seen owned by it before, else rooms picked
-    /// by a hash of the player and the attempt.
+    /// connection's shard: the rooms nearest `first` (so walkers stand
+    /// where a plain walk would put them, as crowded), and when
+    /// those miss, rooms seen owned by it before.
     async fn place(&self, session: &Session, index: u64, first: (u32, u32)) -> Result<(), String> {
         let config = &self.control.config;
         let mut cell = first;
@@ -140,17 +157,19 @@ impl Worker {
             if here == home {
                 return Ok(());
             }
+            let near = NEAR.get(attempt as usize - 1).and_then(|&(dx, dy)| {
+                let x = first.0.checked_add_signed(dx)?;
+                let y = first.1.checked_add_signed(dy)?;
+                (x < config.grid_width && y < config.grid_height).then_some((x, y))
+            });
             let known = &cells[usize::from(home)];
-            let pick = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(attempt);
-            cell = if known.is_empty() {
-                let rooms = u64::from(config.grid_width) * u64::from(config.grid_height);
-                let k = pick.wrapping_mul(0xD1B5_4A32_D192_ED03) % rooms;
-                (
-                    (k % u64::from(config.grid_width)) as u32,
-                    (k / u64::from(config.grid_width)) as u32,
-                )
-            } else {
-                known[(pick % known.len() as u64) as usize]
+            cell = match near {
+                Some(cell) => cell,
+                None if known.is_empty() => first,
+                None => {
+                    let pick = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(attempt);
+                    known[(pick % known.len() as u64) as usize]
+                }
             };
         }
         Err(format!(
@@ -413,10 +432,21 @@ impl Worker {
                 no_exit,
             } => {
                 let awaited = session.reply_seen(intended);
+                // Where the player stands is followed in the warm-up too: a
+                // walk's next step starts from it.
+                let off_shard = ok && self.track_position && {
+                    if let Some(pos) = scan::grid_room(payload) {
+                        session.pos.set(pos);
+                    }
+                    let here = scan::first_shard(payload);
+                    session.here_shard.set(here);
+                    here.is_some() && here != session.home_shard.get()
+                };
                 if !window.contains(intended) {
                     return;
                 }
                 let c = &mut stats.counters;
+                c.moves_off_shard += u64::from(off_shard);
                 c.replies += 1;
                 if !awaited {
                     c.late_replies += 1;
@@ -427,16 +457,6 @@ impl Worker {
                     c.replies_failed += 1;
                 }
                 stats.reply.record_span(intended, now);
-                if ok && self.track_position {
-                    if let Some(pos) = scan::grid_room(payload) {
-                        session.pos.set(pos);
-                    }
-                    let here = scan::first_shard(payload);
-                    session.here_shard.set(here);
-                    if here.is_some() && here != session.home_shard.get() {
-                        stats.counters.moves_off_shard += 1;
-                    }
-                }
             }
             Inbound::Reply { id: None, ok, .. } => {
                 if ok && self.track_position {
