@@ -179,37 +179,70 @@ bridge_counters() { # addr… → "publishes messages" summed
     echo "$p $m"
 }
 
+# run_step KIND RATE: one step on a fresh redis-server and fresh hosts; sets
+# JSON, RC and the Redis and bridge counters' differences.
+run_step() {
+    local kind=$1 rate=$2 rport rpid rcpu0 rcpu1 rpub0 rpub1 pub0 msg0 pub1 msg1
+    rport=$(free_port)
+    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$RUN_DIR/$TAG.redis.log" 2>&1 &
+    rpid=$!
+    PIDS+=($rpid)
+    wait_line "$RUN_DIR/$TAG.redis.log" 'Ready to accept connections' 10
+    echo "redis-server --port $rport --bind 127.0.0.1 --save '' --appendonly no &" >>"$COMMANDS"
+    start_hosts "$kind" "$rport"
+    read -r pub0 msg0 <<<"$( [[ $kind == mudshard ]] && bridge_counters "${ADDRS[@]}" || echo "0 0")"
+    rcpu0=$(cpu_ticks "$rpid")
+    rpub0=$(redis_publishes "$rport")
+    JSON=$RUN_DIR/$TAG.json
+    local lg=("$BIN/loadgen" cluster --target "${ADDRS[0]}" --target "${ADDRS[1]}"
+        --players "$PLAYERS" --rooms "$ROOMS" --rate "$rate" --ramp-rate "$RAMP"
+        --warmup "$WARMUP" --duration "$DURATION" --source-ips "$SOURCES"
+        --grid-width "${GRID%x*}" --grid-height "${GRID#*x}"
+        --server-pid "${HOST_PIDS[0]}" --server-pid "${HOST_PIDS[1]}"
+        --json "$JSON" --chart "$RUN_DIR/$TAG.svg" --quiet)
+    echo "${lg[*]}" | sed "s|$ROOT/||g; s|--server-pid [0-9]*|--server-pid \$PID|g" >>"$COMMANDS"
+    RC=0
+    timeout -k 10 $((WARMUP + DURATION + 120)) "${lg[@]}" >"$RUN_DIR/$TAG.txt" 2>&1 || RC=$?
+    rcpu1=$(cpu_ticks "$rpid")
+    rpub1=$(redis_publishes "$rport")
+    read -r pub1 msg1 <<<"$( [[ $kind == mudshard ]] && bridge_counters "${ADDRS[@]}" || echo "0 0")"
+    REDIS_TICKS=$((rcpu1 - rcpu0))
+    REDIS_PUBLISHES=$((rpub1 - rpub0))
+    BRIDGE_PUBLISHES=$((pub1 - pub0))
+    BRIDGE_MESSAGES=$((msg1 - msg0))
+    stop_all
+}
+
+# The share of the machine's CPU time the hypervisor took in a step's
+# measured window (loadgen's report), 0 when unknown.
+steal_of() {
+    python3 - "$1" <<'PY' 2>/dev/null || echo 0
+import json, sys
+print(f'{float(json.load(open(sys.argv[1])).get("machine", {}).get("steal_pct", 0) or 0):.1f}')
+PY
+}
+
+# A step whose window the hypervisor disturbed (steal above this, as in
+# `loadgen suite`) is run once more; the report shows both figures.
+STEAL_RETRY_PCT=5
+
 for kind in mudshard baseline; do
     for rate in "${RATES[@]}"; do
         TAG=$kind@$rate
         echo "bench-cluster.sh: $kind at $rate says/s"
-        rport=$(free_port)
-        redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$RUN_DIR/$TAG.redis.log" 2>&1 &
-        rpid=$!
-        PIDS+=($rpid)
-        wait_line "$RUN_DIR/$TAG.redis.log" 'Ready to accept connections' 10
-        echo "redis-server --port $rport --bind 127.0.0.1 --save '' --appendonly no &" >>"$COMMANDS"
-        start_hosts "$kind" "$rport"
-        read -r pub0 msg0 <<<"$( [[ $kind == mudshard ]] && bridge_counters "${ADDRS[@]}" || echo "0 0")"
-        rcpu0=$(cpu_ticks "$rpid")
-        rpub0=$(redis_publishes "$rport")
-        json=$RUN_DIR/$TAG.json
-        lg=("$BIN/loadgen" cluster --target "${ADDRS[0]}" --target "${ADDRS[1]}"
-            --players "$PLAYERS" --rooms "$ROOMS" --rate "$rate" --ramp-rate "$RAMP"
-            --warmup "$WARMUP" --duration "$DURATION" --source-ips "$SOURCES"
-            --grid-width "${GRID%x*}" --grid-height "${GRID#*x}"
-            --server-pid "${HOST_PIDS[0]}" --server-pid "${HOST_PIDS[1]}"
-            --json "$json" --chart "$RUN_DIR/$TAG.svg" --quiet)
-        echo "${lg[*]}" | sed "s|$ROOT/||g; s|--server-pid [0-9]*|--server-pid \$PID|g" >>"$COMMANDS"
-        rc=0
-        timeout -k 10 $((WARMUP + DURATION + 120)) "${lg[@]}" >"$RUN_DIR/$TAG.txt" 2>&1 || rc=$?
-        rcpu1=$(cpu_ticks "$rpid")
-        rpub1=$(redis_publishes "$rport")
-        read -r pub1 msg1 <<<"$( [[ $kind == mudshard ]] && bridge_counters "${ADDRS[@]}" || echo "0 0")"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$rate" "$rc" "$json" \
-            "$((rcpu1 - rcpu0))" "$((rpub1 - rpub0))" "$((pub1 - pub0))" "$((msg1 - msg0))" >>"$RESULTS"
-        stop_all
-        held=$(python3 - "$json" "$P99_MAX" <<'PY' || true
+        run_step "$kind" "$rate"
+        first_steal=""
+        steal=$(steal_of "$JSON")
+        if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > $STEAL_RETRY_PCT else 1)" "$steal"; then
+            echo "bench-cluster.sh:     the hypervisor stole $steal% of the CPU time in the window: once more"
+            first_steal=$steal
+            sleep 2
+            TAG=$kind@$rate.again
+            run_step "$kind" "$rate"
+        fi
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$rate" "$RC" "$JSON" \
+            "$REDIS_TICKS" "$REDIS_PUBLISHES" "$BRIDGE_PUBLISHES" "$BRIDGE_MESSAGES" "$first_steal" >>"$RESULTS"
+        held=$(python3 - "$JSON" "$P99_MAX" <<'PY' || true
 import json, sys
 try:
     r = json.load(open(sys.argv[1]))
@@ -230,19 +263,27 @@ PY
     done
 done
 
-python3 - "$RESULTS" "$SCENARIO" "$MODE" "$COMMANDS" "$OUT" "$(getconf CLK_TCK)" "$P99_MAX" <<'PY'
+python3 - "$RESULTS" "$SCENARIO" "$MODE" "$COMMANDS" "$OUT" "$(getconf CLK_TCK)" "$P99_MAX" "$STEAL_RETRY_PCT" <<'PY'
 import json, sys, tomllib, subprocess, datetime, os
-results, scenario, mode, commands, out, clk, p99_max = sys.argv[1:8]
-clk = int(clk); p99_max = float(p99_max)
+results, scenario, mode, commands, out, clk, p99_max, STEAL_RETRY_PCT = sys.argv[1:9]
+clk = int(clk); p99_max = float(p99_max); STEAL_RETRY_PCT = float(STEAL_RETRY_PCT)
 sec = tomllib.load(open(scenario, "rb"))[mode]
 rows = []
 for line in open(results):
-    kind, rate, rc, path, rticks, rpub, pubs, msgs = line.rstrip("\n").split("\t")
+    kind, rate, rc, path, rticks, rpub, pubs, msgs, first_steal = line.rstrip("\n").split("\t")
+    first_steal = float(first_steal) if first_steal else None
     try:
         r = json.load(open(path))
     except (OSError, ValueError):
-        rows.append((kind, int(rate), None, rc, 0, 0, 0, 0)); continue
-    rows.append((kind, int(rate), r, rc, int(rticks), int(rpub), int(pubs), int(msgs)))
+        rows.append((kind, int(rate), None, rc, 0, 0, 0, 0, first_steal)); continue
+    rows.append((kind, int(rate), r, rc, int(rticks), int(rpub), int(pubs), int(msgs), first_steal))
+
+def steal(r):
+    return float(r.get("machine", {}).get("steal_pct", 0) or 0)
+
+def steal_cell(r, first):
+    now = f"{steal(r):.1f}"
+    return now if first is None else f"{now} (first attempt {first:.1f})"
 
 def held(r):
     x = r["latency_us"]["delivery_cross_host"]; c = r["cluster"]["cross_host"]
@@ -272,12 +313,16 @@ w(f"Scenario `cluster` ({mode}): {sec['players']} players in {sec['rooms']} room
   "talkers on host a say at the rate; listeners on both. Each step on a fresh redis-server and fresh hosts. "
   "mudshard: one shard per host, grid world owned by host a (host b's players are remote viewers). "
   "Baseline: `bench/baseline --redis`, a channel per room, one PUBLISH per event.\n")
-w("| server | says/s | cross-host deliveries/s | missing | cross-host p50 / p99 / max (ms) | same-host p99 (ms) | held | server CPU µs/msg | Redis CPU µs per cross-host delivery | messages per PUBLISH | Redis PUBLISH calls |")
-w("|---|---|---|---|---|---|---|---|---|---|---|")
+w(f"A step whose measured window had more than {STEAL_RETRY_PCT:g}% of the machine's CPU time taken by the "
+  "hypervisor (steal, from `/proc/stat`) was run once more, and the second attempt is the one shown; the "
+  "steal column gives both. A figure from a window with more steal than that says more about the machine's "
+  "neighbours than about the server.\n")
+w("| server | says/s | cross-host deliveries/s | missing | cross-host p50 / p99 / max (ms) | same-host p99 (ms) | held | server CPU µs/msg | Redis CPU µs per cross-host delivery | messages per PUBLISH | Redis PUBLISH calls | steal (%) |")
+w("|---|---|---|---|---|---|---|---|---|---|---|---|")
 best = {}
-for kind, rate, r, rc, rticks, rpub, pubs, msgs in rows:
+for kind, rate, r, rc, rticks, rpub, pubs, msgs, first_steal in rows:
     if r is None:
-        w(f"| {kind} | {rate} | — | — | — | — | no (loadgen exit {rc}) | — | — | — | — |"); continue
+        w(f"| {kind} | {rate} | — | — | — | — | no (loadgen exit {rc}) | — | — | — | — | — |"); continue
     x = r["latency_us"]["delivery_cross_host"]; s = r["latency_us"]["delivery_same_host"]
     c = r["cluster"]["cross_host"]
     per_s = c.get("received_per_s", 0.0)
@@ -290,7 +335,8 @@ for kind, rate, r, rc, rticks, rpub, pubs, msgs in rows:
     if h:
         best[kind] = max(best.get(kind, 0), per_s)
     w(f"| {kind} | {rate} | {per_s:,.0f} | {c['missing']} | {x['p50_us']/1000:.2f} / {x['p99_us']/1000:.2f} / {x['max_us']/1000:.2f} | "
-      f"{s['p99_us']/1000:.2f} | {'yes' if h else 'no'} | {cpu if cpu is None else f'{cpu:.1f}'} | {redis_us:.2f} | {batching} | {rpub:,} |")
+      f"{s['p99_us']/1000:.2f} | {'yes' if h else 'no'} | {cpu if cpu is None else f'{cpu:.1f}'} | {redis_us:.2f} | {batching} | {rpub:,} | "
+      f"{steal_cell(r, first_steal)} |")
 w("")
 if mode == "throughput":
     bm, bb = best.get("mudshard", 0), best.get("baseline", 0)
@@ -308,7 +354,10 @@ br = next((r for k, rate, r, *_ in rows if k == "baseline" and rate == target_ra
 if mr:
     p99 = mr["latency_us"]["delivery_cross_host"]["p99_us"] / 1000
     bp = f"{br['latency_us']['delivery_cross_host']['p99_us']/1000:.2f} ms" if br else "—"
-    w(f"| cross-host say p99 ≤ 2 ms at {target_rate * 5:,} cross-host deliveries/s | {p99:.2f} ms | {bp} | {'reached' if p99 <= 2 else 'not reached'} |")
+    verdict = "reached" if p99 <= 2 else "not reached"
+    if steal(mr) > STEAL_RETRY_PCT:
+        verdict += f" (its window, run twice, still had {steal(mr):.1f}% steal)"
+    w(f"| cross-host say p99 ≤ 2 ms at {target_rate * 5:,} cross-host deliveries/s | {p99:.2f} ms | {bp} | {verdict} |")
 bm, bb = best.get("mudshard", 0), best.get("baseline", 0)
 ratio = bm / bb if bb else float("inf") if bm else 0
 w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× the baseline's | {bm:,.0f}/s | {bb:,.0f}/s | "
