@@ -151,9 +151,9 @@ pub struct Config {
     pub grid_height: u32,
 
     /// `walk`: each walker keeps to the rooms its connection's shard owns.
-    /// It is placed in one (trying other grid rooms until a `goto` lands on
-    /// its shard), and a move that lands in another shard's room is
-    /// followed by the step back. Moves then cross shards only at region
+    /// It is placed in the nearest one to where a plain walk places it
+    /// (trying rooms by `goto` until one is its shard's), and a move that
+    /// lands in another shard's room is followed by the step back. Moves then cross shards only at region
     /// borders: the cost of walking when sessions live on their body's
     /// shard. One host only (a room's `shard` is its owner on its host).
     #[arg(long)]

@@ -128,8 +128,8 @@ impl Worker {
     /// Sends the player to grid room `first` (`goto`). With
     /// `--keep-to-shard`, goes on to other rooms until one is owned by the
     /// connection's shard: the rooms nearest `first` (so walkers stand
-    /// where a plain walk would put them, as crowded), and when
-    /// those miss, rooms seen owned by it before.
+    /// where a plain walk would put them, as crowded), and when those
+    /// miss, rooms seen owned by it before (any room, before one is seen).
     async fn place(&self, session: &Session, index: u64, first: (u32, u32)) -> Result<(), String> {
         let config = &self.control.config;
         let mut cell = first;
@@ -163,13 +163,17 @@ impl Worker {
                 (x < config.grid_width && y < config.grid_height).then_some((x, y))
             });
             let known = &cells[usize::from(home)];
+            let pick = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(attempt);
+            let pick = pick.wrapping_mul(0xD1B5_4A32_D192_ED03);
             cell = match near {
                 Some(cell) => cell,
-                None if known.is_empty() => first,
-                None => {
-                    let pick = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(attempt);
-                    known[(pick % known.len() as u64) as usize]
+                None if known.is_empty() => {
+                    // No room of the shard seen yet: anywhere in the grid.
+                    let width = u64::from(config.grid_width);
+                    let k = (pick >> 11) % (width * u64::from(config.grid_height));
+                    ((k % width) as u32, (k / width) as u32)
                 }
+                None => known[((pick >> 11) % known.len() as u64) as usize],
             };
         }
         Err(format!(
