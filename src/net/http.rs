@@ -178,18 +178,16 @@ pub fn method_not_allowed(allow: &str) -> Vec<u8> {
     )
 }
 
-/// A file of the browser client, or for `HEAD` (`with_body` false) its
-/// head alone. `no-cache`: the browser asks again each time, so a page
-/// never outlives the server that served it (the files are small).
-pub fn file(content_type: &str, body: &[u8], security_policy: &str, with_body: bool) -> Vec<u8> {
+/// A file of the browser client (for `HEAD`, [`head_only`] of it).
+/// `no-cache`: the browser asks again each time, so a page never outlives
+/// the server that served it (the files are small).
+pub fn file(content_type: &str, body: &[u8], security_policy: &str) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nContent-Security-Policy: {security_policy}\r\n\r\n",
         body.len()
     )
     .into_bytes();
-    if with_body {
-        out.extend_from_slice(body);
-    }
+    out.extend_from_slice(body);
     out
 }
 

@@ -65,11 +65,13 @@ pub(super) async fn http_phase(
     };
     if let Some(asset) = client::asset(&request.path) {
         let response = match request.method.as_str() {
-            "GET" | "HEAD" => http::file(
-                asset.content_type,
-                asset.body,
-                client::CONTENT_SECURITY_POLICY,
-                request.method == "GET",
+            method @ ("GET" | "HEAD") => head_if(
+                method,
+                http::file(
+                    asset.content_type,
+                    asset.body,
+                    client::CONTENT_SECURITY_POLICY,
+                ),
             ),
             _ => http::method_not_allowed("GET, HEAD"),
         };
