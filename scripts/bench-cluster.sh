@@ -7,6 +7,12 @@
 # a fresh redis-server (own port, no persistence) and fresh hosts, all on
 # loopback; everything is stopped by pid on exit.
 #
+# Just before mudshard's step at the latency target's rate it runs the
+# machine's floor for the same path, `bench/floor --cross-host` (the same
+# threads, wake-ups and Redis, no game and no WebSocket) in the scenario's
+# shape, on a fresh redis-server of its own; the report judges the latency
+# target beside it.
+#
 # Beside loadgen's figures it reports Redis's CPU per delivered cross-host
 # message (from /proc/<redis pid>/stat around the loadgen run) and the
 # batching factor (messages per PUBLISH: mudshard's bridge counters; the
@@ -102,12 +108,12 @@ redis_publishes() { # port
     redis-cli -p "$1" info commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p' | tr -d '\r' | grep . || echo 0
 }
 
-read -r PLAYERS ROOMS WARMUP DURATION RAMP SOURCES GRID LADDER P99_MAX COMMANDS_PER_S <<<"$(python3 - "$SCENARIO" "$MODE" <<'PY'
+read -r PLAYERS ROOMS WARMUP DURATION RAMP SOURCES GRID LADDER P99_MAX COMMANDS_PER_S TARGET_RATE <<<"$(python3 - "$SCENARIO" "$MODE" <<'PY'
 import sys, tomllib
 s = tomllib.load(open(sys.argv[1], "rb"))[sys.argv[2]]
 print(s["players"], s["rooms"], s["warmup"], s["duration"], s.get("ramp_rate", 1000),
       s.get("source_ips", 1), s.get("grid", "100x100"), ",".join(map(str, sorted(set(s["ladder"]) | {s["rate"]}))),
-      s.get("ladder_p99_ms_max", 100), s.get("commands_per_s", 0))
+      s.get("ladder_p99_ms_max", 100), s.get("commands_per_s", 0), s["rate"])
 PY
 )"
 IFS=, read -r -a RATES <<<"$LADDER"
@@ -213,6 +219,36 @@ run_step() {
     stop_all
 }
 
+# "steal total" jiffies of the whole machine, from /proc/stat.
+proc_steal() {
+    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit }' /proc/stat
+}
+
+# run_floor RATE: bench/floor --cross-host at RATE says/s in the scenario's
+# shape (rooms of talkers on host a and listeners on host b, as loadgen
+# places them), on a fresh redis-server; sets FLOOR_JSON, FLOOR_RC and
+# FLOOR_STEAL (% of the machine's CPU time stolen while it ran).
+run_floor() {
+    local rate=$1 rport per_room s0 t0 s1 t1
+    rport=$(free_port)
+    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$RUN_DIR/$TAG.redis.log" 2>&1 &
+    PIDS+=($!)
+    wait_line "$RUN_DIR/$TAG.redis.log" 'Ready to accept connections' 10
+    echo "redis-server --port $rport --bind 127.0.0.1 --save '' --appendonly no &" >>"$COMMANDS"
+    per_room=$((PLAYERS / ROOMS))
+    FLOOR_JSON=$RUN_DIR/$TAG.json
+    local fl=("$BIN/floor" --cross-host --redis "redis://127.0.0.1:$rport" --rooms "$ROOMS"
+        --talkers $(((per_room + 1) / 2)) --listeners $((per_room / 2)) --rate "$rate" --bytes 90
+        --warmup "$WARMUP" --seconds "$DURATION" --json "$FLOOR_JSON")
+    echo "${fl[*]}" | sed "s|$ROOT/||g; s|redis://127.0.0.1:[0-9]*|redis://127.0.0.1:\$PORT|" >>"$COMMANDS"
+    read -r s0 t0 <<<"$(proc_steal)"
+    FLOOR_RC=0
+    timeout -k 10 $((WARMUP + DURATION + 60)) "${fl[@]}" >"$RUN_DIR/$TAG.txt" 2>&1 || FLOOR_RC=$?
+    read -r s1 t1 <<<"$(proc_steal)"
+    FLOOR_STEAL=$(python3 -c "import sys; s, t = map(int, sys.argv[1:]); print(f'{100 * s / max(t, 1):.1f}')" $((s1 - s0)) $((t1 - t0)))
+    stop_all
+}
+
 # The share of the machine's CPU time the hypervisor took in a step's
 # measured window (loadgen's report), 0 when unknown.
 steal_of() {
@@ -226,8 +262,25 @@ PY
 # `loadgen suite`) is run once more; the report shows both figures.
 STEAL_RETRY_PCT=5
 
+FLOOR_RESULT=$RUN_DIR/floor.tsv
+: >"$FLOOR_RESULT"
 for kind in mudshard baseline; do
     for rate in "${RATES[@]}"; do
+        if [[ $kind == mudshard && $rate == "$TARGET_RATE" && $MODE != throughput ]]; then
+            TAG=floor@$rate
+            echo "bench-cluster.sh: the machine's floor for the path (bench/floor --cross-host) at $rate says/s"
+            run_floor "$rate"
+            first_steal=""
+            if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > $STEAL_RETRY_PCT else 1)" "$FLOOR_STEAL"; then
+                echo "bench-cluster.sh:     the hypervisor stole $FLOOR_STEAL% of the CPU time: once more"
+                first_steal=$FLOOR_STEAL
+                sleep 2
+                TAG=floor@$rate.again
+                run_floor "$rate"
+            fi
+            printf '%s\t%s\t%s\t%s\t%s\n' "$rate" "$FLOOR_RC" "$FLOOR_JSON" "$FLOOR_STEAL" "$first_steal" >>"$FLOOR_RESULT"
+            sleep 2
+        fi
         TAG=$kind@$rate
         echo "bench-cluster.sh: $kind at $rate says/s"
         run_step "$kind" "$rate"
@@ -263,9 +316,9 @@ PY
     done
 done
 
-python3 - "$RESULTS" "$SCENARIO" "$MODE" "$COMMANDS" "$OUT" "$(getconf CLK_TCK)" "$P99_MAX" "$STEAL_RETRY_PCT" <<'PY'
+python3 - "$RESULTS" "$SCENARIO" "$MODE" "$COMMANDS" "$OUT" "$(getconf CLK_TCK)" "$P99_MAX" "$STEAL_RETRY_PCT" "$FLOOR_RESULT" <<'PY'
 import json, sys, tomllib, subprocess, datetime, os
-results, scenario, mode, commands, out, clk, p99_max, STEAL_RETRY_PCT = sys.argv[1:9]
+results, scenario, mode, commands, out, clk, p99_max, STEAL_RETRY_PCT, floor_result = sys.argv[1:10]
 clk = int(clk); p99_max = float(p99_max); STEAL_RETRY_PCT = float(STEAL_RETRY_PCT)
 sec = tomllib.load(open(scenario, "rb"))[mode]
 rows = []
@@ -277,6 +330,15 @@ for line in open(results):
     except (OSError, ValueError):
         rows.append((kind, int(rate), None, rc, 0, 0, 0, 0, first_steal)); continue
     rows.append((kind, int(rate), r, rc, int(rticks), int(rpub), int(pubs), int(msgs), first_steal))
+
+floor = None  # (rate, result or None, exit code, steal, first attempt's steal)
+for line in open(floor_result):
+    rate, rc, path, fsteal, first = line.rstrip("\n").split("\t")
+    try:
+        fr = json.load(open(path))
+    except (OSError, ValueError):
+        fr = None
+    floor = (int(rate), fr, rc, float(fsteal or 0), float(first) if first else None)
 
 def steal(r):
     return float(r.get("machine", {}).get("steal_pct", 0) or 0)
@@ -337,7 +399,23 @@ for kind, rate, r, rc, rticks, rpub, pubs, msgs, first_steal in rows:
     w(f"| {kind} | {rate} | {per_s:,.0f} | {c['missing']} | {x['p50_us']/1000:.2f} / {x['p99_us']/1000:.2f} / {x['max_us']/1000:.2f} | "
       f"{s['p99_us']/1000:.2f} | {'yes' if h else 'no'} | {cpu if cpu is None else f'{cpu:.1f}'} | {redis_us:.2f} | {batching} | {rpub:,} | "
       f"{steal_cell(r, first_steal)} |")
+if floor:
+    rate, fr, rc, fsteal, first = floor
+    fsteal_cell = f"{fsteal:.1f}" if first is None else f"{fsteal:.1f} (first attempt {first:.1f})"
+    if fr is None:
+        w(f"| floor (no server) | {rate} | — | — | — | — | no (floor exit {rc}) | — | — | — | — | {fsteal_cell} |")
+    else:
+        x, sh = fr["cross_host"], fr["same_host"]
+        w(f"| floor (no server: `bench/floor --cross-host`) | {rate} | {fr['cross_host_deliveries_per_s']:,} | "
+          f"{x['expected'] - x['received']} | {x['p50_us']/1000:.2f} / {x['p99_us']/1000:.2f} / {x['max_us']/1000:.2f} | "
+          f"{sh['p99_us']/1000:.2f} | — | — | — | {fr['says_per_publish']:.1f} | — | {fsteal_cell} |")
 w("")
+if floor:
+    w("The floor row is `bench/floor --cross-host` (commands below), run just before mudshard's step at the same "
+      "rate: the same path's threads and wake-ups (a client sending, host a's shard, its publisher, a fresh "
+      "redis-server, host b's subscriber, host b's shard, a client receiving) doing nothing else: one `recv` "
+      "per ready socket, one `send` per delivery, no game, no WebSocket. Its steal is measured from "
+      "`/proc/stat` over the whole run, warm-up included.\n")
 if mode == "throughput":
     bm, bb = best.get("mudshard", 0), best.get("baseline", 0)
     w("## Highest held\n")
@@ -357,7 +435,16 @@ if mr:
     verdict = "reached" if p99 <= 2 else "not reached"
     if steal(mr) > STEAL_RETRY_PCT:
         verdict += f" (its window, run twice, still had {steal(mr):.1f}% steal)"
+    fp = None
+    if floor and floor[0] == target_rate and floor[1]:
+        fp = floor[1]["cross_host"]["p99_us"] / 1000
+        if p99 > 2 and fp > 2:
+            verdict += f": out of reach in this sitting, the path's floor alone had p99 {fp:.2f} ms"
     w(f"| cross-host say p99 ≤ 2 ms at {target_rate * 5:,} cross-host deliveries/s | {p99:.2f} ms | {bp} | {verdict} |")
+    if fp is not None:
+        w(f"| (for scale) cross-host p99 against the path's floor at the same rate ({fp:.2f} ms) | {p99 / fp:.2f}× | "
+          f"{br['latency_us']['delivery_cross_host']['p99_us'] / 1000 / fp:.2f}× | — |" if br else
+          f"| (for scale) cross-host p99 against the path's floor at the same rate ({fp:.2f} ms) | {p99 / fp:.2f}× | — | — |")
 bm, bb = best.get("mudshard", 0), best.get("baseline", 0)
 ratio = bm / bb if bb else float("inf") if bm else 0
 w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× the baseline's | {bm:,.0f}/s | {bb:,.0f}/s | "

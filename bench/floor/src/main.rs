@@ -14,9 +14,15 @@
 //! lowest request→reply latency the machine allows for loadgen's `rtt`
 //! shape, against one or more echo threads (see `rtt.rs`).
 //!
+//! `--cross-host` measures the lowest latency the machine allows for the
+//! cross-host path of loadgen's `cluster` scenario: the same threads and
+//! wake-ups as two bridged hosts and a real `redis-server`, and nothing else
+//! (see `cross_host.rs`).
+//!
 //! Loopback only; bounded by `--seconds`; stops by itself.
 
 mod cores;
+mod cross_host;
 mod glommio_echo;
 mod hiccups;
 mod net;
@@ -83,6 +89,28 @@ struct Args {
     /// timed from when it went
     #[arg(long, default_value_t = 0, value_name = "US", requires = "rtt", value_parser = clap::value_parser!(u64).range(0..=10_000))]
     send_ahead_us: u64,
+    /// Instead of one-way messages: the cross-host path of loadgen's
+    /// `cluster` scenario, through a real `redis-server` at `--redis`, with
+    /// nothing else in the way. `--rate` is says per second from host a's
+    /// talkers (the cluster ladder's 10,000 cross-host deliveries/s is
+    /// `--rate 2000` with 5 listeners), `--bytes` a say's size
+    #[arg(long, conflicts_with_all = ["rtt", "hiccups"], requires = "redis")]
+    cross_host: bool,
+    /// With --cross-host: the Redis both hosts use
+    #[arg(long, value_name = "URL", requires = "cross_host")]
+    redis: Option<String>,
+    /// With --cross-host: rooms, each with talkers on host a and listeners on
+    /// host b
+    #[arg(long, default_value_t = 100, requires = "cross_host")]
+    rooms: usize,
+    /// With --cross-host: talkers per room (host a); each say is also
+    /// delivered to the room's other talkers
+    #[arg(long, default_value_t = 5, requires = "cross_host")]
+    talkers: usize,
+    /// With --cross-host: listeners per room (host b); each say crosses to
+    /// every one
+    #[arg(long, default_value_t = 5, requires = "cross_host")]
+    listeners: usize,
     /// Instead of moving messages: spin one pinned thread per CPU for
     /// `--seconds` and report the time the machine took away from them
     #[arg(long)]
@@ -105,6 +133,9 @@ const PAIRS_MAX: usize = 8_000;
 /// cost per request.
 const ECHO_THREADS_MAX: usize = 256;
 const MESSAGE_BYTES_MAX: usize = 64 * 1024;
+/// `--cross-host` says per second above this would measure Redis's limit,
+/// not a floor.
+const CROSS_HOST_SAYS_MAX: u64 = 100_000;
 const SECONDS_MAX: f64 = 600.0;
 const READ_BUF_BYTES: usize = 256 * 1024;
 const PACE_STEP: Duration = Duration::from_millis(1);
@@ -120,6 +151,26 @@ fn main() {
             Ok(all) => {
                 hiccups::print(&all);
                 write_json(&args, || hiccups::to_json(&all));
+            }
+            Err(e) => fail(e),
+        }
+        return;
+    }
+    if args.cross_host {
+        let config = cross_host::CrossHostConfig {
+            redis_url: args.redis.clone().unwrap_or_default(),
+            rooms: args.rooms,
+            talkers: args.talkers,
+            listeners: args.listeners,
+            rate: args.rate,
+            say_bytes: args.bytes,
+            warmup_s: args.warmup,
+            seconds: args.seconds,
+        };
+        match cross_host::run(&config) {
+            Ok(outcome) => {
+                cross_host::print(&config, &outcome);
+                write_json(&args, || cross_host::to_json(&config, &outcome));
             }
             Err(e) => fail(e),
         }
@@ -189,6 +240,30 @@ fn check(args: &Args) -> Result<(), String> {
     }
     if args.rtt && args.rate == 0 {
         return Err("--rtt needs a --rate above 0".into());
+    }
+    if args.cross_host {
+        if args.rate == 0 || args.rate > CROSS_HOST_SAYS_MAX {
+            return Err(format!(
+                "--cross-host needs a --rate (says/s) in 1..={CROSS_HOST_SAYS_MAX}"
+            ));
+        }
+        if args.rooms == 0 || args.talkers == 0 || args.listeners == 0 {
+            return Err("--rooms, --talkers and --listeners must each be at least 1".into());
+        }
+        let pairs = args
+            .rooms
+            .saturating_mul(args.talkers.saturating_add(args.listeners));
+        if pairs > PAIRS_MAX {
+            return Err(format!(
+                "--rooms × (--talkers + --listeners) is {pairs} connections; at most {PAIRS_MAX}"
+            ));
+        }
+        if args.bytes < cross_host::SAY_BYTES_MIN {
+            return Err(format!(
+                "--bytes must be at least {} with --cross-host (a say carries its due time and room)",
+                cross_host::SAY_BYTES_MIN
+            ));
+        }
     }
     if args.echo_threads == 0 || args.echo_threads > ECHO_THREADS_MAX {
         return Err(format!("--echo-threads must be 1..={ECHO_THREADS_MAX}"));
@@ -576,5 +651,117 @@ mod tests {
         let one = Args::parse_from(["floor", "--receiver-core", "1"]);
         check(&one).expect("a single CPU still works");
         assert_eq!(one.receiver_core.map(|c| c.for_thread(0)), Some(1));
+    }
+
+    /// A `redis-server` of the test's own on a free port, killed on drop.
+    struct Redis {
+        child: std::process::Child,
+        url: String,
+    }
+
+    impl Redis {
+        fn start() -> Redis {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start redis-server ({e}): install it with `apt-get install -y redis-server`"
+                    )
+                });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Redis {
+                child,
+                url: format!("redis://127.0.0.1:{port}"),
+            }
+        }
+    }
+
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[test]
+    fn cross_host_delivers_every_say_to_the_other_talkers_and_every_listener_through_redis() {
+        let redis = Redis::start();
+        let config = cross_host::CrossHostConfig {
+            redis_url: redis.url.clone(),
+            rooms: 4,
+            talkers: 3,
+            listeners: 2,
+            rate: 400,
+            say_bytes: 90,
+            warmup_s: 0.2,
+            seconds: 1.0,
+        };
+        let o = cross_host::run(&config).expect("runs through redis");
+        assert!(
+            o.measured_says >= 350 && o.measured_says <= 410,
+            "{}",
+            o.measured_says
+        );
+        assert_eq!(o.cross_host.expected, o.measured_says * 2);
+        assert_eq!(o.same_host.expected, o.measured_says * 2);
+        assert_eq!(
+            o.cross_host.received, o.cross_host.expected,
+            "nothing lost across"
+        );
+        assert_eq!(
+            o.same_host.received, o.same_host.expected,
+            "nothing lost on host a"
+        );
+        assert_eq!(o.published_says, o.says, "every say went through redis");
+        assert!(o.publishes > 0 && o.publishes <= o.says);
+        assert_eq!(o.cross_host.latency_us.len(), o.cross_host.received);
+        let json = cross_host::to_json(&config, &o);
+        assert_eq!(json["cross_host_deliveries_per_s"], 800);
+        assert_eq!(json["cross_host"]["received"], o.cross_host.received);
+    }
+
+    #[test]
+    fn cross_host_without_redis_fails_with_a_message_naming_it() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = cross_host::CrossHostConfig {
+            redis_url: format!("redis://127.0.0.1:{port}"),
+            rooms: 1,
+            talkers: 1,
+            listeners: 1,
+            rate: 10,
+            say_bytes: 90,
+            warmup_s: 0.0,
+            seconds: 0.1,
+        };
+        let e = cross_host::run(&config).err().expect("no redis there");
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    #[test]
+    fn bad_cross_host_arguments_are_refused_with_a_clear_message() {
+        let base = ["floor", "--cross-host", "--redis", "redis://127.0.0.1:1"];
+        let with = |more: &[&'static str]| [&base[..], more].concat();
+        assert!(refusal(&["floor", "--cross-host"]).contains("--redis"));
+        assert!(refusal(&with(&["--rate", "0"])).contains("--rate (says/s)"));
+        assert!(refusal(&with(&["--talkers", "0"])).contains("at least 1"));
+        assert!(refusal(&with(&["--rooms", "1000"])).contains("connections; at most"));
+        assert!(refusal(&with(&["--bytes", "8"])).contains("--bytes must be at least 12"));
+        assert!(refusal(&["floor", "--rooms", "3"]).contains("--cross-host"));
+        assert!(refusal(&with(&["--rtt"])).contains("cannot be used with"));
+        check(&Args::parse_from(with(&["--rate", "2000"]))).expect("the cluster ladder's step");
     }
 }

@@ -20,7 +20,7 @@
 //! to separate CPUs, or sharing them).
 
 use crate::cores::{pin, CoreList};
-use crate::net::{loopback_pairs, Epoll};
+use crate::net::{loopback_pairs, recv, send_all, Epoll};
 use crate::thread_cpu_s;
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
@@ -175,50 +175,6 @@ fn dealt(echoes: &[std::net::TcpStream], threads: usize) -> Vec<Vec<RawFd>> {
         fds[k % threads].push(s.as_raw_fd());
     }
     fds
-}
-
-fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a live buffer of its length; `fd` is open.
-    let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-    if r < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::WouldBlock {
-            return Ok(0);
-        }
-        return Err(err);
-    }
-    if r == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the other side closed",
-        ));
-    }
-    Ok(r as usize)
-}
-
-/// Writes all of `buf`. Replies and requests are small and both sides read
-/// everything they are sent, so a full socket buffer means something is
-/// broken, and is reported as such rather than waited out.
-fn send_all(fd: RawFd, buf: &[u8]) -> io::Result<()> {
-    // SAFETY: `buf` is a live slice; `fd` is open.
-    let n = unsafe {
-        libc::send(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n as usize != buf.len() {
-        return Err(io::Error::other(format!(
-            "socket buffer full: {n} of {} bytes written",
-            buf.len()
-        )));
-    }
-    Ok(())
 }
 
 /// Echo thread `thread`: one reply of `reply_bytes` for every whole request
