@@ -7,7 +7,7 @@
 # a fresh redis-server (own port, no persistence) and fresh hosts, all on
 # loopback; everything is stopped by pid on exit.
 #
-# Just before mudshard's step at the latency target's rate it runs the
+# Just before each server's step at the latency target's rate it runs the
 # machine's floor for the same path, `bench/floor --cross-host` (the same
 # threads, wake-ups and Redis, no game and no WebSocket) in the scenario's
 # shape, on a fresh redis-server of its own; the report judges the latency
@@ -266,8 +266,8 @@ FLOOR_RESULT=$RUN_DIR/floor.tsv
 : >"$FLOOR_RESULT"
 for kind in mudshard baseline; do
     for rate in "${RATES[@]}"; do
-        if [[ $kind == mudshard && $rate == "$TARGET_RATE" && $MODE != throughput ]]; then
-            TAG=floor@$rate
+        if [[ $rate == "$TARGET_RATE" && $MODE != throughput ]]; then
+            TAG=floor-before-$kind@$rate
             echo "bench-cluster.sh: the machine's floor for the path (bench/floor --cross-host) at $rate says/s"
             run_floor "$rate"
             first_steal=""
@@ -275,10 +275,10 @@ for kind in mudshard baseline; do
                 echo "bench-cluster.sh:     the hypervisor stole $FLOOR_STEAL% of the CPU time: once more"
                 first_steal=$FLOOR_STEAL
                 sleep 2
-                TAG=floor@$rate.again
+                TAG=floor-before-$kind@$rate.again
                 run_floor "$rate"
             fi
-            printf '%s\t%s\t%s\t%s\t%s\n' "$rate" "$FLOOR_RC" "$FLOOR_JSON" "$FLOOR_STEAL" "$first_steal" >>"$FLOOR_RESULT"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$rate" "$FLOOR_RC" "$FLOOR_JSON" "$FLOOR_STEAL" "$first_steal" >>"$FLOOR_RESULT"
             sleep 2
         fi
         TAG=$kind@$rate
@@ -331,14 +331,16 @@ for line in open(results):
         rows.append((kind, int(rate), None, rc, 0, 0, 0, 0, first_steal)); continue
     rows.append((kind, int(rate), r, rc, int(rticks), int(rpub), int(pubs), int(msgs), first_steal))
 
-floor = None  # (rate, result or None, exit code, steal, first attempt's steal)
+# By the server whose step each ran just before: (rate, result or None,
+# exit code, steal, first attempt's steal).
+floors = {}
 for line in open(floor_result):
-    rate, rc, path, fsteal, first = line.rstrip("\n").split("\t")
+    before, rate, rc, path, fsteal, first = line.rstrip("\n").split("\t")
     try:
         fr = json.load(open(path))
     except (OSError, ValueError):
         fr = None
-    floor = (int(rate), fr, rc, float(fsteal or 0), float(first) if first else None)
+    floors[before] = (int(rate), fr, rc, float(fsteal or 0), float(first) if first else None)
 
 def steal(r):
     return float(r.get("machine", {}).get("steal_pct", 0) or 0)
@@ -399,22 +401,22 @@ for kind, rate, r, rc, rticks, rpub, pubs, msgs, first_steal in rows:
     w(f"| {kind} | {rate} | {per_s:,.0f} | {c['missing']} | {x['p50_us']/1000:.2f} / {x['p99_us']/1000:.2f} / {x['max_us']/1000:.2f} | "
       f"{s['p99_us']/1000:.2f} | {'yes' if h else 'no'} | {cpu if cpu is None else f'{cpu:.1f}'} | {redis_us:.2f} | {batching} | {rpub:,} | "
       f"{steal_cell(r, first_steal)} |")
-if floor:
-    rate, fr, rc, fsteal, first = floor
+for before, (rate, fr, rc, fsteal, first) in floors.items():
     fsteal_cell = f"{fsteal:.1f}" if first is None else f"{fsteal:.1f} (first attempt {first:.1f})"
+    name = f"floor, before {before}'s step (no server: `bench/floor --cross-host`)"
     if fr is None:
-        w(f"| floor (no server) | {rate} | — | — | — | — | no (floor exit {rc}) | — | — | — | — | {fsteal_cell} |")
+        w(f"| {name} | {rate} | — | — | — | — | no (floor exit {rc}) | — | — | — | — | {fsteal_cell} |")
     else:
         x, sh = fr["cross_host"], fr["same_host"]
-        w(f"| floor (no server: `bench/floor --cross-host`) | {rate} | {fr['cross_host_deliveries_per_s']:,} | "
+        w(f"| {name} | {rate} | {fr['cross_host_deliveries_per_s']:,} | "
           f"{x['expected'] - x['received']} | {x['p50_us']/1000:.2f} / {x['p99_us']/1000:.2f} / {x['max_us']/1000:.2f} | "
           f"{sh['p99_us']/1000:.2f} | — | — | — | {fr['says_per_publish']:.1f} | — | {fsteal_cell} |")
 w("")
-if floor:
-    w("The floor row is `bench/floor --cross-host` (commands below), run just before mudshard's step at the same "
-      "rate: the same path's threads and wake-ups (a client sending, host a's shard, its publisher, a fresh "
+if floors:
+    w("The floor rows are `bench/floor --cross-host` (commands below), each run just before a server's step at "
+      "the latency target's rate: the same path's threads and wake-ups (a client sending, host a's shard, its publisher, a fresh "
       "redis-server, host b's subscriber, host b's shard, a client receiving) doing nothing else: one `recv` "
-      "per ready socket, one `send` per delivery, no game, no WebSocket. Its steal is measured from "
+      "per ready socket, one `send` per delivery, no game, no WebSocket. Their steal is measured from "
       "`/proc/stat` over the whole run, warm-up included.\n")
 if mode == "throughput":
     bm, bb = best.get("mudshard", 0), best.get("baseline", 0)
@@ -435,16 +437,21 @@ if mr:
     verdict = "reached" if p99 <= 2 else "not reached"
     if steal(mr) > STEAL_RETRY_PCT:
         verdict += f" (its window, run twice, still had {steal(mr):.1f}% steal)"
-    fp = None
-    if floor and floor[0] == target_rate and floor[1]:
-        fp = floor[1]["cross_host"]["p99_us"] / 1000
-        if p99 > 2 and fp > 2:
-            verdict += f": out of reach in this sitting, the path's floor alone had p99 {fp:.2f} ms"
+    def floor_p99(before):
+        f = floors.get(before)
+        if f and f[0] == target_rate and f[1]:
+            return f[1]["cross_host"]["p99_us"] / 1000
+        return None
+    fp, fb = floor_p99("mudshard"), floor_p99("baseline")
+    if fp is not None and p99 > 2 and fp > 2:
+        verdict += f": out of reach in this sitting, the path's floor alone had p99 {fp:.2f} ms just before"
     w(f"| cross-host say p99 ≤ 2 ms at {target_rate * 5:,} cross-host deliveries/s | {p99:.2f} ms | {bp} | {verdict} |")
-    if fp is not None:
-        w(f"| (for scale) cross-host p99 against the path's floor at the same rate ({fp:.2f} ms) | {p99 / fp:.2f}× | "
-          f"{br['latency_us']['delivery_cross_host']['p99_us'] / 1000 / fp:.2f}× | — |" if br else
-          f"| (for scale) cross-host p99 against the path's floor at the same rate ({fp:.2f} ms) | {p99 / fp:.2f}× | — | — |")
+    if fp is not None or fb is not None:
+        def against(server, f):
+            return f"{server / f:.2f}× (floor {f:.2f} ms)" if server is not None and f else "—"
+        bp99 = br["latency_us"]["delivery_cross_host"]["p99_us"] / 1000 if br else None
+        w(f"| (for scale) cross-host p99 against the path's floor run just before the step | "
+          f"{against(p99, fp)} | {against(bp99, fb)} | — |")
 bm, bb = best.get("mudshard", 0), best.get("baseline", 0)
 ratio = bm / bb if bb else float("inf") if bm else 0
 w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× the baseline's | {bm:,.0f}/s | {bb:,.0f}/s | "
