@@ -182,7 +182,7 @@ pub fn run(config: &CrossHostConfig) -> io::Result<CrossHostOutcome> {
             let per_say = (config.talkers - 1 + config.listeners) as u64;
             expected_total.store(sent.says * per_say, Ordering::Release);
         } else {
-            // Let the receiver give up after its drain.
+            // Nothing more is coming: the receiver stops at once.
             expected_total.store(0, Ordering::Release);
         }
         let received = join(receiver);

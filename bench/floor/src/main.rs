@@ -147,13 +147,13 @@ fn main() {
         std::process::exit(2);
     }
     if args.hiccups {
-        match hiccups::spin_all(args.seconds) {
-            Ok(all) => {
-                hiccups::print(&all);
-                write_json(&args, || hiccups::to_json(&all));
-            }
-            Err(e) => fail(e),
-        }
+        let all = hiccups::spin_all(args.seconds);
+        report(
+            &args,
+            all,
+            |all| hiccups::print(all),
+            |all| hiccups::to_json(all),
+        );
         return;
     }
     if args.cross_host {
@@ -167,13 +167,12 @@ fn main() {
             warmup_s: args.warmup,
             seconds: args.seconds,
         };
-        match cross_host::run(&config) {
-            Ok(outcome) => {
-                cross_host::print(&config, &outcome);
-                write_json(&args, || cross_host::to_json(&config, &outcome));
-            }
-            Err(e) => fail(e),
-        }
+        report(
+            &args,
+            cross_host::run(&config),
+            |o| cross_host::print(&config, o),
+            |o| cross_host::to_json(&config, o),
+        );
         return;
     }
     if args.rtt {
@@ -190,19 +189,34 @@ fn main() {
             send_ahead_us: args.send_ahead_us,
             glommio: args.echo_runtime == EchoRuntime::Glommio,
         };
-        match rtt::run(&config) {
-            Ok(outcome) => {
-                rtt::print(&config, &outcome);
-                write_json(&args, || rtt::to_json(&config, &outcome));
-            }
-            Err(e) => fail(e),
-        }
+        report(
+            &args,
+            rtt::run(&config),
+            |o| rtt::print(&config, o),
+            |o| rtt::to_json(&config, o),
+        );
         return;
     }
-    match run(&args) {
-        Ok(result) => {
-            print_result(&args, &result);
-            write_json(&args, || to_json(&args, &result));
+    report(
+        &args,
+        run(&args),
+        |o| print_result(&args, o),
+        |o| to_json(&args, o),
+    );
+}
+
+/// Prints a mode's outcome and writes its `--json`, or exits 1 saying why
+/// the mode failed.
+fn report<O, E: std::fmt::Display>(
+    args: &Args,
+    outcome: Result<O, E>,
+    print: impl FnOnce(&O),
+    json: impl FnOnce(&O) -> serde_json::Value,
+) {
+    match outcome {
+        Ok(o) => {
+            print(&o);
+            write_json(args, || json(&o));
         }
         Err(e) => fail(e),
     }
