@@ -28,6 +28,8 @@ const BURST: u64 = 64;
 /// The sender's pause while messages are parked, as `run.rs`'s
 /// `PARKED_RETRY_US`.
 const PARKED_RETRY: Duration = Duration::from_micros(500);
+/// The receiver's longest wait for a wake-up before it counts a stall.
+const STALL: Duration = Duration::from_secs(5);
 
 /// What the receiving shard saw.
 #[derive(Debug)]
@@ -36,6 +38,8 @@ struct Seen {
     next: Vec<u64>,
     out_of_order: u64,
     total: u64,
+    /// Waits that ended by the bound instead of a wake-up.
+    stalls: u64,
 }
 
 async fn wait(inbox: &mut Inbox, socket: &mut Option<glommio::net::UnixStream>) {
@@ -67,15 +71,26 @@ fn run(wake: Wake) {
                 next: vec![0; SESSIONS as usize],
                 out_of_order: 0,
                 total: 0,
+                stalls: 0,
             };
             let deadline = Instant::now() + Duration::from_secs(60);
             while seen.total < total && Instant::now() < deadline {
-                // Bounded, so that a lost wake-up fails at the deadline
-                // instead of hanging the test.
-                futures_lite::future::or(wait(&mut receiver_inbox, &mut socket), async {
-                    glommio::timer::Timer::new(Duration::from_secs(1)).await;
-                })
+                // Bounded, so that a lost wake-up is counted and fails the
+                // test instead of hanging it. The sender posts every few
+                // hundred µs until it is done, so a wait this long means
+                // a wake-up was lost.
+                let woken = futures_lite::future::or(
+                    async {
+                        wait(&mut receiver_inbox, &mut socket).await;
+                        true
+                    },
+                    async {
+                        glommio::timer::Timer::new(STALL).await;
+                        false
+                    },
+                )
                 .await;
+                seen.stalls += u64::from(!woken);
                 // Slow on purpose: a few messages, then let others run, so
                 // the inbox stays full and the sender keeps parking.
                 let mut handled = 0;
@@ -146,6 +161,7 @@ fn run(wake: Wake) {
     let seen = receiver.join().expect("the receiver finishes");
     // The receiver first: once it gives up, its inbox is gone and whatever
     // the sender still had goes nowhere, which would look like success.
+    assert_eq!(seen.stalls, 0, "a wake-up was lost: {seen:?}");
     assert_eq!(seen.total, total, "every message arrived once: {seen:?}");
     assert_eq!(sent, total, "the sender sent everything");
     assert_eq!(parked, 0, "nothing left parked");
