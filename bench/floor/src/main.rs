@@ -667,6 +667,14 @@ mod tests {
         assert_eq!(one.receiver_core.map(|c| c.for_thread(0)), Some(1));
     }
 
+    /// A loopback port nothing listens on (bound, then let go).
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+
     /// A `redis-server` of the test's own on a free port, killed on drop.
     struct Redis {
         child: std::process::Child,
@@ -675,10 +683,7 @@ mod tests {
 
     impl Redis {
         fn start() -> Redis {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
+            let port = free_port();
             let child = std::process::Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
@@ -747,10 +752,7 @@ mod tests {
 
     #[test]
     fn cross_host_without_redis_fails_with_a_message_naming_it() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let config = cross_host::CrossHostConfig {
             redis_url: format!("redis://127.0.0.1:{port}"),
             rooms: 1,
