@@ -731,3 +731,58 @@ fn a_registered_player_recalled_from_a_dead_host_keeps_the_inventory_of_their_la
         "{inv}"
     );
 }
+
+/// A second login of an online account on the other host takes it over:
+/// the old session is closed with 4001, the new one is welcomed with the
+/// body's room and inventory, and the account logs in again afterwards.
+/// Once, the go-ahead that follows the old body's save was posted to this
+/// host's shard of the same number instead of the other host's, and the
+/// account was locked until a restart.
+#[test]
+fn a_second_login_on_the_other_host_takes_the_account_over() {
+    let cl = cluster();
+    // (home host, the host of the first session, where its body stands,
+    // the host of the second login): the body's owner is never the second
+    // login's host, which is what went wrong.
+    let cases = [
+        (0, &cl.a, "town:square", &cl.b),
+        (1, &cl.a, "town:square", &cl.b),
+        (1, &cl.b, "town:market", &cl.a),
+        (0, &cl.a, "caves:tunnel", &cl.a),
+        (1, &cl.b, "caves:tunnel", &cl.a),
+    ];
+    for (i, (home, first, room, second)) in cases.into_iter().enumerate() {
+        let name = name_homed_on(&format!("Hazel{i}x"), home);
+        let mut old = Client::register(first.addr, &name, "correct horse");
+        assert_eq!(until_ok(&mut old, &format!("goto {room}"), 5)["ok"], true);
+        let item = if room.starts_with("caves") {
+            "pickaxe"
+        } else {
+            "coin"
+        };
+        let got = old.cmd(&format!("get {item}"));
+        let mut new = Client::connect(second.addr);
+        let welcome = new
+            .try_account(serde_json::json!({"type":"login","name":name,"password":"correct horse"}))
+            .unwrap_or_else(|e| panic!("case {i}: the takeover login was refused: {e}"));
+        assert_eq!(welcome["room"]["id"], room, "case {i}: {welcome}");
+        assert_eq!(old.expect_close(), 4001, "case {i}");
+        if got["ok"] == true {
+            let inv = new.cmd("inventory");
+            assert!(
+                inv["text"].as_str().unwrap_or("").contains(item),
+                "case {i}: {inv}"
+            );
+            assert_eq!(new.cmd(&format!("drop {item}"))["ok"], true, "case {i}");
+        }
+        assert_eq!(new.cmd("quit")["ok"], true, "case {i}");
+        new.expect_close();
+        // Nothing is left holding the name: it logs in again, on either host.
+        let mut again = Client::connect(first.addr);
+        again
+            .try_account(serde_json::json!({"type":"login","name":name,"password":"correct horse"}))
+            .unwrap_or_else(|e| panic!("case {i}: the account is locked: {e}"));
+        assert_eq!(again.cmd("quit")["ok"], true);
+        again.expect_close();
+    }
+}

@@ -107,15 +107,18 @@ impl Shard {
                 self.store.save_room_items_owned(room_id, items)
             }
             Effect::ClaimedAfterFlush { new } => {
-                let Some(mailbox) = self.router.mailbox(new.shard()) else {
-                    return;
-                };
-                self.store.flush(Box::new(move |result| {
+                // The go-ahead comes back here and is routed from here: the
+                // waiting login may be on another host, and only the router
+                // knows the way there (a mailbox of this host's shard of the
+                // same number is not it).
+                let go_ahead = self.reply_here(move |sh, result: Result<(), _>| {
                     if let Err(e) = result {
                         tracing::error!(error = %e, "store: flush before a takeover failed");
                     }
-                    mailbox.send(Msg::Claimed { sid: new, ok: true });
-                }));
+                    sh.router
+                        .post_to(new.addr(), Msg::Claimed { sid: new, ok: true });
+                });
+                self.store.flush(go_ahead);
             }
         }
     }
