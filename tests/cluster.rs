@@ -730,6 +730,27 @@ fn a_registered_player_recalled_from_a_dead_host_keeps_the_inventory_of_their_la
         !inv["text"].as_str().unwrap_or("").contains("crystal"),
         "{inv}"
     );
+    // b comes back; the body that woke with nothing leaves (a quit saves a
+    // registered body), and the next login brings the last save back whole:
+    // the empty hands were not saved over it.
+    let map = cl.dirs.1.path().join("map.toml");
+    cl.b = ServerProc::start_in_existing(&map, &["--shards", "2"]);
+    wait_bridged(&cl.a, "b", 10);
+    wait_bridged(&cl.b, "a", 10);
+    assert_eq!(there.cmd("quit")["ok"], true);
+    there.expect_close();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut back = Client::login(cl.a.addr, &kept_there, "correct horse");
+    assert_eq!(
+        back.welcome["room"]["id"], "caves:grotto",
+        "{}",
+        back.welcome
+    );
+    let inv = back.cmd("inventory");
+    assert!(
+        inv["text"].as_str().unwrap_or("").contains("crystal"),
+        "the last save was overwritten: {inv}"
+    );
 }
 
 /// A second login of an online account on the other host takes it over:

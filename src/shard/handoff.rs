@@ -259,8 +259,9 @@ impl Shard {
     /// in this host's start room: a guest with nothing, a registered player
     /// with the inventory of their last save, read from their home host
     /// (this one or another live one; when the home host is the one that
-    /// died, what it kept is out of reach and they start with nothing until
-    /// their next login there).
+    /// died, what it kept is out of reach: they start with nothing, and that
+    /// body is never saved, so that their next login once the home host is
+    /// back brings their last save back whole).
     fn recall_from(&mut self, host: u16) {
         let mut recalled = Vec::new();
         for (slot, session) in self.sessions.iter_mut() {
@@ -290,9 +291,9 @@ impl Shard {
             self.load_account_anywhere(
                 &key,
                 Box::new(move |sh: &mut Shard, loaded| {
-                    let inventory = match loaded {
-                        Ok(Some(record)) => record.inventory,
-                        Ok(None) => Vec::new(),
+                    let (saved, inventory) = match loaded {
+                        Ok(Some(record)) => (true, record.inventory),
+                        Ok(None) => (true, Vec::new()),
                         Err(e) => {
                             tracing::warn!(
                                 player = %name,
@@ -302,24 +303,29 @@ impl Shard {
                             sh.notice(
                                 sid,
                                 "What you carried is kept by a host that cannot be reached now; \
-                                 it comes back at your next login once that host is back.",
+                                 it comes back at your next login once that host is back. Until \
+                                 then you play as a visitor: nothing you pick up is kept.",
                             );
-                            Vec::new()
+                            // Not saved: its empty hands would overwrite the
+                            // last save, which the next login is to bring back.
+                            (false, Vec::new())
                         }
                     };
-                    sh.wake_at_start(sid, name, true, inventory);
+                    sh.wake_at_start(sid, name, saved, inventory);
                 }),
             );
         }
     }
 
     /// Gives a recalled player (still here, and still without a body) a body
-    /// in this host's start room.
+    /// in this host's start room; `saved`: whether the body's state is saved
+    /// as the account's (false for guests, and for a player whose last save
+    /// could not be read).
     fn wake_at_start(
         &mut self,
         sid: SessionId,
         name: Box<str>,
-        account: bool,
+        saved: bool,
         inventory: Vec<String>,
     ) {
         let still = self
@@ -336,7 +342,7 @@ impl Shard {
             sid,
             name,
             inventory,
-            account,
+            account: saved,
         };
         let owner = self.placement.owner(start);
         self.router.post_to(
