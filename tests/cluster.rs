@@ -244,13 +244,31 @@ fn a_paused_redis_opens_the_breaker_and_play_resumes_when_it_answers_again() {
     let mut amy = Client::guest(cl.a.addr, Some("amy"));
     let _bob = Client::guest(cl.b.addr, Some("bob"));
     assert_eq!(amy.cmd("tell bob hi")["ok"], true);
+    // A tell to a name that b keeps asks b where its player is.
+    let kept_on_b = name_homed_on("Cora", 1);
+    let _cora = Client::guest(cl.b.addr, Some(&kept_on_b));
 
     // The connections stay open; nothing is answered for 4 s.
     assert!(cl
         .redis
         .cmd(&["CLIENT", "PAUSE", "4000"])
         .starts_with("+OK"));
-    std::thread::sleep(Duration::from_millis(1800));
+    // Asked at once, before anything has noticed the pause: the command is
+    // answered by its deadline, within `remote_timeout_ms` (2 s here; the
+    // 300 ms over it are this test's own scheduling on a busy machine).
+    // Once, the deadline was looked at once a second, and the answer came
+    // up to a second late.
+    let asked = Instant::now();
+    let r = amy.cmd(&format!("tell {kept_on_b} are you there"));
+    let waited = asked.elapsed();
+    assert_eq!(r["code"], "unreachable", "{r}");
+    assert!(
+        waited < Duration::from_millis(2300),
+        "answered after {waited:?}"
+    );
+    std::thread::sleep(Duration::from_millis(
+        1800u64.saturating_sub(waited.as_millis() as u64),
+    ));
     let asked = Instant::now();
     let r = amy.cmd("tell bob anyone");
     assert!(asked.elapsed() < Duration::from_millis(2500));

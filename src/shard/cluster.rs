@@ -32,6 +32,12 @@ pub const LINK_DOWN: &str = "The link to the host that keeps the land you stand 
 what you do here fails until it is back. Tells and who still reach the players of this host.";
 pub const LINK_BACK: &str = "The link to the host that keeps the land you stand in is back.";
 
+/// How often a shard looks for cross-host waits that are over (commands
+/// owed an answer, bodies on their way): often enough that the answer
+/// `unreachable` keeps to `remote_timeout_ms`, where the once-a-second sweep
+/// let it come up to a second late.
+pub(super) const REMOTE_CHECK_MS: u64 = 50;
+
 impl Shard {
     /// The directory shard that keeps `key`: on its home host. The shard
     /// number is meaningful only on this host; another host routes a name
@@ -64,8 +70,15 @@ impl Shard {
     /// Notes that `sid`'s command went to another host: if no answer comes
     /// within `remote_timeout_ms`, the sweep answers `unreachable`.
     pub(super) fn wait_on_host(&mut self, sid: SessionId, id: Option<MsgId>) {
-        let deadline =
-            Instant::now() + Duration::from_millis(self.config.cluster.remote_timeout_ms);
+        // Checked every `REMOTE_CHECK_MS`: due that much early, the answer
+        // comes within `remote_timeout_ms`, as documented.
+        let wait_ms = self
+            .config
+            .cluster
+            .remote_timeout_ms
+            .saturating_sub(REMOTE_CHECK_MS)
+            .max(1);
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
         self.remote_waits.insert(sid, (deadline, id));
     }
 

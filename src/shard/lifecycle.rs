@@ -118,9 +118,7 @@ impl Shard {
     pub fn sweep(&mut self) {
         // Writes parked while the store's queue was full go on now.
         self.store.pump();
-        self.expire_remote_waits();
         self.watch_bridge();
-        self.sweep_transfers();
         self.expire_account_asks();
         let now = self.now_ms();
         let limits = &self.config.limits;

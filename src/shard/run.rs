@@ -11,6 +11,7 @@ use std::os::fd::FromRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::cluster::REMOTE_CHECK_MS;
 use super::mailbox::{self, Inbox};
 use super::Shard;
 
@@ -60,6 +61,12 @@ where
     };
     let roster_task = bridged
         .then(|| glommio::spawn_local(every(shard.clone(), roster_ms, |sh| sh.send_roster())));
+    let remote_task = bridged.then(|| {
+        glommio::spawn_local(every(shard.clone(), REMOTE_CHECK_MS, |sh| {
+            sh.expire_remote_waits();
+            sh.sweep_transfers();
+        }))
+    });
     let accept_task = glommio::spawn_local(listen(shard.clone()));
 
     // Until a Shutdown message arrives.
@@ -76,6 +83,9 @@ where
         task.cancel().await;
     }
     if let Some(task) = roster_task {
+        task.cancel().await;
+    }
+    if let Some(task) = remote_task {
         task.cancel().await;
     }
     retry_task.cancel().await;
