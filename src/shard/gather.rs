@@ -170,10 +170,20 @@ impl Shard {
         let Some(mut gather) = done else {
             return;
         };
+        // Other hosts' players come from their heartbeats, a few seconds
+        // old at most: a player who just moved from one of them to this
+        // host is in both lists for that long. A name is held once in the
+        // cluster, so a second sighting is the stale one.
         let (names, total) = self.other_hosts_players();
-        gather.total += total;
-        let room = names_max.saturating_sub(gather.names.len());
-        gather.names.extend(names.into_iter().take(room));
+        let mut stale = 0;
+        for name in names {
+            if gather.names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                stale += 1;
+            } else if gather.names.len() < names_max {
+                gather.names.push(name);
+            }
+        }
+        gather.total += total.saturating_sub(stale);
         let mut text = format!("{} online: {}", gather.total, gather.names.join(", "));
         if gather.total > gather.names.len() {
             text.push_str(&format!(" and {} more", gather.total - gather.names.len()));
