@@ -228,11 +228,12 @@ fn start_bridge(
         queue_max: config.cluster.bridge_queue_max,
         probe_interval_ms: config.cluster.probe_interval_ms,
     };
-    let sink = Arc::new(ClusterSink {
+    let sink = Arc::new(ClusterSink::new(
         me,
-        mailboxes: mailboxes.to_vec(),
-        placement: placement.clone(),
-    });
+        mailboxes.to_vec(),
+        placement.clone(),
+        config.cluster.remote_timeout_ms,
+    ));
     tracing::info!(
         host = %config.host_id,
         number = me,

@@ -168,6 +168,43 @@ fn a_name_is_held_once_across_the_cluster() {
         .err()
         .expect("refused");
     assert_eq!(twin["code"], "name_taken", "{twin}");
+
+    // A player who leaves a and comes straight back on b is still in a's
+    // last heartbeat for a moment: `who` lists them once all the same.
+    let mut wren = Client::guest(cl.a.addr, Some("wren"));
+    let mut seen = |c: &mut Client| {
+        let r = c.cmd("who");
+        let players = r["players"].as_array().cloned().unwrap_or_default();
+        (players.iter().filter(|p| *p == "wren").count(), r)
+    };
+    let mut bob = Client::guest(cl.b.addr, Some("carl"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen(&mut bob).0 == 0 {
+        assert!(Instant::now() < deadline, "a's heartbeat never listed wren");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(wren.cmd("quit")["ok"], true);
+    wren.expect_close();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut back = loop {
+        match Client::try_guest(cl.b.addr, Some("wren")) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "wren's name not let go: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    for _ in 0..10 {
+        let (times, r) = seen(&mut back);
+        assert_eq!(times, 1, "{r}");
+        assert_eq!(
+            r["players_total"],
+            r["players"].as_array().map_or(0, |p| p.len()),
+            "{r}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -246,7 +283,7 @@ fn a_paused_redis_opens_the_breaker_and_play_resumes_when_it_answers_again() {
     assert_eq!(amy.cmd("tell bob hi")["ok"], true);
     // A tell to a name that b keeps asks b where its player is.
     let kept_on_b = name_homed_on("Cora", 1);
-    let _cora = Client::guest(cl.b.addr, Some(&kept_on_b));
+    let mut cora = Client::guest(cl.b.addr, Some(&kept_on_b));
 
     // The connections stay open; nothing is answered for 4 s.
     assert!(cl
@@ -277,6 +314,20 @@ fn a_paused_redis_opens_the_breaker_and_play_resumes_when_it_answers_again() {
 
     let r = until_ok(&mut amy, "tell bob there you are", 12);
     assert_eq!(r["ok"], true, "not back after the pause: {r}");
+    // The tell that was answered `unreachable` was never carried out: when
+    // Redis answered again it let it through, long after its answer.
+    let r = until_ok(&mut amy, &format!("tell {kept_on_b} one more"), 5);
+    assert_eq!(r["ok"], true, "{r}");
+    cora.event("tell", "one more");
+    let told: Vec<&Value> = cora
+        .backlog
+        .iter()
+        .filter(|f| f["kind"] == "tell")
+        .collect();
+    assert!(
+        told.is_empty(),
+        "a tell its teller was told failed arrived: {told:?}"
+    );
 }
 
 #[test]
@@ -307,9 +358,17 @@ fn a_wedged_subscriber_is_found_by_its_probes_and_remade() {
     let mut bob = Client::guest(b.addr, Some("bob"));
     assert_eq!(until_ok(&mut bob, "tell amy hi", 5)["ok"], true);
     amy.event("tell", "hi");
+    // Amy stands in b's land, beside Bob: what is said there, b sends to a.
+    assert_eq!(until_ok(&mut amy, "goto caves:mouth", 5)["ok"], true);
 
     // The socket stays open and Redis keeps publishing to it; a hears nothing.
     assert_eq!(proxy.wedge_subscribers(), 1, "a's subscriber, alone");
+    // Said in b's land: done there (ok at once); its event for Amy is
+    // published into the silence.
+    let said = bob.cmd("say said during the wedge");
+    assert_eq!(said["ok"], true, "{said}");
+    // A tell to a name a keeps waits on a: answered unreachable by the
+    // timeout, and then never carried out, or carried out and answered.
     let during = bob.cmd("tell amy sent during the wedge");
 
     // Its own probes stop coming back: within a few probe intervals (200 ms
@@ -329,9 +388,17 @@ fn a_wedged_subscriber_is_found_by_its_probes_and_remade() {
     let r = until_ok(&mut bob, "tell amy back again", 10);
     assert_eq!(r["ok"], true, "{r}");
     // What b published into the silence is sent again and arrives.
-    assert_eq!(during["ok"], true, "{during}");
-    amy.event("tell", "sent during the wedge");
+    amy.event("say", "said during the wedge");
     amy.event("tell", "back again");
+    let told = amy
+        .backlog
+        .iter()
+        .any(|f| f["kind"] == "tell" && f["text"] == "sent during the wedge");
+    assert_eq!(
+        told,
+        during["ok"] == true,
+        "a tell answered {during} arrived: {told}"
+    );
     assert_eq!(health(a)["bridge"]["state"], "up");
 }
 

@@ -148,6 +148,14 @@ pub struct Bridge {
 /// at the stop flag and its timers again.
 const TICK_MS: u64 = 100;
 
+/// This host's wall clock in ms since the Unix epoch: the time stamps of
+/// envelopes and players' commands (`Envelope::sent_ms`).
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The channel a host reads its messages from.
 pub fn inbox_channel(host_id: &str) -> String {
     format!("mudshard:inbox:{host_id}")

@@ -113,6 +113,7 @@ pub fn run(
                 boot_epoch: run,
                 dest_epoch: run,
                 seq: monotonic_us(),
+                sent_ms: super::wall_ms(),
                 messages: Vec::new(),
             };
             let mut bytes = Vec::with_capacity(32);
@@ -324,6 +325,7 @@ impl Batches {
             boot_epoch: self.boot_epoch,
             dest_epoch: self.dest_epoch[dest],
             seq: self.seq[dest],
+            sent_ms: super::wall_ms(),
             messages,
         };
         let mut bytes = Vec::with_capacity(256);

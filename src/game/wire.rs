@@ -40,7 +40,7 @@ use crate::world::{Dir, RoomIdx};
 
 /// The layout this host writes and the only one it reads. Bump it with any
 /// change to the encoding, however small.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// The largest envelope a host accepts, refused before any of it is read.
 /// Batches flush at 64 KiB (DESIGN §1); this leaves room for one large
@@ -72,6 +72,11 @@ pub struct Envelope {
     /// Counts envelopes per source → destination within one boot epoch of
     /// each; a gap means envelopes were lost and are sent again.
     pub seq: u64,
+    /// The source's wall clock, in ms since the Unix epoch, when it first
+    /// sealed this envelope (a resend keeps it). With the `posted_ms` of a
+    /// player's command it tells the receiver how late the command is, free
+    /// of any offset between the two hosts' clocks (`shard::remote`).
+    pub sent_ms: u64,
     pub messages: Vec<Addressed>,
 }
 
@@ -115,11 +120,14 @@ pub enum PeerMsg {
         sid: SessionId,
         ok: bool,
     },
-    /// A command, parsed where it was read, for the body of `sid`.
+    /// A command, parsed where it was read, for the body of `sid`;
+    /// `posted_ms`: the source's wall clock when it was read (see
+    /// `Envelope::sent_ms`).
     Cmd {
         sid: SessionId,
         id: Option<MsgId>,
         cmd: BodyCommand,
+        posted_ms: u64,
     },
     /// The session of `sid` ended: remove its body (see `Msg::Depart`).
     Depart {
@@ -177,12 +185,14 @@ pub enum PeerMsg {
         key: Box<str>,
         sid: SessionId,
     },
+    /// `posted_ms` as for `Cmd`.
     Tell {
         from: SessionId,
         from_name: Box<str>,
         id: Option<MsgId>,
         to_key: Box<str>,
         text: Box<str>,
+        posted_ms: u64,
     },
 
     // --- back to the shard of a connection ---
@@ -413,6 +423,7 @@ pub fn encode(env: &Envelope, out: &mut Vec<u8>) {
     put_varint(out, env.boot_epoch);
     put_varint(out, env.dest_epoch);
     put_varint(out, env.seq);
+    put_varint(out, env.sent_ms);
     put_varint(out, env.messages.len() as u64);
     for addressed in &env.messages {
         let message_start = out.len();
@@ -450,6 +461,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
     let boot_epoch = r.varint("boot epoch")?;
     let dest_epoch = r.varint("destination epoch")?;
     let seq = r.varint("sequence")?;
+    let sent_ms = r.varint("sent time")?;
     let count = r.count(
         MESSAGES_PER_ENVELOPE_MAX,
         MESSAGE_BYTES_MIN,
@@ -471,6 +483,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
         boot_epoch,
         dest_epoch,
         seq,
+        sent_ms,
         messages,
     })
 }
@@ -605,11 +618,17 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             put_sid(out, *sid);
             put_bool(out, *ok);
         }
-        PeerMsg::Cmd { sid, id, cmd } => {
+        PeerMsg::Cmd {
+            sid,
+            id,
+            cmd,
+            posted_ms,
+        } => {
             out.push(tag::CMD);
             put_sid(out, *sid);
             put_opt_id(out, *id);
             put_cmd(out, cmd);
+            put_varint(out, *posted_ms);
         }
         PeerMsg::Depart { sid, notify } => {
             out.push(tag::DEPART);
@@ -764,6 +783,7 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             id,
             to_key,
             text,
+            posted_ms,
         } => {
             out.push(tag::TELL);
             put_sid(out, *from);
@@ -771,6 +791,7 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             put_opt_id(out, *id);
             put_blob(out, to_key.as_bytes());
             put_blob(out, text.as_bytes());
+            put_varint(out, *posted_ms);
         }
     }
 }
@@ -1028,6 +1049,7 @@ impl<'a> Reader<'a> {
                 sid: self.sid("session")?,
                 id: self.opt_id()?,
                 cmd: self.cmd()?,
+                posted_ms: self.varint("posted time")?,
             },
             tag::DEPART => PeerMsg::Depart {
                 sid: self.sid("session")?,
@@ -1144,6 +1166,7 @@ impl<'a> Reader<'a> {
                 id: self.opt_id()?,
                 to_key: self.text("name key")?,
                 text: self.text("tell text")?,
+                posted_ms: self.varint("posted time")?,
             },
             got => return Err(bad_tag("message", got)),
         })
@@ -1355,6 +1378,7 @@ mod tests {
                 id: id("12345678901234567890"),
                 to_key: "alice".into(),
                 text: "meet me at the well 🌊".into(),
+                posted_ms: 1_700_000_000_123,
             },
         ];
         let text = || Box::<str>::from("the red book");
@@ -1388,6 +1412,7 @@ mod tests {
                 sid: sid(1, 2, n as u32),
                 id: if n % 2 == 0 { id(&n.to_string()) } else { None },
                 cmd,
+                posted_ms: if n % 2 == 0 { u64::MAX } else { n as u64 },
             });
         }
         msgs
@@ -1411,6 +1436,7 @@ mod tests {
             boot_epoch: u64::MAX,
             dest_epoch: 3,
             seq: 1 << 40,
+            sent_ms: u64::MAX,
             messages,
         }
     }
@@ -1480,10 +1506,11 @@ mod tests {
             boot_epoch: 0,
             dest_epoch: 3,
             seq: 0,
+            sent_ms: 0,
             messages: Vec::new(),
         };
         let bytes = encoded(&env);
-        assert_eq!(bytes, [WIRE_VERSION, 0, 0, 3, 0, 0]);
+        assert_eq!(bytes, [WIRE_VERSION, 0, 0, 3, 0, 0, 0]);
         assert_eq!(decode(&bytes), Ok(env));
     }
 
@@ -1495,6 +1522,7 @@ mod tests {
             boot_epoch: 1_700_000_000_000,
             dest_epoch: 3,
             seq: 12_345,
+            sent_ms: 1_700_000_000_000,
             messages: vec![Addressed {
                 to: Dest::Shard(3),
                 msg: PeerMsg::Frame {
@@ -1511,8 +1539,8 @@ mod tests {
         .len();
         assert_eq!(
             header,
-            1 + 1 + 6 + 1 + 2 + 1,
-            "version, host, epoch, destination epoch, seq, count"
+            1 + 1 + 6 + 1 + 2 + 6 + 1,
+            "version, host, epoch, destination epoch, seq, sent time, count"
         );
         // Destination 2, tag 1, session 8, length 2, done 1.
         assert_eq!(encoded(&env).len(), header + 14 + 300);
@@ -1525,6 +1553,7 @@ mod tests {
             boot_epoch: 0,
             dest_epoch: 3,
             seq: 0,
+            sent_ms: 0,
             messages: vec![Addressed {
                 to: Dest::AllShards,
                 msg: PeerMsg::Broadcast {
@@ -1611,6 +1640,7 @@ mod tests {
             0,
             0,
             0,
+            0,
             1,
             tag::DEST_ALL_SHARDS,
             tag::FRAME,
@@ -1634,7 +1664,7 @@ mod tests {
 
     #[test]
     fn a_count_the_bytes_cannot_hold_is_refused_without_allocating_it() {
-        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 0];
+        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 0, 0];
         put_varint(&mut bytes, MESSAGES_PER_ENVELOPE_MAX as u64);
         bytes.extend_from_slice(&[tag::DEST_ALL_SHARDS, tag::BROADCAST, 0, 0]);
         assert_eq!(
@@ -1644,7 +1674,7 @@ mod tests {
             })
         );
 
-        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 0];
+        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 0, 0];
         put_varint(&mut bytes, u64::MAX);
         assert!(matches!(
             decode(&bytes),
@@ -1689,7 +1719,7 @@ mod tests {
 
     /// An envelope of one message to shard 0, from its encoded fields.
     fn one_message(msg: &[u8]) -> Vec<u8> {
-        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 0, 1, tag::DEST_SHARD, 0];
+        let mut bytes = vec![WIRE_VERSION, 0, 0, 0, 0, 0, 1, tag::DEST_SHARD, 0];
         bytes.extend_from_slice(msg);
         bytes
     }
@@ -1699,7 +1729,7 @@ mod tests {
         let go = |dir: u8| {
             let mut m = vec![tag::CMD];
             put_sid(&mut m, sid(0, 0, 0));
-            m.extend_from_slice(&[0, tag::GO, dir]);
+            m.extend_from_slice(&[0, tag::GO, dir, 0]);
             decode(&one_message(&m))
         };
         assert!(go(tag::DOWN).is_ok());
@@ -1743,7 +1773,7 @@ mod tests {
             put_sid(&mut m, sid(0, 0, 0));
             m.push(1);
             put_blob(&mut m, id);
-            m.push(tag::LOOK);
+            m.extend_from_slice(&[tag::LOOK, 0]);
             decode(&one_message(&m))
         };
         assert!(look_with_id(&[b'1'; MsgId::BYTES_MAX]).is_ok());
@@ -1761,7 +1791,7 @@ mod tests {
         );
 
         let mut to_shard_256 = one_message(&[]);
-        to_shard_256.truncate(7);
+        to_shard_256.truncate(8);
         put_varint(&mut to_shard_256, SHARDS_PER_HOST_MAX as u64);
         to_shard_256.extend_from_slice(&[tag::BROADCAST, 0, 0]);
         assert!(matches!(

@@ -7,15 +7,15 @@
 //! knows its shards: the sender names the host, and `Dest` only says
 //! whether a message is for one shard or fanned out to all of them.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::directory;
 use super::mailbox::Mailbox;
 use super::msg::Msg;
 use super::placement::Placement;
 use super::ShardAddr;
-use crate::bridge::{PeerHost, Sink};
+use crate::bridge::{wall_ms, PeerHost, Sink};
 use crate::game::wire::{Addressed, Dest, Envelope, PeerMsg};
 
 /// The wire form of `msg` for shard `shard` of another host, or `msg` back
@@ -50,7 +50,12 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
             ack_to,
         }),
         Msg::ArriveAck { sid, ok } => one(PeerMsg::ArriveAck { sid, ok }),
-        Msg::Cmd { sid, id, cmd, .. } => one(PeerMsg::Cmd { sid, id, cmd }),
+        Msg::Cmd { sid, id, cmd, sent } => one(PeerMsg::Cmd {
+            sid,
+            id,
+            cmd,
+            posted_ms: wall_ms().saturating_sub(sent.elapsed().as_millis() as u64),
+        }),
         Msg::Depart { sid, notify } => one(PeerMsg::Depart { sid, notify }),
         Msg::Entered { sid, room, owner } => one(PeerMsg::Entered { sid, room, owner }),
         Msg::Left { sid, room } => one(PeerMsg::Left { sid, room }),
@@ -83,6 +88,7 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
             id,
             to_key,
             text,
+            posted_ms: wall_ms(),
         }),
         Msg::Claimed { sid, ok } => one(PeerMsg::Claimed { sid, ok }),
         Msg::TakenOver { old, new } => one(PeerMsg::TakenOver { old, new }),
@@ -145,7 +151,7 @@ fn place(
             )
         }
         PeerMsg::ArriveAck { sid, ok } => (named, Msg::ArriveAck { sid, ok }),
-        PeerMsg::Cmd { sid, id, cmd } => (
+        PeerMsg::Cmd { sid, id, cmd, .. } => (
             named,
             Msg::Cmd {
                 sid,
@@ -189,6 +195,7 @@ fn place(
             id,
             to_key,
             text,
+            ..
         } => (
             keeper(&to_key),
             Msg::Tell {
@@ -233,9 +240,41 @@ pub struct ClusterSink {
     pub me: u16,
     pub mailboxes: Vec<Mailbox>,
     pub placement: Arc<Placement>,
+    /// A player's command (a `Cmd` or a `Tell`) this late is not carried
+    /// out: half of `remote_timeout_ms`, by when the host that read it is
+    /// about to answer its player `unreachable` (see [`Lateness`]).
+    pub stale_ms: u64,
+    pub lateness: Mutex<Lateness>,
 }
 
 impl ClusterSink {
+    pub fn new(
+        me: u16,
+        mailboxes: Vec<Mailbox>,
+        placement: Arc<Placement>,
+        remote_timeout_ms: u64,
+    ) -> ClusterSink {
+        ClusterSink {
+            me,
+            mailboxes,
+            placement,
+            stale_ms: remote_timeout_ms / 2,
+            lateness: Mutex::new(Lateness::default()),
+        }
+    }
+
+    /// Whether `msg`, a player's command, is too late to carry out: its
+    /// player was (or is about to be) answered `unreachable`, and doing it
+    /// now would do what they were told failed. A stalled Redis holds
+    /// commands and lets them all through at once when it answers again.
+    fn stale(&self, msg: &PeerMsg, late_base_ms: i64) -> bool {
+        let posted_ms = match msg {
+            PeerMsg::Cmd { posted_ms, .. } | PeerMsg::Tell { posted_ms, .. } => *posted_ms,
+            _ => return false,
+        };
+        late_base_ms.saturating_sub(posted_ms as i64) > self.stale_ms as i64
+    }
+
     fn send(&self, shard: u16, msg: Msg) {
         if let Some(mailbox) = self.mailboxes.get(usize::from(shard)) {
             mailbox.send(msg);
@@ -246,7 +285,22 @@ impl ClusterSink {
 impl Sink for ClusterSink {
     fn deliver(&self, env: Envelope) {
         let shards = self.mailboxes.len() as u16;
+        let now_ms = wall_ms();
+        let offset = self
+            .lateness
+            .lock()
+            .map(|mut l| l.offset(env.source_host, now_ms, env.sent_ms, Instant::now()))
+            .unwrap_or(0);
+        // `now − offset − posted`: how late a command is.
+        let late_base_ms = (now_ms as i64).saturating_sub(offset);
         for a in env.messages {
+            if self.stale(&a.msg, late_base_ms) {
+                tracing::debug!(
+                    source = env.source_host,
+                    "bridge: a player's command arrived after its answer was due; not carried out"
+                );
+                continue;
+            }
             match place(a, &self.placement, self.me, shards, env.boot_epoch) {
                 Some((EVERY_SHARD, msg)) => {
                     let Some(copies) = fan_out(msg, shards) else {
@@ -315,6 +369,65 @@ mod tests {
     use crate::protocol::addr::SessionId;
     use crate::world::World;
 
+    #[test]
+    fn lateness_needs_no_agreement_between_the_clocks() {
+        let mut l = Lateness::default();
+        let t0 = Instant::now();
+        // The receiver's clock is 10 s ahead; envelopes take 1 ms or more.
+        let skew: u64 = 10_000;
+        assert_eq!(l.offset(1, 1_000 + skew + 1, 1_000, t0), 10_001);
+        assert_eq!(l.offset(1, 2_000 + skew + 3, 2_000, t0), 10_001);
+        // A command read at 2,500 by its host's clock, sealed at once, and
+        // held 1.5 s by a stalled Redis: 1.5 s late, whatever the skew.
+        let received = 4_000 + skew + 1;
+        let offset = l.offset(1, received, 2_500, t0);
+        assert_eq!(received as i64 - offset - 2_500, 1_500);
+        // One read at 3,000 and sealed only at 4,000 (its host's publisher
+        // was stuck behind the stall): 1 s late by the same reckoning.
+        let offset = l.offset(1, 4_000 + skew + 1, 4_000, t0);
+        assert_eq!((4_000 + skew + 1) as i64 - offset - 3_000, 1_000);
+        // Another host has an offset of its own.
+        assert_eq!(l.offset(0, 500, 700, t0), -200);
+    }
+
+    #[test]
+    fn lateness_follows_a_clock_that_was_stepped() {
+        let mut l = Lateness::default();
+        let t0 = Instant::now();
+        assert_eq!(l.offset(0, 10_005, 10_000, t0), 5);
+        // The sender's clock is stepped 2 s back: for up to two windows the
+        // old minimum holds, then the new one is taken.
+        let later = t0 + LATENESS_WINDOW;
+        assert_eq!(l.offset(0, 20_005, 18_000, later), 5);
+        let later = later + LATENESS_WINDOW;
+        assert_eq!(l.offset(0, 30_005, 28_000, later), 2_005);
+    }
+
+    fn tell(posted_ms: u64) -> PeerMsg {
+        PeerMsg::Tell {
+            from: SessionId::new(ShardAddr::new(1, 0), 1, 1),
+            from_name: "amy".into(),
+            id: None,
+            to_key: "bob".into(),
+            text: "hi".into(),
+            posted_ms,
+        }
+    }
+
+    #[test]
+    fn only_a_players_command_past_half_the_remote_timeout_is_stale() {
+        let world = World::generated(2, 2);
+        let placement = Arc::new(Placement::single_host(&world, 1, 1));
+        let sink = ClusterSink::new(0, Vec::new(), placement, 2_000);
+        assert!(!sink.stale(&tell(9_000), 10_000));
+        assert!(sink.stale(&tell(8_999), 10_000));
+        let frame = PeerMsg::Broadcast {
+            frame: bytes::Bytes::new(),
+            except: None,
+        };
+        assert!(!sink.stale(&frame, u64::MAX as i64), "only commands");
+    }
+
     fn sid() -> SessionId {
         SessionId::new(ShardAddr::new(0, 1), 7, 3)
     }
@@ -360,5 +473,47 @@ mod tests {
     fn messages_bound_to_one_process_do_not_cross() {
         assert!(to_peer(Msg::Shutdown, 0).is_err());
         assert!(to_peer(Msg::WhoAsk { asker: 0, ask: 1 }, 0).is_err());
+    }
+}
+
+/// How long one window of [`Lateness`] lasts.
+const LATENESS_WINDOW: Duration = Duration::from_secs(60);
+
+/// How late what another host sends arrives, without trusting the two
+/// hosts' clocks to agree: for each source, the smallest `receive − sent`
+/// seen over the last window or two is taken as the offset between the
+/// clocks plus the quickest transit, and a command's lateness is
+/// `receive − offset − posted`. That counts both the time a command waited
+/// on its own host (before its envelope was sealed, e.g. behind a stalled
+/// Redis) and the time its envelope took beyond the quickest one. The
+/// windows let the offset follow a clock that is slewed or stepped.
+#[derive(Default)]
+pub struct Lateness {
+    /// Per source host: (this window's minimum, the last window's, when
+    /// this window began).
+    hosts: Vec<(i64, i64, Option<Instant>)>,
+}
+
+impl Lateness {
+    /// Takes one envelope's `receive − sent` into account and returns the
+    /// offset to use for it.
+    pub fn offset(&mut self, source: u16, received_ms: u64, sent_ms: u64, now: Instant) -> i64 {
+        let source = usize::from(source);
+        if self.hosts.len() <= source {
+            self.hosts.resize(source + 1, (i64::MAX, i64::MAX, None));
+        }
+        let (cur, prev, began) = &mut self.hosts[source];
+        match began {
+            Some(at) if now.duration_since(*at) < LATENESS_WINDOW => {}
+            Some(at) => {
+                *prev = *cur;
+                *cur = i64::MAX;
+                *at = now;
+            }
+            None => *began = Some(now),
+        }
+        let seen = (received_ms as i64).saturating_sub(sent_ms as i64);
+        *cur = (*cur).min(seen);
+        (*cur).min(*prev)
     }
 }
