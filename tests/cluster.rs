@@ -838,6 +838,30 @@ fn a_registered_player_recalled_from_a_dead_host_keeps_the_inventory_of_their_la
     );
 }
 
+/// A guest's session lives on the host it logged in on: a resume that
+/// lands on the other host is refused, and says where the session is.
+#[test]
+fn a_resume_on_the_other_host_says_which_host_keeps_the_session() {
+    let cl = cluster();
+    let wren = Client::guest(cl.a.addr, Some("wren"));
+    let (token, seen) = (
+        wren.welcome["token"].as_str().expect("token").to_string(),
+        wren.last_seq,
+    );
+    drop(wren);
+    let mut c = Client::connect(cl.b.addr);
+    c.send(serde_json::json!({"type":"resume","token":token,"last_seq":seen}));
+    let first = c.recv();
+    assert_eq!(first["code"], "resume_failed", "{first}");
+    let text = first["message"].as_str().unwrap_or("");
+    assert!(text.contains("host \"a\""), "{first}");
+    // On its own host it resumes.
+    let mut c = Client::connect(cl.a.addr);
+    c.last_seq = seen;
+    c.send(serde_json::json!({"type":"resume","token":token,"last_seq":seen}));
+    assert_eq!(c.recv()["type"], "resumed");
+}
+
 /// A second login of an online account on the other host takes it over:
 /// the old session is closed with 4001, the new one is welcomed with the
 /// body's room and inventory, and the account logs in again afterwards.

@@ -158,6 +158,24 @@ fn guessing_tokens_is_rate_limited() {
 }
 
 #[test]
+fn forged_login_tokens_are_rate_limited_by_address() {
+    let (server, _dir) = ServerProc::start_with_map(RESUMABLE, &["--no-ambient"]);
+    let mut codes = Vec::new();
+    for i in 0..7 {
+        let mut c = Client::connect(server.addr);
+        c.send(json!({"type":"login","token":format!("nobody.{i}.forged")}));
+        let first = c.recv();
+        codes.push(first["code"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(codes[0], "bad_credentials", "{codes:?}");
+    assert_eq!(
+        codes.last().map(String::as_str),
+        Some("rate_limited"),
+        "{codes:?}"
+    );
+}
+
+#[test]
 fn a_resume_after_the_window_or_past_the_history_fails_cleanly() {
     let limits = "[limits]\nresume_window_ms = 800\nresume_frames_max = 2\n";
     let (server, _dir) = ServerProc::start_with_map(limits, &["--no-ambient"]);

@@ -61,6 +61,16 @@ enum Key {
     Address(IpAddr),
 }
 
+/// What an attempt counts against: the name (when it has one) and the address.
+fn keys(name_key: &str, ip: IpAddr) -> Vec<Key> {
+    let mut keys = Vec::with_capacity(2);
+    if !name_key.is_empty() {
+        keys.push(Key::Name(name_key.to_owned()));
+    }
+    keys.push(address_key(ip));
+    keys
+}
+
 /// Limits failed login/register attempts per name and per client address.
 /// Share one per host (`Arc<LoginLimiter>`); `now` is passed in so tests and
 /// callers control time.
@@ -83,7 +93,7 @@ impl LoginLimiter {
     /// Check before hashing: a refused attempt costs no argon2 work.
     pub fn check(&self, name_key: &str, ip: IpAddr, now: Instant) -> Result<(), RetryAfter> {
         let failures = self.lock();
-        let wait_s = [Key::Name(name_key.to_owned()), address_key(ip)]
+        let wait_s = keys(name_key, ip)
             .iter()
             .filter_map(|key| self.wait_s(failures.get(key)?, now))
             .max();
@@ -94,10 +104,13 @@ impl LoginLimiter {
     }
 
     /// Counts a failed attempt (bad password, unknown name, name taken, …)
-    /// against both the name and the address.
+    /// against both the name and the address; an empty `name_key` (an
+    /// attempt that names nothing readable, such as a garbled token) only
+    /// against the address, so that strangers' garbage does not lock out
+    /// everyone else.
     pub fn record_failure(&self, name_key: &str, ip: IpAddr, now: Instant) {
         let mut failures = self.lock();
-        for key in [Key::Name(name_key.to_owned()), address_key(ip)] {
+        for key in keys(name_key, ip) {
             if !failures.contains_key(&key) && failures.len() >= self.cfg.tracked_keys_max {
                 self.make_room(&mut failures, now);
             }
@@ -211,6 +224,23 @@ mod tests {
         );
         // The first failure (t0) leaves the window at t0 + 60.
         assert_eq!(limiter.check("bob", ip(99), t0 + secs(60)), Ok(()));
+    }
+
+    #[test]
+    fn attempts_that_name_nothing_count_against_their_address_alone() {
+        let limiter = LoginLimiter::new(LoginLimitConfig::default());
+        let t0 = Instant::now();
+        for i in 0..5u8 {
+            limiter.record_failure("", ip(i), t0);
+        }
+        assert_eq!(limiter.check("", ip(99), t0), Ok(()), "a new address");
+        for _ in 0..5 {
+            limiter.record_failure("", ip(7), t0);
+        }
+        assert_eq!(
+            limiter.check("", ip(7), t0 + secs(1)),
+            Err(RetryAfter { after_s: 59 })
+        );
     }
 
     #[test]

@@ -103,9 +103,18 @@ impl Shard {
 
     /// `{"type":"login","token":T}`: a token from `welcome` or the HTTP API.
     pub(super) fn login_token(&mut self, slot: u32, token: &str) {
+        // A token names no account until it verifies: failures count
+        // against the address alone.
+        let ip = self.peer_ip(slot);
+        if self.refuse_if_limited(slot, "", ip) {
+            return;
+        }
         let key = match self.signer.verify(token, unix_now_s()) {
             Ok(key) => key,
-            Err(_) => return self.send_error(slot, "bad_credentials", "Invalid or expired token."),
+            Err(_) => {
+                self.limiter.record_failure("", ip, Instant::now());
+                return self.send_error(slot, "bad_credentials", "Invalid or expired token.");
+            }
         };
         let Some(sid) = self.start_login(slot) else {
             return;

@@ -98,7 +98,21 @@ impl Shard {
                 if self.refuse_if_limited(slot, &key, ip) {
                     return;
                 }
-                if target.host() != self.host || target.shard() >= self.router.shards() {
+                if target.host() != self.host {
+                    // The token names its host: saying which tells a
+                    // guesser nothing it did not write itself.
+                    let message = match self.config.cluster.hosts.get(usize::from(target.host())) {
+                        Some(host) => format!(
+                            "This session is kept by host \"{}\" of this world, not this one: \
+                             connect to that host to resume it, or log in again here (a guest's \
+                             name stays held there until its resume window ends).",
+                            host.id
+                        ),
+                        None => RESUME_FAILED.to_string(),
+                    };
+                    return self.resume_refused_with(slot, &key, ip, &message);
+                }
+                if target.shard() >= self.router.shards() {
                     return self.resume_refused_here(slot, &key, ip);
                 }
                 let credential = ResumeCredential::Guest {
@@ -303,16 +317,20 @@ impl Shard {
     /// Refuses a resume on this shard's connection `slot` (the token went
     /// nowhere): counted against `key` and the address.
     fn resume_refused_here(&mut self, slot: u32, key: &str, ip: IpAddr) {
+        self.resume_refused_with(slot, key, ip, RESUME_FAILED);
+    }
+
+    fn resume_refused_with(&mut self, slot: u32, key: &str, ip: IpAddr, message: &str) {
         self.limiter.record_failure(key, ip, Instant::now());
         self.counters.stats.resumes_failed += 1;
         if let Some(session) = self.sessions.by_slot(slot) {
             session.resuming = None;
         }
-        self.send_error(slot, "resume_failed", RESUME_FAILED);
+        self.send_error(slot, "resume_failed", message);
     }
 
     /// True (and the client told) when `key` or the address has failed too often.
-    fn refuse_if_limited(&mut self, slot: u32, key: &str, ip: IpAddr) -> bool {
+    pub(super) fn refuse_if_limited(&mut self, slot: u32, key: &str, ip: IpAddr) -> bool {
         match self.limiter.check(key, ip, Instant::now()) {
             Ok(()) => false,
             Err(retry) => {
