@@ -172,7 +172,7 @@ fn a_name_is_held_once_across_the_cluster() {
     // A player who leaves a and comes straight back on b is still in a's
     // last heartbeat for a moment: `who` lists them once all the same.
     let mut wren = Client::guest(cl.a.addr, Some("wren"));
-    let mut seen = |c: &mut Client| {
+    let seen = |c: &mut Client| {
         let r = c.cmd("who");
         let players = r["players"].as_array().cloned().unwrap_or_default();
         (players.iter().filter(|p| *p == "wren").count(), r)
