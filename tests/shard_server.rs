@@ -305,6 +305,43 @@ fn bad_frames_get_their_documented_answers_and_the_connection_stays() {
 }
 
 #[test]
+fn an_error_that_refuses_a_cmd_echoes_its_id() {
+    let (server, _dir) = ServerProc::start_with_map(
+        "[limits]\ncommands_per_s = 1\ncommands_burst = 2\n",
+        &["--no-ambient"],
+    );
+    let mut c = Client::connect(server.addr);
+    c.send(json!({"type":"cmd","id":7,"line":"look"}));
+    let e = c.recv();
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_u64()),
+        (Some("unauthenticated"), Some(7)),
+        "{e}"
+    );
+    let mut p = Client::guest(server.addr, Some("pip"));
+    for id in 1..=6 {
+        p.send(json!({"type":"cmd","id":id,"line":"help"}));
+    }
+    let mut refused = Vec::new();
+    let mut answered = Vec::new();
+    while refused.len() + answered.len() < 6 {
+        let f = p.recv();
+        match f["type"].as_str() {
+            Some("error") => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                refused.push(f["id"].as_u64().expect("the refused command's id"));
+            }
+            Some("reply") => answered.push(f["id"].as_u64().expect("id")),
+            _ => {}
+        }
+    }
+    assert!(!refused.is_empty(), "nothing was refused: {answered:?}");
+    let mut all: Vec<u64> = refused.iter().chain(&answered).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=6).collect::<Vec<_>>(), "every id heard once");
+}
+
+#[test]
 fn a_command_line_with_control_characters_is_refused_and_reaches_nobody() {
     let server = ServerProc::start(&["--shards", "2"]);
     let mut speaker = Client::guest(server.addr, Some("speaker"));
@@ -317,12 +354,12 @@ fn a_command_line_with_control_characters_is_refused_and_reaches_nobody() {
         "say tab\tbed",
         "say c1\u{9b}31m",
     ] {
-        speaker.send(json!({"type":"cmd","id":1,"line":line}));
+        speaker.send(json!({"type":"cmd","id":"c-1","line":line}));
         let e = speaker.recv_until(|f| f["type"] != "event");
         assert_eq!(
-            (e["type"].as_str(), e["code"].as_str()),
-            (Some("error"), Some("invalid_text")),
-            "{line:?}: {e}"
+            (e["type"].as_str(), e["code"].as_str(), e["id"].as_str()),
+            (Some("error"), Some("invalid_text"), Some("c-1")),
+            "{line:?}: the refusal names the command it refuses: {e}"
         );
     }
     // Nothing of it reached the room; a plain say still does.

@@ -127,8 +127,14 @@ pub fn now_ms() -> u64 {
 
 /// The body of an `error` frame.
 pub fn error(code: &str, message: &str) -> Bytes {
+    error_for(None, code, message)
+}
+
+/// An `error` frame refusing a `cmd` that carried `id`: the id is echoed, as
+/// in a reply, so that a client waiting on it hears why it never came.
+pub fn error_for(id: Option<&MsgId>, code: &str, message: &str) -> Bytes {
     let mut body = Body::new("error", 48 + message.len());
-    body.str("code", code).str("message", message);
+    body.id(id).str("code", code).str("message", message);
     body.finish()
 }
 

@@ -35,9 +35,20 @@ impl Shard {
 
     /// Sends an `error` frame: in the sequence once logged in, plain before.
     pub fn send_error(&mut self, slot: u32, code: &str, message: &str) {
+        self.send_error_for(slot, None, code, message);
+    }
+
+    /// An `error` refusing a `cmd` with `id` (echoed when there is one).
+    pub fn send_error_for(
+        &mut self,
+        slot: u32,
+        id: Option<&crate::protocol::MsgId>,
+        code: &str,
+        message: &str,
+    ) {
         let bytes_max = self.config.limits.outbound_bytes_max;
         self.counters.stats.errors_sent += 1;
-        let frame = encode::error(code, message);
+        let frame = encode::error_for(id, code, message);
         let Some(session) = self.sessions.by_slot(slot) else {
             return;
         };

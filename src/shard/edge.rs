@@ -93,8 +93,9 @@ impl Shard {
             }
             ClientFrame::Cmd { id, line } => {
                 if phase == Phase::Connected {
-                    return self.send_error(
+                    return self.send_error_for(
                         slot,
+                        id.as_ref(),
                         "unauthenticated",
                         "Log in first: send {\"type\":\"guest\"}, register or login.",
                     );
@@ -118,6 +119,7 @@ impl Shard {
         if !session.take_token(now, per_s, burst) {
             return self.refuse_rate_limited(
                 slot,
+                id.as_ref(),
                 now,
                 &format!("Slow down: at most {per_s} commands a second."),
             );
@@ -128,8 +130,9 @@ impl Shard {
             control |= c.is_control();
         }
         if chars > chars_max {
-            return self.send_error(
+            return self.send_error_for(
                 slot,
+                id.as_ref(),
                 "invalid_text",
                 &format!("A command line is at most {chars_max} characters."),
             );
@@ -137,8 +140,9 @@ impl Shard {
         if control {
             // Whatever a player says reaches other players' screens: no
             // terminal escapes, bells or NULs through it.
-            return self.send_error(
+            return self.send_error_for(
                 slot,
+                id.as_ref(),
                 "invalid_text",
                 "A command line may not hold control characters (escapes, tabs, line breaks).",
             );
@@ -147,6 +151,7 @@ impl Shard {
             if session.pending.len() >= burst as usize {
                 return self.refuse_rate_limited(
                     slot,
+                    id.as_ref(),
                     now,
                     "Too many commands waiting; slow down.",
                 );
@@ -164,9 +169,9 @@ impl Shard {
     /// A client refused `rate_limited_max` times within
     /// `rate_limited_window_ms` is flooding: it is closed with 1008 (after
     /// the frames queued before), and counted.
-    fn refuse_rate_limited(&mut self, slot: u32, now_ms: u64, message: &str) {
+    fn refuse_rate_limited(&mut self, slot: u32, id: Option<&MsgId>, now_ms: u64, message: &str) {
         self.counters.stats.rate_limited += 1;
-        self.send_error(slot, "rate_limited", message);
+        self.send_error_for(slot, id, "rate_limited", message);
         let limits = &self.config.limits;
         let (max, window_ms) = (limits.rate_limited_max, limits.rate_limited_window_ms);
         let Some(session) = self.sessions.by_slot(slot) else {

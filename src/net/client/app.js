@@ -287,6 +287,8 @@
   function onError(f) {
     const code = str(f.code);
     const message = str(f.message) || code;
+    // A refused command: its reply will not come.
+    if (f.id !== undefined) session.pending.delete(f.id);
     if (session.resuming) {
       session.resuming = false;
       if (code === 'resume_failed') return loginAgain(message);
