@@ -471,11 +471,44 @@ fn a_bad_upgrade_is_answered_as_rfc_6455_says() {
             ],
             "not base64",
         ),
+        // RFC 6455 §4.2.1: Host, Connection: Upgrade, one key; and one
+        // Origin, so that two cannot be judged by their order.
+        (
+            vec![HOST, "Upgrade: websocket\r\n", KEY, V13],
+            "no Connection",
+        ),
+        (
+            vec![
+                HOST,
+                "Upgrade: websocket\r\nConnection: keep-alive\r\n",
+                KEY,
+                V13,
+            ],
+            "Connection without Upgrade",
+        ),
+        (vec![UPGRADE, KEY, V13], "no Host"),
+        (vec![HOST, UPGRADE, KEY, KEY, V13], "two keys"),
+        (
+            vec![
+                HOST,
+                UPGRADE,
+                KEY,
+                V13,
+                "Origin: https://evil.example\r\nOrigin: http://127.0.0.1:4000\r\n",
+            ],
+            "two origins",
+        ),
     ] {
         let answer = raw_answer(server.addr, &headers);
         assert_eq!(status(&answer).as_deref(), Some("400"), "{why}: {answer}");
         assert!(answer.contains("bad_request"), "{why}: {answer}");
     }
+    // HTTP/1.0 cannot upgrade.
+    let answer = http_raw(
+        server.addr,
+        &format!("GET /ws HTTP/1.0\r\n{HOST}{UPGRADE}{KEY}{V13}\r\n"),
+    );
+    assert_eq!(status(&answer).as_deref(), Some("400"), "{answer}");
     // Firefox's `Connection: keep-alive, Upgrade` and a capitalised
     // `WebSocket` are upgrades like any other.
     let mut s = std::net::TcpStream::connect(server.addr).expect("connect");

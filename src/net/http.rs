@@ -15,6 +15,12 @@ pub struct Request {
     /// A `Sec-WebSocket-Version` header was sent (whatever its value).
     pub websocket_version_present: bool,
     pub origin: Option<String>,
+    /// A `Host` header was sent.
+    pub host: bool,
+    /// `Connection` names `Upgrade` (RFC 6455 §4.2.1).
+    pub connection_upgrade: bool,
+    /// HTTP/1.1 (or later); HTTP/1.0 cannot upgrade.
+    pub http11: bool,
     pub content_length: usize,
     /// A `Transfer-Encoding` header was sent: the body is not delimited by
     /// `Content-Length`, and is not read.
@@ -64,11 +70,37 @@ pub fn parse_head(buf: &[u8], bounds: HttpHeadBounds) -> Result<(Request, usize)
     let mut out = Request {
         method: req.method.unwrap_or("").to_string(),
         path: path.to_string(),
+        http11: req.version.is_some_and(|v| v >= 1),
         ..Request::default()
     };
+    // A header that says one thing, said twice, is a request whose meaning
+    // depends on which copy a reader believes (two origins, two keys, two
+    // lengths): refused, not decided by order.
+    for once in [
+        "host",
+        "origin",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "content-length",
+    ] {
+        let copies = req
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(once))
+            .count();
+        if copies > 1 {
+            return Err(HeadError::Malformed);
+        }
+    }
     for h in req.headers.iter() {
         let value = String::from_utf8_lossy(h.value);
-        if h.name.eq_ignore_ascii_case("upgrade") {
+        if h.name.eq_ignore_ascii_case("host") {
+            out.host = true;
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            out.connection_upgrade |= value
+                .split(',')
+                .any(|v| v.trim().eq_ignore_ascii_case("upgrade"));
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
             out.upgrade_websocket = value
                 .split(',')
                 .any(|v| v.trim().eq_ignore_ascii_case("websocket"));
@@ -82,7 +114,12 @@ pub fn parse_head(buf: &[u8], bounds: HttpHeadBounds) -> Result<(Request, usize)
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             out.transfer_encoding = true;
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            out.content_length = value.trim().parse().map_err(|_| HeadError::Malformed)?;
+            // RFC 9110 §8.6: `1*DIGIT`, no sign, no spaces within.
+            let digits = value.trim();
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(HeadError::Malformed);
+            }
+            out.content_length = digits.parse().map_err(|_| HeadError::Malformed)?;
         }
     }
     Ok((out, len))
@@ -230,6 +267,24 @@ mod tests {
         let ok =
             String::from_utf8(switching_protocols(req.websocket_key.as_deref().unwrap())).unwrap();
         assert!(ok.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{ok}");
+    }
+
+    #[test]
+    fn a_content_length_is_digits_and_said_once() {
+        let head = |lengths: &str| {
+            let text = format!("POST /api/login HTTP/1.1\r\nHost: x\r\n{lengths}\r\n");
+            parse_head(text.as_bytes(), BOUNDS).map(|(r, _)| r.content_length)
+        };
+        assert_eq!(head("Content-Length: 46\r\n"), Ok(46));
+        for bad in [
+            "Content-Length: +46\r\n",
+            "Content-Length: 4 6\r\n",
+            "Content-Length: \r\n",
+            "Content-Length: 46\r\nContent-Length: 47\r\n",
+            "Content-Length: 46\r\nContent-Length: 46\r\n",
+        ] {
+            assert_eq!(head(bad), Err(HeadError::Malformed), "{bad:?}");
+        }
     }
 
     #[test]

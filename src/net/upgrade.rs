@@ -36,6 +36,20 @@ pub(super) async fn upgrade(
         .await;
         return None;
     }
+    // RFC 6455 §4.2.1: an HTTP/1.1 GET with `Host` and `Connection: Upgrade`.
+    let missing = if !request.http11 {
+        Some("a WebSocket upgrade needs HTTP/1.1")
+    } else if !request.host {
+        Some("the Host header is missing")
+    } else if !request.connection_upgrade {
+        Some("the Connection header must include Upgrade")
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        respond(stream, http::json_error(400, "bad_request", why)).await;
+        return None;
+    }
     // RFC 6455 §4.2.1-4.2.2: a handshake without its key or version is a
     // bad request; a version this server does not speak is answered with
     // the one it does.
