@@ -179,6 +179,9 @@ impl Known {
             websocket_version_ok: self.version.is_some_and(|(_, ok)| ok),
             websocket_version_present: self.version.is_some(),
             origin: self.origin.clone(),
+            host: true,
+            connection_upgrade: self.upgrade.is_some(),
+            http11: true,
             content_length: self.content_length.map_or(0, |n| n as usize),
             transfer_encoding: false,
         }
@@ -249,7 +252,8 @@ fn valid_head(
             )
         })
         .prop_map(|(headers, (method, path, version, bare_lf, known))| {
-            let request = known.request(method, &path);
+            let mut request = known.request(method, &path);
+            request.http11 = version == "HTTP/1.1";
             let head = Head {
                 method,
                 path,
