@@ -158,6 +158,23 @@ fn guessing_tokens_is_rate_limited() {
 }
 
 #[test]
+fn a_resume_that_takes_a_live_session_closes_its_old_connection_with_4001() {
+    let (server, _dir) = ServerProc::start_with_map(RESUMABLE, &["--no-ambient"]);
+    let mut first = Client::guest(server.addr, Some("twin"));
+    assert_eq!(first.cmd("look")["ok"], true);
+    let (token, seen) = (token_of(&first), first.last_seq);
+    // The same client in a second tab, resuming while the first is open.
+    let (mut second, answer) = resume(&server, &token, seen);
+    assert_eq!(answer["type"], "resumed", "{answer}");
+    assert_eq!(
+        first.expect_close(),
+        4001,
+        "the old connection is told, not cut"
+    );
+    assert_eq!(second.cmd("look")["ok"], true);
+}
+
+#[test]
 fn forged_login_tokens_are_rate_limited_by_address() {
     let (server, _dir) = ServerProc::start_with_map(RESUMABLE, &["--no-ambient"]);
     let mut codes = Vec::new();

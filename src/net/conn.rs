@@ -230,6 +230,24 @@ impl Live {
         } = self;
         match end {
             SessionEnd::Closed => shard.borrow_mut().close_session(slot, epoch),
+            SessionEnd::Superseded => {
+                // One try, without waiting: the socket's buffer has room for
+                // a few bytes unless the peer stopped reading, and then it
+                // learns by the connection's end instead.
+                let mut frame = Vec::with_capacity(40);
+                let reason = crate::protocol::close::RESUMED_ELSEWHERE;
+                super::ws::put_close(&mut frame, reason.code, reason.reason);
+                // SAFETY: the stream owns this open descriptor; the slice is valid.
+                unsafe {
+                    libc::send(
+                        stream.as_raw_fd(),
+                        frame.as_ptr().cast(),
+                        frame.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                shard.borrow_mut().close_session(slot, epoch);
+            }
             SessionEnd::HandOver(plan) => {
                 let mut sh = shard.borrow_mut();
                 let (peer_ip, leftover) = match sh.sessions.by_slot(slot) {

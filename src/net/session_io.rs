@@ -32,6 +32,9 @@ pub(super) enum SessionEnd {
     /// The connection closed (or the session ended, or a resume gave the
     /// session a newer connection).
     Closed,
+    /// A resume gave the session a newer connection while this one was
+    /// live and between frames: say so with a close frame.
+    Superseded,
     /// A `resume` on this connection: hand it to its session's shard.
     HandOver(ResumePlan),
 }
@@ -52,7 +55,13 @@ pub(super) fn poll_session(
     let mut scratch = scratch.borrow_mut();
     let scratch = &mut *scratch;
     match sh.sessions.get_mut(slot, gen) {
-        Some(session) if session.conn_epoch != epoch => return Poll::Ready(SessionEnd::Closed),
+        Some(session) if session.conn_epoch != epoch => {
+            return Poll::Ready(if sh.superseded.remove(&(slot, epoch)) {
+                SessionEnd::Superseded
+            } else {
+                SessionEnd::Closed
+            })
+        }
         Some(session) => {
             if !session
                 .waker

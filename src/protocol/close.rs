@@ -68,6 +68,14 @@ pub const LOGGED_IN_ELSEWHERE: CloseReason = CloseReason {
     reason: "logged in from elsewhere",
 };
 
+/// A `resume` on another connection took this session while this one was
+/// still open (the same code as a second login: the client should not come
+/// back on its own).
+pub const RESUMED_ELSEWHERE: CloseReason = CloseReason {
+    code: TAKEN_OVER,
+    reason: "resumed on another connection",
+};
+
 /// The server cannot serve the session now (e.g. no randomness for a token).
 pub const UNAVAILABLE: CloseReason = CloseReason {
     code: TRY_AGAIN_LATER,

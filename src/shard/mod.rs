@@ -108,6 +108,10 @@ pub struct Shard {
     /// Sessions taken over by a newer login: old → the new one waiting for
     /// the old body to be saved and gone.
     handoffs: HashMap<SessionId, SessionId>,
+    /// Connections (slot, epoch) whose session a resume moved to another
+    /// connection while they were live: their task closes them with
+    /// `close::RESUMED_ELSEWHERE` as it ends.
+    pub superseded: std::collections::HashSet<(u32, u32)>,
     /// The other hosts of the cluster, as the bridge last saw them.
     peers: Arc<Vec<crate::bridge::PeerHost>>,
     /// Commands that went to another host and their deadline: answered
@@ -168,6 +172,7 @@ impl Shard {
             limiter: services.limiter,
             logins: HashMap::new(),
             handoffs: HashMap::new(),
+            superseded: std::collections::HashSet::new(),
             attacher: None,
             detached: 0,
             peers: Arc::new(Vec::new()),

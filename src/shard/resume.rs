@@ -285,6 +285,10 @@ impl Shard {
             return None;
         }
         let was_detached = session.phase == Phase::Detached;
+        // A connection still live loses its session to this one: it is
+        // closed with a close frame (`superseded`) unless it stopped inside
+        // a frame, where a close frame would be read as part of it.
+        let superseded = (!was_detached).then_some((session.conn_epoch, session.unsent.is_empty()));
         if was_detached {
             self.detached -= 1;
         } else {
@@ -295,7 +299,13 @@ impl Shard {
             session.conn_epoch = session.conn_epoch.wrapping_add(1);
         }
         match session.attach(last_seq, now_ms) {
-            Ok(_) => Some((session.conn_epoch, was_detached)),
+            Ok(_) => {
+                let epoch = session.conn_epoch;
+                if let Some((old_epoch, true)) = superseded {
+                    self.superseded.insert((target.slot(), old_epoch));
+                }
+                Some((epoch, was_detached))
+            }
             Err(_) => {
                 // Detached it stays (until its window ends).
                 self.detached += 1;
