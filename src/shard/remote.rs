@@ -363,6 +363,50 @@ fn fan_out(msg: Msg, shards: u16) -> Option<Vec<Msg>> {
     Some(copies)
 }
 
+/// How long one window of [`Lateness`] lasts: short, so that a source's
+/// clock stepped back (which makes everything it sends look late) costs at
+/// most two windows of commands; long against the quickest envelopes' gaps.
+const LATENESS_WINDOW: Duration = Duration::from_secs(5);
+
+/// How late what another host sends arrives, without trusting the two
+/// hosts' clocks to agree: for each source, the smallest `receive − sent`
+/// seen over the last window or two is taken as the offset between the
+/// clocks plus the quickest transit, and a command's lateness is
+/// `receive − offset − posted`. That counts both the time a command waited
+/// on its own host (before its envelope was sealed, e.g. behind a stalled
+/// Redis) and the time its envelope took beyond the quickest one. The
+/// windows let the offset follow a clock that is slewed or stepped.
+#[derive(Default)]
+pub struct Lateness {
+    /// Per source host: (this window's minimum, the last window's, when
+    /// this window began).
+    hosts: Vec<(i64, i64, Option<Instant>)>,
+}
+
+impl Lateness {
+    /// Takes one envelope's `receive − sent` into account and returns the
+    /// offset to use for it.
+    pub fn offset(&mut self, source: u16, received_ms: u64, sent_ms: u64, now: Instant) -> i64 {
+        let source = usize::from(source);
+        if self.hosts.len() <= source {
+            self.hosts.resize(source + 1, (i64::MAX, i64::MAX, None));
+        }
+        let (cur, prev, began) = &mut self.hosts[source];
+        match began {
+            Some(at) if now.duration_since(*at) < LATENESS_WINDOW => {}
+            Some(at) => {
+                *prev = *cur;
+                *cur = i64::MAX;
+                *at = now;
+            }
+            None => *began = Some(now),
+        }
+        let seen = (received_ms as i64).saturating_sub(sent_ms as i64);
+        *cur = (*cur).min(seen);
+        (*cur).min(*prev)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,47 +517,5 @@ mod tests {
     fn messages_bound_to_one_process_do_not_cross() {
         assert!(to_peer(Msg::Shutdown, 0).is_err());
         assert!(to_peer(Msg::WhoAsk { asker: 0, ask: 1 }, 0).is_err());
-    }
-}
-
-/// How long one window of [`Lateness`] lasts.
-const LATENESS_WINDOW: Duration = Duration::from_secs(60);
-
-/// How late what another host sends arrives, without trusting the two
-/// hosts' clocks to agree: for each source, the smallest `receive − sent`
-/// seen over the last window or two is taken as the offset between the
-/// clocks plus the quickest transit, and a command's lateness is
-/// `receive − offset − posted`. That counts both the time a command waited
-/// on its own host (before its envelope was sealed, e.g. behind a stalled
-/// Redis) and the time its envelope took beyond the quickest one. The
-/// windows let the offset follow a clock that is slewed or stepped.
-#[derive(Default)]
-pub struct Lateness {
-    /// Per source host: (this window's minimum, the last window's, when
-    /// this window began).
-    hosts: Vec<(i64, i64, Option<Instant>)>,
-}
-
-impl Lateness {
-    /// Takes one envelope's `receive − sent` into account and returns the
-    /// offset to use for it.
-    pub fn offset(&mut self, source: u16, received_ms: u64, sent_ms: u64, now: Instant) -> i64 {
-        let source = usize::from(source);
-        if self.hosts.len() <= source {
-            self.hosts.resize(source + 1, (i64::MAX, i64::MAX, None));
-        }
-        let (cur, prev, began) = &mut self.hosts[source];
-        match began {
-            Some(at) if now.duration_since(*at) < LATENESS_WINDOW => {}
-            Some(at) => {
-                *prev = *cur;
-                *cur = i64::MAX;
-                *at = now;
-            }
-            None => *began = Some(now),
-        }
-        let seen = (received_ms as i64).saturating_sub(sent_ms as i64);
-        *cur = (*cur).min(seen);
-        (*cur).min(*prev)
     }
 }
