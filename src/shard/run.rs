@@ -48,7 +48,12 @@ where
 
     let inbox_task = glommio::spawn_local(inbox_loop(shard.clone(), inbox, stop_tx));
     let retry_task = glommio::spawn_local(retry_parked(shard.clone()));
-    let sweep_task = glommio::spawn_local(every(shard.clone(), SWEEP_INTERVAL_MS, |sh| sh.sweep()));
+    // Each timer's work may post to this shard itself (a command that was
+    // waiting behind the one just answered): those go on at once.
+    let sweep_task = glommio::spawn_local(every(shard.clone(), SWEEP_INTERVAL_MS, |sh| {
+        sh.sweep();
+        sh.drain_local();
+    }));
     let tick_task = (ambient_ms > 0).then(|| {
         glommio::spawn_local(every(shard.clone(), ambient_ms, |sh| {
             sh.play(|owner, fx| owner.ambient_tick(fx));
@@ -65,6 +70,7 @@ where
         glommio::spawn_local(every(shard.clone(), REMOTE_CHECK_MS, |sh| {
             sh.expire_remote_waits();
             sh.sweep_transfers();
+            sh.drain_local();
         }))
     });
     let accept_task = glommio::spawn_local(listen(shard.clone()));
