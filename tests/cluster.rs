@@ -30,8 +30,16 @@ struct Cluster {
     dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-fn host(dir: &std::path::Path, id: &str, redis: &str, start: &str) -> ServerProc {
-    let path = ServerProc::write_map(dir, &map(id, redis, start));
+/// Host `id` of the test cluster (2 shards), starting players in `start`;
+/// its map is changed by `tune` first.
+fn host_tuned(
+    dir: &std::path::Path,
+    id: &str,
+    redis: &str,
+    start: &str,
+    tune: &dyn Fn(String) -> String,
+) -> ServerProc {
+    let path = ServerProc::write_map(dir, &tune(map(id, redis, start)));
     // The common map starts everyone in town:square; host b owns the caves.
     let text = std::fs::read_to_string(&path).expect("map");
     let text = text
@@ -79,12 +87,17 @@ fn cluster() -> Cluster {
 /// Two bridged hosts; host a reaches Redis at `a_url` (Redis itself, or
 /// something in front of it), host b directly.
 fn cluster_with(redis: RedisProc, a_url: &str) -> Cluster {
+    cluster_tuned(redis, a_url, &|m| m)
+}
+
+/// [`cluster_with`], both maps changed by `tune`.
+fn cluster_tuned(redis: RedisProc, a_url: &str, tune: &dyn Fn(String) -> String) -> Cluster {
     let (da, db) = (
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     );
-    let a = host(da.path(), "a", a_url, "town:square");
-    let b = host(db.path(), "b", &redis.url(), "caves:mouth");
+    let a = host_tuned(da.path(), "a", a_url, "town:square", tune);
+    let b = host_tuned(db.path(), "b", &redis.url(), "caves:mouth", tune);
     wait_bridged(&a, "b", 10);
     wait_bridged(&b, "a", 10);
     Cluster {
@@ -400,6 +413,55 @@ fn a_wedged_subscriber_is_found_by_its_probes_and_remade() {
         "a tell answered {during} arrived: {told}"
     );
     assert_eq!(health(a)["bridge"]["state"], "up");
+}
+
+#[test]
+fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_command() {
+    // Answers are owed within 600 ms; probes are rare, so that a slow
+    // path home is not taken for a wedged one.
+    let tune = |m: String| {
+        m.replace("probe_interval_ms = 200", "probe_interval_ms = 10000")
+            .replace(
+                "heartbeat_ms = 200",
+                "heartbeat_ms = 200\nremote_timeout_ms = 600",
+            )
+    };
+    let redis = RedisProc::start();
+    let proxy = WedgeProxy::start(redis.port);
+    let cl = cluster_tuned(redis, &proxy.url(), &tune);
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    assert_eq!(until_ok(&mut amy, "goto caves:mouth", 5)["ok"], true);
+    assert_eq!(amy.cmd("look")["ok"], true, "answered in time first");
+
+    // What b sends a now reaches it 900 ms late: a's commands get to b at
+    // once, and b's answers come back after a has answered `unreachable`.
+    proxy.delay_subscribers(Duration::from_millis(900));
+    let is_reply = |f: &Value, id: u64| f["type"] == "reply" && f["id"] == id;
+    amy.send(serde_json::json!({"type":"cmd","id":101,"line":"look"}));
+    let first = amy.recv_until(|f| is_reply(f, 101));
+    assert_eq!(first["code"], "unreachable", "{first}");
+    // A command for b, and one answered here waiting behind it.
+    amy.send(serde_json::json!({"type":"cmd","id":102,"line":"look"}));
+    amy.send(serde_json::json!({"type":"cmd","id":103,"line":"help"}));
+    let mut order = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while order.iter().filter(|&&id| id != 101).count() < 2 {
+        assert!(Instant::now() < deadline, "answers so far: {order:?}");
+        let f = amy.recv_until(|f| f["type"] == "reply");
+        order.push(f["id"].as_u64().unwrap_or(0));
+        if f["id"] == 101 {
+            assert_eq!(f["ok"], true, "the late answer says what was done: {f}");
+        }
+    }
+    // The late answer to 101 came while 102 was in flight, and did not end
+    // it: 103 ran only once 102 had its own answer.
+    assert_eq!(order, [101, 102, 103], "answers in the order they came");
+    proxy.delay_subscribers(Duration::ZERO);
+    let (_, metrics) = cl.a.http_get("/metrics");
+    assert!(
+        common::metric_sum(&metrics, "mudshard_bridge_late_answers_total") >= 1,
+        "{metrics}"
+    );
 }
 
 /// The names `look` shows in the room of `c`'s player.

@@ -40,7 +40,7 @@ use crate::world::{Dir, RoomIdx};
 
 /// The layout this host writes and the only one it reads. Bump it with any
 /// change to the encoding, however small.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 
 /// The largest envelope a host accepts, refused before any of it is read.
 /// Batches flush at 64 KiB (DESIGN §1); this leaves room for one large
@@ -113,6 +113,7 @@ pub enum PeerMsg {
         how: Arrival,
         id: Option<MsgId>,
         ack_to: Option<ShardAddr>,
+        ticket: u32,
     },
     /// The receiving owner took the body of `sid` in (`ok`) or refused it, so
     /// the sender can forget it or take it back.
@@ -122,12 +123,17 @@ pub enum PeerMsg {
     },
     /// A command, parsed where it was read, for the body of `sid`;
     /// `posted_ms`: the source's wall clock when it was read (see
-    /// `Envelope::sent_ms`).
+    /// `Envelope::sent_ms`). `ticket` names this command among those its
+    /// session sent to other hosts (0 for none): its answer carries it
+    /// back, so that an answer come after its command was answered
+    /// `unreachable` is known as late (`shard::Shard::on_answer`). A
+    /// hand-off the command causes carries it on (`Arrive::ticket`).
     Cmd {
         sid: SessionId,
         id: Option<MsgId>,
         cmd: BodyCommand,
         posted_ms: u64,
+        ticket: u32,
     },
     /// The session of `sid` ended: remove its body (see `Msg::Depart`).
     Depart {
@@ -147,11 +153,13 @@ pub enum PeerMsg {
         sid: SessionId,
         room: RoomIdx,
     },
-    /// A reply or an event for one session; `done` completes its command.
+    /// A reply or an event for one session; `done` completes its command,
+    /// the one of `ticket` when that is not 0 (see `Cmd::ticket`).
     Frame {
         sid: SessionId,
         frame: Bytes,
         done: bool,
+        ticket: u32,
     },
     /// Logged in: the `welcome` frame carries this room object.
     Welcomed {
@@ -185,7 +193,7 @@ pub enum PeerMsg {
         key: Box<str>,
         sid: SessionId,
     },
-    /// `posted_ms` as for `Cmd`.
+    /// `posted_ms` and `ticket` as for `Cmd`.
     Tell {
         from: SessionId,
         from_name: Box<str>,
@@ -193,6 +201,7 @@ pub enum PeerMsg {
         to_key: Box<str>,
         text: Box<str>,
         posted_ms: u64,
+        ticket: u32,
     },
 
     // --- back to the shard of a connection ---
@@ -601,6 +610,7 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             how,
             id,
             ack_to,
+            ticket,
         } => {
             out.push(tag::ARRIVE);
             put_body(out, body);
@@ -612,6 +622,7 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
                 put_varint(out, u64::from(from.host));
                 put_varint(out, u64::from(from.shard));
             }
+            put_varint(out, u64::from(*ticket));
         }
         PeerMsg::ArriveAck { sid, ok } => {
             out.push(tag::ARRIVE_ACK);
@@ -623,12 +634,14 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             id,
             cmd,
             posted_ms,
+            ticket,
         } => {
             out.push(tag::CMD);
             put_sid(out, *sid);
             put_opt_id(out, *id);
             put_cmd(out, cmd);
             put_varint(out, *posted_ms);
+            put_varint(out, u64::from(*ticket));
         }
         PeerMsg::Depart { sid, notify } => {
             out.push(tag::DEPART);
@@ -647,11 +660,17 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             put_sid(out, *sid);
             put_varint(out, u64::from(*room));
         }
-        PeerMsg::Frame { sid, frame, done } => {
+        PeerMsg::Frame {
+            sid,
+            frame,
+            done,
+            ticket,
+        } => {
             out.push(tag::FRAME);
             put_sid(out, *sid);
             put_blob(out, frame);
             put_bool(out, *done);
+            put_varint(out, u64::from(*ticket));
         }
         PeerMsg::Welcomed { sid, room_json } => {
             out.push(tag::WELCOMED);
@@ -784,6 +803,7 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             to_key,
             text,
             posted_ms,
+            ticket,
         } => {
             out.push(tag::TELL);
             put_sid(out, *from);
@@ -792,6 +812,7 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             put_blob(out, to_key.as_bytes());
             put_blob(out, text.as_bytes());
             put_varint(out, *posted_ms);
+            put_varint(out, u64::from(*ticket));
         }
     }
 }
@@ -870,6 +891,15 @@ impl<'a> Reader<'a> {
             return Err(WireError::Truncated { what });
         }
         Ok(n as usize)
+    }
+
+    fn ticket(&mut self) -> Result<u32, WireError> {
+        let n = self.varint("ticket")?;
+        u32::try_from(n).map_err(|_| WireError::OutOfRange {
+            what: "ticket",
+            got: n,
+            max: u64::from(u32::MAX),
+        })
     }
 
     fn room(&mut self) -> Result<RoomIdx, WireError> {
@@ -1040,6 +1070,7 @@ impl<'a> Reader<'a> {
                 } else {
                     None
                 },
+                ticket: self.ticket()?,
             },
             tag::ARRIVE_ACK => PeerMsg::ArriveAck {
                 sid: self.sid("session")?,
@@ -1050,6 +1081,7 @@ impl<'a> Reader<'a> {
                 id: self.opt_id()?,
                 cmd: self.cmd()?,
                 posted_ms: self.varint("posted time")?,
+                ticket: self.ticket()?,
             },
             tag::DEPART => PeerMsg::Depart {
                 sid: self.sid("session")?,
@@ -1068,6 +1100,7 @@ impl<'a> Reader<'a> {
                 sid: self.sid("session")?,
                 frame: self.bytes("frame")?,
                 done: self.bool("done")?,
+                ticket: self.ticket()?,
             },
             tag::WELCOMED => PeerMsg::Welcomed {
                 sid: self.sid("session")?,
@@ -1167,6 +1200,7 @@ impl<'a> Reader<'a> {
                 to_key: self.text("name key")?,
                 text: self.text("tell text")?,
                 posted_ms: self.varint("posted time")?,
+                ticket: self.ticket()?,
             },
             got => return Err(bad_tag("message", got)),
         })
@@ -1232,6 +1266,7 @@ mod tests {
                 how: Arrival::Teleport,
                 id: id(r#""a \"quoted\" id""#),
                 ack_to: Some(ShardAddr::new(255, 255)),
+                ticket: u32::MAX,
             },
             PeerMsg::Arrive {
                 body: Body {
@@ -1243,6 +1278,7 @@ mod tests {
                 how: Arrival::Login,
                 id: None,
                 ack_to: None,
+                ticket: 0,
             },
             PeerMsg::ArriveAck {
                 sid: sid(1, 2, 3),
@@ -1269,6 +1305,13 @@ mod tests {
                 sid: sid(1, 1, 1),
                 frame: frame.clone(),
                 done: true,
+                ticket: 7,
+            },
+            PeerMsg::Frame {
+                sid: sid(1, 1, 1),
+                frame: frame.clone(),
+                done: false,
+                ticket: 0,
             },
             PeerMsg::Welcomed {
                 sid: sid(1, 1, 2),
@@ -1379,6 +1422,7 @@ mod tests {
                 to_key: "alice".into(),
                 text: "meet me at the well 🌊".into(),
                 posted_ms: 1_700_000_000_123,
+                ticket: u32::MAX,
             },
         ];
         let text = || Box::<str>::from("the red book");
@@ -1405,6 +1449,7 @@ mod tests {
                 how: Arrival::Walk(dir),
                 id: id("1.5"),
                 ack_to: Some(ShardAddr::new(1, 0)),
+                ticket: dir as u32,
             });
         }
         for (n, cmd) in commands.into_iter().enumerate() {
@@ -1413,6 +1458,7 @@ mod tests {
                 id: if n % 2 == 0 { id(&n.to_string()) } else { None },
                 cmd,
                 posted_ms: if n % 2 == 0 { u64::MAX } else { n as u64 },
+                ticket: n as u32,
             });
         }
         msgs
@@ -1529,6 +1575,7 @@ mod tests {
                     sid: sid(0, 3, 17),
                     frame,
                     done: true,
+                    ticket: 0,
                 },
             }],
         };
@@ -1542,8 +1589,8 @@ mod tests {
             1 + 1 + 6 + 1 + 2 + 6 + 1,
             "version, host, epoch, destination epoch, seq, sent time, count"
         );
-        // Destination 2, tag 1, session 8, length 2, done 1.
-        assert_eq!(encoded(&env).len(), header + 14 + 300);
+        // Destination 2, tag 1, session 8, length 2, done 1, ticket 1.
+        assert_eq!(encoded(&env).len(), header + 15 + 300);
     }
 
     #[test]
@@ -1729,7 +1776,8 @@ mod tests {
         let go = |dir: u8| {
             let mut m = vec![tag::CMD];
             put_sid(&mut m, sid(0, 0, 0));
-            m.extend_from_slice(&[0, tag::GO, dir, 0]);
+            // No id, the command, posted at 0, no ticket.
+            m.extend_from_slice(&[0, tag::GO, dir, 0, 0]);
             decode(&one_message(&m))
         };
         assert!(go(tag::DOWN).is_ok());
@@ -1773,7 +1821,7 @@ mod tests {
             put_sid(&mut m, sid(0, 0, 0));
             m.push(1);
             put_blob(&mut m, id);
-            m.extend_from_slice(&[tag::LOOK, 0]);
+            m.extend_from_slice(&[tag::LOOK, 0, 0]);
             decode(&one_message(&m))
         };
         assert!(look_with_id(&[b'1'; MsgId::BYTES_MAX]).is_ok());

@@ -89,7 +89,7 @@ type Series = (
 /// queue, batches, flush latency and errors, process figures.
 pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [Series; 26] = [
+    let counters: [Series; 27] = [
         (
             "mudshard_connections",
             "gauge",
@@ -161,6 +161,12 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             "counter",
             "Commands refused by the rate limit.",
             |s| s.rate_limited,
+        ),
+        (
+            "mudshard_bridge_late_answers_total",
+            "counter",
+            "Answers from another host that came after their command was answered unreachable: shown to the player, completing nothing.",
+            |s| s.late_answers,
         ),
         (
             "mudshard_rate_limit_closes_total",

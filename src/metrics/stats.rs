@@ -76,6 +76,9 @@ pub struct ShardStats {
     /// Connections closed because their request head was not in by the
     /// login deadline (a slowloris, or a client that never spoke).
     pub http_head_timeouts: u64,
+    /// Answers from another host that came after their command had been
+    /// answered `unreachable`: shown, completing nothing.
+    pub late_answers: u64,
     pub cross_shard_sent: u64,
     pub cross_shard_received: u64,
     pub outbound_drops: u64,

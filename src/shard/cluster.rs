@@ -38,6 +38,15 @@ pub const LINK_BACK: &str = "The link to the host that keeps the land you stand 
 /// let it come up to a second late.
 pub(super) const REMOTE_CHECK_MS: u64 = 50;
 
+/// A command of a session here that went to another host, owed an answer.
+pub(super) struct RemoteWait {
+    /// When it is answered `unreachable` if no answer came.
+    deadline: Instant,
+    id: Option<MsgId>,
+    /// Its number, which its answer carries back (`Msg::Answer`).
+    ticket: u32,
+}
+
 impl Shard {
     /// The directory shard that keeps `key`: on its home host. The shard
     /// number is meaningful only on this host; another host routes a name
@@ -68,8 +77,9 @@ impl Shard {
     }
 
     /// Notes that `sid`'s command went to another host: if no answer comes
-    /// within `remote_timeout_ms`, the sweep answers `unreachable`.
-    pub(super) fn wait_on_host(&mut self, sid: SessionId, id: Option<MsgId>) {
+    /// within `remote_timeout_ms`, the sweep answers `unreachable`. Returns
+    /// the command's ticket, never 0, for its answer to carry back.
+    pub(super) fn wait_on_host(&mut self, sid: SessionId, id: Option<MsgId>) -> u32 {
         // Checked every `REMOTE_CHECK_MS`: due that much early, the answer
         // comes within `remote_timeout_ms`, as documented.
         let wait_ms = self
@@ -79,11 +89,40 @@ impl Shard {
             .saturating_sub(REMOTE_CHECK_MS)
             .max(1);
         let deadline = Instant::now() + Duration::from_millis(wait_ms);
-        self.remote_waits.insert(sid, (deadline, id));
+        self.tickets = self.tickets.checked_add(1).unwrap_or(1);
+        let ticket = self.tickets;
+        self.remote_waits.insert(
+            sid,
+            RemoteWait {
+                deadline,
+                id,
+                ticket,
+            },
+        );
+        ticket
+    }
+
+    /// The answer to the cross-host command of `sid` numbered `ticket`.
+    /// If that command was answered `unreachable` already (its answer was
+    /// held on the way back), it is shown all the same — it says what was
+    /// done — but it completes nothing: the command in flight now is
+    /// another, and its own answer is still to come.
+    pub(super) fn on_answer(&mut self, sid: SessionId, frame: Bytes, ticket: u32) {
+        let awaited = self
+            .remote_waits
+            .get(&sid)
+            .is_some_and(|w| w.ticket == ticket);
+        self.deliver(sid, frame);
+        if awaited {
+            self.complete(sid);
+        } else {
+            self.counters.stats.late_answers += 1;
+        }
     }
 
     /// Answers the commands whose other host did not answer in time. An
-    /// answer that comes later still is delivered as it comes.
+    /// answer that comes later still is shown as it comes, and completes
+    /// nothing (`on_answer`).
     pub(super) fn expire_remote_waits(&mut self) {
         if self.remote_waits.is_empty() {
             return;
@@ -92,8 +131,8 @@ impl Shard {
         let late: Vec<(SessionId, Option<MsgId>)> = self
             .remote_waits
             .iter()
-            .filter(|(_, (deadline, _))| *deadline <= now)
-            .map(|(sid, (_, id))| (*sid, *id))
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(sid, w)| (*sid, w.id))
             .collect();
         for (sid, id) in late {
             self.remote_waits.remove(&sid);

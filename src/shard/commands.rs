@@ -76,9 +76,11 @@ impl Shard {
                         self.complete(sid);
                         return;
                     }
-                    if keeper.host != self.host {
-                        self.wait_on_host(sid, id);
-                    }
+                    let ticket = if keeper.host != self.host {
+                        self.wait_on_host(sid, id)
+                    } else {
+                        0
+                    };
                     self.router.post_to(
                         keeper,
                         Msg::Tell {
@@ -87,6 +89,7 @@ impl Shard {
                             id,
                             to_key,
                             text: Box::from(text),
+                            ticket,
                         },
                     );
                 }

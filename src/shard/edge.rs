@@ -238,9 +238,11 @@ impl Shard {
                     return self.deliver(sid, frame);
                 }
                 self.busy(slot, kind, started);
-                if owner.host != self.host {
-                    self.wait_on_host(sid, id);
-                }
+                let ticket = if owner.host != self.host {
+                    self.wait_on_host(sid, id)
+                } else {
+                    0
+                };
                 self.router.post_to(
                     owner,
                     Msg::Cmd {
@@ -248,6 +250,7 @@ impl Shard {
                         id,
                         cmd,
                         sent: started,
+                        ticket,
                     },
                 );
             }

@@ -95,6 +95,7 @@ impl Shard {
                         how,
                         id,
                         ack_to: None,
+                        ticket: 0,
                     },
                 );
             }

@@ -64,6 +64,7 @@ impl Shard {
             how,
             id,
             ack_to: Some(self.addr()),
+            ticket: 0,
         };
         if !self.router.post_to(owner, arrive) {
             self.take_back(
@@ -353,6 +354,7 @@ impl Shard {
                 how: Arrival::Teleport,
                 id: None,
                 ack_to: None,
+                ticket: 0,
             },
         );
     }

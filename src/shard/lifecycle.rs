@@ -120,6 +120,11 @@ impl Shard {
         self.store.pump();
         self.watch_bridge();
         self.expire_account_asks();
+        // Tickets of commands whose answer went another way (see
+        // `Router::owe_answer`): long past any wait for them.
+        let owed_ms = self.config.cluster.remote_timeout_ms.saturating_mul(4);
+        self.router
+            .forget_owed(std::time::Duration::from_millis(owed_ms));
         let now = self.now_ms();
         let limits = &self.config.limits;
         let (login_ms, idle_ms, missed_max, bytes_max, grace_ms) = (

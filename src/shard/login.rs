@@ -348,6 +348,7 @@ impl Shard {
                 how: Arrival::Login,
                 id: None,
                 ack_to: None,
+                ticket: 0,
             },
         );
     }

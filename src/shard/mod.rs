@@ -116,7 +116,9 @@ pub struct Shard {
     peers: Arc<Vec<crate::bridge::PeerHost>>,
     /// Commands that went to another host and their deadline: answered
     /// `unreachable` by the sweep if no answer came by then.
-    remote_waits: HashMap<SessionId, (Instant, Option<crate::protocol::MsgId>)>,
+    remote_waits: HashMap<SessionId, cluster::RemoteWait>,
+    /// The last ticket given to a command sent to another host.
+    tickets: u32,
     /// Bodies handed to another host, frozen until it acknowledges them.
     transfers: HashMap<SessionId, handoff::Transfer>,
     /// Account questions asked of other hosts, waiting for their answers.
@@ -177,6 +179,7 @@ impl Shard {
             detached: 0,
             peers: Arc::new(Vec::new()),
             remote_waits: HashMap::new(),
+            tickets: 0,
             transfers: HashMap::new(),
             asks: home::Asks::default(),
             link_down_told: false,
@@ -222,9 +225,20 @@ impl Shard {
                 how,
                 id,
                 ack_to,
-            } => self.on_arrive(body, room, how, id, ack_to),
+                ticket,
+            } => {
+                self.router.owe_answer(body.sid, ticket);
+                self.on_arrive(body, room, how, id, ack_to)
+            }
             Msg::ArriveAck { sid, ok } => self.on_arrive_ack(sid, ok),
-            Msg::Cmd { sid, id, cmd, sent } => {
+            Msg::Cmd {
+                sid,
+                id,
+                cmd,
+                sent,
+                ticket,
+            } => {
+                self.router.owe_answer(sid, ticket);
                 if sid.addr() != self.addr() {
                     self.counters.hop_latency(sent.elapsed().as_micros() as u64);
                 }
@@ -250,6 +264,7 @@ impl Shard {
                     self.complete(sid);
                 }
             }
+            Msg::Answer { sid, frame, ticket } => self.on_answer(sid, frame, ticket),
             Msg::Welcomed { sid, room_json } => self.on_welcomed(sid, room_json),
             Msg::RoomEvent {
                 room,
@@ -283,9 +298,12 @@ impl Shard {
                 id,
                 to_key,
                 text,
-            } => self
-                .directory
-                .tell(&mut self.router, from, &from_name, id, &to_key, &text),
+                ticket,
+            } => {
+                self.router.owe_answer(from, ticket);
+                self.directory
+                    .tell(&mut self.router, from, &from_name, id, &to_key, &text)
+            }
             Msg::Claimed { sid, ok } => self.on_claimed(sid, ok),
             Msg::TakenOver { old, new } => self.on_taken_over(old, new),
             Msg::Call(call) => call(self),

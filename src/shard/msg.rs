@@ -28,6 +28,9 @@ pub enum Msg {
         how: Arrival,
         id: Option<MsgId>,
         ack_to: Option<ShardAddr>,
+        /// The ticket of the cross-host command that moved the body, which
+        /// its answer carries back (0 for none; see `Cmd::ticket`).
+        ticket: u32,
     },
     /// The owner on another host took the body of `sid` in (`ok`), or
     /// refused it: the source forgets its frozen copy, or puts it back.
@@ -36,12 +39,15 @@ pub enum Msg {
         ok: bool,
     },
     /// A command for the body of `sid`, which this shard holds, parsed
-    /// where it was read.
+    /// where it was read. `ticket`: not 0 for a command from another host,
+    /// whose answer carries it back (`Msg::Answer`), so that an answer come
+    /// after its command was answered `unreachable` is known as late.
     Cmd {
         sid: SessionId,
         id: Option<MsgId>,
         cmd: BodyCommand,
         sent: Instant,
+        ticket: u32,
     },
     /// The session of `sid` ended: remove its body. With `notify`, a new
     /// session of the same account is waiting (a takeover): once the body's
@@ -81,6 +87,14 @@ pub enum Msg {
         sid: SessionId,
         frame: Bytes,
         done: bool,
+    },
+    /// The reply that completes the cross-host command of `sid` numbered
+    /// `ticket`: if that command was answered `unreachable` already, it is
+    /// shown but completes nothing (`Shard::on_answer`).
+    Answer {
+        sid: SessionId,
+        frame: Bytes,
+        ticket: u32,
     },
     /// Logged in: the first frame (`welcome`) carries this room object.
     Welcomed {
@@ -126,6 +140,8 @@ pub enum Msg {
         id: Option<MsgId>,
         to_key: Box<str>,
         text: Box<str>,
+        /// As for `Cmd`.
+        ticket: u32,
     },
     // --- back to the shard of a connection ---
     Claimed {
@@ -232,6 +248,7 @@ impl Msg {
             Msg::Looked { .. } => "looked",
             Msg::ViewChanged { .. } => "view_changed",
             Msg::Frame { .. } => "frame",
+            Msg::Answer { .. } => "answer",
             Msg::Welcomed { .. } => "welcomed",
             Msg::RoomEvent { .. } => "room_event",
             Msg::Broadcast { .. } => "broadcast",

@@ -42,24 +42,44 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
             how,
             id,
             ack_to,
+            ticket,
         } => one(PeerMsg::Arrive {
             body,
             room,
             how,
             id,
             ack_to,
+            ticket,
         }),
         Msg::ArriveAck { sid, ok } => one(PeerMsg::ArriveAck { sid, ok }),
-        Msg::Cmd { sid, id, cmd, sent } => one(PeerMsg::Cmd {
+        Msg::Cmd {
+            sid,
+            id,
+            cmd,
+            sent,
+            ticket,
+        } => one(PeerMsg::Cmd {
             sid,
             id,
             cmd,
             posted_ms: wall_ms().saturating_sub(sent.elapsed().as_millis() as u64),
+            ticket,
         }),
         Msg::Depart { sid, notify } => one(PeerMsg::Depart { sid, notify }),
         Msg::Entered { sid, room, owner } => one(PeerMsg::Entered { sid, room, owner }),
         Msg::Left { sid, room } => one(PeerMsg::Left { sid, room }),
-        Msg::Frame { sid, frame, done } => one(PeerMsg::Frame { sid, frame, done }),
+        Msg::Frame { sid, frame, done } => one(PeerMsg::Frame {
+            sid,
+            frame,
+            done,
+            ticket: 0,
+        }),
+        Msg::Answer { sid, frame, ticket } => one(PeerMsg::Frame {
+            sid,
+            frame,
+            done: true,
+            ticket,
+        }),
         Msg::Welcomed { sid, room_json } => one(PeerMsg::Welcomed { sid, room_json }),
         Msg::RoomEvent {
             room,
@@ -82,6 +102,7 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
             id,
             to_key,
             text,
+            ticket,
         } => one(PeerMsg::Tell {
             from,
             from_name,
@@ -89,6 +110,7 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
             to_key,
             text,
             posted_ms: wall_ms(),
+            ticket,
         }),
         Msg::Claimed { sid, ok } => one(PeerMsg::Claimed { sid, ok }),
         Msg::TakenOver { old, new } => one(PeerMsg::TakenOver { old, new }),
@@ -134,6 +156,7 @@ fn place(
             how,
             id,
             ack_to,
+            ticket,
         } => {
             // A room this host does not own goes to shard 0, which refuses
             // it (acknowledging `ok: false`, so the source takes it back).
@@ -147,23 +170,39 @@ fn place(
                     how,
                     id,
                     ack_to,
+                    ticket,
                 },
             )
         }
         PeerMsg::ArriveAck { sid, ok } => (named, Msg::ArriveAck { sid, ok }),
-        PeerMsg::Cmd { sid, id, cmd, .. } => (
+        PeerMsg::Cmd {
+            sid,
+            id,
+            cmd,
+            ticket,
+            ..
+        } => (
             named,
             Msg::Cmd {
                 sid,
                 id,
                 cmd,
                 sent: Instant::now(),
+                ticket,
             },
         ),
         PeerMsg::Depart { sid, notify } => (named, Msg::Depart { sid, notify }),
         PeerMsg::Entered { sid, room, owner } => (named, Msg::Entered { sid, room, owner }),
         PeerMsg::Left { sid, room } => (named, Msg::Left { sid, room }),
-        PeerMsg::Frame { sid, frame, done } => (named, Msg::Frame { sid, frame, done }),
+        PeerMsg::Frame {
+            sid,
+            frame,
+            done: true,
+            ticket,
+        } if ticket != 0 => (named, Msg::Answer { sid, frame, ticket }),
+        PeerMsg::Frame {
+            sid, frame, done, ..
+        } => (named, Msg::Frame { sid, frame, done }),
         PeerMsg::Welcomed { sid, room_json } => (named, Msg::Welcomed { sid, room_json }),
         PeerMsg::RoomEvent {
             room,
@@ -195,6 +234,7 @@ fn place(
             id,
             to_key,
             text,
+            ticket,
             ..
         } => (
             keeper(&to_key),
@@ -204,6 +244,7 @@ fn place(
                 id,
                 to_key,
                 text,
+                ticket,
             },
         ),
         PeerMsg::Claimed { sid, ok } => (named, Msg::Claimed { sid, ok }),
@@ -455,6 +496,7 @@ mod tests {
             to_key: "bob".into(),
             text: "hi".into(),
             posted_ms,
+            ticket: 1,
         }
     }
 
@@ -511,6 +553,36 @@ mod tests {
         let world = World::generated(2, 2);
         let placement = Placement::single_host(&world, 1, 3);
         assert!(place(a, &placement, 1, 3, 0).is_none());
+    }
+
+    #[test]
+    fn an_answer_crosses_with_its_ticket_and_a_plain_reply_without() {
+        let world = World::generated(2, 2);
+        let placement = Placement::single_host(&world, 1, 3);
+        let answer = Msg::Answer {
+            sid: sid(),
+            frame: bytes::Bytes::from_static(b"{}"),
+            ticket: 9,
+        };
+        let a = to_peer(answer, 1).ok().expect("an Answer crosses");
+        assert!(matches!(
+            a.msg,
+            PeerMsg::Frame {
+                done: true,
+                ticket: 9,
+                ..
+            }
+        ));
+        let placed = place(a, &placement, 1, 3, 0).map(|(_, m)| m);
+        assert!(matches!(placed, Some(Msg::Answer { ticket: 9, .. })));
+        let reply = Msg::Frame {
+            sid: sid(),
+            frame: bytes::Bytes::new(),
+            done: true,
+        };
+        let a = to_peer(reply, 1).ok().expect("a Frame crosses");
+        let placed = place(a, &placement, 1, 3, 0).map(|(_, m)| m);
+        assert!(matches!(placed, Some(Msg::Frame { done: true, .. })));
     }
 
     #[test]

@@ -12,12 +12,14 @@
 //! (`run.rs`) while anything is parked. Parked messages are the overflow of
 //! the inboxes' bound: never dropped, and counted in `/metrics`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use super::mailbox::Mailbox;
 use super::msg::Msg;
 use super::remote;
+use super::SessionId;
 use crate::bridge::{Outbound, Outbox};
 
 /// Sends messages from one shard to any shard, itself included.
@@ -40,6 +42,10 @@ pub struct Router {
     bridge: Option<Outbox>,
     /// Messages handed to the bridge for other hosts.
     pub sent_to_hosts: u64,
+    /// Sessions of other hosts whose command this shard carries out, and
+    /// the ticket its answer is to carry back (`Msg::Cmd::ticket`), with
+    /// when it came. Empty on a host that runs alone.
+    owed: HashMap<SessionId, (u32, Instant)>,
 }
 
 impl Router {
@@ -56,6 +62,68 @@ impl Router {
             inbox_full_total: 0,
             bridge: None,
             sent_to_hosts: 0,
+            owed: HashMap::new(),
+        }
+    }
+
+    /// The command of `sid` this shard is about to carry out came from
+    /// another host as `ticket`: the next reply that completes a command of
+    /// `sid` sent from here carries it back (as `Msg::Answer`), and so does
+    /// a hand-off of its body (`Msg::Arrive::ticket`), to whoever answers.
+    pub fn owe_answer(&mut self, sid: SessionId, ticket: u32) {
+        if ticket != 0 {
+            self.owed.insert(sid, (ticket, Instant::now()));
+        }
+    }
+
+    /// Forgets tickets owed longer than `max_age`: commands whose answer
+    /// went another way (a body that left without a hand-off, a session
+    /// gone).
+    pub fn forget_owed(&mut self, max_age: Duration) {
+        if !self.owed.is_empty() {
+            self.owed.retain(|_, (_, since)| since.elapsed() <= max_age);
+        }
+    }
+
+    /// `msg` with the ticket owed to its session put on it: a reply that
+    /// completes a command becomes its `Answer`, an arrival carries it on.
+    fn with_owed_ticket(&mut self, msg: Msg) -> Msg {
+        match msg {
+            Msg::Frame {
+                sid,
+                frame,
+                done: true,
+            } => match self.owed.remove(&sid) {
+                Some((ticket, _)) => Msg::Answer { sid, frame, ticket },
+                None => Msg::Frame {
+                    sid,
+                    frame,
+                    done: true,
+                },
+            },
+            Msg::Arrive {
+                body,
+                room,
+                how,
+                id,
+                ack_to,
+                ticket: 0,
+            } => {
+                let ticket = self.owed.remove(&body.sid).map_or(0, |(t, _)| t);
+                Msg::Arrive {
+                    body,
+                    room,
+                    how,
+                    id,
+                    ack_to,
+                    ticket,
+                }
+            }
+            Msg::QuitDone { sid, frame } => {
+                self.owed.remove(&sid);
+                Msg::QuitDone { sid, frame }
+            }
+            other => other,
         }
     }
 
@@ -163,6 +231,11 @@ impl Router {
     /// host could not be queued (no bridge, its queue full, or a message
     /// that cannot cross): it is dropped, and counted by the bridge.
     pub fn post_to(&mut self, to: super::ShardAddr, msg: Msg) -> bool {
+        let msg = if self.owed.is_empty() {
+            msg
+        } else {
+            self.with_owed_ticket(msg)
+        };
         if to.host == self.host {
             self.post(to.shard, msg);
             return true;
@@ -212,6 +285,68 @@ mod tests {
             }
         }
         numbers
+    }
+
+    #[test]
+    fn the_ticket_owed_to_a_session_goes_back_on_its_next_completing_reply_once() {
+        use crate::protocol::addr::{SessionId, ShardAddr};
+        let (mailboxes, _inboxes) = mailbox::create(1, 8, mailbox::Wake::Waker).expect("inboxes");
+        let mut router = Router::new(0, mailboxes);
+        let (sid, other) = (
+            SessionId::new(ShardAddr::new(1, 0), 4, 1),
+            SessionId::new(ShardAddr::new(1, 0), 5, 1),
+        );
+        let frame = |sid, done| Msg::Frame {
+            sid,
+            frame: bytes::Bytes::new(),
+            done,
+        };
+        router.owe_answer(sid, 0);
+        assert!(router.owed.is_empty(), "0 is no ticket");
+        router.owe_answer(sid, 7);
+        // An event, or another session's reply, does not take it.
+        assert!(matches!(
+            router.with_owed_ticket(frame(sid, false)),
+            Msg::Frame { done: false, .. }
+        ));
+        assert!(matches!(
+            router.with_owed_ticket(frame(other, true)),
+            Msg::Frame { done: true, .. }
+        ));
+        assert!(matches!(
+            router.with_owed_ticket(frame(sid, true)),
+            Msg::Answer { ticket: 7, .. }
+        ));
+        assert!(matches!(
+            router.with_owed_ticket(frame(sid, true)),
+            Msg::Frame { done: true, .. }
+        ));
+        // A hand-off carries it on to whoever answers.
+        router.owe_answer(sid, 8);
+        let body = crate::game::body::Body {
+            sid,
+            name: "amy".into(),
+            inventory: Vec::new(),
+            account: false,
+        };
+        let arrive = Msg::Arrive {
+            body,
+            room: 1,
+            how: crate::game::body::Arrival::Teleport,
+            id: None,
+            ack_to: None,
+            ticket: 0,
+        };
+        assert!(matches!(
+            router.with_owed_ticket(arrive),
+            Msg::Arrive { ticket: 8, .. }
+        ));
+        assert!(router.owed.is_empty());
+        router.owe_answer(sid, 9);
+        router.forget_owed(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2));
+        router.forget_owed(Duration::ZERO);
+        assert!(router.owed.is_empty(), "forgotten once old");
     }
 
     #[test]

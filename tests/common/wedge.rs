@@ -8,13 +8,17 @@
 //! would: every connection, open or made while the link is cut, stays open
 //! and carries nothing either way, and Redis itself is untouched. Once the
 //! link is healed, new connections pass; the ones it cut stay silent.
+//!
+//! And it can slow the subscribers down: what Redis sends them arrives, in
+//! order, a set time late — a congested or stalled path home, with the
+//! connection alive.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct State {
@@ -28,6 +32,8 @@ struct State {
     dead: HashSet<u64>,
     /// Whether the link is cut: a new connection is dead from the start.
     cut: bool,
+    /// How late what Redis sends the subscribers arrives.
+    subscriber_delay: Duration,
 }
 
 pub struct WedgeProxy {
@@ -82,6 +88,12 @@ impl WedgeProxy {
         let open: Vec<u64> = st.subscribers.iter().copied().collect();
         st.wedged.extend(open.iter().copied());
         open.len()
+    }
+
+    /// From now on, what Redis sends the subscriber connections arrives
+    /// `delay` late (in order; `Duration::ZERO` for on time again).
+    pub fn delay_subscribers(&self, delay: Duration) {
+        self.state.lock().expect("proxy state").subscriber_delay = delay;
     }
 
     /// Cuts the link: nothing passes either way on any connection, open now
@@ -139,11 +151,51 @@ fn pipe(
         st.subscribers.remove(&id);
         st.open.remove(&id);
     });
+    // Redis → client goes through a delay line: each read is written out
+    // when its time comes, in order.
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let mut out = client;
     std::thread::spawn(move || {
-        copy(server, client, &stop, |_| {
-            let st = state.lock().expect("proxy state");
-            !st.wedged.contains(&id) && !st.dead.contains(&id)
-        });
+        while let Ok((due, bytes)) = rx.recv() {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if out.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+        let _ = out.shutdown(Shutdown::Both);
+    });
+    std::thread::spawn(move || {
+        let mut from = server;
+        let mut buf = vec![0u8; 64 * 1024];
+        while !stop.load(Ordering::Relaxed) {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let delay = {
+                        let st = state.lock().expect("proxy state");
+                        if st.wedged.contains(&id) || st.dead.contains(&id) {
+                            continue;
+                        }
+                        if st.subscribers.contains(&id) {
+                            st.subscriber_delay
+                        } else {
+                            Duration::ZERO
+                        }
+                    };
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) if is_timeout(&e) => {}
+                Err(_) => break,
+            }
+        }
     });
 }
 
