@@ -815,6 +815,64 @@ fn a_registered_player_lives_on_the_home_host_and_logs_in_on_either() {
     assert_eq!(refusal["code"], "name_taken", "{refusal}");
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to `server`'s process.
+fn signal(server: &ServerProc, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal}");
+}
+
+#[test]
+fn a_login_whose_claim_is_never_answered_ends_in_time_and_leaves_nothing_behind() {
+    let cl = cluster();
+    let (name, dropped) = (name_homed_on("kit", 1), name_homed_on("pip", 1));
+    // b freezes: alive to a until its heartbeat runs out, answering nothing.
+    signal(&cl.b, "STOP");
+    let mut c = Client::connect(cl.a.addr);
+    let asked = Instant::now();
+    c.send(serde_json::json!({"type":"guest","name":name}));
+    // Another gives up waiting and goes.
+    let mut gone = Client::connect(cl.a.addr);
+    gone.send(serde_json::json!({"type":"guest","name":dropped}));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(gone);
+    let answer = c.recv_until(|f| f["type"] == "error" || f["type"] == "welcome");
+    let waited = asked.elapsed();
+    assert_eq!(answer["code"], "unreachable", "{answer}");
+    assert!(waited < Duration::from_millis(2_500), "{waited:?}");
+    assert_eq!(c.expect_close(), 1013, "closed: try again later");
+    // Neither login is held on a, b still frozen: the one whose client
+    // left is let go too.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cl.a.connections().iter().sum::<u64>() > 0 {
+        if Instant::now() >= deadline {
+            signal(&cl.b, "CONT");
+            panic!("sessions left on a: {:?}", cl.a.connections());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(&cl.b, "CONT");
+    // With b back, the name is a guest's to take.
+    wait_bridged(&cl.a, "b", 10);
+    let mut again = Client::connect(cl.a.addr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Client::try_guest(cl.a.addr, Some(&name)) {
+            Ok(mut kit) => {
+                assert_eq!(kit.cmd("look")["ok"], true);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "no login again: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    again.send(serde_json::json!({"type":"guest","name":dropped}));
+    let back = again.recv_until(|f| f["type"] == "error" || f["type"] == "welcome");
+    assert_eq!(back["type"], "welcome", "{back}");
+}
+
 #[test]
 fn a_login_whose_home_host_is_down_is_refused_at_once() {
     let mut cl = cluster();

@@ -45,6 +45,8 @@ pub(super) struct RemoteWait {
     id: Option<MsgId>,
     /// Its number, which its answer carries back (`Msg::Answer`).
     ticket: u32,
+    /// Not a command but a login's name claim, waiting for `Claimed`.
+    claim: bool,
 }
 
 impl Shard {
@@ -97,9 +99,66 @@ impl Shard {
                 deadline,
                 id,
                 ticket,
+                claim: false,
             },
         );
         ticket
+    }
+
+    /// Notes that a login of `sid` waits on a name claim whose answer may
+    /// come from another host: the directory's there, or, for a takeover,
+    /// the go-ahead of the host that keeps the account's old body (after
+    /// that body is saved, so given `login_timeout_ms`). If that host dies
+    /// first, no answer ever comes: the wait ends the login
+    /// (`expire_remote_waits`), where the session would be held forever.
+    pub(super) fn wait_on_claim(&mut self, sid: SessionId, takeover: bool) {
+        let cluster = &self.config.cluster;
+        let wait_ms = if takeover {
+            self.config.limits.login_timeout_ms
+        } else {
+            cluster.remote_timeout_ms
+        };
+        let deadline =
+            Instant::now() + Duration::from_millis(wait_ms.saturating_sub(REMOTE_CHECK_MS).max(1));
+        self.remote_waits.insert(
+            sid,
+            RemoteWait {
+                deadline,
+                id: None,
+                ticket: 0,
+                claim: true,
+            },
+        );
+    }
+
+    /// The name claim of `sid` has its answer: its wait is over.
+    pub(super) fn claim_answered(&mut self, sid: SessionId) {
+        if self.remote_waits.get(&sid).is_some_and(|w| w.claim) {
+            self.remote_waits.remove(&sid);
+        }
+    }
+
+    /// A login whose name claim was not answered in time: its session is
+    /// told and closed (it could not tell a late answer to this claim from
+    /// the answer to its next), or, its connection gone, let go.
+    fn claim_unanswered(&mut self, sid: SessionId) {
+        let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
+            return;
+        };
+        match session.phase {
+            Phase::LoggingIn => {
+                self.fail_login(
+                    sid,
+                    "unreachable",
+                    "The host that keeps this name did not answer in time; connect again shortly.",
+                );
+                if let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) {
+                    session.request_close(crate::protocol::close::UNAVAILABLE);
+                }
+            }
+            Phase::Zombie => self.bury(sid),
+            _ => {}
+        }
     }
 
     /// The answer to the cross-host command of `sid` numbered `ticket`.
@@ -128,14 +187,18 @@ impl Shard {
             return;
         }
         let now = Instant::now();
-        let late: Vec<(SessionId, Option<MsgId>)> = self
+        let late: Vec<(SessionId, Option<MsgId>, bool)> = self
             .remote_waits
             .iter()
             .filter(|(_, w)| w.deadline <= now)
-            .map(|(sid, w)| (*sid, w.id))
+            .map(|(sid, w)| (*sid, w.id, w.claim))
             .collect();
-        for (sid, id) in late {
+        for (sid, id, claim) in late {
             self.remote_waits.remove(&sid);
+            if claim {
+                self.claim_unanswered(sid);
+                continue;
+            }
             let frame = fail(
                 id.as_ref(),
                 "unreachable",

@@ -174,11 +174,14 @@ impl Shard {
                 run: 0,
             },
         ) {
-            self.fail_login(
+            return self.fail_login(
                 sid,
                 "unreachable",
                 "The host that keeps this name cannot be reached; try again shortly.",
             );
+        }
+        if self.router_has_bridge() && (keeper.host != self.host || takeover) {
+            self.wait_on_claim(sid, takeover);
         }
     }
 

@@ -47,6 +47,15 @@ impl Shard {
     }
 
     pub(super) fn on_claimed(&mut self, sid: SessionId, ok: bool) {
+        self.claim_answered(sid);
+        if let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) {
+            // A login given up (its claim not answered in time) is closing:
+            // this late answer is to nothing. A name it granted was let go
+            // by `fail_login`, after the claim, on the same way.
+            if session.phase == Phase::Connected {
+                return;
+            }
+        }
         if self.logins.contains_key(&sid) {
             return self.on_account_claimed(sid, ok);
         }
