@@ -318,6 +318,14 @@ fn an_error_that_refuses_a_cmd_echoes_its_id() {
         (Some("unauthenticated"), Some(7)),
         "{e}"
     );
+    // A frame refused for a bad field echoes its good id too.
+    c.send(json!({"type":"cmd","id":8,"line":["look"]}));
+    let e = c.recv();
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_u64()),
+        (Some("bad_field"), Some(8)),
+        "{e}"
+    );
     let mut p = Client::guest(server.addr, Some("pip"));
     for id in 1..=6 {
         p.send(json!({"type":"cmd","id":id,"line":"help"}));

@@ -55,6 +55,9 @@ impl Owner {
                 ),
             },
             BodyCommand::Goto(target) => match self.goto_target(target) {
+                // Already there: the room, as `look` shows it, and no
+                // vanishing from it and appearing in it again.
+                Ok(dest) if dest == room => return self.look(fx, sid, room, id),
                 Ok(dest) => {
                     let leave = "vanishes in a shimmer of air.";
                     return self.move_body(fx, sid, dest, Arrival::Teleport, id, leave);
@@ -464,6 +467,29 @@ mod tests {
             Effect::RoomEvent { to, .. } if *to == watcher.addr()
         )));
         assert_eq!(owner.bodies(), 1, "the walker's body left this owner");
+    }
+
+    #[test]
+    fn goto_the_room_one_stands_in_answers_with_the_room_and_moves_nothing() {
+        let (mut owner, room) = owner();
+        let walker = enter(&mut owner, room, 0, 7);
+        enter(&mut owner, room, 0, 8);
+        let here = owner.world.room(room).id.clone();
+        let mut fx = Effects::new();
+        owner.command(&mut fx, walker, None, &BodyCommand::Goto(here.into()));
+        match fx.as_slice() {
+            [Effect::Frame {
+                sid,
+                frame,
+                done: true,
+            }] => {
+                assert_eq!(*sid, walker);
+                let text = std::str::from_utf8(frame).unwrap_or_default();
+                assert!(text.contains("\"ok\":true"), "{text}");
+            }
+            other => panic!("expected the room as the only answer, got {other:?}"),
+        }
+        assert_eq!(owner.bodies(), 2);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct DecodeError {
     /// Stable machine code: `bad_json`, `unknown_type` or `bad_field`.
     pub code: &'static str,
     pub message: String,
+    /// The frame's `id`, when it had a good one: the error echoes it, so
+    /// that a client matching answers by id finds this one.
+    pub id: Option<MsgId>,
 }
 
 impl DecodeError {
@@ -56,7 +59,12 @@ impl DecodeError {
         DecodeError {
             code: "bad_field",
             message: message.into(),
+            id: None,
         }
+    }
+
+    fn for_id(self, id: Option<MsgId>) -> Self {
+        DecodeError { id, ..self }
     }
 }
 
@@ -75,11 +83,13 @@ pub fn decode_with<'a>(
         simd_json::to_borrowed_value_with_buffers(payload, buffers).map_err(|e| DecodeError {
             code: "bad_json",
             message: format!("not valid JSON: {e}"),
+            id: None,
         })?;
     let Value::Object(mut obj) = value else {
         return Err(DecodeError {
             code: "bad_json",
             message: "a frame must be a JSON object".into(),
+            id: None,
         });
     };
     let kind =
@@ -111,10 +121,11 @@ pub fn decode_with<'a>(
                 }
             },
         }),
-        "cmd" => Ok(ClientFrame::Cmd {
-            id: take_id(&obj)?,
-            line: required_str(&mut obj, "line")?,
-        }),
+        "cmd" => {
+            let id = take_id(&obj)?;
+            let line = required_str(&mut obj, "line").map_err(|e| e.for_id(id))?;
+            Ok(ClientFrame::Cmd { id, line })
+        }
         "ping" => Ok(ClientFrame::Ping { id: take_id(&obj)? }),
         other => Err(DecodeError {
             code: "unknown_type",
@@ -122,6 +133,7 @@ pub fn decode_with<'a>(
                 "unknown frame type {:?}; expected guest, register, login, resume, cmd or ping",
                 truncate(other, 40)
             ),
+            id: take_id(&obj).ok().flatten(),
         }),
     }
 }
@@ -239,6 +251,12 @@ mod tests {
         assert_eq!(dec(r#"{"type":"dance"}"#).unwrap_err().code, "unknown_type");
         assert_eq!(dec(r#"{"name":"x"}"#).unwrap_err().code, "bad_field");
         assert_eq!(dec(r#"{"type":"cmd"}"#).unwrap_err().code, "bad_field");
+        // The error echoes a good id, so a client waiting on it hears.
+        let e = dec(r#"{"type":"cmd","id":7,"line":3}"#).unwrap_err();
+        assert_eq!((e.code, e.id), ("bad_field", MsgId::from_int(7i64)));
+        let e = dec(r#"{"type":"cmmd","id":"x"}"#).unwrap_err();
+        assert_eq!((e.code, e.id.is_some()), ("unknown_type", true));
+        assert_eq!(dec(r#"{"type":"cmd","id":[1]}"#).unwrap_err().id, None);
         assert_eq!(
             dec(r#"{"type":"cmd","line":5}"#).unwrap_err().code,
             "bad_field"

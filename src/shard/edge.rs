@@ -24,7 +24,7 @@ impl Shard {
         }
         match decode::decode_with(payload, &mut self.json_buffers) {
             Ok(frame) => self.on_frame(slot, frame),
-            Err(e) => self.send_error(slot, e.code, &e.message),
+            Err(e) => self.send_error_for(slot, e.id.as_ref(), e.code, &e.message),
         }
         self.drain_local();
     }
@@ -299,6 +299,8 @@ impl Shard {
 
     pub(super) fn on_quit_done(&mut self, sid: SessionId, frame: Bytes) {
         self.deliver(sid, frame);
+        // A quit sent to another host is answered: not `unreachable` later.
+        self.remote_waits.remove(&sid);
         let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
             return;
         };
