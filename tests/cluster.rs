@@ -459,7 +459,7 @@ fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_comman
     proxy.delay_subscribers(Duration::ZERO);
     let (_, metrics) = cl.a.http_get("/metrics");
     assert!(
-        common::metric_sum(&metrics, "mudshard_bridge_late_answers_total") >= 1,
+        common::metric_sum(&metrics, "mudshard_cross_host_late_answers_total") >= 1,
         "{metrics}"
     );
 }

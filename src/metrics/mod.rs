@@ -163,7 +163,7 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             |s| s.rate_limited,
         ),
         (
-            "mudshard_bridge_late_answers_total",
+            "mudshard_cross_host_late_answers_total",
             "counter",
             "Answers from another host that came after their command was answered unreachable: shown to the player, completing nothing.",
             |s| s.late_answers,
