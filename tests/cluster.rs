@@ -432,6 +432,9 @@ fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_comman
     let mut amy = Client::guest(cl.a.addr, Some("amy"));
     assert_eq!(until_ok(&mut amy, "goto caves:mouth", 5)["ok"], true);
     assert_eq!(amy.cmd("look")["ok"], true, "answered in time first");
+    // A player on b whose name b keeps: a tell to them is answered by b.
+    let pal = name_homed_on("pal", 1);
+    let _pal = Client::guest(cl.b.addr, Some(&pal));
 
     // What b sends a now reaches it 900 ms late: a's commands get to b at
     // once, and b's answers come back after a has answered `unreachable`.
@@ -440,8 +443,11 @@ fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_comman
     amy.send(serde_json::json!({"type":"cmd","id":101,"line":"look"}));
     let first = amy.recv_until(|f| is_reply(f, 101));
     assert_eq!(first["code"], "unreachable", "{first}");
-    // A command for b, and one answered here waiting behind it.
-    amy.send(serde_json::json!({"type":"cmd","id":102,"line":"look"}));
+    // A command answered by b (a tell: a body command would be refused at
+    // once while the look's answer is owed, see the next test), and one
+    // answered here waiting behind it.
+    let tell = format!("tell {pal} hello");
+    amy.send(serde_json::json!({"type":"cmd","id":102,"line":tell}));
     amy.send(serde_json::json!({"type":"cmd","id":103,"line":"help"}));
     let mut order = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -462,6 +468,93 @@ fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_comman
         common::metric_sum(&metrics, "mudshard_cross_host_late_answers_total") >= 1,
         "{metrics}"
     );
+}
+
+#[test]
+fn a_walk_whose_answer_is_held_leaves_no_ghost_and_the_next_command_waits_for_it() {
+    let tune = |m: String| {
+        m.replace("probe_interval_ms = 200", "probe_interval_ms = 10000")
+            .replace(
+                "heartbeat_ms = 200",
+                "heartbeat_ms = 200\nremote_timeout_ms = 600",
+            )
+    };
+    let redis = RedisProc::start();
+    let proxy = WedgeProxy::start(redis.port);
+    let cl = cluster_tuned(redis, &proxy.url(), &tune);
+    let mut bob = Client::guest(cl.b.addr, Some("bob"));
+    assert_eq!(until_ok(&mut bob, "goto caves:tunnel", 5)["ok"], true);
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    assert_eq!(until_ok(&mut amy, "goto caves:mouth", 5)["ok"], true);
+    assert_eq!(amy.cmd("look")["ok"], true);
+
+    // b's answers reach a 900 ms late; a gives up on them at 550 ms.
+    proxy.delay_subscribers(Duration::from_millis(900));
+    let walked = amy.cmd("east");
+    assert_eq!(walked["code"], "unreachable", "{walked}");
+    // The body did move (b carried the walk out): Bob sees Amy come in.
+    let came = bob.recv_until(|f| f["kind"] == "enter" && f["from"] == "amy");
+    assert_eq!(came["room"], "caves:tunnel", "{came}");
+    // Until the walk's own answer comes, a's shard does not know where the
+    // body stands: a command now is refused as such, not sent to the room
+    // the body left ("You are nowhere").
+    let next = amy.cmd("look");
+    assert_eq!(next["code"], "unreachable", "{next}");
+    assert!(
+        next["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("still on its way"),
+        "{next}"
+    );
+    // Amy leaves cleanly before that answer comes: her body leaves the
+    // world from where it stands, once the answer says where that is.
+    amy.send_raw(tungstenite::Message::Close(None));
+    amy.expect_close();
+    let left = bob
+        .recv_until(|f| f["kind"] == "leave" && f["from"] == "amy" && f["room"] == "caves:tunnel");
+    assert!(
+        left["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("left the world"),
+        "{left}"
+    );
+    proxy.delay_subscribers(Duration::ZERO);
+    assert_eq!(
+        here(&mut bob),
+        r#"["bob"]"#,
+        "no ghost of Amy in the tunnel"
+    );
+}
+
+#[test]
+fn a_command_in_flight_to_a_host_that_dies_is_answered_when_it_is_counted_dead() {
+    // Commands wait 15 s for their answer: longer than b, frozen, takes to
+    // be counted dead (its heartbeat lives 1.5 s; here it took 6–7 s), so
+    // the answer can only come from that.
+    let tune = |m: String| {
+        m.replace(
+            "heartbeat_ms = 200",
+            "heartbeat_ms = 200\nremote_timeout_ms = 15000",
+        )
+    };
+    let redis = RedisProc::start();
+    let url = redis.url();
+    let cl = cluster_tuned(redis, &url, &tune);
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    assert_eq!(until_ok(&mut amy, "goto caves:mouth", 5)["ok"], true);
+    signal(&cl.b, "STOP");
+    let asked = Instant::now();
+    amy.send(serde_json::json!({"type":"cmd","id":"lost?","line":"look"}));
+    let answer = amy.recv_until(|f| f["type"] == "reply" && f["id"] == "lost?");
+    let waited = asked.elapsed();
+    signal(&cl.b, "CONT");
+    assert_eq!(answer["code"], "unreachable", "{answer}");
+    assert!(waited < Duration::from_secs(12), "{waited:?}");
+    amy.event("system", "The land you stood in is gone");
+    let look = until_ok(&mut amy, "look", 5);
+    assert_eq!(look["room"]["id"], "town:square", "{look}");
 }
 
 /// The names `look` shows in the room of `c`'s player.

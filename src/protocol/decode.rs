@@ -92,8 +92,11 @@ pub fn decode_with<'a>(
             id: None,
         });
     };
-    let kind =
-        take_str(&mut obj, "type")?.ok_or_else(|| DecodeError::bad_field("missing \"type\""))?;
+    let kind = match take_str(&mut obj, "type") {
+        Ok(Some(kind)) => kind,
+        Ok(None) => return Err(DecodeError::bad_field("missing \"type\"").for_id(good_id(&obj))),
+        Err(e) => return Err(e.for_id(good_id(&obj))),
+    };
     match kind.as_ref() {
         "guest" => Ok(ClientFrame::Guest {
             name: take_str(&mut obj, "name")?,
@@ -133,7 +136,7 @@ pub fn decode_with<'a>(
                 "unknown frame type {:?}; expected guest, register, login, resume, cmd or ping",
                 truncate(other, 40)
             ),
-            id: take_id(&obj).ok().flatten(),
+            id: good_id(&obj),
         }),
     }
 }
@@ -167,6 +170,11 @@ fn take_id(obj: &Object<'_>) -> Result<Option<MsgId>, DecodeError> {
             MsgId::BYTES_MAX
         ))
     })
+}
+
+/// The frame's `id` if it has a good one, for an error to echo.
+fn good_id(obj: &Object<'_>) -> Option<MsgId> {
+    take_id(obj).ok().flatten()
 }
 
 fn truncate(s: &str, chars_max: usize) -> &str {
@@ -257,6 +265,8 @@ mod tests {
         let e = dec(r#"{"type":"cmmd","id":"x"}"#).unwrap_err();
         assert_eq!((e.code, e.id.is_some()), ("unknown_type", true));
         assert_eq!(dec(r#"{"type":"cmd","id":[1]}"#).unwrap_err().id, None);
+        assert!(dec(r#"{"type":5,"id":20}"#).unwrap_err().id.is_some());
+        assert!(dec(r#"{"id":22,"line":"look"}"#).unwrap_err().id.is_some());
         assert_eq!(
             dec(r#"{"type":"cmd","line":5}"#).unwrap_err().code,
             "bad_field"

@@ -38,6 +38,17 @@ pub const LINK_BACK: &str = "The link to the host that keeps the land you stand 
 /// let it come up to a second late.
 pub(super) const REMOTE_CHECK_MS: u64 = 50;
 
+/// What a session here waits for from another host.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum WaitFor {
+    /// The answer to a command for its body (which may move it).
+    Body,
+    /// The answer to a `tell`.
+    Tell,
+    /// A login's name claim, answered by `Claimed`.
+    Claim,
+}
+
 /// A command of a session here that went to another host, owed an answer.
 pub(super) struct RemoteWait {
     /// When it is answered `unreachable` if no answer came.
@@ -45,9 +56,24 @@ pub(super) struct RemoteWait {
     id: Option<MsgId>,
     /// Its number, which its answer carries back (`Msg::Answer`).
     ticket: u32,
-    /// Not a command but a login's name claim, waiting for `Claimed`.
-    claim: bool,
+    what: WaitFor,
+    /// The host that is to answer.
+    host: u16,
 }
+
+/// A body command answered `unreachable` before its own answer came: the
+/// body may have moved meanwhile, so where it stands is not known until
+/// that answer (ticket `ticket`) arrives, after the `Entered` that moved it.
+pub(super) struct Doubt {
+    ticket: u32,
+    since: Instant,
+    host: u16,
+}
+
+/// What a player is told when a command for their body comes while the
+/// answer to the one before is still on its way.
+pub const IN_DOUBT: &str =
+    "Your last command is still on its way to another host; try again in a moment.";
 
 impl Shard {
     /// The directory shard that keeps `key`: on its home host. The shard
@@ -81,7 +107,13 @@ impl Shard {
     /// Notes that `sid`'s command went to another host: if no answer comes
     /// within `remote_timeout_ms`, the sweep answers `unreachable`. Returns
     /// the command's ticket, never 0, for its answer to carry back.
-    pub(super) fn wait_on_host(&mut self, sid: SessionId, id: Option<MsgId>) -> u32 {
+    pub(super) fn wait_on_host(
+        &mut self,
+        sid: SessionId,
+        id: Option<MsgId>,
+        host: u16,
+        what: WaitFor,
+    ) -> u32 {
         // Checked every `REMOTE_CHECK_MS`: due that much early, the answer
         // comes within `remote_timeout_ms`, as documented.
         let wait_ms = self
@@ -99,7 +131,8 @@ impl Shard {
                 deadline,
                 id,
                 ticket,
-                claim: false,
+                what,
+                host,
             },
         );
         ticket
@@ -111,7 +144,7 @@ impl Shard {
     /// that body is saved, so given `login_timeout_ms`). If that host dies
     /// first, no answer ever comes: the wait ends the login
     /// (`expire_remote_waits`), where the session would be held forever.
-    pub(super) fn wait_on_claim(&mut self, sid: SessionId, takeover: bool) {
+    pub(super) fn wait_on_claim(&mut self, sid: SessionId, takeover: bool, host: u16) {
         let cluster = &self.config.cluster;
         let wait_ms = if takeover {
             self.config.limits.login_timeout_ms
@@ -126,14 +159,19 @@ impl Shard {
                 deadline,
                 id: None,
                 ticket: 0,
-                claim: true,
+                what: WaitFor::Claim,
+                host,
             },
         );
     }
 
     /// The name claim of `sid` has its answer: its wait is over.
     pub(super) fn claim_answered(&mut self, sid: SessionId) {
-        if self.remote_waits.get(&sid).is_some_and(|w| w.claim) {
+        if self
+            .remote_waits
+            .get(&sid)
+            .is_some_and(|w| w.what == WaitFor::Claim)
+        {
             self.remote_waits.remove(&sid);
         }
     }
@@ -173,9 +211,84 @@ impl Shard {
             .is_some_and(|w| w.ticket == ticket);
         self.deliver(sid, frame);
         if awaited {
+            return self.complete(sid);
+        }
+        self.counters.stats.late_answers += 1;
+        if self.in_doubt.get(&sid).is_some_and(|d| d.ticket == ticket) {
+            // Where the body stands is known again (an `Entered` that moved
+            // it came first, on the same way).
+            self.settle(sid);
+        }
+    }
+
+    /// Whether the body of `sid` is known to stand where its session thinks.
+    pub(super) fn body_settled(&self, sid: SessionId) -> bool {
+        self.in_doubt.is_empty() || !self.in_doubt.contains_key(&sid)
+    }
+
+    /// The doubt over where the body of `sid` stands is over (its answer
+    /// came, its host died, or it was waited for too long). A session whose
+    /// connection ended meanwhile lets its body go now, where it stands.
+    fn settle(&mut self, sid: SessionId) {
+        self.in_doubt.remove(&sid);
+        if self
+            .sessions
+            .get_mut(sid.slot(), sid.gen())
+            .is_some_and(|s| s.phase == Phase::Zombie && s.busy_since.is_none())
+        {
+            self.bury(sid);
+        }
+    }
+
+    /// Once a second: doubts older than any answer can be (lost with a
+    /// queue that overflowed) are given up.
+    pub(super) fn expire_doubts(&mut self) {
+        if self.in_doubt.is_empty() {
+            return;
+        }
+        let max = Duration::from_millis(self.config.cluster.remote_timeout_ms.saturating_mul(4));
+        let old: Vec<SessionId> = self
+            .in_doubt
+            .iter()
+            .filter(|(_, d)| d.since.elapsed() > max)
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in old {
+            self.settle(sid);
+        }
+    }
+
+    /// `host` died: what this shard's sessions wait for from it is answered
+    /// now (it will never come), and their doubts about it are over.
+    pub(super) fn give_up_on(&mut self, host: u16) {
+        let waiting: Vec<(SessionId, Option<MsgId>, WaitFor)> = self
+            .remote_waits
+            .iter()
+            .filter(|(_, w)| w.host == host)
+            .map(|(sid, w)| (*sid, w.id, w.what))
+            .collect();
+        for (sid, id, what) in waiting {
+            self.remote_waits.remove(&sid);
+            if what == WaitFor::Claim {
+                self.claim_unanswered(sid);
+                continue;
+            }
+            let frame = fail(
+                id.as_ref(),
+                "unreachable",
+                "The host that was to answer stopped (or was cut off).",
+            );
+            self.deliver(sid, frame);
             self.complete(sid);
-        } else {
-            self.counters.stats.late_answers += 1;
+        }
+        let doubts: Vec<SessionId> = self
+            .in_doubt
+            .iter()
+            .filter(|(_, d)| d.host == host)
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in doubts {
+            self.settle(sid);
         }
     }
 
@@ -187,17 +300,31 @@ impl Shard {
             return;
         }
         let now = Instant::now();
-        let late: Vec<(SessionId, Option<MsgId>, bool)> = self
+        let late: Vec<(SessionId, Option<MsgId>, WaitFor, u32, u16)> = self
             .remote_waits
             .iter()
             .filter(|(_, w)| w.deadline <= now)
-            .map(|(sid, w)| (*sid, w.id, w.claim))
+            .map(|(sid, w)| (*sid, w.id, w.what, w.ticket, w.host))
             .collect();
-        for (sid, id, claim) in late {
+        for (sid, id, what, ticket, host) in late {
             self.remote_waits.remove(&sid);
-            if claim {
-                self.claim_unanswered(sid);
-                continue;
+            match what {
+                WaitFor::Claim => {
+                    self.claim_unanswered(sid);
+                    continue;
+                }
+                WaitFor::Body => {
+                    let since = Instant::now();
+                    self.in_doubt.insert(
+                        sid,
+                        Doubt {
+                            ticket,
+                            since,
+                            host,
+                        },
+                    );
+                }
+                WaitFor::Tell => {}
             }
             let frame = fail(
                 id.as_ref(),

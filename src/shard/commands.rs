@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::cluster::WaitFor;
 use super::msg::Msg;
 use super::{SessionId, Shard};
 use crate::game::command::{EdgeCommand, HELP_TEXT};
@@ -77,7 +78,7 @@ impl Shard {
                         return;
                     }
                     let ticket = if keeper.host != self.host {
-                        self.wait_on_host(sid, id)
+                        self.wait_on_host(sid, id, keeper.host, WaitFor::Tell)
                     } else {
                         0
                     };

@@ -5,12 +5,13 @@
 use bytes::Bytes;
 use std::time::Instant;
 
+use super::cluster::WaitFor;
 use super::msg::Msg;
 use super::session::{Out, PendingCmd, Phase};
 use super::{SessionId, Shard, ShardAddr};
 use crate::game::command::{self, BodyCommand};
 use crate::protocol::decode::{self, ClientFrame, Credentials};
-use crate::protocol::encode::fail;
+use crate::protocol::encode::{fail, reply_text};
 use crate::protocol::{close, encode, MsgId};
 
 impl Shard {
@@ -211,6 +212,20 @@ impl Shard {
                 // A playing session without a body is on its way back to
                 // the start room (recalled from a host that went away):
                 // the body is a hop or a save's lookup behind the notice.
+                if !self.body_settled(sid) {
+                    // Its last command may have moved it: sent to where it
+                    // was, this one would find nobody there.
+                    if let BodyCommand::Quit = cmd {
+                        // Gone once that answer comes (`settle`).
+                        self.deliver(sid, reply_text(id.as_ref(), "Farewell. Come back soon."));
+                        if let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) {
+                            session.request_close(close::GOODBYE);
+                        }
+                        return;
+                    }
+                    let frame = fail(id.as_ref(), "unreachable", super::cluster::IN_DOUBT);
+                    return self.deliver(sid, frame);
+                }
                 let Some(owner) = body_at else {
                     let frame = fail(
                         id.as_ref(),
@@ -239,7 +254,7 @@ impl Shard {
                 }
                 self.busy(slot, kind, started);
                 let ticket = if owner.host != self.host {
-                    self.wait_on_host(sid, id)
+                    self.wait_on_host(sid, id, owner.host, WaitFor::Body)
                 } else {
                     0
                 };
@@ -284,6 +299,10 @@ impl Shard {
             return;
         };
         if session.phase == Phase::Zombie {
+            if !self.body_settled(sid) {
+                // Let go once it is known where the body stands (`settle`).
+                return;
+            }
             return self.bury(sid);
         }
         while let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) {

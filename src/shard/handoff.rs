@@ -238,6 +238,7 @@ impl Shard {
     /// held here for its players leave; and this shard's players whose body
     /// stood in its land are put back in this host's start room.
     pub(super) fn host_turned(&mut self, host: u16) {
+        self.give_up_on(host);
         let lost: Vec<SessionId> = self
             .transfers
             .iter()

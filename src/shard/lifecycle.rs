@@ -83,7 +83,11 @@ impl Shard {
             Phase::LoggingIn | Phase::Zombie => session.phase = Phase::Zombie,
             Phase::Playing | Phase::Detached => {
                 self.players = self.players.saturating_sub(1);
-                if session.busy_since.is_some() {
+                let unsettled = session.busy_since.is_some() || !self.body_settled(sid);
+                let Some(session) = self.sessions.by_slot(slot) else {
+                    return;
+                };
+                if unsettled {
                     session.phase = Phase::Zombie;
                 } else {
                     session.phase = Phase::Zombie;
@@ -101,6 +105,9 @@ impl Shard {
         let Some(session) = self.sessions.remove(sid.slot()) else {
             return;
         };
+        if !self.in_doubt.is_empty() {
+            self.in_doubt.remove(&sid);
+        }
         let notify = self.handoffs.remove(&sid);
         // `body_at` is set when the body first arrives and cleared by quit.
         if let Some(owner) = session.body_at {
@@ -120,6 +127,7 @@ impl Shard {
         self.store.pump();
         self.watch_bridge();
         self.expire_account_asks();
+        self.expire_doubts();
         // Tickets of commands whose answer went another way (see
         // `Router::owe_answer`): long past any wait for them.
         let owed_ms = self.config.cluster.remote_timeout_ms.saturating_mul(4);
@@ -211,7 +219,8 @@ impl Shard {
         let busy = self
             .sessions
             .by_slot(slot)
-            .is_some_and(|s| s.busy_since.is_some());
+            .is_some_and(|s| s.busy_since.is_some())
+            || !self.body_settled(sid);
         if let Some(session) = self.sessions.by_slot(slot) {
             session.phase = Phase::Zombie;
         }

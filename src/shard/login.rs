@@ -181,7 +181,7 @@ impl Shard {
             );
         }
         if self.router_has_bridge() && (keeper.host != self.host || takeover) {
-            self.wait_on_claim(sid, takeover);
+            self.wait_on_claim(sid, takeover, keeper.host);
         }
     }
 

@@ -119,6 +119,9 @@ pub struct Shard {
     remote_waits: HashMap<SessionId, cluster::RemoteWait>,
     /// The last ticket given to a command sent to another host.
     tickets: u32,
+    /// Sessions whose body command was answered `unreachable` before its
+    /// answer came: where their body stands is not known until it does.
+    in_doubt: HashMap<SessionId, cluster::Doubt>,
     /// Bodies handed to another host, frozen until it acknowledges them.
     transfers: HashMap<SessionId, handoff::Transfer>,
     /// Account questions asked of other hosts, waiting for their answers.
@@ -180,6 +183,7 @@ impl Shard {
             peers: Arc::new(Vec::new()),
             remote_waits: HashMap::new(),
             tickets: 0,
+            in_doubt: HashMap::new(),
             transfers: HashMap::new(),
             asks: home::Asks::default(),
             link_down_told: false,
