@@ -415,10 +415,10 @@ fn a_wedged_subscriber_is_found_by_its_probes_and_remade() {
     assert_eq!(health(a)["bridge"]["state"], "up");
 }
 
-#[test]
-fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_command() {
-    // Answers are owed within 600 ms; probes are rare, so that a slow
-    // path home is not taken for a wedged one.
+/// Two hosts, a behind a proxy that can slow what Redis sends its
+/// subscriber; answers are owed within 600 ms, and probes are rare, so that
+/// a slow path home is not taken for a wedged one.
+fn cluster_with_slow_answers() -> (Cluster, WedgeProxy) {
     let tune = |m: String| {
         m.replace("probe_interval_ms = 200", "probe_interval_ms = 10000")
             .replace(
@@ -429,6 +429,12 @@ fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_comman
     let redis = RedisProc::start();
     let proxy = WedgeProxy::start(redis.port);
     let cl = cluster_tuned(redis, &proxy.url(), &tune);
+    (cl, proxy)
+}
+
+#[test]
+fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_command() {
+    let (cl, proxy) = cluster_with_slow_answers();
     let mut amy = Client::guest(cl.a.addr, Some("amy"));
     assert_eq!(until_ok(&mut amy, "goto caves:mouth", 5)["ok"], true);
     assert_eq!(amy.cmd("look")["ok"], true, "answered in time first");
@@ -472,16 +478,7 @@ fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_comman
 
 #[test]
 fn a_walk_whose_answer_is_held_leaves_no_ghost_and_the_next_command_waits_for_it() {
-    let tune = |m: String| {
-        m.replace("probe_interval_ms = 200", "probe_interval_ms = 10000")
-            .replace(
-                "heartbeat_ms = 200",
-                "heartbeat_ms = 200\nremote_timeout_ms = 600",
-            )
-    };
-    let redis = RedisProc::start();
-    let proxy = WedgeProxy::start(redis.port);
-    let cl = cluster_tuned(redis, &proxy.url(), &tune);
+    let (cl, proxy) = cluster_with_slow_answers();
     let mut bob = Client::guest(cl.b.addr, Some("bob"));
     assert_eq!(until_ok(&mut bob, "goto caves:tunnel", 5)["ok"], true);
     let mut amy = Client::guest(cl.a.addr, Some("amy"));
