@@ -463,6 +463,7 @@ fn an_answer_held_on_its_way_back_is_shown_late_and_does_not_end_the_next_comman
         order.push(f["id"].as_u64().unwrap_or(0));
         if f["id"] == 101 {
             assert_eq!(f["ok"], true, "the late answer says what was done: {f}");
+            assert_eq!(f["late"], true, "and that it is late: {f}");
         }
     }
     // The late answer to 101 came while 102 was in flight, and did not end

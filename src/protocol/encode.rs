@@ -74,6 +74,15 @@ impl Body {
     }
 }
 
+/// `body` (a frame's body, as `Body::finish` made it) with `"late":true`
+/// first: an answer that came after its command was answered `unreachable`.
+pub fn marked_late(body: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(body.len() + 12);
+    out.extend_from_slice(b"\"late\":true,");
+    out.extend_from_slice(body);
+    Bytes::from(out)
+}
+
 /// Appends `s` as a JSON string literal.
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');

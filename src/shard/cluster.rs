@@ -209,10 +209,11 @@ impl Shard {
             .remote_waits
             .get(&sid)
             .is_some_and(|w| w.ticket == ticket);
-        self.deliver(sid, frame);
         if awaited {
+            self.deliver(sid, frame);
             return self.complete(sid);
         }
+        self.deliver(sid, crate::protocol::encode::marked_late(&frame));
         self.counters.stats.late_answers += 1;
         if self.in_doubt.get(&sid).is_some_and(|d| d.ticket == ticket) {
             // Where the body stands is known again (an `Entered` that moved
