@@ -145,11 +145,14 @@ impl Shard {
     /// first, no answer ever comes: the wait ends the login
     /// (`expire_remote_waits`), where the session would be held forever.
     pub(super) fn wait_on_claim(&mut self, sid: SessionId, takeover: bool, host: u16) {
-        let cluster = &self.config.cluster;
+        // Half the login's deadline (at least `remote_timeout_ms`): a claim
+        // is answered within a few ms, but the first one after the other
+        // host restarted waits for its envelopes to be sent again.
+        let login_ms = self.config.limits.login_timeout_ms;
         let wait_ms = if takeover {
-            self.config.limits.login_timeout_ms
+            login_ms
         } else {
-            cluster.remote_timeout_ms
+            self.config.cluster.remote_timeout_ms.max(login_ms / 2)
         };
         let deadline =
             Instant::now() + Duration::from_millis(wait_ms.saturating_sub(REMOTE_CHECK_MS).max(1));
