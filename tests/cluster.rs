@@ -528,9 +528,11 @@ fn a_walk_whose_answer_is_held_leaves_no_ghost_and_the_next_command_waits_for_it
 
 #[test]
 fn a_command_in_flight_to_a_host_that_dies_is_answered_when_it_is_counted_dead() {
-    // Commands wait 15 s for their answer: longer than b, frozen, takes to
-    // be counted dead (its heartbeat lives 1.5 s; here it took 6–7 s), so
-    // the answer can only come from that.
+    // Commands wait 15 s for their answer: far longer than b, frozen, takes
+    // to be counted dead (its heartbeat lives 1.5 s and is read every 0.2 s),
+    // so the answer can only come from that. It must come within a few
+    // seconds even this soon after a linked to Redis: a grace meant for
+    // reconnections once held it back 6–7 s.
     let tune = |m: String| {
         m.replace(
             "heartbeat_ms = 200",
@@ -549,7 +551,7 @@ fn a_command_in_flight_to_a_host_that_dies_is_answered_when_it_is_counted_dead()
     let waited = asked.elapsed();
     signal(&cl.b, "CONT");
     assert_eq!(answer["code"], "unreachable", "{answer}");
-    assert!(waited < Duration::from_secs(12), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
     amy.event("system", "The land you stood in is gone");
     let look = until_ok(&mut amy, "look", 5);
     assert_eq!(look["room"]["id"], "town:square", "{look}");

@@ -49,7 +49,11 @@ pub fn run(
     let mut rosters = Rosters::default();
     let mut peers = Peers::new(&config);
     let mut con: Option<redis::Connection> = None;
-    let mut connected_before = false;
+    // `tried_before`: the first failure to connect is logged, later ones
+    // not. `linked_before`: a link was made once, so the next is a
+    // reconnection (counted, and the other hosts' missing heartbeats get a
+    // grace: a first link knows of no host, so it has nothing to spare).
+    let (mut tried_before, mut linked_before) = (false, false);
     let heartbeat_every = Duration::from_millis(config.heartbeat_ms);
     let probe_every = Duration::from_millis(config.probe_interval_ms);
     // An envelope is unacknowledged for at least a heartbeat of each side in
@@ -62,14 +66,12 @@ pub fn run(
         let Some(c) = con.as_mut() else {
             match link::connect(&config.url) {
                 Ok(c) => {
-                    if connected_before {
+                    if linked_before {
                         stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                    }
-                    connected_before = true;
-                    tracing::info!(url = %config.url, "bridge: publisher connected");
-                    if connected_before {
                         peers.reconnected();
                     }
+                    (tried_before, linked_before) = (true, true);
+                    tracing::info!(url = %config.url, "bridge: publisher connected");
                     stats.publisher_up.store(true, Ordering::Relaxed);
                     backoff.reset();
                     con = Some(c);
@@ -77,9 +79,9 @@ pub fn run(
                     next_heartbeat = Instant::now();
                 }
                 Err(e) => {
-                    if stats.publisher_up.swap(false, Ordering::Relaxed) || !connected_before {
+                    if stats.publisher_up.swap(false, Ordering::Relaxed) || !tried_before {
                         tracing::warn!(error = %e, "bridge: publisher cannot reach redis; retrying with backoff");
-                        connected_before = true;
+                        tried_before = true;
                     }
                     backoff.sleep(&stop);
                 }
