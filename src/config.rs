@@ -95,19 +95,27 @@ pub enum WorldSource {
     /// shard map's world, or a map's when it names no `world.dir` and has no
     /// `world/` folder beside it).
     Embedded { zones: Vec<String>, start: String },
-    /// A generated grid of `width × height` rooms (`grid:X_Y`) for load tests.
-    Grid { width: u32, height: u32 },
+    /// A generated grid of `width × height` rooms (`grid:X_Y`) for load
+    /// tests, cut into `zones` bands of rows (1: one zone, `grid`).
+    Grid { width: u32, height: u32, zones: u32 },
 }
 
 impl WorldSource {
-    /// Parses the `--world` flag: `grid:WxH`.
+    /// Parses the `--world` flag: `grid:WxH`, or `grid:WxH/N` for a grid cut
+    /// into `N` zones of rows (`grid-0` … `grid-{N-1}`) that the hosts of a
+    /// cluster can share out.
     pub fn parse_generated(spec: &str) -> Result<WorldSource, String> {
-        let dims = spec.strip_prefix("grid:").ok_or_else(|| {
-            format!("--world {spec:?}: expected grid:WIDTHxHEIGHT, e.g. grid:100x100")
-        })?;
+        const EXPECTED: &str = "expected grid:WIDTHxHEIGHT or grid:WIDTHxHEIGHT/ZONES";
+        let rest = spec
+            .strip_prefix("grid:")
+            .ok_or_else(|| format!("--world {spec:?}: {EXPECTED}, e.g. grid:100x100"))?;
+        let (dims, zones) = match rest.split_once('/') {
+            Some((dims, zones)) => (dims, Some(zones)),
+            None => (rest, None),
+        };
         let (w, h) = dims
             .split_once('x')
-            .ok_or_else(|| format!("--world {spec:?}: expected grid:WIDTHxHEIGHT"))?;
+            .ok_or_else(|| format!("--world {spec:?}: {EXPECTED}"))?;
         let width: u32 = w
             .parse()
             .map_err(|_| format!("--world {spec:?}: bad width"))?;
@@ -119,7 +127,24 @@ impl WorldSource {
                 "--world {spec:?}: the grid must have between 1 and {GRID_ROOMS_MAX} rooms"
             ));
         }
-        Ok(WorldSource::Grid { width, height })
+        let zones = match zones {
+            None => 1,
+            Some(z) => z
+                .parse::<u32>()
+                .ok()
+                .filter(|&z| (1..=height.min(GRID_ZONES_MAX)).contains(&z))
+                .ok_or_else(|| {
+                    format!(
+                        "--world {spec:?}: the zones are bands of rows: between 1 and {} here",
+                        height.min(GRID_ZONES_MAX)
+                    )
+                })?,
+        };
+        Ok(WorldSource::Grid {
+            width,
+            height,
+            zones,
+        })
     }
 
     /// A generated world is a load-test world: `goto` is open to everyone there.
@@ -137,8 +162,16 @@ impl fmt::Display for WorldSource {
             WorldSource::Embedded { zones, .. } => {
                 write!(f, "{} zones of the embedded default world", zones.len())
             }
-            WorldSource::Grid { width, height } => {
-                write!(f, "a generated grid of {width}x{height} rooms")
+            WorldSource::Grid {
+                width,
+                height,
+                zones,
+            } => {
+                write!(f, "a generated grid of {width}x{height} rooms")?;
+                if *zones > 1 {
+                    write!(f, " in {zones} zones of rows")?;
+                }
+                Ok(())
             }
         }
     }
@@ -1024,11 +1057,15 @@ impl Config {
                     .join(", ")
             ));
         }
+        let grid_zones;
         let zones: Vec<&str> = match &self.world {
             WorldSource::Zones { zones, .. } | WorldSource::Embedded { zones, .. } => {
                 zones.iter().map(String::as_str).collect()
             }
-            WorldSource::Grid { .. } => vec![crate::config::GRID_ZONE],
+            WorldSource::Grid { zones, .. } => {
+                grid_zones = crate::world::generated::grid_zone_ids(*zones);
+                grid_zones.iter().map(String::as_str).collect()
+            }
         };
         for zone in &zones {
             if !owner.contains_key(zone) {
@@ -1059,8 +1096,8 @@ impl Config {
     }
 }
 
-/// The zone of every room of a generated world.
-pub const GRID_ZONE: &str = "grid";
+/// The most zones a generated grid may be cut into.
+pub const GRID_ZONES_MAX: u32 = crate::world::generated::GRID_ZONES_MAX;
 
 /// Host ids name Redis channels and keys: short, and nothing to escape.
 fn is_host_id(id: &str) -> bool {
@@ -1348,11 +1385,52 @@ mod tests {
             WorldSource::parse_generated("grid:100x50"),
             Ok(WorldSource::Grid {
                 width: 100,
-                height: 50
+                height: 50,
+                zones: 1
             })
         );
+        assert_eq!(
+            WorldSource::parse_generated("grid:100x50/2"),
+            Ok(WorldSource::Grid {
+                width: 100,
+                height: 50,
+                zones: 2
+            })
+        );
+        for bad in ["grid:10x4/5", "grid:10x4/0", "grid:10x4/x", "grid:10x4/"] {
+            let err = WorldSource::parse_generated(bad).expect_err(bad);
+            assert!(err.contains("bands of rows"), "{bad}: {err}");
+        }
         assert!(WorldSource::parse_generated("grid:0x5").is_err());
         assert!(WorldSource::parse_generated("maze:3x3").is_err());
+    }
+
+    #[test]
+    fn the_hosts_of_a_cluster_can_share_out_a_grid_cut_into_zones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map.toml");
+        let map = |owned_by_b: &str| {
+            format!(
+                "[server]\nlisten = \"127.0.0.1:1\"\nhost_id = \"a\"\nredis = \"redis://127.0.0.1:1\"\n\
+                 [world]\ngenerated = \"grid:10x10/2\"\n\
+                 [cluster]\nhosts = [{{ id = \"a\", zones = [\"grid-0\"] }}, {{ id = \"b\", zones = [{owned_by_b}] }}]\n\
+                 token_secret = \"a secret of sixteen bytes or more\"\n"
+            )
+        };
+        let check = |owned_by_b: &str| {
+            std::fs::write(&path, map(owned_by_b)).expect("write");
+            Config::from_file(&path)
+                .expect("the map reads")
+                .check_cluster()
+        };
+        assert_eq!(check("\"grid-1\""), Ok(()));
+        let err = check("").expect_err("a band owned by nobody");
+        assert!(err.contains("zone \"grid-1\" is owned by no host"), "{err}");
+        let err = check("\"grid-1\", \"grid\"").expect_err("the uncut grid's zone");
+        assert!(
+            err.contains("zone \"grid\" is owned by a host but is not in the world's zones"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -59,7 +59,11 @@ pub fn store_path(config: &Config) -> PathBuf {
 /// Loads the world the configuration names.
 pub fn load_world(config: &Config) -> Result<World, String> {
     match &config.world {
-        WorldSource::Grid { width, height } => Ok(World::generated(*width, *height)),
+        WorldSource::Grid {
+            width,
+            height,
+            zones,
+        } => Ok(World::generated_in_zones(*width, *height, *zones)),
         WorldSource::Zones { dir, zones, start } => {
             World::load(dir, zones, start).map_err(|e| e.to_string())
         }

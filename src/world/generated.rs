@@ -6,22 +6,51 @@
 //! `y + 1`, east `x + 1`, west `x - 1`, without wrapping at the edges. Every
 //! [`STONE_EVERY_ROOMS`]th room starts with a stone, so `get`/`drop` can be
 //! load-tested too. The same size always gives the same world.
+//!
+//! A grid is one zone, `grid`, unless it is cut into bands of rows
+//! (`grid:WxH/N`), so that the hosts of a cluster can each own a part of it
+//! and players walk from one host's land into another's: zone `grid-k` holds
+//! the rows `y` with `y * N / H == k`. Room ids are `grid:{x}_{y}` either
+//! way, so a load generator finds a room without knowing the zones.
 
 use super::{Dir, Room, RoomIdx, World, Zone};
 
-/// The zone id of every generated room.
+/// The zone id of every room of a grid that is one zone, and the prefix of
+/// every room id.
 pub const GRID_ZONE: &str = "grid";
+
+/// The most zones a grid may be cut into.
+pub const GRID_ZONES_MAX: u32 = 64;
+
+/// The ids of the zones of a grid cut into `zones` bands of rows.
+pub fn grid_zone_ids(zones: u32) -> Vec<String> {
+    if zones <= 1 {
+        return vec![GRID_ZONE.to_string()];
+    }
+    (0..zones).map(|k| format!("{GRID_ZONE}-{k}")).collect()
+}
+
+/// The band of row `y` of a grid `height` rows high, cut into `zones`.
+fn band_of_row(y: u32, height: u32, zones: u32) -> usize {
+    (u64::from(y) * u64::from(zones.max(1)) / u64::from(height.max(1))) as usize
+}
 
 /// One room in this many starts with a `"stone"`.
 pub const STONE_EVERY_ROOMS: u32 = 7;
 
 pub use crate::config::GRID_ROOMS_MAX;
 
-/// Builds a `width` x `height` grid. Both must be at least 1 and the product at
-/// most [`GRID_ROOMS_MAX`]; load-test settings are checked by the caller, so a
-/// violation here is a bug.
-pub(super) fn grid(width: u32, height: u32) -> World {
+/// Builds a `width` x `height` grid cut into `zones` bands of rows. Both
+/// sides must be at least 1, the product at most [`GRID_ROOMS_MAX`], and
+/// `zones` between 1 and `height` (at most [`GRID_ZONES_MAX`]); load-test
+/// settings are checked by the caller, so a violation here is a bug.
+pub(super) fn grid(width: u32, height: u32, zones: u32) -> World {
     assert!(width >= 1 && height >= 1, "a grid has at least one room");
+    assert!(
+        (1..=height.min(GRID_ZONES_MAX)).contains(&zones),
+        "a grid of {height} rows cannot be cut into {zones} zones"
+    );
+    let zone_ids = grid_zone_ids(zones);
     let count = u64::from(width) * u64::from(height);
     assert!(
         count <= GRID_ROOMS_MAX,
@@ -53,7 +82,7 @@ pub(super) fn grid(width: u32, height: u32) -> World {
             };
             rooms.push(Room {
                 id: format!("{GRID_ZONE}:{x}_{y}"),
-                zone: GRID_ZONE.to_string(),
+                zone: zone_ids[band_of_row(y, height, zones)].clone(),
                 name: format!("Plain ({x}, {y})"),
                 description: format!(
                     "Flat grass in every direction; a marker stone reads {x}, {y}."
@@ -64,10 +93,18 @@ pub(super) fn grid(width: u32, height: u32) -> World {
             });
         }
     }
-    let zones = vec![Zone {
-        id: GRID_ZONE.to_string(),
-        name: "The Grid".to_string(),
-    }];
+    let zones = zone_ids
+        .into_iter()
+        .enumerate()
+        .map(|(k, id)| Zone {
+            name: if zones == 1 {
+                "The Grid".to_string()
+            } else {
+                format!("The Grid, band {} of {zones}", k + 1)
+            },
+            id,
+        })
+        .collect();
     World::from_parts(rooms, zones, 0)
 }
 
@@ -140,6 +177,42 @@ mod tests {
         let world = World::generated(1, 1);
         assert_eq!(world.rooms.len(), 1);
         assert!(world.room(0).exits.is_empty());
+    }
+
+    #[test]
+    fn a_grid_cut_into_zones_gives_each_band_of_rows_its_own() {
+        let world = World::generated_in_zones(3, 10, 2);
+        assert_eq!(grid_zone_ids(2), ["grid-0", "grid-1"]);
+        let ids: Vec<&str> = world.zones.iter().map(|z| z.id.as_str()).collect();
+        assert_eq!(ids, ["grid-0", "grid-1"]);
+        for y in 0..10 {
+            for x in 0..3 {
+                let idx = world
+                    .room_index(&format!("grid:{x}_{y}"))
+                    .expect("room ids do not change");
+                let want = if y < 5 { "grid-0" } else { "grid-1" };
+                assert_eq!(world.room(idx).zone, want, "grid:{x}_{y}");
+            }
+        }
+        // The bands stay joined: row 4 leads south into row 5.
+        let border = world.room(world.room_index("grid:1_4").expect("room"));
+        assert_eq!(
+            border.exit(Dir::South),
+            world.room_index("grid:1_5"),
+            "the walk across the border"
+        );
+        // Uneven cuts: 7 rows in 3 bands of 3, 2 and 2 (y * 3 / 7).
+        let uneven = World::generated_in_zones(1, 7, 3);
+        let zones: Vec<&str> = (0..7).map(|y| uneven.room(y).zone.as_str()).collect();
+        assert_eq!(
+            zones,
+            ["grid-0", "grid-0", "grid-0", "grid-1", "grid-1", "grid-2", "grid-2"]
+        );
+        assert_eq!(
+            World::generated(2, 2).zones[0].id,
+            "grid",
+            "one zone keeps its name"
+        );
     }
 
     #[test]
