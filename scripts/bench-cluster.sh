@@ -21,6 +21,13 @@
 #
 #   scripts/bench-cluster.sh [--quick | --throughput] [--no-build] [--out FILE]
 #
+# After each server's ladder (not with --throughput) one more step plays
+# everything at once at the latency target's rate: the says, a share of
+# tells, and walkers stepping back and forth across the border between host
+# a's land and host b's (mudshard's maps cut the grid into two zones of
+# rows, `grid:WxH/2`, one per host; the chat rooms lie in host a's) and
+# walkers walking within one host's land, each move timed.
+#
 # --throughput climbs past the latency ladder's top ([throughput] of the
 # scenario file: the same rooms, more says per talker; mudshard's per-session
 # command limit is raised to match the baseline, which has none).
@@ -108,12 +115,13 @@ redis_publishes() { # port
     redis-cli -p "$1" info commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p' | tr -d '\r' | grep . || echo 0
 }
 
-read -r PLAYERS ROOMS WARMUP DURATION RAMP SOURCES GRID LADDER P99_MAX COMMANDS_PER_S TARGET_RATE <<<"$(python3 - "$SCENARIO" "$MODE" <<'PY'
+read -r PLAYERS ROOMS WARMUP DURATION RAMP SOURCES GRID LADDER P99_MAX COMMANDS_PER_S TARGET_RATE WALKERS WALK_RATE TELL_SHARE <<<"$(python3 - "$SCENARIO" "$MODE" <<'PY'
 import sys, tomllib
 s = tomllib.load(open(sys.argv[1], "rb"))[sys.argv[2]]
 print(s["players"], s["rooms"], s["warmup"], s["duration"], s.get("ramp_rate", 1000),
       s.get("source_ips", 1), s.get("grid", "100x100"), ",".join(map(str, sorted(set(s["ladder"]) | {s["rate"]}))),
-      s.get("ladder_p99_ms_max", 100), s.get("commands_per_s", 0), s["rate"])
+      s.get("ladder_p99_ms_max", 100), s.get("commands_per_s", 0), s["rate"],
+      s.get("walkers", 0), s.get("walk_rate", 0), s.get("tell_share", 0))
 PY
 )"
 IFS=, read -r -a RATES <<<"$LADDER"
@@ -137,14 +145,14 @@ shards = 1
 data_dir = "$RUN_DIR/data-$TAG-$h"
 redis = "redis://127.0.0.1:$rport"
 [world]
-generated = "grid:$GRID"
+generated = "grid:$GRID/2"
 [game]
 ambient_interval_ms = 0
 [limits]
 connections_per_ip_max = 65536
 $( [[ $COMMANDS_PER_S -gt 0 ]] && printf 'commands_per_s = %s\ncommands_burst = %s\n' "$COMMANDS_PER_S" "$((COMMANDS_PER_S * 2))" )
 [cluster]
-hosts = [{ id = "a", zones = ["grid"] }, { id = "b", zones = [] }]
+hosts = [{ id = "a", zones = ["grid-0"] }, { id = "b", zones = ["grid-1"] }]
 token_secret = "a benchmark's throwaway token secret"
 EOF
             cmd=("$BIN/mudshard" --config "$RUN_DIR/$TAG.$h.toml")
@@ -185,10 +193,11 @@ bridge_counters() { # addr… → "publishes messages" summed
     echo "$p $m"
 }
 
-# run_step KIND RATE: one step on a fresh redis-server and fresh hosts; sets
-# JSON, RC and the Redis and bridge counters' differences.
+# run_step KIND RATE [LOADGEN ARG…]: one step on a fresh redis-server and
+# fresh hosts; sets JSON, RC and the Redis and bridge counters' differences.
 run_step() {
     local kind=$1 rate=$2 rport rpid rcpu0 rcpu1 rpub0 rpub1 pub0 msg0 pub1 msg1
+    shift 2
     rport=$(free_port)
     redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$RUN_DIR/$TAG.redis.log" 2>&1 &
     rpid=$!
@@ -205,7 +214,7 @@ run_step() {
         --warmup "$WARMUP" --duration "$DURATION" --source-ips "$SOURCES"
         --grid-width "${GRID%x*}" --grid-height "${GRID#*x}"
         --server-pid "${HOST_PIDS[0]}" --server-pid "${HOST_PIDS[1]}"
-        --json "$JSON" --chart "$RUN_DIR/$TAG.svg" --quiet)
+        --json "$JSON" --chart "$RUN_DIR/$TAG.svg" --quiet "$@")
     echo "${lg[*]}" | sed "s|$ROOT/||g; s|--server-pid [0-9]*|--server-pid \$PID|g" >>"$COMMANDS"
     RC=0
     timeout -k 10 $((WARMUP + DURATION + 120)) "${lg[@]}" >"$RUN_DIR/$TAG.txt" 2>&1 || RC=$?
@@ -262,8 +271,29 @@ PY
 # `loadgen suite`) is run once more; the report shows both figures.
 STEAL_RETRY_PCT=5
 
+# step_steady TAG KIND RATE [LOADGEN ARG…]: run_step, and once more (as
+# TAG.again) when the hypervisor disturbed its window; sets first_steal to
+# the first attempt's steal then, else to "".
+step_steady() {
+    local tag=$1 steal
+    shift
+    TAG=$tag
+    run_step "$@"
+    first_steal=""
+    steal=$(steal_of "$JSON")
+    if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > $STEAL_RETRY_PCT else 1)" "$steal"; then
+        echo "bench-cluster.sh:     the hypervisor stole $steal% of the CPU time in the window: once more"
+        first_steal=$steal
+        sleep 2
+        TAG=$tag.again
+        run_step "$@"
+    fi
+}
+
 FLOOR_RESULT=$RUN_DIR/floor.tsv
 : >"$FLOOR_RESULT"
+MIXED_RESULT=$RUN_DIR/mixed.tsv
+: >"$MIXED_RESULT"
 for kind in mudshard baseline; do
     for rate in "${RATES[@]}"; do
         if [[ $rate == "$TARGET_RATE" && $MODE != throughput ]]; then
@@ -281,18 +311,8 @@ for kind in mudshard baseline; do
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$rate" "$FLOOR_RC" "$FLOOR_JSON" "$FLOOR_STEAL" "$first_steal" >>"$FLOOR_RESULT"
             sleep 2
         fi
-        TAG=$kind@$rate
         echo "bench-cluster.sh: $kind at $rate says/s"
-        run_step "$kind" "$rate"
-        first_steal=""
-        steal=$(steal_of "$JSON")
-        if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > $STEAL_RETRY_PCT else 1)" "$steal"; then
-            echo "bench-cluster.sh:     the hypervisor stole $steal% of the CPU time in the window: once more"
-            first_steal=$steal
-            sleep 2
-            TAG=$kind@$rate.again
-            run_step "$kind" "$rate"
-        fi
+        step_steady "$kind@$rate" "$kind" "$rate"
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$rate" "$RC" "$JSON" \
             "$REDIS_TICKS" "$REDIS_PUBLISHES" "$BRIDGE_PUBLISHES" "$BRIDGE_MESSAGES" "$first_steal" >>"$RESULTS"
         held=$(python3 - "$JSON" "$P99_MAX" <<'PY' || true
@@ -314,11 +334,18 @@ PY
         fi
         sleep 2
     done
+    if [[ $MODE != throughput && $WALKERS -gt 0 ]]; then
+        echo "bench-cluster.sh: $kind at $TARGET_RATE says/s with tells and $WALKERS walkers ($WALK_RATE moves/s)"
+        step_steady "$kind@$TARGET_RATE.mixed" "$kind" "$TARGET_RATE" \
+            --tell-share "$TELL_SHARE" --walkers "$WALKERS" --walk-rate "$WALK_RATE"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$kind" "$TARGET_RATE" "$RC" "$JSON" "$first_steal" >>"$MIXED_RESULT"
+        sleep 2
+    fi
 done
 
-python3 - "$RESULTS" "$SCENARIO" "$MODE" "$COMMANDS" "$OUT" "$(getconf CLK_TCK)" "$P99_MAX" "$STEAL_RETRY_PCT" "$FLOOR_RESULT" <<'PY'
+python3 - "$RESULTS" "$SCENARIO" "$MODE" "$COMMANDS" "$OUT" "$(getconf CLK_TCK)" "$P99_MAX" "$STEAL_RETRY_PCT" "$FLOOR_RESULT" "$MIXED_RESULT" <<'PY'
 import json, sys, tomllib, subprocess, datetime, os
-results, scenario, mode, commands, out, clk, p99_max, STEAL_RETRY_PCT, floor_result = sys.argv[1:10]
+results, scenario, mode, commands, out, clk, p99_max, STEAL_RETRY_PCT, floor_result, mixed_result = sys.argv[1:11]
 clk = int(clk); p99_max = float(p99_max); STEAL_RETRY_PCT = float(STEAL_RETRY_PCT)
 sec = tomllib.load(open(scenario, "rb"))[mode]
 rows = []
@@ -375,7 +402,8 @@ w(f"Run {now:%Y-%m-%d %H:%M UTC}, commit {commit}, {os.cpu_count()} CPUs ({model
   "Both hosts, Redis and loadgen share every core (no pinning).\n")
 w(f"Scenario `cluster` ({mode}): {sec['players']} players in {sec['rooms']} rooms whose members span both hosts; "
   "talkers on host a say at the rate; listeners on both. Each step on a fresh redis-server and fresh hosts. "
-  "mudshard: one shard per host, grid world owned by host a (host b's players are remote viewers). "
+  "mudshard: one shard per host, the grid cut into two zones of rows (`grid:WxH/2`): host a owns the half with "
+  "every chat room, host b the other (in the ladder, host b's players are remote viewers of host a's rooms). "
   "Baseline: `bench/baseline --redis`, a channel per room, one PUBLISH per event.\n")
 w(f"A step whose measured window had more than {STEAL_RETRY_PCT:g}% of the machine's CPU time taken by the "
   "hypervisor (steal, from `/proc/stat`) was run once more, and the second attempt is the one shown; the "
@@ -458,5 +486,46 @@ w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× 
   f"{ratio:.2f}× — {'reached' if ratio >= 4 else 'not reached'} |")
 top = max((rate for k, rate, *_ in rows), default=0)
 w(f"\nThe ladder stops at {top} says/s (the scenario's top step); a server that held the top step may hold more.\n")
+mixed = []
+for line in open(mixed_result):
+    kind, rate, rc, path, first = line.rstrip("\n").split("\t")
+    try:
+        mr_ = json.load(open(path))
+    except (OSError, ValueError):
+        mr_ = None
+    mixed.append((kind, int(rate), rc, mr_, float(first) if first else None))
+if mixed:
+    w("## Mixed play: says, tells and walks across the boundary\n")
+    w(f"The latency target's step once more with everything the scenario plays: talkers on host a say at {sec['rate']:,}/s, "
+      f"of which a share of {float(sec.get('tell_share', 0)):g} are tells to a listener on host b; and "
+      f"{sec.get('walkers', 0)} walkers (half connected to each host) make {sec.get('walk_rate', 0)} moves/s between them. "
+      "Half of the walkers step back and forth across the border between host a's rows and host b's (each move hands the "
+      "body to the other host on mudshard), half walk two rows of the land of the host they are connected to. mudshard's "
+      "maps cut the grid into two zones of rows (`grid:WxH/2`); the baseline has no owners (every host holds every room, "
+      "and a move publishes its `leave` and `enter` on the rooms' channels). Moves are timed from their intended send "
+      "(coordinated-omission corrected), apart from the says' replies.\n")
+    w("| server | cross-host say p99 (ms) | missing deliveries | tells received / sent | tell p99 (ms) | moves across: answered / sent, failed | across p50 / p99 / max (ms) | moves within: answered / sent, failed | within p50 / p99 (ms) | ok | steal (%) |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    for kind, rate, rc, r, first in mixed:
+        if r is None:
+            w(f"| {kind} | — | — | — | — | — | — | — | — | no (loadgen exit {rc}) | — |"); continue
+        lat = r["latency_us"]; cl = r["cluster"]
+        x = lat["delivery_cross_host"]
+        missing = cl["cross_host"]["missing"] + cl.get("same_host", {}).get("missing", 0)
+        t = cl.get("tells", {}); tl = lat.get("tell", {})
+        walks = cl.get("walks", {})
+        def walk_cells(k):
+            wk = walks.get(k, {}); l = lat.get(f"move_{k}", {})
+            counts = f"{wk.get('answered', 0):,} / {wk.get('sent', 0):,}, {wk.get('failed', 0)}"
+            if not l.get("count"):
+                return counts, "—"
+            return counts, l
+        ac, al = walk_cells("across"); wc, wl = walk_cells("within")
+        across = al if al == "—" else f"{al['p50_us']/1000:.2f} / {al['p99_us']/1000:.2f} / {al['max_us']/1000:.2f}"
+        within = wl if wl == "—" else f"{wl['p50_us']/1000:.2f} / {wl['p99_us']/1000:.2f}"
+        tp99 = f"{tl['p99_us']/1000:.2f}" if tl.get("count") else "—"
+        w(f"| {kind} | {x['p99_us']/1000:.2f} | {missing} | {t.get('received', 0):,} / {t.get('expected', 0):,} | {tp99} | "
+          f"{ac} | {across} | {wc} | {within} | {'yes' if r.get('ok') else 'no'} | {steal_cell(r, first)} |")
+    w("")
 finish()
 PY

@@ -4,6 +4,7 @@
 
 mod common;
 
+use clap::Parser;
 use common::redis::RedisProc;
 use common::wedge::WedgeProxy;
 use common::{Client, ServerProc};
@@ -1132,5 +1133,118 @@ fn a_second_login_on_the_other_host_takes_the_account_over() {
             .unwrap_or_else(|e| panic!("case {i}: the account is locked: {e}"));
         assert_eq!(again.cmd("quit")["ok"], true);
         again.expect_close();
+    }
+}
+
+/// Host `id` of a cluster serving the 10×10 grid cut into two zones of rows,
+/// `grid-0` (rows 0–4) for host a and `grid-1` (rows 5–9) for host b.
+fn grid_host(dir: &std::path::Path, id: &str, redis: &str) -> ServerProc {
+    let map = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nhost_id = \"{id}\"\nredis = \"{redis}\"\n\n\
+         [world]\ngenerated = \"grid:10x10/2\"\n\n\
+         [cluster]\nhosts = [{{ id = \"a\", zones = [\"grid-0\"] }}, {{ id = \"b\", zones = [\"grid-1\"] }}]\n\
+         heartbeat_ms = 200\nhost_ttl_ms = 1500\nprobe_interval_ms = 200\n\
+         token_secret = \"a secret the two test hosts share\"\n",
+        dir.join("data").display()
+    );
+    let path = dir.join("map.toml");
+    std::fs::write(&path, map).expect("write map");
+    ServerProc::start_in_existing(&path, &["--shards", "2", "--no-ambient"])
+}
+
+#[test]
+fn loadgen_walks_players_across_the_border_of_a_grid_shared_out_by_rows() {
+    let redis = RedisProc::start();
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = grid_host(da.path(), "a", &redis.url());
+    let b = grid_host(db.path(), "b", &redis.url());
+    wait_bridged(&a, "b", 10);
+    wait_bridged(&b, "a", 10);
+    // The border is real: a step south from row 4 hands the body to host b.
+    let mut wanda = Client::guest(a.addr, Some("wanda"));
+    assert_eq!(wanda.cmd("goto grid:3_4")["ok"], true);
+    let south = wanda.cmd("s");
+    assert_eq!(south["room"]["id"], "grid:3_5", "{south}");
+    let (_, metrics) = b.http_get("/metrics");
+    assert_eq!(
+        common::metric_sum(&metrics, "mudshard_bodies"),
+        1,
+        "{metrics}"
+    );
+    let north = wanda.cmd("n");
+    assert_eq!(north["room"]["id"], "grid:3_4", "{north}");
+    drop(wanda);
+
+    // loadgen's cluster scenario against both: says and tells across hosts,
+    // and walkers across the border and within each host's land.
+    let json =
+        std::env::temp_dir().join(format!("mudshard-cluster-walk-{}.json", std::process::id()));
+    let (ta, tb, out) = (
+        a.addr.to_string(),
+        b.addr.to_string(),
+        json.display().to_string(),
+    );
+    let config = loadgen::config::Config::parse_from([
+        "loadgen",
+        "cluster",
+        "--target",
+        &ta,
+        "--target",
+        &tb,
+        "--threads",
+        "2",
+        "--players",
+        "8",
+        "--rooms",
+        "2",
+        "--rate",
+        "20",
+        "--tell-share",
+        "0.2",
+        "--walkers",
+        "8",
+        "--walk-rate",
+        "16",
+        "--grid-width",
+        "10",
+        "--grid-height",
+        "10",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "2",
+        "--timeout",
+        "2",
+        "--quiet",
+        "--json",
+        &out,
+    ]);
+    let run = loadgen::run_and_report(config).expect("the run completes");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    let _ = std::fs::remove_file(&json);
+    assert!(run.ok, "{}", run.table());
+    let n = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"));
+    let cluster = &report["cluster"];
+    assert_eq!(n(&cluster["cross_host"]["missing"]), 0, "{cluster}");
+    assert!(n(&cluster["tells"]["received"]) > 0, "{cluster}");
+    for kind in ["across", "within"] {
+        let walks = &cluster["walks"][kind];
+        // 16 moves/s over 2 s, half of them each kind.
+        assert!(n(&walks["sent"]) >= 8, "{kind}: {walks}");
+        assert_eq!(n(&walks["answered"]), n(&walks["sent"]), "{kind}: {walks}");
+        assert_eq!(n(&walks["failed"]), 0, "{kind}: {walks}");
+        // Each step starts from the room the last reply named, so the
+        // walkers keep to their two rows and never meet the grid's edge.
+        assert_eq!(n(&walks["no_exit"]), 0, "{kind}: {walks}");
+        let latency = &report["latency_us"][format!("move_{kind}")];
+        assert_eq!(
+            n(&latency["count"]),
+            n(&walks["answered"]),
+            "{kind}: {latency}"
+        );
     }
 }

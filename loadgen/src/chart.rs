@@ -49,7 +49,17 @@ pub fn write_chart(path: &Path, title: &str, curves: &[(&str, &Latency)]) -> Res
         .x_label_formatter(&|nines| nines_label(*nines))
         .draw()
         .map_err(|e| err(&e))?;
-    let palette = [BLUE, RED, GREEN, MAGENTA, CYAN];
+    // As many colours as `Stats::curves` has curves.
+    let palette = [
+        BLUE,
+        RED,
+        GREEN,
+        MAGENTA,
+        CYAN,
+        BLACK,
+        RGBColor(230, 140, 0),
+        RGBColor(120, 60, 20),
+    ];
     for (i, (name, points)) in curves.into_iter().enumerate() {
         let color = palette[i % palette.len()];
         chart

@@ -26,7 +26,8 @@ pub enum ScenarioKind {
     Churn,
     /// Players on two (or more) `--target` hosts in shared rooms; says (and
     /// `--tell-share` tells) cross hosts; same-host and cross-host delivery
-    /// timed apart.
+    /// timed apart. `--walkers` walk across the border between the hosts'
+    /// lands and within them; their moves are timed by kind.
     Cluster,
     /// Everything at once for a bounded time (churn, chat, walkers, dropped
     /// and resumed sessions, slow readers, abusers; `--soak-*` flags): server
@@ -141,6 +142,27 @@ pub struct Config {
     #[arg(long, default_value_t = 0.0)]
     #[serde(default)]
     pub tell_share: f64,
+
+    /// `cluster`: players beyond `--players` who walk instead of talking,
+    /// spread over the targets. Half step back and forth across
+    /// `--walk-border` (every move hands the body to the other host), half
+    /// walk two rows inside the land of the host they are connected to.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub walkers: u64,
+
+    /// `cluster`: the walkers' moves per second, all of them together
+    /// (needed, > 0, with `--walkers`).
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default)]
+    pub walk_rate: f64,
+
+    /// `cluster`: the first grid row of the second target's land: the
+    /// servers' maps give rows `[0, ROW)` to the first target's host and
+    /// `[ROW, --grid-height)` to the second's (default: `--grid-height` / 2).
+    #[arg(long, value_name = "ROW")]
+    #[serde(default)]
+    pub walk_border: Option<u32>,
 
     /// Width of the server's generated load-test grid (rooms `grid:{x}_{y}`).
     #[arg(long, default_value_t = 100)]
@@ -271,6 +293,11 @@ impl Config {
         if self.keep_to_shard && self.scenario != ScenarioKind::Walk {
             return Err("--keep-to-shard applies to walk only".into());
         }
+        if self.scenario != ScenarioKind::Cluster
+            && (self.walkers > 0 || self.walk_rate != 0.0 || self.walk_border.is_some())
+        {
+            return Err("--walkers, --walk-rate and --walk-border apply to cluster only".into());
+        }
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             return Err("--rate must be a finite number >= 0".into());
         }
@@ -291,6 +318,9 @@ impl Config {
         }
         if self.targets.is_empty() {
             return Err("need at least one --target".into());
+        }
+        if self.scenario == ScenarioKind::Cluster {
+            self.validate_walkers()?;
         }
         if self.scenario == ScenarioKind::Soak {
             if self.worker_split()?.1 > 1 {
@@ -318,5 +348,107 @@ impl Config {
             return Err("--tell-share must be in [0, 1]".into());
         }
         Ok(())
+    }
+
+    /// `cluster`: the first row of the second target's land (`--walk-border`).
+    pub fn walk_border_row(&self) -> u32 {
+        self.walk_border.unwrap_or(self.grid_height / 2)
+    }
+
+    /// `cluster --walkers`: a rate to walk at, and room on both sides of the
+    /// border for the walkers' rows (`ROW-3 .. ROW+2`) below the chat rooms,
+    /// whose says the walkers would otherwise hear.
+    fn validate_walkers(&self) -> Result<(), String> {
+        if self.walkers == 0 {
+            if self.walk_rate != 0.0 {
+                return Err("--walk-rate needs --walkers > 0".into());
+            }
+            return Ok(());
+        }
+        if !(self.walk_rate > 0.0 && self.walk_rate.is_finite()) {
+            return Err(format!(
+                "--walkers {} needs --walk-rate > 0 (moves per second, all walkers together)",
+                self.walkers
+            ));
+        }
+        let row = u64::from(self.walk_border_row());
+        let chat_rows = self.rooms.div_ceil(u64::from(self.grid_width.max(1)));
+        if row < chat_rows + 3 || row + 2 >= u64::from(self.grid_height) {
+            return Err(format!(
+                "--walk-border {row} leaves no room for the walkers: they walk rows \
+                 --walk-border - 3 to --walk-border + 2, which must lie below the chat rooms' \
+                 rows 0..{chat_rows} (--rooms {} / --grid-width {}) and above \
+                 --grid-height {}",
+                self.rooms, self.grid_width, self.grid_height
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(args: &[&str]) -> String {
+        let config = Config::parse_from(std::iter::once("loadgen").chain(args.iter().copied()));
+        config.validate().expect_err("refused")
+    }
+
+    fn accepted(args: &[&str]) -> bool {
+        let config = Config::parse_from(std::iter::once("loadgen").chain(args.iter().copied()));
+        config.validate().is_ok()
+    }
+
+    #[test]
+    fn walkers_are_refused_outside_cluster() {
+        for args in [
+            &["walk", "--walkers", "4", "--walk-rate", "10"][..],
+            &["chat", "--walk-rate", "10"],
+            &["rtt", "--walk-border", "10"],
+        ] {
+            let why = refusal(args);
+            assert!(why.contains("apply to cluster only"), "{args:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn walkers_need_a_rate_and_a_rate_needs_walkers() {
+        let why = refusal(&["cluster", "--walkers", "4"]);
+        assert!(why.contains("--walk-rate > 0"), "{why}");
+        let why = refusal(&["cluster", "--walkers", "4", "--walk-rate=-1"]);
+        assert!(why.contains("--walk-rate > 0"), "{why}");
+        let why = refusal(&["cluster", "--walk-rate", "5"]);
+        assert!(why.contains("needs --walkers"), "{why}");
+        assert!(accepted(&[
+            "cluster",
+            "--walkers",
+            "4",
+            "--walk-rate",
+            "10"
+        ]));
+    }
+
+    #[test]
+    fn the_walk_border_leaves_rows_below_the_chat_rooms_and_above_the_grids_end() {
+        // 10 rooms in rows of 4: rows 0..3; the walkers' rows start 3 above
+        // the border.
+        fn with(extra: &[&'static str]) -> Vec<&'static str> {
+            let walkers = ["cluster", "--walkers", "4", "--walk-rate", "10"];
+            [&walkers[..], &["--grid-width", "4"][..], extra].concat()
+        }
+        let why = refusal(&with(&["--walk-border", "5"]));
+        assert!(
+            why.contains("--walk-border 5") && why.contains("0..3"),
+            "{why}"
+        );
+        assert!(accepted(&with(&["--walk-border", "6"])));
+        // The second host's within walkers go down to border + 2.
+        let why = refusal(&with(&["--walk-border", "98"]));
+        assert!(why.contains("--grid-height 100"), "{why}");
+        assert!(accepted(&with(&["--walk-border", "97"])));
+        // The default border: half the grid.
+        assert!(refusal(&with(&["--grid-height", "8"])).contains("--walk-border 4"));
+        assert!(accepted(&with(&["--grid-height", "12"])));
     }
 }

@@ -103,13 +103,27 @@ impl Control {
             c.sessions_established + c.churn_completed,
             Ordering::Relaxed,
         );
-        p.sent.store(c.sent, Ordering::Relaxed);
+        let moves = [&c.moves_across, &c.moves_within];
+        p.sent.store(
+            c.sent + moves.iter().map(|m| m.sent).sum::<u64>(),
+            Ordering::Relaxed,
+        );
         p.received.store(
-            c.replies + c.deliveries_received + c.tells_received + c.enter_events + c.leave_events,
+            c.replies
+                + c.deliveries_received
+                + c.tells_received
+                + c.enter_events
+                + c.leave_events
+                + moves.iter().map(|m| m.answered).sum::<u64>(),
             Ordering::Relaxed,
         );
         p.failures.store(
-            c.sessions_failed + c.sessions_dropped + c.errors + c.timeouts + c.churn_failed,
+            c.sessions_failed
+                + c.sessions_dropped
+                + c.errors
+                + c.timeouts
+                + c.churn_failed
+                + moves.iter().map(|m| m.failed + m.timeouts).sum::<u64>(),
             Ordering::Relaxed,
         );
     }

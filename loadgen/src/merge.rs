@@ -51,11 +51,20 @@ struct WorkerReport {
     server: WorkerServer,
     machine: MachineFigures,
     histograms: Histograms,
+    #[serde(default)]
+    cluster: Option<WorkerCluster>,
 }
 
 #[derive(Debug, Deserialize)]
 struct WorkerRate {
     requested_per_s: f64,
+}
+
+/// The part of a `cluster` report's figures the merge cannot recount.
+#[derive(Debug, Deserialize)]
+struct WorkerCluster {
+    #[serde(default)]
+    walks: Option<WorkerRate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +137,8 @@ pub fn merge(paths: &[PathBuf]) -> Result<(Report, Stats), String> {
             delivery_cross_host: Latency::from_buckets(&r.histograms.delivery_cross_host),
             tell: Latency::from_buckets(&r.histograms.tell),
             setup: Latency::from_buckets(&r.histograms.setup),
+            move_across: Latency::from_buckets(&r.histograms.move_across),
+            move_within: Latency::from_buckets(&r.histograms.move_within),
             ..Stats::default()
         });
         if !r.ok {
@@ -183,6 +194,11 @@ pub fn merge(paths: &[PathBuf]) -> Result<(Report, Stats), String> {
         threads: reports.iter().map(|r| r.threads).sum(),
         players_here: reports.iter().map(|r| r.players_here).sum(),
         rate_here_per_s: reports.iter().map(|r| r.rate.requested_per_s).sum(),
+        walk_rate_here_per_s: reports
+            .iter()
+            .filter_map(|r| r.cluster.as_ref()?.walks.as_ref())
+            .map(|w| w.requested_per_s)
+            .sum(),
         fatal,
         first_error: None,
         soak: None,

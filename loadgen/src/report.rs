@@ -15,12 +15,17 @@
 //!   window divided by the messages delivered to this process for
 //!   operations of the window (replies + say/tell/enter/leave events;
 //!   sessions for `churn`); with several server processes (`cluster`), their
-//!   CPU time is summed.
+//!   CPU time is summed;
+//! * `cluster` walkers' moves are counted and timed by kind (across the
+//!   hosts' border, within a host's land) apart from the talkers' commands,
+//!   whose figures (`rate`, `counts.sent`, `latency_us.reply`) they leave as
+//!   they are; their failures and timeouts count in the error rate, and
+//!   their replies among the messages delivered.
 
 use crate::config::{Config, ScenarioKind};
 use crate::run::{MachineSample, Outcome};
 use crate::scenario::soak::report::SoakFigures;
-use crate::stats::{Counters, Latency};
+use crate::stats::{Counters, Latency, MoveCounts};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -102,6 +107,73 @@ pub struct ClusterFigures {
     pub cross_host: DeliveryFigures,
     /// Tells, each to a listener on another host.
     pub tells: DeliveryFigures,
+    /// The walkers' moves (`--walkers`), by kind.
+    pub walks: WalkFigures,
+}
+
+/// `cluster`: the walkers' moves, across the border between the hosts'
+/// lands and within one host's land.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalkFigures {
+    /// This process's share of `--walk-rate`, moves per second.
+    pub requested_per_s: f64,
+    /// Moves sent per second, both kinds.
+    pub achieved_per_s: f64,
+    /// False when achieved < 95% of requested.
+    pub held: bool,
+    /// Walkers stepping back and forth across the border (each move a
+    /// hand-off between hosts on mudshard).
+    pub across: MoveFigures,
+    /// Walkers walking two rows of the land of the host they are on.
+    pub within: MoveFigures,
+}
+
+impl WalkFigures {
+    fn of(c: &Counters, requested_per_s: f64, secs: f64) -> WalkFigures {
+        let achieved_per_s = (c.moves_across.sent + c.moves_within.sent) as f64 / secs;
+        WalkFigures {
+            requested_per_s,
+            achieved_per_s,
+            held: requested_per_s <= 0.0 || achieved_per_s >= RATE_HELD_RATIO_MIN * requested_per_s,
+            across: MoveFigures::of(&c.moves_across, secs),
+            within: MoveFigures::of(&c.moves_within, secs),
+        }
+    }
+}
+
+/// One kind of walker's moves in the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveFigures {
+    pub sent: u64,
+    /// Replies received, whatever they said (`failed` and `no_exit` among them).
+    pub answered: u64,
+    /// Replies with `ok:false` other than `no_exit`.
+    pub failed: u64,
+    /// Steps from a position that a move still in flight was changing: not
+    /// failures.
+    pub no_exit: u64,
+    /// Moves not answered within `--timeout`.
+    pub timeouts: u64,
+    /// Moves sent per second (the rate achieved).
+    pub per_s: f64,
+}
+
+impl MoveFigures {
+    fn of(c: &MoveCounts, secs: f64) -> MoveFigures {
+        MoveFigures {
+            sent: c.sent,
+            answered: c.answered,
+            failed: c.failed,
+            no_exit: c.no_exit,
+            timeouts: c.timeouts,
+            per_s: c.sent as f64 / secs,
+        }
+    }
+
+    /// The share of the moves sent that failed or timed out.
+    fn problem_ratio(&self) -> f64 {
+        (self.failed + self.timeouts) as f64 / self.sent.max(1) as f64
+    }
 }
 
 /// Expected versus received deliveries of one kind, and the rate received.
@@ -212,6 +284,11 @@ pub struct Latencies {
     pub tell: Percentiles,
     /// Connect → welcome (from the intended start in churn).
     pub setup: Percentiles,
+    /// `cluster`: intended send → reply, per walker's move across the
+    /// border between the hosts' lands.
+    pub move_across: Percentiles,
+    /// `cluster`: intended send → reply, per walker's move within a host's land.
+    pub move_within: Percentiles,
 }
 
 /// The whole report (the `--json` file).
@@ -238,7 +315,8 @@ pub struct Report {
     pub latency_us: Latencies,
     pub counts: Counters,
     /// (errors + timeouts + failed replies + send overflows + dropped
-    /// sessions [+ failed churn iterations]) / operations.
+    /// sessions [+ failed churn iterations] [+ failed and timed-out moves
+    /// of `cluster` walkers]) / operations.
     pub error_rate: f64,
     pub server: ServerFigures,
     pub machine: MachineFigures,
@@ -262,6 +340,8 @@ pub struct Histograms {
     pub delivery_same_host: Vec<[u64; 2]>,
     pub delivery_cross_host: Vec<[u64; 2]>,
     pub tell: Vec<[u64; 2]>,
+    pub move_across: Vec<[u64; 2]>,
+    pub move_within: Vec<[u64; 2]>,
 }
 
 impl Report {
@@ -278,10 +358,16 @@ impl Report {
         };
         let held =
             requested_per_s <= 0.0 || achieved_per_s >= RATE_HELD_RATIO_MIN * requested_per_s;
+        let moves = [&c.moves_across, &c.moves_within];
         let delivered_msgs = if churn {
             c.churn_completed
         } else {
-            c.replies + c.deliveries_received + c.tells_received + c.enter_events + c.leave_events
+            c.replies
+                + c.deliveries_received
+                + c.tells_received
+                + c.enter_events
+                + c.leave_events
+                + moves.iter().map(|m| m.answered).sum::<u64>()
         };
         let (operations, problems) = if churn {
             (churn_started, c.churn_failed + c.errors)
@@ -289,8 +375,13 @@ impl Report {
             (outcome.players_here, c.sessions_dropped + c.errors)
         } else {
             (
-                c.sent,
-                c.errors + c.timeouts + c.replies_failed + c.send_overflows + c.sessions_dropped,
+                c.sent + moves.iter().map(|m| m.sent).sum::<u64>(),
+                c.errors
+                    + c.timeouts
+                    + c.replies_failed
+                    + c.send_overflows
+                    + c.sessions_dropped
+                    + moves.iter().map(|m| m.failed + m.timeouts).sum::<u64>(),
             )
         };
         let error_rate = problems as f64 / operations.max(1) as f64;
@@ -357,6 +448,7 @@ impl Report {
                     secs,
                 ),
                 tells: DeliveryFigures::of(c.tells_expected, c.tells_received, secs),
+                walks: WalkFigures::of(c, outcome.walk_rate_here_per_s, secs),
             }),
             latency_us: Latencies {
                 reply: Percentiles::of(&outcome.stats.reply),
@@ -365,6 +457,8 @@ impl Report {
                 delivery_cross_host: Percentiles::of(&outcome.stats.delivery_cross_host),
                 tell: Percentiles::of(&outcome.stats.tell),
                 setup: Percentiles::of(&outcome.stats.setup),
+                move_across: Percentiles::of(&outcome.stats.move_across),
+                move_within: Percentiles::of(&outcome.stats.move_within),
             },
             counts: c.clone(),
             error_rate,
@@ -389,6 +483,8 @@ impl Report {
                 delivery_same_host: outcome.stats.delivery_same_host.buckets(),
                 delivery_cross_host: outcome.stats.delivery_cross_host.buckets(),
                 tell: outcome.stats.tell.buckets(),
+                move_across: outcome.stats.move_across.buckets(),
+                move_within: outcome.stats.move_within.buckets(),
             },
             soak: outcome
                 .soak
@@ -447,6 +543,31 @@ impl Report {
                     ));
                 }
             }
+            let walks = &cluster.walks;
+            for (what, moves) in [("across", &walks.across), ("within", &walks.within)] {
+                if moves.problem_ratio() > config.max_error_rate {
+                    self.failures.push(format!(
+                        "{:.3}% of the moves {what} failed or timed out ({} failed, {} timed \
+                         out of {} sent; over --max-error-rate)",
+                        moves.problem_ratio() * 100.0,
+                        moves.failed,
+                        moves.timeouts,
+                        moves.sent
+                    ));
+                }
+            }
+            if walks.requested_per_s > 0.0 && walks.across.answered + walks.within.answered == 0 {
+                self.failures
+                    .push("the walkers' moves got no reply at all".into());
+            }
+            if !walks.held {
+                self.warnings.push(format!(
+                    "WALK RATE NOT HELD: achieved {:.1} moves/s of {:.1}/s requested ({:.0}%)",
+                    walks.achieved_per_s,
+                    walks.requested_per_s,
+                    walks.achieved_per_s * 100.0 / walks.requested_per_s.max(1e-9)
+                ));
+            }
         }
         if !self.rate.held {
             self.warnings.push(format!(
@@ -462,15 +583,25 @@ impl Report {
                 c.sessions_dropped, c.closed_slow_reader
             ));
         }
-        // In `cluster` only the first target's players send.
+        // In `cluster` only the first target's players send (walkers aside).
         let senders = match &self.cluster {
-            Some(cluster) => self.players_here as f64 / cluster.targets.max(1) as f64,
+            Some(cluster) => {
+                let all = (config.players + config.walkers).max(1) as f64;
+                let talkers = self.players_here as f64 * config.players as f64 / all;
+                talkers / cluster.targets.max(1) as f64
+            }
             None => self.players_here as f64,
         };
         let per_player = self.rate.requested_per_s / senders.max(1.0);
         if !churn && per_player > 15.0 {
             self.warnings.push(format!(
                 "{per_player:.1} commands/s per player is close to the server's 20/s limit: add players"
+            ));
+        }
+        let per_walker = config.walk_rate / config.walkers.max(1) as f64;
+        if self.cluster.is_some() && per_walker > 15.0 {
+            self.warnings.push(format!(
+                "{per_walker:.1} moves/s per walker is close to the server's 20/s limit: add walkers"
             ));
         }
         if let Some(steal) = self.machine.steal_pct.filter(|s| *s > STEAL_PCT_WARN) {
@@ -568,6 +699,19 @@ impl Report {
                     d.expected, d.received, d.missing, d.received_per_s
                 );
             }
+            let walks = &cluster.walks;
+            if walks.requested_per_s > 0.0 || walks.across.sent + walks.within.sent > 0 {
+                for (name, m) in [
+                    ("walk across", &walks.across),
+                    ("walk within", &walks.within),
+                ] {
+                    let _ = writeln!(
+                        t,
+                        "  {name:<11} moves {}  answered {}  failed {}  no_exit {}  timeouts {}  ({:.1}/s)",
+                        m.sent, m.answered, m.failed, m.no_exit, m.timeouts, m.per_s
+                    );
+                }
+            }
         }
         if c.enter_events + c.leave_events > 0 {
             let _ = writeln!(
@@ -585,7 +729,7 @@ impl Report {
         }
         let _ = writeln!(
             t,
-            "  latency (ms)      count      p50      p90      p99    p99.9      max"
+            "  latency (ms)       count      p50      p90      p99    p99.9      max"
         );
         let l = &self.latency_us;
         for (name, p) in [
@@ -594,6 +738,8 @@ impl Report {
             ("same-host", &l.delivery_same_host),
             ("cross-host", &l.delivery_cross_host),
             ("tell", &l.tell),
+            ("move across", &l.move_across),
+            ("move within", &l.move_within),
             ("setup", &l.setup),
         ] {
             if p.count == 0 {
@@ -602,7 +748,7 @@ impl Report {
             let ms = |us: u64| us as f64 / 1000.0;
             let _ = writeln!(
                 t,
-                "    {name:<10} {:>11} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+                "    {name:<11} {:>11} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
                 p.count,
                 ms(p.p50_us),
                 ms(p.p90_us),
@@ -657,5 +803,98 @@ impl Report {
         }
         let _ = writeln!(t, "  result      {}", if self.ok { "ok" } else { "FAILED" });
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::Phases;
+    use crate::run::ServerSample;
+    use crate::stats::{Stats, Window};
+    use clap::Parser;
+
+    /// A `cluster` run of 10 s whose 100 says all went well, and whose
+    /// walkers (10 moves/s requested) made `across` and `within`.
+    fn walked(across: MoveCounts, within: MoveCounts) -> Report {
+        let config =
+            Config::parse_from(["loadgen", "cluster", "--walkers", "4", "--walk-rate", "10"]);
+        let mut stats = Stats::default();
+        let c = &mut stats.counters;
+        c.sessions_established = 104;
+        (c.sent, c.replies) = (100, 100);
+        (c.moves_across, c.moves_within) = (across, within);
+        let outcome = Outcome {
+            stats,
+            phases: Phases {
+                start_ns: 0,
+                window: Window {
+                    start_ns: 0,
+                    end_ns: 10_000_000_000,
+                },
+                stop_ns: 10_000_000_000,
+            },
+            server: ServerSample::default(),
+            machine: MachineSample::default(),
+            threads: 1,
+            players_here: 104,
+            rate_here_per_s: 10.0,
+            walk_rate_here_per_s: 10.0,
+            fatal: Vec::new(),
+            first_error: None,
+            soak: None,
+        };
+        Report::build(&config, &outcome)
+    }
+
+    fn moves(sent: u64, answered: u64, failed: u64, no_exit: u64) -> MoveCounts {
+        MoveCounts {
+            sent,
+            answered,
+            failed,
+            no_exit,
+            timeouts: sent - answered,
+        }
+    }
+
+    #[test]
+    fn moves_that_answer_even_with_no_exit_leave_a_cluster_run_ok() {
+        let report = walked(moves(50, 50, 0, 4), moves(50, 50, 0, 0));
+        assert!(report.ok, "{:?}", report.failures);
+        let walks = &report.cluster.as_ref().expect("cluster").walks;
+        assert_eq!((walks.across.no_exit, walks.across.per_s), (4, 5.0));
+        assert!(walks.held && walks.achieved_per_s == 10.0);
+        assert_eq!(report.throughput.delivered_msgs, 200);
+        assert!(report.table().contains("walk across moves 50  answered 50"));
+    }
+
+    #[test]
+    fn failed_or_timed_out_moves_fail_a_cluster_run() {
+        let failed = walked(moves(50, 50, 3, 0), moves(50, 50, 0, 0));
+        assert!(!failed.ok);
+        assert!(
+            failed.failures.iter().any(|f| f.contains("moves across")),
+            "{:?}",
+            failed.failures
+        );
+        assert!(failed.error_rate > 0.01);
+        let timed_out = walked(moves(50, 50, 0, 0), moves(50, 45, 0, 0));
+        assert!(!timed_out.ok);
+        assert!(
+            timed_out
+                .failures
+                .iter()
+                .any(|f| f.contains("moves within") && f.contains("5 timed out")),
+            "{:?}",
+            timed_out.failures
+        );
+    }
+
+    #[test]
+    fn walkers_whose_moves_were_never_answered_fail_the_run() {
+        let silent = walked(moves(0, 0, 0, 0), moves(0, 0, 0, 0));
+        assert!(!silent.ok);
+        assert!(silent.failures.iter().any(|f| f.contains("no reply")));
+        assert!(!silent.cluster.as_ref().expect("cluster").walks.held);
     }
 }

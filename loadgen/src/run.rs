@@ -72,6 +72,8 @@ pub struct Outcome {
     pub threads: usize,
     pub players_here: u64,
     pub rate_here_per_s: f64,
+    /// `cluster`: this process's share of `--walk-rate`, moves per second.
+    pub walk_rate_here_per_s: f64,
     /// Problems that make the run a failure whatever the figures say.
     pub fatal: Vec<String>,
     /// The first reason a session failed or dropped, if any did.
@@ -103,6 +105,7 @@ pub fn run(config: Config) -> Result<Outcome, String> {
     let plans = plan::plan(&config, threads, &endpoints, &plan::run_tag())?;
     let players_here: u64 = plans.iter().map(|p| p.players.len() as u64).sum();
     let rate_here_per_s: f64 = plans.iter().map(|p| p.rate_per_s).sum();
+    let walk_rate_here_per_s: f64 = plans.iter().map(|p| p.walk_rate_per_s).sum();
     check_open_files(&config, players_here, threads)?;
 
     let pids = server_pids(&config, &endpoints);
@@ -173,6 +176,7 @@ pub fn run(config: Config) -> Result<Outcome, String> {
         threads,
         players_here,
         rate_here_per_s,
+        walk_rate_here_per_s,
         fatal,
         first_error,
         soak,
@@ -251,10 +255,11 @@ fn spawn_thread(
                     return Err(format!("thread {id}: cannot start an executor: {e}"));
                 }
             };
-            let track_position = matches!(
-                control.config.scenario,
-                ScenarioKind::Walk | ScenarioKind::Soak
-            );
+            let track_position = match control.config.scenario {
+                ScenarioKind::Walk | ScenarioKind::Soak => true,
+                ScenarioKind::Cluster => control.config.walkers > 0,
+                _ => false,
+            };
             Ok(executor.run(async move {
                 let worker = Rc::new(Worker::new(id, control, track_position));
                 scenario::run_thread(Rc::clone(&worker), plan).await;

@@ -5,7 +5,7 @@
 //! thousands): reads go into the worker thread's one scratch buffer, and a
 //! session only keeps the tail of a frame that a read cut in half.
 
-use crate::plan::PlayerSpec;
+use crate::plan::{PlayerSpec, WalkKind};
 use crate::ws;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -47,6 +47,9 @@ pub struct Session {
     pub target: usize,
     /// Whether the send schedule uses this session.
     pub talks: bool,
+    /// `cluster`: how this session walks, when it is a walker (its moves
+    /// are counted and timed apart from the talkers' commands).
+    pub walk: Option<WalkKind>,
     /// Where the player stands in the grid, from the last move reply.
     pub pos: Cell<(u32, u32)>,
     /// `walk`: the shard of the connection (from `welcome`) and the shard
@@ -83,6 +86,7 @@ impl Session {
         session.room_size = spec.room_size;
         session.target = spec.target_index;
         session.talks = spec.talks;
+        session.walk = spec.walk;
         session.pos = Cell::new(spec.place.unwrap_or((0, 0)));
         session
     }
@@ -96,6 +100,7 @@ impl Session {
             room_size: 0,
             target: 0,
             talks: true,
+            walk: None,
             pos: Cell::new((0, 0)),
             home_shard: Cell::new(None),
             here_shard: Cell::new(None),

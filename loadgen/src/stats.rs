@@ -3,6 +3,7 @@
 //! Each thread owns its `Stats` (no sharing on the hot path); the report
 //! adds them up. Latencies are recorded in µs into hdrhistograms.
 
+use crate::plan::WalkKind;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +40,10 @@ impl Window {
 }
 
 /// Counters of one thread (then of the whole run). Every field counts only
-/// operations of the measured window unless its doc says otherwise.
+/// operations of the measured window unless its doc says otherwise. The
+/// command counters (`sent` … `late_replies`) leave out the `cluster`
+/// walkers' moves, which `moves_across` and `moves_within` count, so that the
+/// talkers' figures read the same with walkers as without.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct Counters {
@@ -103,6 +107,38 @@ pub struct Counters {
     pub churn_failed: u64,
     /// The furthest the sender fell behind its schedule, in µs.
     pub send_lag_us_max: u64,
+    /// `cluster`: the moves of the walkers who cross the hosts' border.
+    pub moves_across: MoveCounts,
+    /// `cluster`: the moves of the walkers who keep to their host's land.
+    pub moves_within: MoveCounts,
+}
+
+/// `cluster`: the moves of one kind of walker (`WalkKind`), counted apart
+/// from the talkers' commands, by their intended send times in the window.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct MoveCounts {
+    /// Moves sent.
+    pub sent: u64,
+    /// Replies received (including late ones).
+    pub answered: u64,
+    /// Replies with `ok:false` other than `no_exit`.
+    pub failed: u64,
+    /// Replies with `code:"no_exit"`: a step chosen from a position a move
+    /// still in flight was about to change. Not a failure.
+    pub no_exit: u64,
+    /// Moves whose reply was not seen within `--timeout`.
+    pub timeouts: u64,
+}
+
+impl MoveCounts {
+    fn add(&mut self, o: &MoveCounts) {
+        self.sent += o.sent;
+        self.answered += o.answered;
+        self.failed += o.failed;
+        self.no_exit += o.no_exit;
+        self.timeouts += o.timeouts;
+    }
 }
 
 impl Counters {
@@ -136,6 +172,16 @@ impl Counters {
         self.churn_completed += o.churn_completed;
         self.churn_failed += o.churn_failed;
         self.send_lag_us_max = self.send_lag_us_max.max(o.send_lag_us_max);
+        self.moves_across.add(&o.moves_across);
+        self.moves_within.add(&o.moves_within);
+    }
+
+    /// The move counters of walkers of `kind`.
+    pub fn moves_mut(&mut self, kind: WalkKind) -> &mut MoveCounts {
+        match kind {
+            WalkKind::Across => &mut self.moves_across,
+            WalkKind::Within => &mut self.moves_within,
+        }
     }
 }
 
@@ -208,6 +254,10 @@ pub struct Stats {
     pub tell: Latency,
     /// TCP connect → `welcome` (from the intended start in `churn`).
     pub setup: Latency,
+    /// `cluster`: intended send → reply, per move across the hosts' border.
+    pub move_across: Latency,
+    /// `cluster`: intended send → reply, per move within a host's land.
+    pub move_within: Latency,
     /// The `soak` scenario's own counts.
     pub soak: crate::scenario::soak::counters::SoakCounters,
 }
@@ -215,7 +265,7 @@ pub struct Stats {
 impl Stats {
     /// Every latency histogram with its name, for the chart (empty ones are
     /// left out there).
-    pub fn curves(&self) -> [(&'static str, &Latency); 6] {
+    pub fn curves(&self) -> [(&'static str, &Latency); 8] {
         [
             ("reply", &self.reply),
             ("delivery", &self.delivery),
@@ -223,7 +273,17 @@ impl Stats {
             ("cross-host delivery", &self.delivery_cross_host),
             ("tell", &self.tell),
             ("setup", &self.setup),
+            ("move across hosts", &self.move_across),
+            ("move within a host", &self.move_within),
         ]
+    }
+
+    /// The move latencies of walkers of `kind`.
+    pub fn move_latency_mut(&mut self, kind: WalkKind) -> &mut Latency {
+        match kind {
+            WalkKind::Across => &mut self.move_across,
+            WalkKind::Within => &mut self.move_within,
+        }
     }
 
     pub fn merge(&mut self, other: &Stats) {
@@ -234,6 +294,8 @@ impl Stats {
         self.delivery_cross_host.merge(&other.delivery_cross_host);
         self.tell.merge(&other.tell);
         self.setup.merge(&other.setup);
+        self.move_across.merge(&other.move_across);
+        self.move_within.merge(&other.move_within);
         self.soak.add(&other.soak);
     }
 }
@@ -252,8 +314,17 @@ mod tests {
         b.counters.sent = 4;
         b.counters.send_lag_us_max = 7;
         b.reply.record_span(0, 1_000_000);
+        a.counters.moves_across.sent = 2;
+        b.counters.moves_across.sent = 5;
+        b.counters.moves_within.failed = 1;
+        a.move_within.record_span(0, 3_000_000);
+        b.move_within.record_span(0, 2_000_000);
+        b.move_across.record_span(0, 1_000_000);
         a.merge(&b);
         assert_eq!(a.counters.sent, 7);
+        assert_eq!(a.counters.moves_across.sent, 7);
+        assert_eq!(a.counters.moves_within.failed, 1);
+        assert_eq!((a.move_across.count(), a.move_within.count()), (1, 2));
         assert_eq!(a.counters.send_lag_us_max, 10);
         assert_eq!(a.reply.count(), 2);
         assert!(a.reply.histogram().max() >= 4_990);

@@ -60,7 +60,8 @@ pub struct Worker {
     pub sessions: RefCell<Vec<Rc<Session>>>,
     /// The first setup failure, to tell the operator why sessions failed.
     pub first_error: RefCell<Option<String>>,
-    /// Move replies update the session's grid position (the `walk` scenario).
+    /// Move replies update the session's grid position (`walk`, `soak`, and
+    /// `cluster` with walkers).
     pub track_position: bool,
     /// `--keep-to-shard`: grid rooms seen while placing walkers, by the
     /// shard that owns them (to place the next walkers of a shard at once).
@@ -364,13 +365,20 @@ impl Worker {
             }
             return false;
         }
+        let c = &mut stats.counters;
         if let Some(evicted) = session.expect_reply(intended_ns) {
             if window.contains(evicted) {
-                stats.counters.timeouts += 1;
+                match session.walk {
+                    Some(kind) => c.moves_mut(kind).timeouts += 1,
+                    None => c.timeouts += 1,
+                }
             }
         }
         if window.contains(intended_ns) {
-            stats.counters.sent += 1;
+            match session.walk {
+                Some(kind) => c.moves_mut(kind).sent += 1,
+                None => c.sent += 1,
+            }
         }
         true
     }
@@ -394,15 +402,19 @@ impl Worker {
     /// (and measured) as timed out.
     pub fn expire_outstanding(&self, deadline_ns: u64) {
         let window = self.window.get();
-        let mut timeouts = 0;
+        let mut stats = self.stats.borrow_mut();
+        let c = &mut stats.counters;
         for session in self.sessions.borrow().iter() {
+            let timeouts = match session.walk {
+                Some(kind) => &mut c.moves_mut(kind).timeouts,
+                None => &mut c.timeouts,
+            };
             session.expire(deadline_ns, |t| {
                 if window.contains(t) {
-                    timeouts += 1;
+                    *timeouts += 1;
                 }
             });
         }
-        self.stats.borrow_mut().counters.timeouts += timeouts;
     }
 
     /// Ends the run for this worker: no session ending from now on is a drop;
@@ -451,10 +463,21 @@ impl Worker {
                 }
                 let c = &mut stats.counters;
                 c.moves_off_shard += u64::from(off_shard);
-                c.replies += 1;
                 if !awaited {
                     c.late_replies += 1;
                 }
+                if let Some(kind) = session.walk {
+                    let moves = c.moves_mut(kind);
+                    moves.answered += 1;
+                    if no_exit {
+                        moves.no_exit += 1;
+                    } else if !ok {
+                        moves.failed += 1;
+                    }
+                    stats.move_latency_mut(kind).record_span(intended, now);
+                    return;
+                }
+                c.replies += 1;
                 if no_exit {
                     c.no_exit += 1;
                 } else if !ok {

@@ -232,3 +232,154 @@ fn cluster_tells_same_host_from_cross_host_deliveries() {
         serde_json::json!([std::process::id()])
     );
 }
+
+/// `base("cluster")` on `target` named twice (two "hosts"), with walkers.
+fn cluster_with_walkers<'a>(target: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = base("cluster", target);
+    args.extend(["--target", target]);
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn cluster_walkers_walk_across_and_within_the_hosts_apart_from_the_says() {
+    let server = FakeServer::start(Behaviour::default());
+    let target = server.target();
+    let args = cluster_with_walkers(
+        &target,
+        &[
+            "--players",
+            "12",
+            "--rooms",
+            "3",
+            "--rate",
+            "30",
+            "--walkers",
+            "8",
+            "--walk-rate",
+            "40",
+        ],
+    );
+    let (report, ok) = run_loadgen(&args);
+    assert!(ok, "{report:#}");
+    // The says' figures are those of a run without walkers.
+    let counts = &report["counts"];
+    let says = u(&counts["sent"]);
+    assert!((27..=33).contains(&says), "about 30 says, got {says}");
+    assert_eq!(u(&counts["replies"]), says);
+    assert_eq!(u(&report["latency_us"]["reply"]["count"]), says);
+    let cluster = &report["cluster"];
+    assert_eq!(u(&cluster["same_host"]["received"]), says);
+    assert_eq!(u(&cluster["cross_host"]["received"]), says * 2);
+    assert_eq!(u(&report["deliveries"]["expected"]), says * 3);
+    // 8 walkers, 4 of each kind: 20 moves/s of each.
+    let walks = &cluster["walks"];
+    let mut moves = 0;
+    for kind in ["across", "within"] {
+        let w = &walks[kind];
+        let sent = u(&w["sent"]);
+        assert!(
+            (17..=23).contains(&sent),
+            "about 20 {kind} moves, got {sent}"
+        );
+        assert_eq!(u(&w["answered"]), sent, "{kind}");
+        assert_eq!(u(&w["failed"]), 0, "{kind}");
+        assert_eq!(u(&w["no_exit"]), 0, "{kind}");
+        assert_eq!(u(&w["timeouts"]), 0, "{kind}");
+        assert!(f(&w["per_s"]) > 15.0, "{kind}");
+        let latency = &report["latency_us"][format!("move_{kind}")];
+        assert_eq!(u(&latency["count"]), sent, "{kind}");
+        assert!(latency["p99_us"].is_number(), "{kind}");
+        moves += sent;
+    }
+    assert!((36..=44).contains(&moves), "about 40 moves, got {moves}");
+    assert!((f(&walks["requested_per_s"]) - 40.0).abs() < 1e-9);
+    assert!(walks["held"].as_bool().expect("held"));
+    assert_eq!(u(&counts["sessions_established"]), 20);
+}
+
+#[test]
+fn cluster_refuses_walkers_without_a_rate_and_walkers_elsewhere() {
+    use clap::Parser;
+    for (args, why) in [
+        (&["cluster", "--walkers", "4"][..], "--walk-rate"),
+        (
+            &["walk", "--walkers", "4", "--walk-rate", "4"],
+            "cluster only",
+        ),
+    ] {
+        let argv = std::iter::once("loadgen").chain(args.iter().copied());
+        let config = loadgen::config::Config::parse_from(argv.chain(["--quiet"]));
+        let err = loadgen::run_and_report(config).expect_err("refused");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_cluster_run_with_walkers_split_over_two_workers_merges_their_moves() {
+    let server = FakeServer::start(Behaviour::default());
+    let target = server.target();
+    let mut workers = Vec::new();
+    for worker in ["0/2", "1/2"] {
+        let args = cluster_with_walkers(
+            &target,
+            &[
+                "--players",
+                "12",
+                "--rooms",
+                "4",
+                "--rate",
+                "20",
+                "--walkers",
+                "6",
+                "--walk-rate",
+                "30",
+                "--worker",
+                worker,
+            ],
+        );
+        let (report, ok) = run_loadgen(&args);
+        assert!(ok, "{report:#}");
+        let path = std::env::temp_dir().join(format!(
+            "loadgen-walk-merge-{}-{}.json",
+            std::process::id(),
+            worker.replace('/', "of")
+        ));
+        std::fs::write(&path, report.to_string()).expect("report written");
+        workers.push((path, report));
+    }
+    let paths: Vec<std::path::PathBuf> = workers.iter().map(|(p, _)| p.clone()).collect();
+    let merged = loadgen::merge::merge(&paths);
+    for path in &paths {
+        let _ = std::fs::remove_file(path);
+    }
+    let (merged, stats) = merged.expect("merges");
+    let m = serde_json::to_value(&merged).expect("serializes");
+    assert!(merged.ok, "{m:#}");
+    for path in [
+        &["counts", "sent"][..],
+        &["cluster", "walks", "across", "sent"],
+        &["cluster", "walks", "across", "answered"],
+        &["cluster", "walks", "within", "sent"],
+        &["cluster", "walks", "within", "answered"],
+        &["counts", "moves_across", "sent"],
+        &["latency_us", "move_across", "count"],
+        &["latency_us", "move_within", "count"],
+    ] {
+        let get = |v: &Value| u(path.iter().fold(v, |v: &Value, k| &v[*k]));
+        let want: u64 = workers.iter().map(|(_, r)| get(r)).sum();
+        assert_eq!(get(&m), want, "{path:?}");
+        assert!(want > 0, "{path:?}");
+    }
+    let answered = |kind: &str| u(&m["cluster"]["walks"][kind]["answered"]);
+    assert_eq!(stats.move_across.count(), answered("across"));
+    assert_eq!(stats.move_within.count(), answered("within"));
+    let requested = f(&m["cluster"]["walks"]["requested_per_s"]);
+    assert!(
+        (requested - 30.0).abs() < 1e-9,
+        "the workers' walk rates add up: {requested}"
+    );
+    let max = |v: &Value| u(&v["latency_us"]["move_across"]["max_us"]);
+    let worst = workers.iter().map(|(_, r)| max(r)).max().unwrap_or(0);
+    assert_eq!(max(&m), worst);
+}

@@ -101,6 +101,7 @@ fn next_spec(worker: &Worker, plan: &ThreadPlan, counter: &Cell<u64>) -> PlayerS
         target,
         target_index,
         talks: true,
+        walk: None,
         host,
         source,
     }

@@ -91,6 +91,7 @@ impl Ctx {
             target,
             target_index,
             talks: true,
+            walk: None,
             host,
             source,
         }

@@ -48,6 +48,7 @@ pub fn plan(cfg: &Config, threads: usize, endpoints: &Endpoints, tag: &str) -> V
         .map(|_| ThreadPlan {
             players: Vec::new(),
             rate_per_s: 0.0,
+            walk_rate_per_s: 0.0,
             ramp_per_s: cfg.ramp_rate / threads_u64 as f64,
             endpoints: endpoints.clone(),
             tag: tag.to_string(),
@@ -83,6 +84,7 @@ pub fn plan(cfg: &Config, threads: usize, endpoints: &Endpoints, tag: &str) -> V
             target,
             target_index,
             talks: true,
+            walk: None,
             host,
             source,
         });
