@@ -812,6 +812,24 @@ fn a_walk_toward_a_dead_host_is_refused_and_its_visitors_wake_at_home() {
 }
 
 #[test]
+fn a_walk_whose_body_comes_back_from_a_host_that_died_is_answered_with_its_id() {
+    let cl = cluster();
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    assert_eq!(amy.cmd("goto forest:ravine")["ok"], true);
+    // b freezes: its heartbeat still lives, so the walk down into b's caves
+    // goes ahead, and the body waits, frozen, for b's acknowledgement.
+    signal(&cl.b, "STOP");
+    amy.send(serde_json::json!({"type":"cmd","id":"down?","line":"down"}));
+    // b is counted dead, the body comes back, and the reply that shows the
+    // ravine again answers the walk.
+    let answer = amy.recv_until(|f| f["type"] == "reply" && f["id"] == "down?");
+    signal(&cl.b, "CONT");
+    assert_eq!(answer["room"]["id"], "forest:ravine", "{answer}");
+    amy.event("system", "The host of that land stopped");
+    assert_eq!(amy.cmd("look")["room"]["id"], "forest:ravine");
+}
+
+#[test]
 fn a_bridged_host_exposes_every_bridge_metric_the_readme_documents_and_healthz_shows_the_bridge() {
     let cl = cluster();
     let readme =

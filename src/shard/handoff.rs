@@ -34,6 +34,10 @@ pub(super) struct Transfer {
     since: Instant,
     /// The player was told that the way is slow.
     told: bool,
+    /// The walk's id and the ticket its answer owes another host: if the
+    /// body comes back, the reply that says so answers the walk.
+    id: Option<MsgId>,
+    ticket: u32,
 }
 
 impl Shard {
@@ -56,6 +60,8 @@ impl Shard {
                 to: owner,
                 since: Instant::now(),
                 told: false,
+                id,
+                ticket: self.router.owed_ticket(sid),
             },
         );
         let arrive = Msg::Arrive {
@@ -118,14 +124,17 @@ impl Shard {
         }
     }
 
-    /// Puts a frozen body back in the room it left, and tells its player.
+    /// Puts a frozen body back in the room it left, and tells its player;
+    /// the reply that shows the room again answers the walk (with its id,
+    /// and its ticket when it came from another host).
     fn take_back(&mut self, sid: SessionId, why: &str) {
         let Some(t) = self.transfers.remove(&sid) else {
             return;
         };
         self.notice(sid, why);
-        let (body, from) = (t.body, t.from);
-        self.play(|owner, fx| owner.arrive(fx, body, from, Arrival::Teleport, None));
+        self.router.owe_answer(sid, t.ticket);
+        let (body, from, id) = (t.body, t.from, t.id);
+        self.play(|owner, fx| owner.arrive(fx, body, from, Arrival::Teleport, id));
     }
 
     /// A system line for the player of `sid`, wherever their connection is.

@@ -76,6 +76,12 @@ impl Router {
         }
     }
 
+    /// The ticket owed to `sid`, 0 when none (a hand-off keeps it, in case
+    /// the body comes back and its reply must carry it after all).
+    pub fn owed_ticket(&self, sid: SessionId) -> u32 {
+        self.owed.get(&sid).map_or(0, |&(ticket, _)| ticket)
+    }
+
     /// Forgets tickets owed longer than `max_age`: commands whose answer
     /// went another way (a body that left without a hand-off, a session
     /// gone).
@@ -304,6 +310,7 @@ mod tests {
         router.owe_answer(sid, 0);
         assert!(router.owed.is_empty(), "0 is no ticket");
         router.owe_answer(sid, 7);
+        assert_eq!((router.owed_ticket(sid), router.owed_ticket(other)), (7, 0));
         // An event, or another session's reply, does not take it.
         assert!(matches!(
             router.with_owed_ticket(frame(sid, false)),
