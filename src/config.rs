@@ -1063,7 +1063,7 @@ impl Config {
                 zones.iter().map(String::as_str).collect()
             }
             WorldSource::Grid { zones, .. } => {
-                grid_zones = crate::world::generated::grid_zone_ids(*zones);
+                grid_zones = grid_zone_ids(*zones);
                 grid_zones.iter().map(String::as_str).collect()
             }
         };
@@ -1096,8 +1096,21 @@ impl Config {
     }
 }
 
+/// The zone id of every room of a generated grid that is one zone, and the
+/// prefix of every room id of a generated grid.
+pub const GRID_ZONE: &str = "grid";
+
 /// The most zones a generated grid may be cut into.
-pub const GRID_ZONES_MAX: u32 = crate::world::generated::GRID_ZONES_MAX;
+pub const GRID_ZONES_MAX: u32 = 64;
+
+/// The ids of the zones of a generated grid cut into `zones` bands of rows:
+/// `grid` for one, else `grid-0` … `grid-{zones-1}`.
+pub fn grid_zone_ids(zones: u32) -> Vec<String> {
+    if zones <= 1 {
+        return vec![GRID_ZONE.to_string()];
+    }
+    (0..zones).map(|k| format!("{GRID_ZONE}-{k}")).collect()
+}
 
 /// Host ids name Redis channels and keys: short, and nothing to escape.
 fn is_host_id(id: &str) -> bool {

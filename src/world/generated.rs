@@ -15,20 +15,7 @@
 
 use super::{Dir, Room, RoomIdx, World, Zone};
 
-/// The zone id of every room of a grid that is one zone, and the prefix of
-/// every room id.
-pub const GRID_ZONE: &str = "grid";
-
-/// The most zones a grid may be cut into.
-pub const GRID_ZONES_MAX: u32 = 64;
-
-/// The ids of the zones of a grid cut into `zones` bands of rows.
-pub fn grid_zone_ids(zones: u32) -> Vec<String> {
-    if zones <= 1 {
-        return vec![GRID_ZONE.to_string()];
-    }
-    (0..zones).map(|k| format!("{GRID_ZONE}-{k}")).collect()
-}
+pub use crate::config::{grid_zone_ids, GRID_ROOMS_MAX, GRID_ZONE, GRID_ZONES_MAX};
 
 /// The band of row `y` of a grid `height` rows high, cut into `zones`.
 fn band_of_row(y: u32, height: u32, zones: u32) -> usize {
@@ -37,8 +24,6 @@ fn band_of_row(y: u32, height: u32, zones: u32) -> usize {
 
 /// One room in this many starts with a `"stone"`.
 pub const STONE_EVERY_ROOMS: u32 = 7;
-
-pub use crate::config::GRID_ROOMS_MAX;
 
 /// Builds a `width` x `height` grid cut into `zones` bands of rows. Both
 /// sides must be at least 1, the product at most [`GRID_ROOMS_MAX`], and
