@@ -928,12 +928,108 @@ fn a_registered_player_lives_on_the_home_host_and_logs_in_on_either() {
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to `server`'s process.
+/// Two hosts, a behind a proxy, that hear of each other's restarts only
+/// every 2 s (their heartbeat), so that what a sends b just after b
+/// restarted reaches b's new run before a knows of it; probes are rare, so
+/// that a slow path home is not taken for a wedged one.
+fn cluster_slow_to_hear() -> (Cluster, WedgeProxy) {
+    let tune = |m: String| {
+        m.replace(
+            "heartbeat_ms = 200\nhost_ttl_ms = 1500\nprobe_interval_ms = 200",
+            "heartbeat_ms = 2000\nhost_ttl_ms = 6000\nprobe_interval_ms = 10000",
+        )
+    };
+    let redis = RedisProc::start();
+    let proxy = WedgeProxy::start(redis.port);
+    let cl = cluster_tuned(redis, &proxy.url(), &tune);
+    (cl, proxy)
+}
+
+/// Restarts b on its file, and from then on slows what reaches a by 2.5 s:
+/// b's answers to what a sends it now come after a heard of b's new run.
+fn restart_b_and_slow_its_answers(cl: &mut Cluster, proxy: &WedgeProxy) {
+    assert!(cl.b.terminate().success());
+    let map = cl.dirs.1.path().join("map.toml");
+    cl.b = ServerProc::start_in_existing(&map, &["--shards", "2"]);
+    wait_bridged(&cl.b, "a", 10);
+    proxy.delay_subscribers(Duration::from_millis(2500));
+}
+
+#[test]
+fn a_login_asked_of_a_host_that_restarted_a_moment_ago_is_answered_by_its_new_run() {
+    // The claim reaches b's new run, which answers it; a hears of the
+    // restart before that answer comes. It once gave the claim up then, as
+    // lost with the old run, and the login failed `unreachable`.
+    // A guest's name: one question to b, its claim, answered in 2.5 s.
+    let (mut cl, proxy) = cluster_slow_to_hear();
+    let name = name_homed_on("wren", 1);
+    restart_b_and_slow_its_answers(&mut cl, &proxy);
+    let p = Client::try_guest(cl.a.addr, Some(&name)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.welcome["name"], name.as_str(), "{}", p.welcome);
+}
+
+#[test]
+fn a_walk_into_a_host_that_restarted_a_moment_ago_arrives_there_once() {
+    // The body reaches b's new run, which takes it in; a hears of the
+    // restart before the acknowledgement comes. It once took the body back
+    // then, and Amy stood in two places: back in the square on a, and in the
+    // mine on b, where her commands went.
+    let (mut cl, proxy) = cluster_slow_to_hear();
+    let mut amy = Client::guest(cl.a.addr, Some("amy"));
+    let mut bob = Client::guest(cl.a.addr, Some("bob"));
+    restart_b_and_slow_its_answers(&mut cl, &proxy);
+    let walk = amy.cmd("goto caves:mouth");
+    assert_eq!(walk["room"]["id"], "caves:mouth", "{walk}");
+    proxy.delay_subscribers(Duration::ZERO);
+    // Whatever a was told meanwhile has come: the body is in the mine, once.
+    std::thread::sleep(Duration::from_millis(3000));
+    let look = amy.cmd("look");
+    assert_eq!(look["room"]["id"], "caves:mouth", "{look}");
+    assert_eq!(look["room"]["players"].to_string(), r#"["amy"]"#, "{look}");
+    assert_eq!(here(&mut bob), r#"["bob"]"#, "no Amy left in the square");
+    let (_, metrics) = cl.b.http_get("/metrics");
+    assert_eq!(
+        common::metric_sum(&metrics, "mudshard_bodies"),
+        1,
+        "{metrics}"
+    );
+}
+
+/// After `STOP`, waits until every thread of the process has stopped: kill(2)
+/// returns before that, and on a busy machine a thread may go on running
+/// (and answer what it was sent) for a while.
 fn signal(server: &ServerProc, signal: &str) {
+    let pid = server.child.id();
     let status = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &server.child.id().to_string()])
+        .args([&format!("-{signal}"), &pid.to_string()])
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -{signal}");
+    if signal != "STOP" {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !all_threads_stopped(pid) {
+        assert!(Instant::now() < deadline, "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` or `t` in
+/// `/proc/<pid>/task/<tid>/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which is in parentheses.
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            matches!(state, Some('T' | 't'))
+        })
+    })
 }
 
 #[test]

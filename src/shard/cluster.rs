@@ -59,6 +59,8 @@ pub(super) struct RemoteWait {
     what: WaitFor,
     /// The host that is to answer.
     host: u16,
+    /// A name claim that takes the name over from a session that holds it.
+    takeover: bool,
 }
 
 /// A body command answered `unreachable` before its own answer came: the
@@ -133,6 +135,7 @@ impl Shard {
                 ticket,
                 what,
                 host,
+                takeover: false,
             },
         );
         ticket
@@ -164,6 +167,29 @@ impl Shard {
                 ticket: 0,
                 what: WaitFor::Claim,
                 host,
+                takeover,
+            },
+        );
+    }
+
+    /// Claims the name of `sid`, a session logging in, again of the host
+    /// that keeps it (its wait goes on).
+    fn claim_again(&mut self, sid: SessionId) {
+        let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
+            return;
+        };
+        if session.phase != Phase::LoggingIn || session.name_key.is_empty() {
+            return;
+        }
+        let key = session.name_key.clone();
+        let keeper = self.keeper_of(&key);
+        self.router.post_to(
+            keeper,
+            Msg::Claim {
+                key,
+                sid,
+                takeover: false,
+                run: 0,
             },
         );
     }
@@ -262,16 +288,32 @@ impl Shard {
         }
     }
 
-    /// `host` died: what this shard's sessions wait for from it is answered
-    /// now (it will never come), and their doubts about it are over.
-    pub(super) fn give_up_on(&mut self, host: u16) {
-        let waiting: Vec<(SessionId, Option<MsgId>, WaitFor)> = self
+    /// `host` died, or started a new run (`restarted`): what this shard's
+    /// sessions wait for from it is answered now (it will never come), and
+    /// their doubts about it are over.
+    ///
+    /// Except name claims to a host that restarted: a claim is asked of the
+    /// host, not of what its old run held, and one sent just after the
+    /// restart, before this host heard of it, reached the new run, which
+    /// answers it. So they wait on; one that may have been lost with the old
+    /// run is asked again (a second claim by the same session is granted
+    /// again, and its second answer completes nothing). A takeover is not
+    /// asked twice (its second grant could come before the old body was
+    /// saved): it waits for its deadline.
+    pub(super) fn give_up_on(&mut self, host: u16, restarted: bool) {
+        let waiting: Vec<(SessionId, Option<MsgId>, WaitFor, bool)> = self
             .remote_waits
             .iter()
             .filter(|(_, w)| w.host == host)
-            .map(|(sid, w)| (*sid, w.id, w.what))
+            .map(|(sid, w)| (*sid, w.id, w.what, w.takeover))
             .collect();
-        for (sid, id, what) in waiting {
+        for (sid, id, what, takeover) in waiting {
+            if what == WaitFor::Claim && restarted {
+                if !takeover {
+                    self.claim_again(sid);
+                }
+                continue;
+            }
             self.remote_waits.remove(&sid);
             if what == WaitFor::Claim {
                 self.claim_unanswered(sid);
@@ -413,9 +455,16 @@ impl Shard {
     /// host and names every other host here as turned: from then on both
     /// sides have let go of what they kept for each other.
     pub(super) fn on_peers(&mut self, live: Arc<Vec<PeerHost>>, turned: Vec<u16>) {
-        self.peers = live;
+        let before = std::mem::replace(&mut self.peers, live);
+        let run = |peers: &[PeerHost], host: u16| {
+            peers.iter().find(|p| p.host == host).map(|p| p.boot_epoch)
+        };
         for host in turned {
-            self.host_turned(host);
+            // The other host itself started a new run (not: died, or this
+            // host was counted dead and started anew, the others' runs going
+            // on).
+            let restarted = run(&self.peers, host).is_some_and(|r| run(&before, host) != Some(r));
+            self.host_turned(host, restarted);
             let live_run = self
                 .peers
                 .iter()

@@ -29,8 +29,10 @@ pub(super) struct Transfer {
     body: Body,
     /// The room it left, where it goes back if need be.
     from: RoomIdx,
-    /// The owner it went to.
+    /// The owner it went to, the room there and how it came in.
     to: ShardAddr,
+    room: RoomIdx,
+    how: Arrival,
     since: Instant,
     /// The player was told that the way is slow.
     told: bool,
@@ -58,6 +60,8 @@ impl Shard {
                 body: body.clone(),
                 from,
                 to: owner,
+                room,
+                how,
                 since: Instant::now(),
                 told: false,
                 id,
@@ -135,6 +139,30 @@ impl Shard {
         self.router.owe_answer(sid, t.ticket);
         let (body, from, id) = (t.body, t.from, t.id);
         self.play(|owner, fx| owner.arrive(fx, body, from, Arrival::Teleport, id));
+    }
+
+    /// Sends the frozen body of `sid` to its destination again, with the
+    /// walk's ticket; it stays frozen until acknowledged.
+    fn hand_again(&mut self, sid: SessionId) {
+        let Some(t) = self.transfers.get(&sid) else {
+            return;
+        };
+        let arrive = Msg::Arrive {
+            body: t.body.clone(),
+            room: t.room,
+            how: t.how,
+            id: t.id,
+            ack_to: Some(self.addr()),
+            ticket: 0,
+        };
+        let (to, ticket) = (t.to, t.ticket);
+        self.router.owe_answer(sid, ticket);
+        if !self.router.post_to(to, arrive) {
+            self.take_back(
+                sid,
+                "The way to that land is closed for now; you stay where you were.",
+            );
+        }
     }
 
     /// A system line for the player of `sid`, wherever their connection is.
@@ -246,8 +274,15 @@ impl Shard {
     /// others and started a new run): bodies handed to it come back; bodies
     /// held here for its players leave; and this shard's players whose body
     /// stood in its land are put back in this host's start room.
-    pub(super) fn host_turned(&mut self, host: u16) {
-        self.give_up_on(host);
+    ///
+    /// A body handed to a host that `restarted` is handed again to its new
+    /// run instead: one sent just after the restart, before this host heard
+    /// of it, reached the new run, which took it in and answers for it — to
+    /// take it back here would leave it in two places. The new run takes in
+    /// a second copy once, and acknowledges it again; one lost with the old
+    /// run arrives now.
+    pub(super) fn host_turned(&mut self, host: u16, restarted: bool) {
+        self.give_up_on(host, restarted);
         let lost: Vec<SessionId> = self
             .transfers
             .iter()
@@ -255,6 +290,10 @@ impl Shard {
             .map(|(sid, _)| *sid)
             .collect();
         for sid in lost {
+            if restarted {
+                self.hand_again(sid);
+                continue;
+            }
             self.take_back(
                 sid,
                 "The host of that land stopped; you stay where you were.",
