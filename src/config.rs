@@ -914,7 +914,9 @@ pub struct ClusterSettings {
     /// expires and the other hosts let its players go.
     pub host_ttl_ms: u64,
     /// Messages waiting for the publisher thread. When Redis is away and
-    /// this fills, further messages are dropped and counted.
+    /// this fills, further messages are dropped and counted (saves of
+    /// players whose home is another host never are: they wait on their
+    /// shard until they can go, `Router::flush_saves`).
     pub bridge_queue_max: usize,
     /// How long a command that needs another host waits for its answer
     /// before it is answered `unreachable`.

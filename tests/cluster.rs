@@ -1171,6 +1171,101 @@ fn a_registered_player_recalled_from_a_dead_host_keeps_the_inventory_of_their_la
     );
 }
 
+/// The saves a host makes for a player whose home is the other host, while
+/// Redis is down and the bridge's queue toward it overflows, wait on the
+/// host until the home host has them: the newest arrives once Redis is
+/// back, though the queue dropped messages meanwhile. Then the host dies,
+/// and a login on the home host, whose saved room lay in the dead host's
+/// land, wakes at the start with what the newest save carried.
+#[test]
+fn saves_made_while_redis_is_down_reach_the_home_host_when_it_is_back() {
+    let redis = RedisProc::start();
+    let url = redis.url();
+    let mut cl = cluster_tuned(redis, &url, &|m| {
+        m.replace(
+            "heartbeat_ms = 200",
+            "bridge_queue_max = 4\nheartbeat_ms = 200",
+        )
+    });
+    // Plays on a, in a's land; the account is kept in b's file.
+    let name = name_homed_on("Sage", 1);
+    let mut p = Client::register(cl.a.addr, &name, "correct horse");
+    cl.redis.kill9();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while health(&cl.a)["bridge"]["state"] != "down" {
+        assert!(Instant::now() < deadline, "a never saw Redis go");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Each of these saves the player (to b, through the bridge).
+    for _ in 0..10 {
+        assert_eq!(p.cmd("get coin")["ok"], true);
+        assert_eq!(p.cmd("drop coin")["ok"], true);
+    }
+    assert_eq!(p.cmd("get coin")["ok"], true);
+    assert_eq!(p.cmd("north")["ok"], true);
+    // Only the last save holds the map.
+    assert_eq!(p.cmd("get map")["ok"], true);
+    // Let a's shards reach the queue with their rosters too, then look:
+    // the queue toward Redis overflowed and dropped (counted), and the
+    // saves wait on a.
+    std::thread::sleep(Duration::from_millis(600));
+    let (_, metrics) = cl.a.http_get("/metrics");
+    assert!(
+        common::metric_sum(&metrics, "mudshard_bridge_dropped_total") > 0,
+        "the queue never overflowed: {metrics}"
+    );
+    assert!(
+        common::metric_sum(&metrics, "mudshard_cross_host_saves_waiting") > 0,
+        "no save waits for b: {metrics}"
+    );
+
+    cl.redis.restart();
+    wait_bridged(&cl.a, "b", 10);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = cl.a.http_get("/metrics");
+        if common::metric_sum(&metrics, "mudshard_cross_host_saves_waiting") == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the saves never went: {metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // In the bridge's queue now: published within milliseconds.
+    std::thread::sleep(Duration::from_millis(500));
+    // a dies without a word (no quit, no last save): b's file alone says
+    // where the player was and what they held.
+    cl.a.kill9();
+    drop(p);
+    // The name is held by a's session until b counts a dead.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while health(&cl.b)["bridge"]["hosts"]
+        .as_array()
+        .is_some_and(|hs| hs.iter().any(|x| x == "a"))
+    {
+        assert!(Instant::now() < deadline, "b never counted a dead");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The saved room is in a's land, and a is dead: the player wakes at
+    // b's start, told why, with what the newest save says they carried.
+    let mut back = Client::login(cl.b.addr, &name, "correct horse");
+    assert_eq!(
+        back.welcome["room"]["id"], "caves:mouth",
+        "{}",
+        back.welcome
+    );
+    let told = back.event("system", "cannot be reached");
+    assert!(
+        told["text"].as_str().unwrap_or("").contains("start"),
+        "{told}"
+    );
+    let inv = back.cmd("inventory");
+    let text = inv["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("coin") && text.contains("map"),
+        "the newest save did not reach the home host: {inv}"
+    );
+}
+
 /// A guest's session lives on the host it logged in on: a resume that
 /// lands on the other host is refused, and says where the session is.
 #[test]

@@ -121,6 +121,14 @@ impl Outbox {
         }
     }
 
+    /// Queues `out` for the publisher without waiting, or gives it back
+    /// when the queue is full (not counted as a drop: the caller keeps it).
+    /// Given back only on the rare full queue, so its size does not matter.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send(&self, out: Outbound) -> Result<(), Outbound> {
+        self.tx.try_send(out).map_err(|e| e.into_inner())
+    }
+
     /// Whether messages to other hosts can be expected to arrive: the
     /// breaker is closed.
     pub fn is_up(&self) -> bool {

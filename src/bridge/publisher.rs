@@ -206,6 +206,20 @@ pub fn run(
             }
         }
     }
+    // Stopping: the shards have stopped, and what they sent last (departures,
+    // acknowledgements of saves) goes out in one last round trip.
+    if let Some(c) = con.as_mut() {
+        while let Ok(out) = rx.try_recv() {
+            take(out, &mut batches, &mut rosters);
+        }
+        let mut pipe = redis::pipe();
+        let messages = batches.flush_into(&mut pipe);
+        if messages > 0 {
+            if let Err(e) = pipe.query::<()>(c) {
+                tracing::warn!(error = %e, lost = messages, "bridge: the last publish failed");
+            }
+        }
+    }
     stats.publisher_up.store(false, Ordering::Relaxed);
 }
 

@@ -89,7 +89,7 @@ type Series = (
 /// queue, batches, flush latency and errors, process figures.
 pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [Series; 27] = [
+    let counters: [Series; 28] = [
         (
             "mudshard_connections",
             "gauge",
@@ -239,6 +239,12 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             "gauge",
             "Messages this shard holds for other shards' full inboxes.",
             |s| s.inbox_parked,
+        ),
+        (
+            "mudshard_cross_host_saves_waiting",
+            "gauge",
+            "Saves of players whose home is another host, waiting on this shard until they can go (the bridge is down, that host is not live, or the bridge's queue is full); never dropped.",
+            |s| s.saves_waiting,
         ),
         (
             "mudshard_inbox_full_total",

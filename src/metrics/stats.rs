@@ -96,6 +96,8 @@ pub struct ShardStats {
     pub inbox_parked: u64,
     /// Times this shard found another shard's inbox full.
     pub inbox_full_total: u64,
+    /// Saves of players whose home is another host, waiting for it.
+    pub saves_waiting: u64,
     pub command_latency: LatencySummary,
     pub hop_latency: LatencySummary,
 }

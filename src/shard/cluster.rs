@@ -456,6 +456,8 @@ impl Shard {
     /// sides have let go of what they kept for each other.
     pub(super) fn on_peers(&mut self, live: Arc<Vec<PeerHost>>, turned: Vec<u16>) {
         let before = std::mem::replace(&mut self.peers, live);
+        self.router
+            .set_hosts_live(self.peers.iter().map(|p| p.host));
         let run = |peers: &[PeerHost], host: u16| {
             peers.iter().find(|p| p.host == host).map(|p| p.boot_epoch)
         };

@@ -9,8 +9,9 @@
 //! When the home host cannot be reached, a login to that account is refused
 //! at once with `unreachable` (the password cannot be checked anywhere
 //! else), and a question left unanswered for [`ACCOUNT_ASK_TIMEOUT_MS`] is
-//! answered the same way. A save to a home host that is away waits in the
-//! bridge's bounded queue and its resend buffer.
+//! answered the same way. A save to a home host that is away (or while
+//! Redis is) waits on the shard, the newest per player, until it can go
+//! (`Router::flush_saves`): saves are never dropped.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -303,13 +303,25 @@ impl Shard {
 
     /// The account is ours: its body enters its last room with what it carried.
     fn spawn_account(&mut self, sid: SessionId, record: AccountRecord) {
-        let room = match self.world.room_index(&record.room) {
+        let mut room = match self.world.room_index(&record.room) {
             Some(room) => room,
             None => {
                 tracing::warn!(room = %record.room, "login: saved room not in the world; using the start room");
                 self.world.start
             }
         };
+        // Saved in another host's land, and that host is down (or Redis
+        // is): the body would wait there for nobody. It wakes at this
+        // host's start with what it carried, and is told after its welcome.
+        if !self.reachable(self.placement.owner(room).host) {
+            tracing::info!(room = %record.room, "login: the saved room's host cannot be reached; using the start room");
+            room = self.world.start;
+            self.welcome_notes.insert(
+                sid,
+                "The land you were in when you left is kept by a host that cannot be reached \
+                 now. You wake up at the start, with what you carried.",
+            );
+        }
         let name = record.name.into_boxed_str();
         self.spawn_body(sid, name, room, record.inventory, true);
     }

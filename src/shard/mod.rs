@@ -126,6 +126,8 @@ pub struct Shard {
     transfers: HashMap<SessionId, handoff::Transfer>,
     /// Account questions asked of other hosts, waiting for their answers.
     asks: home::Asks,
+    /// A system line for a login to see right after its welcome.
+    welcome_notes: HashMap<SessionId, &'static str>,
     /// Whether this shard's players standing in other hosts' land were told
     /// that the bridge is down (and are to be told when it is back).
     link_down_told: bool,
@@ -186,6 +188,7 @@ impl Shard {
             in_doubt: HashMap::new(),
             transfers: HashMap::new(),
             asks: home::Asks::default(),
+            welcome_notes: HashMap::new(),
             link_down_told: false,
         }
     }
@@ -368,6 +371,7 @@ impl Shard {
         stats.inbox_depth = self.router.inbox_depth(self.id) as u64;
         stats.inbox_parked = self.router.parked_len() as u64;
         stats.inbox_full_total = self.router.inbox_full_total;
+        stats.saves_waiting = self.router.saves_waiting() as u64;
         stats
     }
 }

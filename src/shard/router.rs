@@ -11,8 +11,18 @@
 //! room: the shard calls it after each inbox batch, and its retry task
 //! (`run.rs`) while anything is parked. Parked messages are the overflow of
 //! the inboxes' bound: never dropped, and counted in `/metrics`.
+//!
+//! Messages to other hosts go to the bridge's bounded queue, which drops
+//! what does not fit while Redis is away (counted). Saves of players whose
+//! home is another host are never dropped (issue 10): one that cannot go now
+//! (the bridge is down, that host is not live, or the queue is full) waits
+//! here, the newest per player, and goes as soon as it can; anything else
+//! for that host waits until those saves have gone, so that a save never
+//! arrives after what followed it (a hand-off of the body, or the go-ahead
+//! of a takeover that reads the account next).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -21,6 +31,7 @@ use super::msg::Msg;
 use super::remote;
 use super::SessionId;
 use crate::bridge::{Outbound, Outbox};
+use crate::game::wire::{Addressed, Dest, PeerMsg};
 
 /// Sends messages from one shard to any shard, itself included.
 pub struct Router {
@@ -46,6 +57,12 @@ pub struct Router {
     /// the ticket its answer is to carry back (`Msg::Cmd::ticket`), with
     /// when it came. Empty on a host that runs alone.
     owed: HashMap<SessionId, (u32, Instant)>,
+    /// Saves for other hosts that could not go yet, the newest per player
+    /// (by name key), with their destination.
+    saves: HashMap<Box<str>, (super::ShardAddr, Box<str>, Vec<String>)>,
+    /// Per host number: whether its heartbeat is live (from the bridge's
+    /// news of peers, `set_hosts_live`).
+    hosts_live: Vec<bool>,
 }
 
 impl Router {
@@ -63,6 +80,8 @@ impl Router {
             bridge: None,
             sent_to_hosts: 0,
             owed: HashMap::new(),
+            saves: HashMap::new(),
+            hosts_live: Vec::new(),
         }
     }
 
@@ -246,12 +265,37 @@ impl Router {
             self.post(to.shard, msg);
             return true;
         }
-        let Some(bridge) = &self.bridge else {
+        if self.bridge.is_none() {
             tracing::error!(
                 host = to.host,
                 kind = msg.kind(),
                 "router: no bridge to another host"
             );
+            return false;
+        }
+        if let Msg::SavePlayer {
+            key,
+            room,
+            inventory,
+        } = msg
+        {
+            self.saves.insert(key, (to, room, inventory));
+            self.flush_saves();
+            return true;
+        }
+        if !self.saves.is_empty()
+            && self.flush_saves() > 0
+            && self.saves.values().any(|(dest, ..)| dest.host == to.host)
+        {
+            // Saves for that host still wait (the queue is full, or the host
+            // is away): this message would overtake them. It is lost as the
+            // full queue would have lost it, and counted.
+            if let Some(bridge) = &self.bridge {
+                bridge.stats().dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return false;
+        }
+        let Some(bridge) = &self.bridge else {
             return false;
         };
         match remote::to_peer(msg, to.shard) {
@@ -267,6 +311,89 @@ impl Router {
                 false
             }
         }
+    }
+
+    /// Whether a message to `host` can be expected to arrive now: the
+    /// bridge is up and that host's heartbeat is live.
+    fn can_reach(&self, host: u16) -> bool {
+        self.bridge.as_ref().is_some_and(Outbox::is_up)
+            && self
+                .hosts_live
+                .get(usize::from(host))
+                .copied()
+                .unwrap_or(false)
+    }
+
+    /// Which other hosts are live (their heartbeats), by host number.
+    pub fn set_hosts_live(&mut self, live: impl Iterator<Item = u16>) {
+        self.hosts_live.iter_mut().for_each(|l| *l = false);
+        for host in live {
+            let i = usize::from(host);
+            if self.hosts_live.len() <= i {
+                self.hosts_live.resize(i + 1, false);
+            }
+            self.hosts_live[i] = true;
+        }
+    }
+
+    /// Sends the saves that wait, to the hosts that can be reached now, as
+    /// far as the bridge's queue takes them. Returns how many still wait.
+    pub fn flush_saves(&mut self) -> usize {
+        if self.saves.is_empty() {
+            return 0;
+        }
+        let Some(bridge) = &self.bridge else {
+            return self.saves.len();
+        };
+        let ready: Vec<Box<str>> = self
+            .saves
+            .iter()
+            .filter(|(_, (to, ..))| self.can_reach(to.host))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in ready {
+            let Some((to, room, inventory)) = self.saves.remove(&key) else {
+                continue;
+            };
+            let out = Outbound::To {
+                host: to.host,
+                msg: Addressed {
+                    to: Dest::Shard(to.shard),
+                    msg: PeerMsg::SavePlayer {
+                        key,
+                        room,
+                        inventory,
+                    },
+                },
+            };
+            match bridge.try_send(out) {
+                Ok(()) => self.sent_to_hosts += 1,
+                Err(Outbound::To {
+                    msg:
+                        Addressed {
+                            msg:
+                                PeerMsg::SavePlayer {
+                                    key,
+                                    room,
+                                    inventory,
+                                },
+                            ..
+                        },
+                    ..
+                }) => {
+                    // The queue is full: the rest waits for the next turn.
+                    self.saves.insert(key, (to, room, inventory));
+                    break;
+                }
+                Err(_) => unreachable!("try_send gives back what it was given"),
+            }
+        }
+        self.saves.len()
+    }
+
+    /// Saves for other hosts waiting here.
+    pub fn saves_waiting(&self) -> usize {
+        self.saves.len()
     }
 }
 

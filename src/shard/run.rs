@@ -68,6 +68,7 @@ where
         .then(|| glommio::spawn_local(every(shard.clone(), roster_ms, |sh| sh.send_roster())));
     let remote_task = bridged.then(|| {
         glommio::spawn_local(every(shard.clone(), REMOTE_CHECK_MS, |sh| {
+            sh.router.flush_saves();
             sh.expire_remote_waits();
             sh.sweep_transfers();
             sh.drain_local();
@@ -83,6 +84,17 @@ where
         && started.elapsed() < Duration::from_millis(SHUTDOWN_GRACE_MS)
     {
         Timer::new(Duration::from_millis(10)).await;
+    }
+    // The last saves of players whose home is another host (the sessions'
+    // own, made as they closed) go to the bridge, which sends what it holds
+    // before it stops; those whose host cannot be reached now are lost.
+    let waiting = shard.borrow_mut().router.flush_saves();
+    if waiting > 0 {
+        tracing::warn!(
+            shard = shard.borrow().id,
+            waiting,
+            "stopped with saves of players whose home host cannot be reached"
+        );
     }
     sweep_task.cancel().await;
     if let Some(task) = tick_task {

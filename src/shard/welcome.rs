@@ -102,6 +102,7 @@ impl Shard {
             return;
         };
         if session.phase == Phase::Zombie {
+            self.welcome_notes.remove(&sid);
             return self.bury(sid);
         }
         let token = if session.account {
@@ -144,6 +145,9 @@ impl Shard {
         session.phase = Phase::Playing;
         self.players += 1;
         self.deliver(sid, welcome);
+        if let Some(note) = self.welcome_notes.remove(&sid) {
+            self.deliver(sid, encode::event("system", "", "", note));
+        }
         self.complete(sid);
     }
 }
