@@ -30,7 +30,9 @@
 #
 # --throughput climbs past the latency ladder's top ([throughput] of the
 # scenario file: the same rooms, more says per talker; mudshard's per-session
-# command limit is raised to match the baseline, which has none).
+# command limit is raised to match the baseline, which has none). Its ladder
+# starts below the baseline's highest held rate, so that the throughput
+# target's ratio comes from one run.
 #
 # `scripts/bench.sh --only cluster` runs this.
 set -euo pipefail
@@ -412,6 +414,7 @@ w(f"A step whose measured window had more than {STEAL_RETRY_PCT:g}% of the machi
 w("| server | says/s | cross-host deliveries/s | missing | cross-host p50 / p99 / max (ms) | same-host p99 (ms) | held | server CPU µs/msg | Redis CPU µs per cross-host delivery | messages per PUBLISH | Redis PUBLISH calls | steal (%) |")
 w("|---|---|---|---|---|---|---|---|---|---|---|---|")
 best = {}
+best_step = {}  # says/s of each server's highest held step
 for kind, rate, r, rc, rticks, rpub, pubs, msgs, first_steal in rows:
     if r is None:
         w(f"| {kind} | {rate} | — | — | — | — | no (loadgen exit {rc}) | — | — | — | — | — |"); continue
@@ -426,6 +429,7 @@ for kind, rate, r, rc, rticks, rpub, pubs, msgs, first_steal in rows:
     h = held(r)
     if h:
         best[kind] = max(best.get(kind, 0), per_s)
+        best_step[kind] = max(best_step.get(kind, 0), rate)
     w(f"| {kind} | {rate} | {per_s:,.0f} | {c['missing']} | {x['p50_us']/1000:.2f} / {x['p99_us']/1000:.2f} / {x['max_us']/1000:.2f} | "
       f"{s['p99_us']/1000:.2f} | {'yes' if h else 'no'} | {cpu if cpu is None else f'{cpu:.1f}'} | {redis_us:.2f} | {batching} | {rpub:,} | "
       f"{steal_cell(r, first_steal)} |")
@@ -449,9 +453,24 @@ if floors:
 if mode == "throughput":
     bm, bb = best.get("mudshard", 0), best.get("baseline", 0)
     w("## Highest held\n")
-    w(f"Highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms in this run: mudshard {bm:,.0f}/s, "
-      f"baseline {bb:,.0f}/s. This run only extends the ladder of the `[full]` run (where the issue's "
-      "targets are judged): compare with the baseline's highest held rate there, measured in the same sitting.\n")
+    top = max((rate for k, rate, *_ in rows), default=0)
+    def held_cell(kind, b):
+        if not b:
+            return "none held"
+        return f"{b:,.0f}/s" + (" (the ladder's top: it may hold more)" if best_step.get(kind, 0) >= top else "")
+    w(f"Highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms in this run: mudshard {held_cell('mudshard', bm)}, "
+      f"baseline {held_cell('baseline', bb)}. Each server climbs until its first step not held.\n")
+    w("| target | mudshard | baseline | reached |")
+    w("|---|---|---|---|")
+    if bb:
+        ratio = bm / bb
+        more = "at least " if best_step.get("mudshard", 0) >= top else ""
+        w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× the baseline's | {bm:,.0f}/s | {bb:,.0f}/s | "
+          f"{more}{ratio:.2f}× — {'reached' if ratio >= 4 else 'not reached'} |")
+    else:
+        w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× the baseline's | {bm:,.0f}/s | none held | "
+          "— (the ladder starts above the baseline's highest held rate: no ratio from this run) |")
+    w("")
     finish()
 w("## Targets (issue 10)\n")
 w("| target | mudshard | baseline | reached |")
@@ -481,10 +500,15 @@ if mr:
         w(f"| (for scale) cross-host p99 against the path's floor run just before the step | "
           f"{against(p99, fp)} | {against(bp99, fb)} | — |")
 bm, bb = best.get("mudshard", 0), best.get("baseline", 0)
-ratio = bm / bb if bb else float("inf") if bm else 0
-w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× the baseline's | {bm:,.0f}/s | {bb:,.0f}/s | "
-  f"{ratio:.2f}× — {'reached' if ratio >= 4 else 'not reached'} |")
 top = max((rate for k, rate, *_ in rows), default=0)
+ratio = bm / bb if bb else float("inf") if bm else 0
+if not bb:
+    verdict = "— (the baseline held no step: no ratio from this run)"
+elif best_step.get("baseline", 0) >= top:
+    verdict = "— (the baseline held the ladder's top too: no ratio from this run; `--throughput` climbs further)"
+else:
+    verdict = f"{'at least ' if best_step.get('mudshard', 0) >= top else ''}{ratio:.2f}× — {'reached' if ratio >= 4 else 'not reached'}"
+w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× the baseline's | {bm:,.0f}/s | {bb:,.0f}/s | {verdict} |")
 w(f"\nThe ladder stops at {top} says/s (the scenario's top step); a server that held the top step may hold more.\n")
 mixed = []
 for line in open(mixed_result):
