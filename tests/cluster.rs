@@ -691,6 +691,44 @@ fn a_dead_host_leaves_who_and_its_names_are_free() {
     assert_eq!(r["ok"], false, "{r}");
 }
 
+/// A host stopped cleanly (SIGTERM) takes its heartbeat key away as it
+/// goes: the others count it gone at their next heartbeat, and recall their
+/// players from its land, long before the key would have expired.
+#[test]
+fn a_host_that_stops_cleanly_is_counted_gone_at_once_not_when_its_heartbeat_expires() {
+    let redis = RedisProc::start();
+    let url = redis.url();
+    let mut cl = cluster_tuned(redis, &url, &|m| {
+        m.replace("host_ttl_ms = 1500", "host_ttl_ms = 30000")
+    });
+    let mut vis = Client::guest(cl.a.addr, Some("vis"));
+    assert_eq!(until_ok(&mut vis, "goto caves:mouth", 5)["ok"], true);
+    assert!(cl.b.terminate().success());
+    let stopped = Instant::now();
+    let deadline = stopped + Duration::from_secs(5);
+    loop {
+        let h = health(&cl.a);
+        if h["bridge"]["hosts"]
+            .as_array()
+            .is_some_and(|v| v.is_empty())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b still counted live {:?} after it stopped (its key lives 30 s): {h}",
+            stopped.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    vis.event("system", "gone");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while vis.cmd("look")["room"]["id"] != "town:square" {
+        assert!(Instant::now() < deadline, "not recalled to the start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs the binary on a map that is `extra` over the default one; its
 /// stderr, having checked it failed.
 fn refused(extra: &str, args: &[&str]) -> String {
@@ -947,8 +985,10 @@ fn cluster_slow_to_hear() -> (Cluster, WedgeProxy) {
 
 /// Restarts b on its file, and from then on slows what reaches a by 2.5 s:
 /// b's answers to what a sends it now come after a heard of b's new run.
+/// b crashes (a clean stop would take its heartbeat key away, and a could
+/// count it gone before its new run's first heartbeat).
 fn restart_b_and_slow_its_answers(cl: &mut Cluster, proxy: &WedgeProxy) {
-    assert!(cl.b.terminate().success());
+    cl.b.kill9();
     let map = cl.dirs.1.path().join("map.toml");
     cl.b = ServerProc::start_in_existing(&map, &["--shards", "2"]);
     wait_bridged(&cl.b, "a", 10);
@@ -1190,6 +1230,7 @@ fn saves_made_while_redis_is_down_reach_the_home_host_when_it_is_back() {
     // Plays on a, in a's land; the account is kept in b's file.
     let name = name_homed_on("Sage", 1);
     let mut p = Client::register(cl.a.addr, &name, "correct horse");
+    let mut crier = Client::guest(cl.a.addr, Some("crier"));
     cl.redis.kill9();
     let deadline = Instant::now() + Duration::from_secs(5);
     while health(&cl.a)["bridge"]["state"] != "down" {
@@ -1205,33 +1246,49 @@ fn saves_made_while_redis_is_down_reach_the_home_host_when_it_is_back() {
     assert_eq!(p.cmd("north")["ok"], true);
     // Only the last save holds the map.
     assert_eq!(p.cmd("get map")["ok"], true);
-    // Let a's shards reach the queue with their rosters too, then look:
-    // the queue toward Redis overflowed and dropped (counted), and the
-    // saves wait on a.
-    std::thread::sleep(Duration::from_millis(600));
+    // Shouts go to every host through the queue: it overflows and drops
+    // (counted), and the saves wait on a.
+    for _ in 0..8 {
+        assert_eq!(crier.cmd("shout anyone there?")["ok"], true);
+    }
     let (_, metrics) = cl.a.http_get("/metrics");
     assert!(
         common::metric_sum(&metrics, "mudshard_bridge_dropped_total") > 0,
         "the queue never overflowed: {metrics}"
     );
     assert!(
-        common::metric_sum(&metrics, "mudshard_cross_host_saves_waiting") > 0,
+        common::metric_sum(&metrics, "mudshard_bridge_saves_waiting") > 0,
         "no save waits for b: {metrics}"
     );
 
+    let (_, metrics) = cl.b.http_get("/metrics");
+    let b_writes = common::metric_sum(&metrics, "mudshard_store_batch_writes_total");
     cl.redis.restart();
     wait_bridged(&cl.a, "b", 10);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, metrics) = cl.a.http_get("/metrics");
-        if common::metric_sum(&metrics, "mudshard_cross_host_saves_waiting") == 0 {
+        if common::metric_sum(&metrics, "mudshard_bridge_saves_waiting") == 0 {
             break;
         }
         assert!(Instant::now() < deadline, "the saves never went: {metrics}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // In the bridge's queue now: published within milliseconds.
-    std::thread::sleep(Duration::from_millis(500));
+    // On their way now (b may have resubscribed after their publish and
+    // missed it, which a's heartbeat-borne acknowledgements find and
+    // repair): wait until b's store has committed a write.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = cl.b.http_get("/metrics");
+        if common::metric_sum(&metrics, "mudshard_store_batch_writes_total") > b_writes {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b never wrote the save: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // a dies without a word (no quit, no last save): b's file alone says
     // where the player was and what they held.
     cl.a.kill9();

@@ -22,6 +22,7 @@
 
 mod link;
 mod publisher;
+pub mod saves;
 mod sequence;
 pub mod stats;
 mod subscriber;
@@ -99,6 +100,9 @@ pub trait Sink: Send + Sync + 'static {
 pub struct Outbox {
     tx: Sender<Outbound>,
     stats: Arc<BridgeStats>,
+    /// Saves for other hosts that could not go yet (`saves`), one list for
+    /// the host's shards.
+    saves: Arc<saves::SavesWaiting>,
     me: u16,
 }
 
@@ -137,6 +141,11 @@ impl Outbox {
 
     pub fn stats(&self) -> &BridgeStats {
         &self.stats
+    }
+
+    /// The host's saves for other hosts that wait to go.
+    pub fn saves(&self) -> &saves::SavesWaiting {
+        &self.saves
     }
 
     /// Messages waiting for the publisher.
@@ -214,6 +223,7 @@ impl Bridge {
             outbox: Outbox {
                 tx,
                 stats,
+                saves: Arc::default(),
                 me: config.me,
             },
             stop,

@@ -140,6 +140,10 @@ pub fn run(
                 .ignore();
             pipe.cmd("MGET").arg(peers.keys());
         }
+        stats.unacknowledged.store(
+            batches.retained.iter().map(|r| r.kept() as u64).sum(),
+            Ordering::Relaxed,
+        );
         if pipe.is_empty() {
             continue;
         }
@@ -207,17 +211,20 @@ pub fn run(
         }
     }
     // Stopping: the shards have stopped, and what they sent last (departures,
-    // acknowledgements of saves) goes out in one last round trip.
+    // their players' last saves) goes out in one last round trip, with the
+    // heartbeat key taken away, so that the other hosts count this one gone
+    // at their next heartbeat rather than when the key would have expired.
     if let Some(c) = con.as_mut() {
         while let Ok(out) = rx.try_recv() {
             take(out, &mut batches, &mut rosters);
         }
         let mut pipe = redis::pipe();
         let messages = batches.flush_into(&mut pipe);
-        if messages > 0 {
-            if let Err(e) = pipe.query::<()>(c) {
-                tracing::warn!(error = %e, lost = messages, "bridge: the last publish failed");
-            }
+        pipe.cmd("DEL")
+            .arg(heartbeat_key(&config.hosts[usize::from(config.me)]))
+            .ignore();
+        if let Err(e) = pipe.query::<()>(c) {
+            tracing::warn!(error = %e, lost = messages, "bridge: the last round trip failed");
         }
     }
     stats.publisher_up.store(false, Ordering::Relaxed);

@@ -163,6 +163,11 @@ struct Sent {
 }
 
 impl Retained {
+    /// Envelopes kept, not yet acknowledged.
+    pub fn kept(&self) -> usize {
+        self.sent.len()
+    }
+
     pub fn keep(&mut self, seq: u64, bytes: bytes::Bytes, now: Instant) {
         self.bytes += bytes.len();
         self.sent.push_back(Sent {

@@ -78,6 +78,9 @@ pub struct BridgeStats {
     /// Envelopes given up on: skipped by this host's receiver after a gap
     /// nobody filled, or let go unacknowledged by its sender's bounds.
     pub lost: AtomicU64,
+    /// Envelopes published and not yet acknowledged by their receivers
+    /// (kept to be sent again).
+    pub unacknowledged: AtomicU64,
     /// What this host's subscriber has received in order, as its heartbeat
     /// carries it (`sequence::Receipts::render`).
     pub acks: Mutex<String>,

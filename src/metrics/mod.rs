@@ -89,7 +89,7 @@ type Series = (
 /// queue, batches, flush latency and errors, process figures.
 pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [Series; 28] = [
+    let counters: [Series; 27] = [
         (
             "mudshard_connections",
             "gauge",
@@ -241,12 +241,6 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             |s| s.inbox_parked,
         ),
         (
-            "mudshard_cross_host_saves_waiting",
-            "gauge",
-            "Saves of players whose home is another host, waiting on this shard until they can go (the bridge is down, that host is not live, or the bridge's queue is full); never dropped.",
-            |s| s.saves_waiting,
-        ),
-        (
             "mudshard_inbox_full_total",
             "counter",
             "Times this shard found another shard's inbox full and parked.",
@@ -313,7 +307,7 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
 
 /// The bridge's figures: one series each, for the host.
 fn bridge(out: &mut String, b: &BridgeFacts) {
-    let series: [(&str, &str, &str, u64); 14] = [
+    let series: [(&str, &str, &str, u64); 18] = [
         (
             "mudshard_bridge_state",
             "gauge",
@@ -397,6 +391,30 @@ fn bridge(out: &mut String, b: &BridgeFacts) {
             "gauge",
             "Messages waiting for the publisher.",
             b.queue_depth,
+        ),
+        (
+            "mudshard_bridge_saves_waiting",
+            "gauge",
+            "Saves of players whose home is another host, waiting on this host until they can go (the bridge is down, that host is not live, or the queue is full); never dropped.",
+            b.saves_waiting,
+        ),
+        (
+            "mudshard_bridge_unacknowledged",
+            "gauge",
+            "Envelopes published and not yet acknowledged by the host they went to (kept, to be sent again).",
+            b.unacknowledged,
+        ),
+        (
+            "mudshard_bridge_resent_total",
+            "counter",
+            "Envelopes published again because the host they went to had not acknowledged them.",
+            b.resent,
+        ),
+        (
+            "mudshard_bridge_lost_total",
+            "counter",
+            "Envelopes given up on: skipped after a gap nobody filled, or let go unacknowledged past the bounds of what is kept.",
+            b.lost,
         ),
     ];
     for (name, kind, help, v) in series {

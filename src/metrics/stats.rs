@@ -96,8 +96,6 @@ pub struct ShardStats {
     pub inbox_parked: u64,
     /// Times this shard found another shard's inbox full.
     pub inbox_full_total: u64,
-    /// Saves of players whose home is another host, waiting for it.
-    pub saves_waiting: u64,
     pub command_latency: LatencySummary,
     pub hop_latency: LatencySummary,
 }
@@ -174,6 +172,11 @@ pub struct BridgeFacts {
     pub reborn: u64,
     pub dropped: u64,
     pub queue_depth: u64,
+    pub resent: u64,
+    pub lost: u64,
+    pub unacknowledged: u64,
+    /// Saves of players whose home is another host, waiting to go.
+    pub saves_waiting: u64,
     /// Probe round trips through Redis: count, p50, p99, max (µs).
     pub hop_us: (u64, u64, u64, u64),
 }

@@ -536,6 +536,10 @@ impl Shard {
             reborn: n(&s.reborn),
             dropped: n(&s.dropped),
             queue_depth: bridge.queue_depth() as u64,
+            resent: n(&s.resent),
+            lost: n(&s.lost),
+            unacknowledged: n(&s.unacknowledged),
+            saves_waiting: bridge.saves().len() as u64,
             hop_us: s.hop_summary(),
         })
     }

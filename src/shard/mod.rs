@@ -371,7 +371,6 @@ impl Shard {
         stats.inbox_depth = self.router.inbox_depth(self.id) as u64;
         stats.inbox_parked = self.router.parked_len() as u64;
         stats.inbox_full_total = self.router.inbox_full_total;
-        stats.saves_waiting = self.router.saves_waiting() as u64;
         stats
     }
 }

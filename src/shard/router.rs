@@ -30,6 +30,7 @@ use super::mailbox::Mailbox;
 use super::msg::Msg;
 use super::remote;
 use super::SessionId;
+use crate::bridge::saves::WaitingSave;
 use crate::bridge::{Outbound, Outbox};
 use crate::game::wire::{Addressed, Dest, PeerMsg};
 
@@ -57,9 +58,6 @@ pub struct Router {
     /// the ticket its answer is to carry back (`Msg::Cmd::ticket`), with
     /// when it came. Empty on a host that runs alone.
     owed: HashMap<SessionId, (u32, Instant)>,
-    /// Saves for other hosts that could not go yet, the newest per player
-    /// (by name key), with their destination.
-    saves: HashMap<Box<str>, (super::ShardAddr, Box<str>, Vec<String>)>,
     /// Per host number: whether its heartbeat is live (from the bridge's
     /// news of peers, `set_hosts_live`).
     hosts_live: Vec<bool>,
@@ -80,7 +78,6 @@ impl Router {
             bridge: None,
             sent_to_hosts: 0,
             owed: HashMap::new(),
-            saves: HashMap::new(),
             hosts_live: Vec::new(),
         }
     }
@@ -279,13 +276,32 @@ impl Router {
             inventory,
         } = msg
         {
-            self.saves.insert(key, (to, room, inventory));
-            self.flush_saves();
+            let save = WaitingSave {
+                to,
+                at_ns: crate::store::monotonic_ns(),
+                room,
+                inventory,
+            };
+            let waiting = self.bridge.as_ref().map(|b| b.saves());
+            if waiting.is_some_and(|w| w.is_empty()) && self.can_reach(to.host) {
+                if let Err((key, save)) = self.send_save(key, save) {
+                    self.put_save(key, save);
+                }
+            } else {
+                self.put_save(key, save);
+                self.flush_saves();
+            }
             return true;
         }
-        if !self.saves.is_empty()
+        if self
+            .bridge
+            .as_ref()
+            .is_some_and(|b| b.saves().any_for(to.host))
             && self.flush_saves() > 0
-            && self.saves.values().any(|(dest, ..)| dest.host == to.host)
+            && self
+                .bridge
+                .as_ref()
+                .is_some_and(|b| b.saves().any_for(to.host))
         {
             // Saves for that host still wait (the queue is full, or the host
             // is away): this message would overtake them. It is lost as the
@@ -339,61 +355,96 @@ impl Router {
     /// Sends the saves that wait, to the hosts that can be reached now, as
     /// far as the bridge's queue takes them. Returns how many still wait.
     pub fn flush_saves(&mut self) -> usize {
-        if self.saves.is_empty() {
+        let Some(bridge) = &self.bridge else {
+            return 0;
+        };
+        if bridge.saves().is_empty() {
             return 0;
         }
-        let Some(bridge) = &self.bridge else {
-            return self.saves.len();
-        };
-        let ready: Vec<Box<str>> = self
-            .saves
-            .iter()
-            .filter(|(_, (to, ..))| self.can_reach(to.host))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in ready {
-            let Some((to, room, inventory)) = self.saves.remove(&key) else {
-                continue;
-            };
-            let out = Outbound::To {
-                host: to.host,
-                msg: Addressed {
-                    to: Dest::Shard(to.shard),
-                    msg: PeerMsg::SavePlayer {
-                        key,
-                        room,
-                        inventory,
-                    },
-                },
-            };
-            match bridge.try_send(out) {
-                Ok(()) => self.sent_to_hosts += 1,
-                Err(Outbound::To {
-                    msg:
-                        Addressed {
-                            msg:
-                                PeerMsg::SavePlayer {
-                                    key,
-                                    room,
-                                    inventory,
-                                },
-                            ..
-                        },
-                    ..
-                }) => {
-                    // The queue is full: the rest waits for the next turn.
-                    self.saves.insert(key, (to, room, inventory));
-                    break;
-                }
-                Err(_) => unreachable!("try_send gives back what it was given"),
-            }
-        }
-        self.saves.len()
+        let mut sent = 0;
+        let left = bridge.saves().drain(
+            |host| self.can_reach(host),
+            |key, save| {
+                let r = Self::try_send_save(bridge, key, save);
+                sent += u64::from(r.is_ok());
+                r
+            },
+        );
+        self.sent_to_hosts += sent;
+        left
     }
 
-    /// Saves for other hosts waiting here.
-    pub fn saves_waiting(&self) -> usize {
-        self.saves.len()
+    fn put_save(&self, key: Box<str>, save: WaitingSave) {
+        if let Some(bridge) = &self.bridge {
+            bridge.saves().put(key, save);
+        }
+    }
+
+    fn send_save(
+        &mut self,
+        key: Box<str>,
+        save: WaitingSave,
+    ) -> Result<(), (Box<str>, WaitingSave)> {
+        let Some(bridge) = &self.bridge else {
+            return Ok(());
+        };
+        Self::try_send_save(bridge, key, save)?;
+        self.sent_to_hosts += 1;
+        Ok(())
+    }
+
+    /// Into the bridge's queue, or back when it is full.
+    fn try_send_save(
+        bridge: &Outbox,
+        key: Box<str>,
+        save: WaitingSave,
+    ) -> Result<(), (Box<str>, WaitingSave)> {
+        let WaitingSave {
+            to,
+            at_ns,
+            room,
+            inventory,
+        } = save;
+        let out = Outbound::To {
+            host: to.host,
+            msg: Addressed {
+                to: Dest::Shard(to.shard),
+                msg: PeerMsg::SavePlayer {
+                    key,
+                    room,
+                    inventory,
+                },
+            },
+        };
+        match bridge.try_send(out) {
+            Ok(()) => Ok(()),
+            Err(Outbound::To {
+                msg:
+                    Addressed {
+                        msg:
+                            PeerMsg::SavePlayer {
+                                key,
+                                room,
+                                inventory,
+                            },
+                        ..
+                    },
+                ..
+            }) => Err((
+                key,
+                WaitingSave {
+                    to,
+                    at_ns,
+                    room,
+                    inventory,
+                },
+            )),
+            Err(_) => {
+                // try_send gives back what it was given: never here.
+                tracing::error!("router: the bridge gave back another message than a save");
+                Ok(())
+            }
+        }
     }
 }
 

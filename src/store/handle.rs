@@ -252,7 +252,7 @@ impl Drop for StoreHandle {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every thread of the host.
-fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

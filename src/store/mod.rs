@@ -42,7 +42,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 
 pub use error::{RegisterError, StoreError};
-pub use handle::StoreHandle;
+pub use handle::{monotonic_ns, StoreHandle};
 pub use metrics::StoreMetrics;
 pub use request::{AccountRecord, Reply};
 
