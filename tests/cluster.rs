@@ -79,6 +79,25 @@ fn wait_bridged(server: &ServerProc, other: &str, secs: u64) {
     }
 }
 
+/// Waits (at most `secs`) until `server` no longer counts host `gone` live.
+fn wait_counted_gone(server: &ServerProc, gone: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let h = health(server);
+        let sees = h["bridge"]["hosts"]
+            .as_array()
+            .is_some_and(|hs| hs.iter().any(|x| x == gone));
+        if !sees {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{gone} still counted live after {secs} s: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn cluster() -> Cluster {
     let redis = RedisProc::start();
     let url = redis.url();
@@ -673,18 +692,7 @@ fn a_dead_host_leaves_who_and_its_names_are_free() {
     let _bob = Client::guest(cl.b.addr, Some("bob"));
     cl.b.kill9();
     // Its heartbeat expires after host_ttl_ms (1.5 s here).
-    let deadline = Instant::now() + Duration::from_secs(8);
-    loop {
-        let h = health(&cl.a);
-        if h["bridge"]["hosts"]
-            .as_array()
-            .is_some_and(|v| v.is_empty())
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "b still live: {h}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_counted_gone(&cl.a, "b", 8);
     let who = amy.cmd("who");
     assert!(!who["text"].as_str().unwrap_or("").contains("bob"), "{who}");
     let r = amy.cmd("tell bob hello");
@@ -704,23 +712,8 @@ fn a_host_that_stops_cleanly_is_counted_gone_at_once_not_when_its_heartbeat_expi
     let mut vis = Client::guest(cl.a.addr, Some("vis"));
     assert_eq!(until_ok(&mut vis, "goto caves:mouth", 5)["ok"], true);
     assert!(cl.b.terminate().success());
-    let stopped = Instant::now();
-    let deadline = stopped + Duration::from_secs(5);
-    loop {
-        let h = health(&cl.a);
-        if h["bridge"]["hosts"]
-            .as_array()
-            .is_some_and(|v| v.is_empty())
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "b still counted live {:?} after it stopped (its key lives 30 s): {h}",
-            stopped.elapsed()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Its key would live 30 s.
+    wait_counted_gone(&cl.a, "b", 5);
     vis.event("system", "gone");
     let deadline = Instant::now() + Duration::from_secs(5);
     while vis.cmd("look")["room"]["id"] != "town:square" {
@@ -1134,14 +1127,7 @@ fn a_login_whose_home_host_is_down_is_refused_at_once() {
     assert_eq!(p.cmd("quit")["ok"], true);
     p.expect_close();
     cl.b.kill9();
-    let deadline = Instant::now() + Duration::from_secs(8);
-    while health(&cl.a)["bridge"]["hosts"]
-        .as_array()
-        .is_some_and(|h| !h.is_empty())
-    {
-        assert!(Instant::now() < deadline, "b still live");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_counted_gone(&cl.a, "b", 8);
     let mut c = Client::connect(cl.a.addr);
     let asked = Instant::now();
     let refusal = c
@@ -1294,14 +1280,7 @@ fn saves_made_while_redis_is_down_reach_the_home_host_when_it_is_back() {
     cl.a.kill9();
     drop(p);
     // The name is held by a's session until b counts a dead.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while health(&cl.b)["bridge"]["hosts"]
-        .as_array()
-        .is_some_and(|hs| hs.iter().any(|x| x == "a"))
-    {
-        assert!(Instant::now() < deadline, "b never counted a dead");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_counted_gone(&cl.b, "a", 10);
     // The saved room is in a's land, and a is dead: the player wakes at
     // b's start, told why, with what the newest save says they carried.
     let mut back = Client::login(cl.b.addr, &name, "correct horse");
