@@ -506,6 +506,9 @@ if not bb:
     verdict = "— (the baseline held no step: no ratio from this run)"
 elif best_step.get("baseline", 0) >= top:
     verdict = "— (the baseline held the ladder's top too: no ratio from this run; `--throughput` climbs further)"
+elif best_step.get("mudshard", 0) >= top and ratio < 4:
+    verdict = (f"at least {ratio:.2f}× — not shown by this ladder (mudshard held its top; "
+               "`--throughput` climbs further)")
 else:
     verdict = f"{'at least ' if best_step.get('mudshard', 0) >= top else ''}{ratio:.2f}× — {'reached' if ratio >= 4 else 'not reached'}"
 w(f"| highest cross-host delivery rate held with p99 ≤ {p99_max:g} ms ≥ 4× the baseline's | {bm:,.0f}/s | {bb:,.0f}/s | {verdict} |")
