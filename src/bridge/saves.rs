@@ -9,9 +9,9 @@
 //! The shards put a save here when it cannot go now (the bridge is down,
 //! its home host is not live, or the queue is full), and while anything for
 //! that host waits here, every later save for it too, so that saves leave
-//! in the order they were made. [`Router`](crate::shard::router::Router)
-//! moves them on as soon as they can go, and holds other messages for that
-//! host back until they have.
+//! in the order they were made. The shards' routers move them on as soon
+//! as they can go, and hold other messages for that host back until they
+//! have.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

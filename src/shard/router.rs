@@ -16,10 +16,11 @@
 //! what does not fit while Redis is away (counted). Saves of players whose
 //! home is another host are never dropped (issue 10): one that cannot go now
 //! (the bridge is down, that host is not live, or the queue is full) waits
-//! here, the newest per player, and goes as soon as it can; anything else
-//! for that host waits until those saves have gone, so that a save never
-//! arrives after what followed it (a hand-off of the body, or the go-ahead
-//! of a takeover that reads the account next).
+//! with the host's other waiting saves (`bridge::saves`, one list for all
+//! its shards), the newest per player, and goes as soon as it can; anything
+//! else for that host waits until those saves have gone, so that a save
+//! never arrives after what followed it (a hand-off of the body, or the
+//! go-ahead of a takeover that reads the account next).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
