@@ -958,16 +958,18 @@ fn a_registered_player_lives_on_the_home_host_and_logs_in_on_either() {
     assert_eq!(refusal["code"], "name_taken", "{refusal}");
 }
 
-/// Sends `signal` (`STOP`, `CONT`) to `server`'s process.
 /// Two hosts, a behind a proxy, that hear of each other's restarts only
-/// every 2 s (their heartbeat), so that what a sends b just after b
-/// restarted reaches b's new run before a knows of it; probes are rare, so
-/// that a slow path home is not taken for a wedged one.
+/// every second (their heartbeat), so that what a sends b just after b
+/// restarted reaches b's new run before a knows of it; probes are rare
+/// enough that a slow path home (1.5 s, below) is not taken for a wedged
+/// one. (With a 2 s heartbeat and 2.5 s of delay, an answer asked again
+/// after the restart could take 4.5 s and more under load, against the
+/// login's 5 s: CI once timed out there.)
 fn cluster_slow_to_hear() -> (Cluster, WedgeProxy) {
     let tune = |m: String| {
         m.replace(
             "heartbeat_ms = 200\nhost_ttl_ms = 1500\nprobe_interval_ms = 200",
-            "heartbeat_ms = 2000\nhost_ttl_ms = 6000\nprobe_interval_ms = 10000",
+            "heartbeat_ms = 1000\nhost_ttl_ms = 6000\nprobe_interval_ms = 3000",
         )
     };
     let redis = RedisProc::start();
@@ -976,8 +978,9 @@ fn cluster_slow_to_hear() -> (Cluster, WedgeProxy) {
     (cl, proxy)
 }
 
-/// Restarts b on its file, and from then on slows what reaches a by 2.5 s:
-/// b's answers to what a sends it now come after a heard of b's new run.
+/// Restarts b on its file, and from then on slows what reaches a by 1.5 s,
+/// longer than a heartbeat: b's answers to what a sends it now come after a
+/// heard of b's new run.
 /// b crashes (a clean stop would take its heartbeat key away, and a could
 /// count it gone before its new run's first heartbeat).
 fn restart_b_and_slow_its_answers(cl: &mut Cluster, proxy: &WedgeProxy) {
@@ -985,7 +988,7 @@ fn restart_b_and_slow_its_answers(cl: &mut Cluster, proxy: &WedgeProxy) {
     let map = cl.dirs.1.path().join("map.toml");
     cl.b = ServerProc::start_in_existing(&map, &["--shards", "2"]);
     wait_bridged(&cl.b, "a", 10);
-    proxy.delay_subscribers(Duration::from_millis(2500));
+    proxy.delay_subscribers(Duration::from_millis(1500));
 }
 
 #[test]
@@ -993,7 +996,7 @@ fn a_login_asked_of_a_host_that_restarted_a_moment_ago_is_answered_by_its_new_ru
     // The claim reaches b's new run, which answers it; a hears of the
     // restart before that answer comes. It once gave the claim up then, as
     // lost with the old run, and the login failed `unreachable`.
-    // A guest's name: one question to b, its claim, answered in 2.5 s.
+    // A guest's name: one question to b, its claim, answered in 1.5 s.
     let (mut cl, proxy) = cluster_slow_to_hear();
     let name = name_homed_on("wren", 1);
     restart_b_and_slow_its_answers(&mut cl, &proxy);
