@@ -294,16 +294,7 @@ impl Router {
             }
             return true;
         }
-        if self
-            .bridge
-            .as_ref()
-            .is_some_and(|b| b.saves().any_for(to.host))
-            && self.flush_saves() > 0
-            && self
-                .bridge
-                .as_ref()
-                .is_some_and(|b| b.saves().any_for(to.host))
-        {
+        if self.saves_wait_for(to.host) && self.flush_saves() > 0 && self.saves_wait_for(to.host) {
             // Saves for that host still wait (the queue is full, or the host
             // is away): this message would overtake them. It is lost as the
             // full queue would have lost it, and counted.
@@ -339,6 +330,13 @@ impl Router {
                 .get(usize::from(host))
                 .copied()
                 .unwrap_or(false)
+    }
+
+    /// Whether saves for `host` wait (no lock while none waits at all).
+    fn saves_wait_for(&self, host: u16) -> bool {
+        self.bridge
+            .as_ref()
+            .is_some_and(|b| b.saves().any_for(host))
     }
 
     /// Which other hosts are live (their heartbeats), by host number.
