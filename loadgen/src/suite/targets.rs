@@ -92,9 +92,6 @@ pub struct LadderFigures {
     pub mudshard: Option<f64>,
     pub baseline: Option<f64>,
     pub ratio: LadderRatio,
-    /// The baseline's server CPU per delivered message at its highest held
-    /// step.
-    pub baseline_cpu_us: Option<f64>,
 }
 
 /// Every input of the table.
@@ -112,6 +109,9 @@ pub struct TargetFigures {
     /// chat's players (judged).
     pub floor_single_send: Measured<Operand>,
     pub floor_single_send_chat_shape: Measured<Operand>,
+    /// The single send flat out (on the servers' core with
+    /// --split-cores), msgs/s: the kernel's own ceiling for the ladder.
+    pub floor_single_max: Measured<Operand>,
     pub chat_ladder: Measured<LadderFigures>,
     pub rtt_p99: Measured<Operand>,
     pub floor_spin_p99: Measured<Operand>,
@@ -416,7 +416,6 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         judging,
     );
     out.push(beside(chat, &f.chat_cpu_at_highest, &f.floor_single_send));
-    let ladder_best = ladder_bound(&f.chat_ladder, &f.floor_single_send_chat_shape);
     let split = ladder_line(
         "chat ladder: highest held rate vs baseline, split cores",
         "≥ 2×",
@@ -429,7 +428,12 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         },
         judging,
     );
-    out.push(for_scale(split, &ladder_best));
+    out.push(against_ceiling(
+        split,
+        &f.chat_ladder,
+        &f.floor_single_max,
+        LADDER_RATIO_SPLIT_MIN,
+    ));
     let shared = ladder_line(
         "chat ladder: highest held rate vs baseline, shared cores",
         "≥ 1.5×",
@@ -442,7 +446,12 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         },
         judging,
     );
-    out.push(for_scale(shared, &ladder_best));
+    out.push(against_ceiling(
+        shared,
+        &f.chat_ladder,
+        &f.floor_single_max,
+        LADDER_RATIO_SHARED_MIN,
+    ));
     out.push(ratio_line(
         "rtt: p99",
         "≤ 1.5× `floor --rtt --spin` p99",
@@ -475,42 +484,50 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
     out
 }
 
-/// A ladder line with, for scale, what a server whose every delivery cost
-/// the floor's single send could hold over the baseline. Not a bound, and
-/// never a verdict: a server's delivery can cost less than the floor's
-/// `send` (io_uring submits many at once; a delivery may share a write),
-/// and mudshard's has, in some runs.
-fn for_scale(mut line: TargetLine, best: &Option<(f64, String)>) -> TargetLine {
-    if let Some((ratio, what)) = best {
-        line.measured += &format!(" (for scale, not a bound: {what}: {ratio:.2}×)");
+/// A ladder line against the kernel's own ceiling: the messages a second
+/// one thread sends over loopback, one `send` each, flat out (the floor's
+/// `single-max` run; with --split-cores on the servers' core, so the
+/// sender's CPU is what runs out). At the ladder's rates each connection
+/// gets about one event per 20 ms, so a server writes each delivery with a
+/// send of its own and holds no more than that rate; at it, its core is
+/// full, with no room for its own work or for a latency bound. The line is
+/// out of reach when the target asks the server to hold that much or more;
+/// otherwise the share of the ceiling it asks for, and mudshard's, are
+/// shown beside it.
+fn against_ceiling(
+    mut line: TargetLine,
+    ladder: &Measured<LadderFigures>,
+    ceiling: &Measured<Operand>,
+    min: f64,
+) -> TargetLine {
+    let (Ok(ladder), Ok(ceiling)) = (ladder, ceiling) else {
+        return line;
+    };
+    let Some(baseline) = ladder.baseline.filter(|_| ceiling.value > 0.0) else {
+        return line;
+    };
+    let needed = min * baseline;
+    let share = |rate: f64| 100.0 * rate / ceiling.value;
+    let mut beside = format!(
+        " (the kernel's ceiling, {}: {min}× the baseline's rate is {} msgs/s, {:.0}% of it",
+        ceiling.text,
+        number(needed),
+        share(needed)
+    );
+    if let Some(held) = ladder.mudshard {
+        let _ = write!(beside, "; mudshard held {:.0}%", share(held));
+    }
+    beside.push(')');
+    line.measured += &beside;
+    if needed >= ceiling.value && line.verdict == Verdict::NotReached(None) {
+        line.verdict = Verdict::OutOfReach(format!(
+            "a server that writes each delivery with one send holds at most the kernel's \
+             ceiling, {}, and {min}× the baseline's rate is {:.0}% of it",
+            ceiling.text,
+            share(needed)
+        ));
     }
     line
-}
-
-/// What a server could hold over the baseline on the same CPU if its every
-/// delivery cost the kernel's single send: the baseline's CPU per delivery
-/// at its highest held step over the floor's send in chat's shape. (The
-/// ladder's top is where the CPU runs out: held rates go as CPU per
-/// delivery, inversely.)
-fn ladder_bound(
-    ladder: &Measured<LadderFigures>,
-    floor_send: &Measured<Operand>,
-) -> Option<(f64, String)> {
-    let (Ok(ladder), Ok(floor)) = (ladder, floor_send) else {
-        return None;
-    };
-    let baseline = ladder.baseline_cpu_us?;
-    (floor.value > 0.0).then(|| {
-        (
-            baseline / floor.value,
-            format!(
-                "a server whose every delivery cost the floor's single send, the baseline's \
-                 CPU per delivery at its highest held step, {} µs, / {}",
-                number(baseline),
-                floor.text
-            ),
-        )
-    })
 }
 
 /// The table's inputs, from a finished run; `floor` is the scaling table's
@@ -600,6 +617,18 @@ pub fn figures(
             1.0,
             "µs",
             &chat_shape_what(&results.floor.single_paced_chat_shape),
+            false,
+        ),
+        floor_single_max: floor_operand(
+            &results.floor.single_max,
+            "messages_per_s",
+            1.0,
+            "msgs/s",
+            if results.options.split.is_some() {
+                "one per send, flat out, on the servers' core"
+            } else {
+                "one per send, flat out"
+            },
             false,
         ),
         chat_ladder: chat_ladder(results),
@@ -700,17 +729,10 @@ fn chat_cpu_at_highest(results: &Results<'_>) -> Measured<Operand> {
 
 fn chat_ladder(results: &Results<'_>) -> Measured<LadderFigures> {
     let ladder = results.ladder("chat").ok_or("chat's ladder was not run")?;
-    let baseline_cpu_us = ladder.baseline.as_ref().and_then(|held| {
-        results
-            .step("chat", held.rate, Variant::Baseline)
-            .and_then(|r| r.report.as_ref())
-            .and_then(|r| num(r, "server.cpu_us_per_msg"))
-    });
     Ok(LadderFigures {
         mudshard: ladder.mudshard.as_ref().map(|h| h.delivered_per_s),
         baseline: ladder.baseline.as_ref().map(|h| h.delivered_per_s),
         ratio: ladder.ratio,
-        baseline_cpu_us,
     })
 }
 
@@ -753,12 +775,12 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          A line not reached is marked out of reach on this machine when figures of this same \
          run show that a server adding nothing to what it stands on would miss it too: for the \
          2-vs-1 CPU lines, the glommio echo's own 2-vs-1 executors; for rtt's CPU, the glommio \
-         echo's CPU over the judged echo's. The chat ladder lines show, for scale only, what a \
-         server whose every delivery cost the floor's single send in chat's shape could hold on \
-         the CPU the baseline used: the baseline's CPU per delivery at its highest held step \
-         over that send, times the baseline's rate (where the ladder tops out the CPU runs out, \
-         so held rates go inversely as CPU per delivery). It is not a bound: a server's \
-         delivery can cost less than the floor's `send`.\n",
+         echo's CPU over the judged echo's; for the chat ladder lines, the kernel's own ceiling: \
+         the floor's single send flat out (on the servers' core with --split-cores), the most \
+         messages a second a thread can write one `send` each. At the ladder's rates each \
+         connection gets about one event per 20 ms, so a server writes each delivery with a send \
+         of its own and holds no more than that; the ladder lines show what share of it the \
+         target asks for, and out of reach when it asks for all of it or more.\n",
         shape_paragraph(options),
         if mode == Mode::Quick {
             " This is a smoke run: small counts and short windows, so the lines are shown but \
@@ -863,8 +885,8 @@ mod tests {
                 mudshard: Some(75_000.0),
                 baseline: Some(50_000.0),
                 ratio: LadderRatio::Exact(1.5),
-                baseline_cpu_us: Some(12.0),
             }),
+            floor_single_max: op(125_000.0),
             rtt_p99: op(1.86),
             floor_spin_p99: op(0.56),
             rtt_cpu: op(17.3),
@@ -1036,12 +1058,9 @@ mod tests {
 
     #[test]
     fn split_cores_judge_the_split_ladder_line_and_not_the_shared_one() {
-        let mut f = figures();
-        // The baseline's 20 µs per delivery over the floor's 8: a server at
-        // the floor could hold 2.5× its rate, so the miss is only a miss.
-        if let Ok(ladder) = &mut f.chat_ladder {
-            ladder.baseline_cpu_us = Some(20.0);
-        }
+        // 2 × the baseline's 50,000 is 80% of the kernel's ceiling: the miss
+        // is only a miss.
+        let f = figures();
         let v = verdicts(
             &f,
             Judging {
@@ -1121,7 +1140,6 @@ mod tests {
                 mudshard: Some(1.0),
                 baseline: Some(1.0),
                 ratio,
-                baseline_cpu_us: None,
             })
         };
         f.chat_ladder = ladder(LadderRatio::AtLeast(1.6));
@@ -1162,21 +1180,51 @@ mod tests {
     #[test]
     fn a_miss_is_out_of_reach_only_when_a_server_adding_nothing_would_miss_too() {
         let mut f = figures();
-        // The ladder: the baseline's 11 µs per delivery over the floor's 8
-        // is shown for scale, and judges nothing.
+        // The ladder: 1.5 × the baseline's 60,000 is 72% of the kernel's
+        // ceiling, shown beside; a miss, not out of reach.
         f.chat_ladder = Ok(LadderFigures {
             mudshard: Some(60_000.0),
             baseline: Some(60_000.0),
             ratio: LadderRatio::Exact(1.0),
-            baseline_cpu_us: Some(11.0),
         });
         let shared = &lines(&f, FULL_SHARED)[6];
         assert_eq!(shared.verdict, Verdict::NotReached(None));
         assert!(
-            shared.measured.contains("for scale, not a bound")
-                && shared.measured.ends_with("1.38×)"),
+            shared.measured.ends_with(
+                "(the kernel's ceiling, 125,000: 1.5× the baseline's rate is 90,000 msgs/s, \
+                 72% of it; mudshard held 48%)"
+            ),
             "{shared:?}"
         );
+        // Asking for the ceiling or more: no server writing a send per
+        // delivery could hold it.
+        f.floor_single_max = op(90_000.0);
+        assert!(matches!(
+            lines(&f, FULL_SHARED)[6].verdict,
+            Verdict::OutOfReach(ref why) if why.contains("100% of it")
+        ));
+        // The split line likewise, judged in a split run: 2 × 60,000 is
+        // above a ceiling of 110,000.
+        f.floor_single_max = op(110_000.0);
+        let split = Judging {
+            smoke: false,
+            split: true,
+        };
+        assert!(matches!(
+            lines(&f, split)[5].verdict,
+            Verdict::OutOfReach(_)
+        ));
+        assert_eq!(lines(&f, FULL_SHARED)[6].verdict, Verdict::NotReached(None));
+        // A line whose run went wrong is not called out of reach.
+        f.chat_ladder = Ok(LadderFigures {
+            mudshard: Some(60_000.0),
+            baseline: Some(60_000.0),
+            ratio: LadderRatio::Unknown("a step failed".into()),
+        });
+        assert!(matches!(
+            lines(&f, split)[5].verdict,
+            Verdict::NotMeasured(_)
+        ));
 
         // The scaling lines: the runtime's own 2 vs 1 decides.
         let walk = "walk, 2 shards vs 1 shard: server CPU per command";
