@@ -1140,6 +1140,46 @@ fn a_login_whose_home_host_is_down_is_refused_at_once() {
     assert_eq!(refusal["code"], "unreachable", "{refusal}");
 }
 
+/// A login whose saved room lies in the other host's land sends the body
+/// there. When that host dies before it takes the body in, the player wakes
+/// at this host's start with what they carried, told why after the welcome,
+/// as soon as the host is counted gone; before, the login waited out its
+/// 10 s deadline and was closed unwelcomed.
+#[test]
+fn a_login_whose_body_goes_to_a_host_that_dies_before_taking_it_in_wakes_at_the_start() {
+    // b's heartbeat is counted live for 3 s after it stops: long enough for
+    // the login to find b reachable and send the body there.
+    let redis = RedisProc::start();
+    let url = redis.url();
+    let mut cl = cluster_tuned(redis, &url, &|m| {
+        m.replace("host_ttl_ms = 1500", "host_ttl_ms = 3000")
+    });
+    let name = name_homed_on("Sorrel", 0);
+    let mut p = Client::register(cl.a.addr, &name, "correct horse");
+    assert_eq!(p.cmd("get coin")["ok"], true);
+    assert_eq!(until_ok(&mut p, "goto caves:grotto", 5)["ok"], true);
+    assert_eq!(p.cmd("quit")["ok"], true);
+    p.expect_close();
+    // The quit's save reaches the home host, a.
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(&cl.b, "STOP");
+    let mut c = Client::connect(cl.a.addr);
+    // Answered once a counts b gone (within about 3 s), well before the
+    // login's deadline; the wait for it gives up after 5 s.
+    c.send(serde_json::json!({"type":"login","name":name,"password":"correct horse"}));
+    let welcome = c.recv_until(|f| f["type"] == "welcome" || f["type"] == "error");
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    assert_eq!(welcome["room"]["id"], "town:square", "{welcome}");
+    let told = c.event("system", "stopped as you came in");
+    assert!(
+        told["text"].as_str().unwrap_or("").contains("start"),
+        "{told}"
+    );
+    let inv = c.cmd("inventory");
+    assert!(inv["text"].as_str().unwrap_or("").contains("coin"), "{inv}");
+    cl.b.kill9();
+}
+
 #[test]
 fn a_registered_player_recalled_from_a_dead_host_keeps_the_inventory_of_their_last_save() {
     let mut cl = cluster();

@@ -272,8 +272,10 @@ impl Shard {
 
     /// Another host died or restarted (or this host was counted dead by the
     /// others and started a new run): bodies handed to it come back; bodies
-    /// held here for its players leave; and this shard's players whose body
-    /// stood in its land are put back in this host's start room.
+    /// held here for its players leave; this shard's players whose body
+    /// stood in its land are put back in this host's start room, and so are
+    /// the logins whose body went there and was not yet taken in (when it
+    /// died).
     ///
     /// A body handed to a host that `restarted` is handed again to its new
     /// run instead: one sent just after the restart, before this host heard
@@ -301,6 +303,9 @@ impl Shard {
         }
         for sid in self.owner.bodies_of_host(host) {
             self.play(|owner, fx| owner.depart(fx, sid, None));
+        }
+        if !restarted {
+            self.wake_logins_sent_to(host);
         }
         self.recall_from(host);
     }

@@ -128,6 +128,7 @@ impl Shard {
         self.watch_bridge();
         self.expire_account_asks();
         self.expire_doubts();
+        self.forget_login_arrivals();
         // Tickets of commands whose answer went another way (see
         // `Router::owe_answer`): long past any wait for them.
         let owed_ms = self.config.cluster.remote_timeout_ms.saturating_mul(4);

@@ -40,6 +40,18 @@ use crate::protocol::{close, encode};
 use crate::store::{AccountRecord, Reply};
 use crate::world::RoomIdx;
 
+/// The body of a login sent to a room in another host's land, kept until
+/// the welcome.
+pub(super) struct LoginArrival {
+    host: u16,
+    body: Body,
+}
+
+const HOST_STOPPED_AT_LOGIN: &str = "The land you were in when you left is kept by a host that \
+     stopped as you came in. You wake up at the start, with what you carried.";
+const UNREACHABLE_LAND: &str = "The land you were in when you left is kept by a host that cannot \
+     be reached now. You wake up at the start, with what you carried.";
+
 /// What an account login or registration is waiting for.
 pub enum Login {
     /// register: the name claim (`Claimed`); the account is created after it.
@@ -316,11 +328,7 @@ impl Shard {
         if !self.reachable(self.placement.owner(room).host) {
             tracing::info!(room = %record.room, "login: the saved room's host cannot be reached; using the start room");
             room = self.world.start;
-            self.welcome_notes.insert(
-                sid,
-                "The land you were in when you left is kept by a host that cannot be reached \
-                 now. You wake up at the start, with what you carried.",
-            );
+            self.welcome_notes.insert(sid, UNREACHABLE_LAND);
         }
         let name = record.name.into_boxed_str();
         self.spawn_body(sid, name, room, record.inventory, true);
@@ -355,8 +363,21 @@ impl Shard {
             inventory,
             account,
         };
-        self.router.post_to(
-            self.placement.owner(room),
+        let owner = self.placement.owner(room);
+        let elsewhere = owner.host != self.host;
+        if elsewhere {
+            // Kept until the welcome, in case that host dies before it takes
+            // the body in (`wake_logins_sent_to`).
+            self.login_arrivals.insert(
+                sid,
+                LoginArrival {
+                    host: owner.host,
+                    body: body.clone(),
+                },
+            );
+        }
+        let sent = self.router.post_to(
+            owner,
             Msg::Arrive {
                 body,
                 room,
@@ -366,6 +387,74 @@ impl Shard {
                 ticket: 0,
             },
         );
+        if elsewhere && !sent {
+            // The bridge could not take it (down, or its queue full): the
+            // body would wait there for nobody.
+            self.wake_login_at_start(sid, UNREACHABLE_LAND);
+        }
+    }
+
+    /// The logins whose body went to `host`, which died before welcoming
+    /// them, wake at this host's start with what they carried, and are told
+    /// why after their welcome. (A host that restarted is not asked: its new
+    /// run may have taken the body in; one lost with the old run waits out
+    /// the login's deadline.)
+    pub(super) fn wake_logins_sent_to(&mut self, host: u16) {
+        if self.login_arrivals.is_empty() {
+            return;
+        }
+        let lost: Vec<SessionId> = self
+            .login_arrivals
+            .iter()
+            .filter(|(_, a)| a.host == host)
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in lost {
+            self.wake_login_at_start(sid, HOST_STOPPED_AT_LOGIN);
+        }
+    }
+
+    /// Sends the kept body of the login `sid` to this host's start instead,
+    /// with `note` for after its welcome.
+    fn wake_login_at_start(&mut self, sid: SessionId, note: &'static str) {
+        let Some(LoginArrival { body, .. }) = self.login_arrivals.remove(&sid) else {
+            return;
+        };
+        let logging_in = self
+            .sessions
+            .get_mut(sid.slot(), sid.gen())
+            .is_some_and(|s| s.phase == Phase::LoggingIn);
+        if !logging_in {
+            return;
+        }
+        tracing::info!(player = %body.name, "login: the host of the saved room stopped before taking the body in; using the start room");
+        self.welcome_notes.insert(sid, note);
+        let start = self.world.start;
+        self.router.post_to(
+            self.placement.owner(start),
+            Msg::Arrive {
+                body,
+                room: start,
+                how: Arrival::Login,
+                id: None,
+                ack_to: None,
+                ticket: 0,
+            },
+        );
+    }
+
+    /// Forgets the kept bodies of logins that ended (welcomed, or closed)
+    /// without hearing of their host.
+    pub(super) fn forget_login_arrivals(&mut self) {
+        if self.login_arrivals.is_empty() {
+            return;
+        }
+        let sessions = &mut self.sessions;
+        self.login_arrivals.retain(|sid, _| {
+            sessions
+                .get_mut(sid.slot(), sid.gen())
+                .is_some_and(|s| s.phase == Phase::LoggingIn)
+        });
     }
 
     fn key_of(&mut self, sid: SessionId) -> String {

@@ -128,6 +128,10 @@ pub struct Shard {
     asks: home::Asks,
     /// A system line for a login to see right after its welcome.
     welcome_notes: HashMap<SessionId, &'static str>,
+    /// Logins whose body was sent to a room in another host's land and is
+    /// not yet welcomed there: if that host dies first, the body wakes at
+    /// this host's start instead (`login::LoginArrival`).
+    login_arrivals: HashMap<SessionId, login::LoginArrival>,
     /// Whether this shard's players standing in other hosts' land were told
     /// that the bridge is down (and are to be told when it is back).
     link_down_told: bool,
@@ -189,6 +193,7 @@ impl Shard {
             transfers: HashMap::new(),
             asks: home::Asks::default(),
             welcome_notes: HashMap::new(),
+            login_arrivals: HashMap::new(),
             link_down_told: false,
         }
     }

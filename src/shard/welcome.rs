@@ -97,6 +97,9 @@ impl Shard {
     }
 
     pub(super) fn on_welcomed(&mut self, sid: SessionId, room_json: Bytes) {
+        if !self.login_arrivals.is_empty() {
+            self.login_arrivals.remove(&sid);
+        }
         let shards = self.router.shards();
         let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
             return;
