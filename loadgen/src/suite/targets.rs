@@ -115,6 +115,10 @@ pub struct TargetFigures {
     pub chat_ladder: Measured<LadderFigures>,
     pub rtt_p99: Measured<Operand>,
     pub floor_spin_p99: Measured<Operand>,
+    /// The sleeping echo's p99 with as many threads as the rtt run has
+    /// shards, in its layout: what a server that sleeps between requests,
+    /// adding nothing, shows against the polling floor.
+    pub floor_echo_p99_shape: Measured<Operand>,
     pub rtt_cpu: Measured<Operand>,
     /// The sleeping echo: one thread pinned (shown beside), and as many
     /// threads as mudshard's rtt run has shards in its layout (judged).
@@ -452,14 +456,28 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         &f.floor_single_max,
         LADDER_RATIO_SHARED_MIN,
     ));
-    out.push(ratio_line(
+    let rtt_p99 = ratio_line(
         "rtt: p99",
         "≤ 1.5× `floor --rtt --spin` p99",
         RTT_P99_FLOOR_RATIO_MAX,
         &f.rtt_p99,
         &f.floor_spin_p99,
         judging,
-    ));
+    );
+    // The polling floor never sleeps and has a CPU of its own; an echo in
+    // the server's shape that sleeps between requests, as a server sharing
+    // its cores with loadgen must, with none of the server in it.
+    let best = match (&f.floor_echo_p99_shape, &f.floor_spin_p99) {
+        (Ok(echo), Ok(spin)) if spin.value > 0.0 => Some((
+            echo.value / spin.value,
+            format!(
+                "an echo that sleeps, adding nothing, {} / {}",
+                echo.text, spin.text
+            ),
+        )),
+        _ => None,
+    };
+    out.push(out_of_reach(rtt_p99, best, RTT_P99_FLOOR_RATIO_MAX));
     let rtt_cpu = ratio_line(
         "rtt: server CPU per `look`",
         "≤ 1.2× floor's echo CPU per request",
@@ -642,6 +660,21 @@ pub fn figures(
             "`floor --rtt --spin`",
             true,
         ),
+        floor_echo_p99_shape: floor_operand(
+            &results.floor.rtt_shape.get(&shards).cloned(),
+            "latency_us.p99",
+            1000.0,
+            "ms",
+            &format!(
+                "`floor --rtt --echo-threads {shards}`, sleeping, {}",
+                if results.options.split.is_some() {
+                    "on the servers' cores"
+                } else {
+                    "unpinned"
+                }
+            ),
+            true,
+        ),
         rtt_cpu: rtt_main().and_then(|r| rtt_operand(cpu_us_per_command(r), 1.0, "µs", r)),
         floor_echo_cpu: floor_operand(
             &results.floor.rtt_sleeping,
@@ -774,8 +807,11 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          {}{}\n\n\
          A line not reached is marked out of reach on this machine when figures of this same \
          run show that a server adding nothing to what it stands on would miss it too: for the \
-         2-vs-1 CPU lines, the glommio echo's own 2-vs-1 executors; for rtt's CPU, the glommio \
-         echo's CPU over the judged echo's; for the chat ladder lines, the kernel's own ceiling: \
+         2-vs-1 CPU lines, the glommio echo's own 2-vs-1 executors; for rtt's p99, the p99 of \
+         the echo in rtt's shape that sleeps between requests (as a server sharing its cores \
+         with loadgen must; the polling floor never sleeps and has a CPU to itself) over the \
+         polling floor's; for rtt's CPU, the glommio echo's CPU over the judged echo's; for \
+         the chat ladder lines, the kernel's own ceiling: \
          the floor's single send flat out (on the servers' core with --split-cores), the most \
          messages a second a thread can write one `send` each. At the ladder's rates each \
          connection gets about one event per 20 ms, so a server writes each delivery with a send \
@@ -889,6 +925,7 @@ mod tests {
             floor_single_max: op(125_000.0),
             rtt_p99: op(1.86),
             floor_spin_p99: op(0.56),
+            floor_echo_p99_shape: op(0.5),
             rtt_cpu: op(17.3),
             // Likewise: 17.3 / 12 = 1.44 against the single pinned echo.
             floor_echo_cpu: op(12.0),
@@ -1231,6 +1268,12 @@ mod tests {
         assert_eq!(verdict(&f, walk), Verdict::NotReached(None));
         f.runtime_echo_scaling = Ok(1.2);
         assert!(matches!(verdict(&f, walk), Verdict::OutOfReach(_)));
+
+        // rtt's p99: the sleeping echo in rtt's shape over the polling one.
+        let p99 = "rtt: p99";
+        assert_eq!(verdict(&f, p99), Verdict::NotReached(None), "0.5 / 0.56");
+        f.floor_echo_p99_shape = op(1.0);
+        assert!(matches!(verdict(&f, p99), Verdict::OutOfReach(ref w) if w.contains("sleeps")));
 
         // rtt's CPU: the glommio echo over the judged echo.
         f.rtt_cpu = op(30.0);
