@@ -586,6 +586,14 @@ pub fn figures(
     };
     // mudshard's rtt run has the suite's shards: its floor has as many threads.
     let shards = results.options.shards;
+    let echo_shape = format!(
+        "`floor --rtt --echo-threads {shards}`, sleeping, {}",
+        if results.options.split.is_some() {
+            "on the servers' cores"
+        } else {
+            "unpinned"
+        }
+    );
     let rtt_main = || -> Measured<&serde_json::Value> {
         if !ran("rtt") {
             return Err(not_run("rtt"));
@@ -665,14 +673,7 @@ pub fn figures(
             "latency_us.p99",
             1000.0,
             "ms",
-            &format!(
-                "`floor --rtt --echo-threads {shards}`, sleeping, {}",
-                if results.options.split.is_some() {
-                    "on the servers' cores"
-                } else {
-                    "unpinned"
-                }
-            ),
+            &echo_shape,
             true,
         ),
         rtt_cpu: rtt_main().and_then(|r| rtt_operand(cpu_us_per_command(r), 1.0, "µs", r)),
@@ -689,14 +690,7 @@ pub fn figures(
             "echo_us_per_request",
             1.0,
             "µs",
-            &format!(
-                "`floor --rtt --echo-threads {shards}`, sleeping, {}",
-                if results.options.split.is_some() {
-                    "on the servers' cores"
-                } else {
-                    "unpinned"
-                }
-            ),
+            &echo_shape,
             true,
         ),
         runtime_echo_cpu_shape: floor_operand(
