@@ -427,7 +427,7 @@ impl Shard {
         if !logging_in {
             return;
         }
-        tracing::info!(player = %body.name, "login: the host of the saved room stopped before taking the body in; using the start room");
+        tracing::info!(player = %body.name, note, "login: the body did not reach the saved room's host; using the start room");
         self.welcome_notes.insert(sid, note);
         let start = self.world.start;
         self.router.post_to(
