@@ -265,7 +265,14 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
         status("chat ladder: highest held rate vs baseline, split cores"),
         "not judged (judged only in a --split-cores run)"
     );
-    assert_eq!(status("rtt: p99"), "**not reached**");
+    // 1.9 ms over the polling floor's 1 ms; the echo that sleeps, with
+    // nothing in it, reads 2 ms: 2× the floor, so out of reach here.
+    assert_eq!(
+        status("rtt: p99"),
+        "**not reached: out of reach on this machine** (best possible, an echo that sleeps, \
+         adding nothing, 2 ms (`floor --rtt --echo-threads 2`, sleeping, unpinned) / 1 ms \
+         (`floor --rtt --spin`): 2.00×)"
+    );
     // Judged against the like-for-like floor: 33 µs over the 2-thread echo's
     // 40 µs; the single pinned echo's 20 µs (1.65×) only beside it.
     assert_eq!(status("rtt: server CPU per `look`"), "**reached**");
