@@ -10,6 +10,19 @@ use std::path::PathBuf;
 /// the workload's shape rather than spare timer wake-ups.
 pub const SEND_AHEAD_US_MAX: f64 = 10_000.0;
 
+/// How a worker waits for its sessions' sockets to have something to read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadWith {
+    /// One `epoll` instance per worker, drained by one task: a read costs a
+    /// `recv`, and the wait is shared by every socket that became ready.
+    #[default]
+    Epoll,
+    /// A task per session reading through glommio's socket: a poll request
+    /// on the ring, its completion and a task wake-up for every read.
+    Uring,
+}
+
 /// The workload a run drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -112,6 +125,12 @@ pub struct Config {
     #[arg(long, default_value_t = 0.0)]
     #[serde(default)]
     pub send_ahead_us: f64,
+
+    /// How each worker thread waits for its sessions' frames (`uring`: the
+    /// way loadgen read before `epoll`, kept for A/B runs).
+    #[arg(long, value_enum, default_value_t = ReadWith::Epoll)]
+    #[serde(default)]
+    pub read_with: ReadWith,
 
     /// Sessions being opened at once per thread (ramp-up), or sessions in
     /// flight per thread (`churn`).

@@ -11,6 +11,7 @@ pub mod net;
 pub mod plan;
 pub mod probe;
 pub mod progress;
+pub mod readers;
 pub mod report;
 pub mod run;
 pub mod scan;

@@ -212,6 +212,37 @@ impl Session {
         true
     }
 
+    /// The session's socket.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// One non-blocking `recv` into `buf`: `Some(n)` bytes read (0 at end of
+    /// stream), `None` when nothing is waiting.
+    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            // SAFETY: `fd` is this session's open socket; `buf` is valid for
+            // writes of its length.
+            let read = unsafe {
+                libc::recv(
+                    self.fd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if read >= 0 {
+                return Ok(Some(read as usize));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => return Ok(None),
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(err),
+            }
+        }
+    }
+
     /// One non-blocking `send`; returns the bytes written (0 if the socket
     /// buffer is full).
     pub fn try_send(&self, frame: &[u8]) -> io::Result<usize> {

@@ -6,8 +6,10 @@
 //! by that thread alone, which is why plain `Cell`/`RefCell` suffice.
 
 use crate::clock::now_ns;
+use crate::config::ReadWith;
 use crate::control::Control;
 use crate::plan::PlayerSpec;
+use crate::readers::{self, Readers};
 use crate::scan::{self, EventKind, Inbound};
 use crate::session::{Ended, Session};
 use crate::stats::{Stats, Window};
@@ -67,11 +69,26 @@ pub struct Worker {
     /// shard that owns them (to place the next walkers of a shard at once).
     shard_cells: RefCell<Vec<Vec<(u32, u32)>>>,
     scratch: RefCell<Vec<u8>>,
+    /// `--read-with epoll`: the sessions registered for the `epoll` task,
+    /// and whether that task runs yet.
+    readers: Option<Readers>,
+    reading: Cell<bool>,
     encode: RefCell<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Worker {
     pub fn new(id: usize, control: Arc<Control>, track_position: bool) -> Worker {
+        let mut first_error = None;
+        let readers = match control.config.read_with {
+            ReadWith::Epoll => match Readers::new() {
+                Ok(readers) => Some(readers),
+                Err(why) => {
+                    first_error = Some(format!("epoll_create1 failed ({why}): reading with uring"));
+                    None
+                }
+            },
+            ReadWith::Uring => None,
+        };
         Worker {
             id,
             control,
@@ -79,10 +96,12 @@ impl Worker {
             window: Cell::new(Window::NEVER),
             stopping: Cell::new(false),
             sessions: RefCell::new(Vec::new()),
-            first_error: RefCell::new(None),
+            first_error: RefCell::new(first_error),
             track_position,
             shard_cells: RefCell::new(Vec::new()),
             scratch: RefCell::new(vec![0; SCRATCH_BYTES]),
+            readers,
+            reading: Cell::new(false),
             encode: RefCell::new((Vec::with_capacity(512), Vec::with_capacity(512))),
         }
     }
@@ -280,10 +299,25 @@ impl Worker {
         outcome
     }
 
-    /// Spawns the task that reads `session` until it ends, and registers the
-    /// session with the send schedule.
+    /// Has `session` read until it ends (by the worker's `epoll` task, or by
+    /// a task of its own with `--read-with uring`), and registers the session
+    /// with the send schedule.
     pub fn spawn_reader(self: &Rc<Self>, session: Rc<Session>) {
         self.sessions.borrow_mut().push(Rc::clone(&session));
+        if let Some(readers) = &self.readers {
+            match readers.add(Rc::clone(&session)) {
+                Ok(()) => {
+                    if !self.reading.replace(true) {
+                        let me = Rc::clone(self);
+                        glommio::spawn_local(async move { me.read_ready().await }).detach();
+                    }
+                    return;
+                }
+                // Not registered (out of memory in the kernel): the session
+                // is read the other way rather than not at all.
+                Err(why) => self.note_error(format!("epoll could not take a session: {why}")),
+            }
+        }
         let me = Rc::clone(self);
         glommio::spawn_local(async move {
             let ended = loop {
@@ -291,25 +325,84 @@ impl Worker {
                     break ended;
                 }
             };
-            session.open.set(false);
-            if !me.stopping.get() {
-                let mut stats = me.stats.borrow_mut();
-                stats.counters.sessions_dropped += 1;
-                match ended {
-                    Ended::Closed(ws::CLOSE_TRY_AGAIN_LATER) => {
-                        stats.counters.closed_slow_reader += 1
-                    }
-                    Ended::Protocol(_) => stats.counters.protocol_errors += 1,
-                    _ => {}
-                }
-                drop(stats);
-                me.note_error(format!(
-                    "session {} ended by the server: {ended:?}",
-                    session.index
-                ));
-            }
+            me.reading_ended(&session, ended);
         })
         .detach();
+    }
+
+    /// The `epoll` task (see `readers`): waits until a registered socket is
+    /// readable, reads each ready one once, and again, for as long as the
+    /// worker runs.
+    async fn read_ready(self: Rc<Self>) {
+        let Some(readers) = &self.readers else {
+            return;
+        };
+        let mut ready = readers::ready_list();
+        loop {
+            if let Err(why) = glommio::wait_readable(readers.fd()).await {
+                self.note_error(format!("waiting on epoll failed: {why}"));
+                return;
+            }
+            let n = match readers.take_ready(&mut ready) {
+                Ok(n) => n,
+                Err(why) => {
+                    self.note_error(format!("epoll_wait failed: {why}"));
+                    return;
+                }
+            };
+            for event in &ready[..n] {
+                let slot = readers::slot_of(event);
+                let Some(session) = readers.get(slot) else {
+                    continue;
+                };
+                if let Err(ended) = self.read_now(&session) {
+                    readers.remove(slot);
+                    self.reading_ended(&session, ended);
+                }
+            }
+        }
+    }
+
+    /// Reads a ready session until its socket is drained, accounting for
+    /// every complete frame read. A read shorter than the buffer took all
+    /// the socket had (edge-triggered: what arrives after it makes the socket
+    /// ready again).
+    fn read_now(&self, session: &Session) -> Result<(), Ended> {
+        let mut scratch = self.scratch.borrow_mut();
+        loop {
+            match session.recv_now(&mut scratch[..]) {
+                Ok(Some(0)) => return Err(Ended::Eof),
+                Ok(Some(n)) => {
+                    self.consume(session, &scratch[..n])?;
+                    if n < scratch.len() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(why) => return Err(Ended::Io(why)),
+            }
+        }
+    }
+
+    /// Accounts for the end of a session's reading: a drop, unless the run
+    /// is over.
+    fn reading_ended(&self, session: &Session, ended: Ended) {
+        session.open.set(false);
+        if self.stopping.get() {
+            return;
+        }
+        let mut stats = self.stats.borrow_mut();
+        stats.counters.sessions_dropped += 1;
+        match ended {
+            Ended::Closed(ws::CLOSE_TRY_AGAIN_LATER) => stats.counters.closed_slow_reader += 1,
+            Ended::Protocol(_) => stats.counters.protocol_errors += 1,
+            _ => {}
+        }
+        drop(stats);
+        self.note_error(format!(
+            "session {} ended by the server: {ended:?}",
+            session.index
+        ));
     }
 
     /// Decodes every complete message of the carried bytes plus `bytes`

@@ -67,6 +67,72 @@ fn chat_in_a_quiet_world_delivers_every_say_to_every_listener() {
     assert!(svg.contains("<svg"));
 }
 
+/// Chat in rooms of 5 with the reading done `how` (`--read-with`): every
+/// say reaches its 4 listeners once, and is timed.
+fn chat_reads_every_delivery_with(how: &str) {
+    let server = FakeServer::start(Behaviour::default());
+    let target = server.target();
+    let mut args = base("chat", &target);
+    args.extend([
+        "--players",
+        "40",
+        "--rooms",
+        "8",
+        "--rate",
+        "80",
+        "--read-with",
+        how,
+    ]);
+    let (report, ok) = run_loadgen(&args);
+    assert!(ok, "{report:#}");
+    let says = u(&report["counts"]["sent"]);
+    assert!(says >= 70, "says sent: {says}");
+    assert_eq!(u(&report["deliveries"]["received"]), says * 4);
+    assert_eq!(u(&report["latency_us"]["delivery"]["count"]), says * 4);
+    assert_eq!(u(&report["counts"]["replies"]), says);
+    assert_eq!(u(&report["counts"]["seq_gaps"]), 0);
+    assert_eq!(u(&report["counts"]["sessions_dropped"]), 0);
+}
+
+#[test]
+fn chat_reads_every_delivery_with_epoll() {
+    chat_reads_every_delivery_with("epoll");
+}
+
+#[test]
+fn chat_reads_every_delivery_with_uring() {
+    chat_reads_every_delivery_with("uring");
+}
+
+/// A server that sends `1013` (try again later) and hangs up after each
+/// connection's second command: every session is counted dropped, as
+/// closed for being slow, whichever way it is read (in the warm-up: at 10
+/// commands a second each, the second comes before the window opens).
+fn a_server_hanging_up_is_counted_with(how: &str) {
+    let server = FakeServer::start(Behaviour {
+        close_after_commands: Some((2, 1013)),
+        ..Behaviour::default()
+    });
+    let target = server.target();
+    let mut args = base("rtt", &target);
+    args.extend(["--players", "6", "--rate", "60", "--read-with", how]);
+    let (report, _) = run_loadgen(&args);
+    let counts = &report["counts"];
+    assert_eq!(u(&counts["sessions_established"]), 6, "{report:#}");
+    assert_eq!(u(&counts["sessions_dropped"]), 6, "{report:#}");
+    assert_eq!(u(&counts["closed_slow_reader"]), 6, "{report:#}");
+}
+
+#[test]
+fn a_server_hanging_up_is_counted_with_epoll() {
+    a_server_hanging_up_is_counted_with("epoll");
+}
+
+#[test]
+fn a_server_hanging_up_is_counted_with_uring() {
+    a_server_hanging_up_is_counted_with("uring");
+}
+
 #[test]
 fn rtt_times_every_reply() {
     let server = FakeServer::start(Behaviour::default());

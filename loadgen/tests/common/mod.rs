@@ -24,12 +24,16 @@ pub struct Behaviour {
     /// From `stall.0` after the first command, nothing is handled for
     /// `stall.1`.
     pub stall: Option<(Duration, Duration)>,
+    /// After a connection's `.0`-th command is answered, the server sends a
+    /// close frame with code `.1` and hangs up.
+    pub close_after_commands: Option<(u64, u16)>,
 }
 
 struct Conn {
     writer: Mutex<(TcpStream, u64)>,
     room: Mutex<String>,
     name: Mutex<String>,
+    commands: AtomicU64,
 }
 
 impl Conn {
@@ -175,6 +179,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         writer: Mutex::new((writer, 0)),
         room: Mutex::new(String::new()),
         name: Mutex::new(String::new()),
+        commands: AtomicU64::new(0),
     });
     let result = session(&mut reader, shared, id, &conn);
     leave_room(shared, id, &conn);
@@ -225,7 +230,16 @@ fn handle(msg: &Value, shared: &Shared, id: u64, conn: &Arc<Conn>) -> bool {
             if !shared.behaviour.reply_delay.is_zero() {
                 thread::sleep(shared.behaviour.reply_delay);
             }
-            return command(line, reply_id, shared, id, conn);
+            if !command(line, reply_id, shared, id, conn) {
+                return false;
+            }
+            let answered = conn.commands.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some((after, code)) = shared.behaviour.close_after_commands {
+                if answered >= after {
+                    conn.send_raw(0x8, &code.to_be_bytes());
+                    return false;
+                }
+            }
         }
         _ => conn.send(&json!({"type":"error","code":"unknown_type","message":"?"})),
     }

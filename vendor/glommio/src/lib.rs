@@ -488,6 +488,17 @@ pub fn set_cooperative_taskrun(on: bool) {
 pub fn set_membarrier_syscall(on: bool) {
     sys::MEMBARRIER_SYSCALL.store(on, std::sync::atomic::Ordering::Relaxed);
 }
+
+/// mudshard patch: waits until `fd` is readable, with one poll request on the
+/// current executor's ring (as a socket's `poll_read` waits). For a file
+/// descriptor glommio does not wrap, such as an `epoll` instance whose ready
+/// list a task drains itself. Must be called inside an executor; the caller
+/// keeps `fd` open until the future completes or is dropped.
+pub async fn wait_readable(fd: std::os::unix::io::RawFd) -> std::io::Result<()> {
+    let reactor = executor().reactor();
+    let source = reactor.poll_read_ready(fd);
+    source.collect_rw().await.map(|_| ())
+}
 use sketches_ddsketch::DDSketch;
 use std::{
     fmt::{Debug, Formatter},
