@@ -145,6 +145,7 @@ pub fn run(args: SuiteArgs) -> Result<(), SuiteError> {
     let rules = VariantRules {
         suite_shards: options.shards,
         scaling: options.scaling,
+        scaling_rounds: options.scaling_rounds,
     };
     let ordered: Vec<ScenarioFile> = names.iter().filter_map(|n| files.get(n).cloned()).collect();
     let runs = plan::plan(&ordered, rules);

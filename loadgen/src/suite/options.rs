@@ -70,6 +70,12 @@ pub struct SuiteArgs {
     /// 1 and with 2 shards at the scenario's main rate)
     #[arg(long)]
     pub no_scaling: bool,
+    /// Run the shard-scaling runs once (1 shard, 2 shards) instead of twice
+    /// in the order 2, 1, 1, 2 shards (or 1, 2, 2, 1), which cancels a drift
+    /// of the machine's speed over the four runs and halves what one
+    /// disturbed run moves a ratio by
+    #[arg(long)]
+    pub scaling_once: bool,
     /// The repository root: scenario files, reports, scripts and binaries
     /// are found from it (scripts/bench.sh passes its own)
     #[arg(long, value_name = "DIR", default_value = ".")]
@@ -152,6 +158,8 @@ pub struct Options {
     pub build: bool,
     pub floor: bool,
     pub scaling: bool,
+    /// Rounds of the shard-scaling runs: 2 (alternated), or 1.
+    pub scaling_rounds: usize,
     pub root: PathBuf,
     pub mudshard_addr: SocketAddrV4,
     pub baseline_addr: SocketAddrV4,
@@ -199,6 +207,7 @@ impl Options {
             build: !args.no_build,
             floor: !args.no_floor,
             scaling: !args.no_scaling,
+            scaling_rounds: if args.scaling_once { 1 } else { 2 },
             root: args.root,
             mudshard_addr: addr("MUDSHARD_ADDR", MUDSHARD_ADDR_DEFAULT)?,
             baseline_addr: addr("BASELINE_ADDR", BASELINE_ADDR_DEFAULT)?,
@@ -239,6 +248,8 @@ impl Options {
         }
         if !self.scaling {
             line += " --no-scaling";
+        } else if self.scaling_rounds == 1 {
+            line += " --scaling-once";
         }
         line
     }

@@ -96,6 +96,8 @@ pub struct VariantRules {
     /// many is that run, not another.
     pub suite_shards: usize,
     pub scaling: bool,
+    /// 2: the scaling runs again, in the reverse order (see `variants`).
+    pub scaling_rounds: usize,
 }
 
 impl ScenarioFile {
@@ -249,6 +251,10 @@ fn parse_grid(s: &str) -> Option<Grid> {
 /// derived tables need (idle purged; the scaling runs at the main rate,
 /// right after the suite's own so that the two mudshard figures of a ratio
 /// are measured back to back), then the baseline.
+///
+/// With two scaling rounds the shard counts run again in the reverse order
+/// (2, 1, 1, 2 shards when the suite's own run has 2): a drift of the
+/// machine's speed across the four runs then weighs on both counts alike.
 fn variants(file: &ScenarioFile, main: bool, rules: VariantRules) -> Vec<Variant> {
     let mut v = vec![Variant::Mudshard];
     if main && file.scenario == "idle" {
@@ -261,6 +267,17 @@ fn variants(file: &ScenarioFile, main: bool, rules: VariantRules) -> Vec<Variant
                 .filter(|k| **k != rules.suite_shards)
                 .map(|k| Variant::MudshardShards(*k)),
         );
+        if rules.scaling_rounds >= 2 {
+            let own = SCALING_SHARDS.iter().filter(|k| **k == rules.suite_shards);
+            let others = SCALING_SHARDS.iter().filter(|k| **k != rules.suite_shards);
+            let first_round: Vec<usize> = own.chain(others).copied().collect();
+            v.extend(
+                first_round
+                    .iter()
+                    .rev()
+                    .map(|k| Variant::MudshardShardsAgain(*k)),
+            );
+        }
     }
     v.push(Variant::Baseline);
     v
@@ -413,6 +430,7 @@ command = "look"
         VariantRules {
             suite_shards,
             scaling: true,
+            scaling_rounds: 1,
         }
     }
 
@@ -496,8 +514,62 @@ command = "look"
         let off = VariantRules {
             suite_shards: 2,
             scaling: false,
+            scaling_rounds: 2,
         };
         assert_eq!(plan(&[f], off)[0].variants.len(), 2);
+    }
+
+    #[test]
+    fn a_second_scaling_round_runs_the_shard_counts_again_in_the_reverse_order() {
+        let f = ScenarioFile::parse("chat", CHAT, "quick").expect("parses");
+        let twice = |suite_shards| VariantRules {
+            suite_shards,
+            scaling: true,
+            scaling_rounds: 2,
+        };
+        // 2, 1, 1, 2 shards; the suite's own run is the first of them.
+        assert_eq!(
+            plan(std::slice::from_ref(&f), twice(2))[0].variants,
+            [
+                Variant::Mudshard,
+                Variant::MudshardShards(1),
+                Variant::MudshardShardsAgain(1),
+                Variant::MudshardShardsAgain(2),
+                Variant::Baseline
+            ]
+        );
+        // With --split-cores the suite's own run has 1 shard: 1, 2, 2, 1.
+        assert_eq!(
+            plan(std::slice::from_ref(&f), twice(1))[0].variants,
+            [
+                Variant::Mudshard,
+                Variant::MudshardShards(2),
+                Variant::MudshardShardsAgain(2),
+                Variant::MudshardShardsAgain(1),
+                Variant::Baseline
+            ]
+        );
+        // Neither count is the suite's own: 1, 2, 2, 1 after it.
+        assert_eq!(
+            plan(std::slice::from_ref(&f), twice(4))[0].variants,
+            [
+                Variant::Mudshard,
+                Variant::MudshardShards(1),
+                Variant::MudshardShards(2),
+                Variant::MudshardShardsAgain(2),
+                Variant::MudshardShardsAgain(1),
+                Variant::Baseline
+            ]
+        );
+        // Only the main run, only the scaling scenarios.
+        let runs = plan(std::slice::from_ref(&f), twice(2));
+        assert_eq!(runs[1].variants, [Variant::Mudshard, Variant::Baseline]);
+        let idle = "scenario = \"idle\"\n[quick]\nplayers = 1000\n";
+        let idle = ScenarioFile::parse("idle", idle, "quick").expect("parses");
+        assert!(!plan(&[idle], twice(2))[0]
+            .variants
+            .iter()
+            .any(|v| matches!(v, Variant::MudshardShardsAgain(_))));
     }
 
     #[test]

@@ -92,6 +92,11 @@ impl Results<'_> {
         }
     }
 
+    /// The second round's run of a scenario against mudshard with `shards`.
+    pub fn again_with_shards(&self, scenario: &str, shards: usize) -> Option<&RunRecord> {
+        self.main(scenario, Variant::MudshardShardsAgain(shards))
+    }
+
     /// The record of a ladder step against `variant`.
     pub fn step(&self, scenario: &str, step: f64, variant: Variant) -> Option<&RunRecord> {
         self.records

@@ -8,13 +8,13 @@
 use super::format::{ms, opt};
 use super::plan::{SCALING_SCENARIOS, SCALING_SHARDS};
 use super::results::{cpu_us_per_command, problem, Results};
-use super::runner::Outcome;
+use super::runner::{Outcome, RunRecord};
 use super::servers::{Layout, Variant};
 use serde_json::Value;
 use std::fmt::Write as _;
 
 /// One shard count's figures for a scenario.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardFigures {
     /// Server CPU per command (rtt, walk) or per delivered message (chat), µs.
     pub cpu_us: Option<f64>,
@@ -22,6 +22,35 @@ pub struct ShardFigures {
     pub p99_us: Option<f64>,
     /// Why the figures do not describe the requested load, if they do not.
     pub problem: Option<String>,
+    /// Each round's (CPU, p99) when the figures above are the rounds' means
+    /// (empty for a single run).
+    pub rounds: Vec<(Option<f64>, Option<f64>)>,
+}
+
+impl ShardFigures {
+    /// The mean of several runs' figures (each figure over the runs that
+    /// have it), every run's kept in `rounds`; a problem of any run is the
+    /// mean's.
+    pub fn mean_of(runs: Vec<ShardFigures>) -> ShardFigures {
+        if runs.len() == 1 {
+            return runs.into_iter().next().unwrap_or_default();
+        }
+        let mean = |pick: fn(&ShardFigures) -> Option<f64>| {
+            let values: Vec<f64> = runs.iter().filter_map(pick).collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        };
+        let problem = runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.problem.as_ref().map(|p| format!("round {}: {p}", i + 1)))
+            .collect::<Vec<_>>();
+        ShardFigures {
+            cpu_us: mean(|r| r.cpu_us),
+            p99_us: mean(|r| r.p99_us),
+            problem: (!problem.is_empty()).then(|| problem.join("; ")),
+            rounds: runs.iter().map(|r| (r.cpu_us, r.p99_us)).collect(),
+        }
+    }
 }
 
 /// A scenario's row: its 1-shard and 2-shard figures (`Err`: why there are none).
@@ -68,6 +97,7 @@ pub fn figures(scenario: &str, report: &Value) -> ShardFigures {
         cpu_us,
         p99_us: super::format::num(report, &format!("latency_us.{latency}.p99_us")),
         problem: problem(report),
+        rounds: Vec::new(),
     }
 }
 
@@ -88,6 +118,7 @@ pub fn echo_figures(report: &Value) -> ShardFigures {
         cpu_us: num("echo_us_per_request"),
         p99_us: num("latency_us.p99"),
         problem: unanswered,
+        rounds: Vec::new(),
     }
 }
 
@@ -134,6 +165,15 @@ pub fn rows(results: &Results<'_>) -> Vec<ScalingRow> {
                 .is_some_and(|f| SCALING_SCENARIOS.contains(&f.scenario.as_str()))
         })
         .map(|scenario| {
+            let read = |record: &RunRecord, shards: usize| -> Result<ShardFigures, String> {
+                match (&record.outcome, &record.report) {
+                    (Outcome::NotStarted, _) => {
+                        Err(format!("mudshard with {shards} shard(s) did not start"))
+                    }
+                    (_, None) => Err(format!("the {shards}-shard run left no JSON report")),
+                    (_, Some(report)) => Ok(figures(scenario, report)),
+                }
+            };
             let side = |shards: usize| -> Result<ShardFigures, String> {
                 let record = results.with_shards(scenario, shards).ok_or_else(|| {
                     if results.options.scaling {
@@ -142,13 +182,11 @@ pub fn rows(results: &Results<'_>) -> Vec<ScalingRow> {
                         "--no-scaling".to_string()
                     }
                 })?;
-                match (&record.outcome, &record.report) {
-                    (Outcome::NotStarted, _) => {
-                        Err(format!("mudshard with {shards} shard(s) did not start"))
-                    }
-                    (_, None) => Err(format!("the {shards}-shard run left no JSON report")),
-                    (_, Some(report)) => Ok(figures(scenario, report)),
+                let mut runs = vec![read(record, shards)?];
+                if let Some(again) = results.again_with_shards(scenario, shards) {
+                    runs.push(read(again, shards).map_err(|why| format!("second round: {why}"))?);
                 }
+                Ok(ShardFigures::mean_of(runs))
             };
             ScalingRow {
                 scenario: scenario.clone(),
@@ -160,9 +198,27 @@ pub fn rows(results: &Results<'_>) -> Vec<ScalingRow> {
         .collect()
 }
 
-fn cell(side: &Result<ShardFigures, String>, pick: fn(&ShardFigures) -> Option<f64>) -> String {
+fn cell(
+    side: &Result<ShardFigures, String>,
+    pick: fn(&ShardFigures) -> Option<f64>,
+    show: fn(Option<f64>) -> String,
+) -> String {
     match side {
-        Ok(f) => opt(pick(f)),
+        Ok(f) if f.rounds.len() > 1 => {
+            let each: Vec<String> = f
+                .rounds
+                .iter()
+                .map(|(cpu, p99)| {
+                    show(pick(&ShardFigures {
+                        cpu_us: *cpu,
+                        p99_us: *p99,
+                        ..ShardFigures::default()
+                    }))
+                })
+                .collect();
+            format!("{} ({})", show(pick(f)), each.join(", "))
+        }
+        Ok(f) => show(pick(f)),
         Err(_) => "—".into(),
     }
 }
@@ -196,6 +252,20 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
             .collect::<Vec<_>>()
             .join(", and with "),
     };
+    let rounds = if results.options.scaling && results.options.scaling_rounds >= 2 {
+        let (first, second) = match results.options.shards {
+            2 => ("2", "1"),
+            _ => ("1", "2"),
+        };
+        format!(
+            " Then both run again, {second} shards first, so that the runs go {first}, {second}, \
+             {second}, {first} shards: a drift of the machine's speed over the four weighs on \
+             both alike. Each cell is the mean of its two runs, the runs in brackets, in the \
+             order they ran; the ratios are of the means."
+        )
+    } else {
+        String::new()
+    };
     let reused = match results.options.shards {
         _ if !results.options.scaling => String::new(),
         1 => "The 1-shard run is the scenario's own mudshard run above; the 2-shard run \
@@ -212,7 +282,7 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
     let _ = writeln!(
         w,
         "The same load at each scenario's main rate (not the ladder), against mudshard with \
-         {layouts}, within the same run of the suite. {reused} Server CPU per command is the \
+         {layouts}, within the same run of the suite. {reused}{rounds} Server CPU per command is the \
          server's CPU time in the measured window over the commands sent in it (rtt, walk); \
          for chat, per delivered message. ratio = 2 shards / 1 shard (↓: lower is better).\n",
     );
@@ -236,10 +306,12 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
             let extra = results
                 .main(&row.scenario, Variant::MudshardShards(shards))
                 .filter(|_| shards != results.options.shards);
-            if let Some(record) = extra {
+            let again = results.again_with_shards(&row.scenario, shards);
+            for (record, round) in [(extra, ""), (again, ", second round")] {
+                let Some(record) = record else { continue };
                 let n = super::report::scenario::notes(record);
                 if !n.is_empty() {
-                    notes.push(format!("* {label}: {}", n.join("; ")));
+                    notes.push(format!("* {label}{round}: {}", n.join("; ")));
                 }
             }
         }
@@ -301,11 +373,11 @@ fn table_row(w: &mut String, row: &ScalingRow, unit: &str, latency: &str) {
         "| {} | {} | {unit} | {} | {} | {} | {latency} | {} | {} | {} |",
         row.scenario,
         opt(row.rate),
-        cell(&row.one, |f| f.cpu_us),
-        cell(&row.two, |f| f.cpu_us),
+        cell(&row.one, |f| f.cpu_us, opt),
+        cell(&row.two, |f| f.cpu_us, opt),
         x(cpu_ratio),
-        cell(&row.one, |f| ms(f.p99_us)),
-        cell(&row.two, |f| ms(f.p99_us)),
+        cell(&row.one, |f| f.p99_us, |v| opt(ms(v))),
+        cell(&row.two, |f| f.p99_us, |v| opt(ms(v))),
         x(p99_ratio),
     );
 }
@@ -358,6 +430,45 @@ mod tests {
         assert_eq!(
             echo_figures(&lossy).problem.as_deref(),
             Some("2 of 100 requests unanswered")
+        );
+    }
+
+    #[test]
+    fn two_rounds_are_averaged_figure_by_figure_and_keep_each_round() {
+        let a = figures("rtt", &report(6.0, 200_000, 2000, 0.0));
+        let b = figures("rtt", &report(7.0, 200_000, 1000, 0.0));
+        let mean = ShardFigures::mean_of(vec![a.clone(), b]);
+        assert_eq!(mean.cpu_us, Some(32.5));
+        assert_eq!(mean.p99_us, Some(1500.0));
+        assert_eq!(
+            mean.rounds,
+            [(Some(30.0), Some(2000.0)), (Some(35.0), Some(1000.0))]
+        );
+        assert_eq!(mean.problem, None);
+        assert_eq!(
+            ShardFigures::mean_of(vec![a.clone()]),
+            a,
+            "one run is itself"
+        );
+        let failed = figures("rtt", &json!({"ok": false, "rate": {"held": true}}));
+        let mean = ShardFigures::mean_of(vec![a, failed]);
+        assert_eq!(mean.cpu_us, Some(30.0), "over the runs that have a figure");
+        assert!(mean.problem.expect("a problem").starts_with("round 2: "));
+        let row = ScalingRow {
+            scenario: "rtt".into(),
+            rate: Some(100.0),
+            one: Ok(ShardFigures::mean_of(vec![
+                figures("rtt", &report(6.0, 200_000, 2000, 0.0)),
+                figures("rtt", &report(7.0, 200_000, 1000, 0.0)),
+            ])),
+            two: Ok(figures("rtt", &report(6.5, 200_000, 1000, 0.0))),
+        };
+        let mut w = String::new();
+        table_row(&mut w, &row, "command", "reply");
+        assert_eq!(
+            w.trim_end(),
+            "| rtt | 100 | command | 32.5 (30.0, 35.0) | 32.5 | 1.00× | reply | 1.50 (2, 1) | 1 \
+             | 0.67× |"
         );
     }
 

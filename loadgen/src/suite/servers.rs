@@ -25,6 +25,8 @@ pub enum Variant {
     Baseline,
     /// mudshard with this many shards (the shard-scaling table).
     MudshardShards(usize),
+    /// The same, in the scaling table's second round.
+    MudshardShardsAgain(usize),
     /// mudshard with `MIMALLOC_PURGE_DELAY=0` (idle memory once purged).
     MudshardPurged,
 }
@@ -60,6 +62,9 @@ impl Variant {
             Variant::Baseline => "baseline".into(),
             Variant::MudshardShards(1) => "mudshard-1shard".into(),
             Variant::MudshardShards(n) => format!("mudshard-{n}shards"),
+            Variant::MudshardShardsAgain(n) => {
+                format!("{}-again", Variant::MudshardShards(n).tag())
+            }
             Variant::MudshardPurged => "mudshard-purged".into(),
         }
     }
@@ -94,6 +99,10 @@ impl Layout {
     /// mudshard's layout for a variant (`None` for the baseline).
     pub fn of(variant: Variant, options: &Options) -> Option<Layout> {
         let server_cores = options.split.as_ref().map(|s| s.server.clone());
+        let variant = match variant {
+            Variant::MudshardShardsAgain(n) => Variant::MudshardShards(n),
+            v => v,
+        };
         match (variant, server_cores) {
             (Variant::Baseline, _) => None,
             (Variant::MudshardShards(shards), Some(server)) if server.len() < shards => {

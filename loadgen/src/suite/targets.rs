@@ -885,6 +885,7 @@ mod tests {
             cpu_us: Some(cpu_us),
             p99_us: Some(p99_us),
             problem: None,
+            rounds: Vec::new(),
         })
     }
 
