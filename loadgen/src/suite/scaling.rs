@@ -253,12 +253,12 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
             .join(", and with "),
     };
     let rounds = if results.options.scaling && results.options.scaling_rounds >= 2 {
-        let (first, second) = match results.options.shards {
-            2 => ("2", "1"),
-            _ => ("1", "2"),
+        let (first, second, again) = match results.options.shards {
+            2 => ("2", "1", "the 1-shard run"),
+            _ => ("1", "2", "the 2-shard run"),
         };
         format!(
-            " Then both run again, {second} shards first, so that the runs go {first}, {second}, \
+            " Then both run again, {again} first, so that the runs go {first}, {second}, \
              {second}, {first} shards: a drift of the machine's speed over the four weighs on \
              both alike. Each cell is the mean of its two runs, the runs in brackets, in the \
              order they ran; the ratios are of the means."
