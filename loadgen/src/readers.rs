@@ -113,15 +113,6 @@ impl Readers {
         self.slots.borrow().get(slot as usize)?.clone()
     }
 
-    /// Sessions registered.
-    pub fn len(&self) -> usize {
-        self.slots.borrow().len() - self.free.borrow().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Fills `ready` with the slots of sockets ready now, without waiting;
     /// returns how many (0 when none is).
     pub fn take_ready(&self, ready: &mut [libc::epoll_event]) -> io::Result<usize> {

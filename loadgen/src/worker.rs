@@ -331,8 +331,8 @@ impl Worker {
     }
 
     /// The `epoll` task (see `readers`): waits until a registered socket is
-    /// readable, reads each ready one once, and again, for as long as the
-    /// worker runs.
+    /// readable, reads each ready one until it is drained, and again, for
+    /// as long as the worker runs.
     async fn read_ready(self: Rc<Self>) {
         let Some(readers) = &self.readers else {
             return;
