@@ -142,6 +142,11 @@ pub fn slot_of(event: &libc::epoll_event) -> u32 {
     event.u64 as u32
 }
 
+/// The event also reports the peer's end of the stream (or an error).
+pub fn hung_up(event: &libc::epoll_event) -> bool {
+    event.events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+}
+
 /// An empty ready list of `READY_BATCH` events.
 pub fn ready_list() -> Vec<libc::epoll_event> {
     vec![libc::epoll_event { events: 0, u64: 0 }; READY_BATCH]

@@ -355,7 +355,7 @@ impl Worker {
                 let Some(session) = readers.get(slot) else {
                     continue;
                 };
-                if let Err(ended) = self.read_now(&session) {
+                if let Err(ended) = self.read_now(&session, readers::hung_up(event)) {
                     readers.remove(slot);
                     self.reading_ended(&session, ended);
                 }
@@ -366,15 +366,17 @@ impl Worker {
     /// Reads a ready session until its socket is drained, accounting for
     /// every complete frame read. A read shorter than the buffer took all
     /// the socket had (edge-triggered: what arrives after it makes the socket
-    /// ready again).
-    fn read_now(&self, session: &Session) -> Result<(), Ended> {
+    /// ready again), unless the server's end was reported with it
+    /// (`hung_up`): `recv` returns the bytes before the end without the end,
+    /// and the end will not be reported again, so it reads on to it.
+    fn read_now(&self, session: &Session, hung_up: bool) -> Result<(), Ended> {
         let mut scratch = self.scratch.borrow_mut();
         loop {
             match session.recv_now(&mut scratch[..]) {
                 Ok(Some(0)) => return Err(Ended::Eof),
                 Ok(Some(n)) => {
                     self.consume(session, &scratch[..n])?;
-                    if n < scratch.len() {
+                    if n < scratch.len() && !hung_up {
                         return Ok(());
                     }
                 }

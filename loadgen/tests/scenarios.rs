@@ -133,6 +133,36 @@ fn a_server_hanging_up_is_counted_with_uring() {
     a_server_hanging_up_is_counted_with("uring");
 }
 
+/// A server that ends its side of the stream right behind each connection's
+/// second reply, without a close frame, and reads on: the reply and the end
+/// arrive together, nothing after them tells the client more, and every
+/// session is still counted dropped, whichever way it is read (read by
+/// `epoll`, the short read of the reply must not hide the end).
+fn a_server_ending_the_stream_behind_a_reply_is_counted_with(how: &str) {
+    let server = FakeServer::start(Behaviour {
+        end_after_commands: Some(2),
+        ..Behaviour::default()
+    });
+    let target = server.target();
+    let mut args = base("rtt", &target);
+    args.extend(["--players", "6", "--rate", "60", "--read-with", how]);
+    let (report, _) = run_loadgen(&args);
+    let counts = &report["counts"];
+    assert_eq!(u(&counts["sessions_established"]), 6, "{report:#}");
+    assert_eq!(u(&counts["sessions_dropped"]), 6, "{report:#}");
+    assert_eq!(u(&counts["closed_slow_reader"]), 0, "{report:#}");
+}
+
+#[test]
+fn a_server_ending_the_stream_behind_a_reply_is_counted_with_epoll() {
+    a_server_ending_the_stream_behind_a_reply_is_counted_with("epoll");
+}
+
+#[test]
+fn a_server_ending_the_stream_behind_a_reply_is_counted_with_uring() {
+    a_server_ending_the_stream_behind_a_reply_is_counted_with("uring");
+}
+
 #[test]
 fn rtt_times_every_reply() {
     let server = FakeServer::start(Behaviour::default());

@@ -27,6 +27,10 @@ pub struct Behaviour {
     /// After a connection's `.0`-th command is answered, the server sends a
     /// close frame with code `.1` and hangs up.
     pub close_after_commands: Option<(u64, u16)>,
+    /// After a connection's `n`-th command is answered, the server ends its
+    /// side of the stream right behind the reply, without a close frame,
+    /// and reads on.
+    pub end_after_commands: Option<u64>,
 }
 
 struct Conn {
@@ -239,6 +243,17 @@ fn handle(msg: &Value, shared: &Shared, id: u64, conn: &Arc<Conn>) -> bool {
                     conn.send_raw(0x8, &code.to_be_bytes());
                     return false;
                 }
+            }
+            if shared
+                .behaviour
+                .end_after_commands
+                .is_some_and(|after| answered >= after)
+            {
+                // Only its own end: it reads on (and answers nothing), so
+                // what the client sends later brings no reset that would
+                // tell it the connection is gone.
+                let w = conn.writer.lock().expect("lock");
+                let _ = w.0.shutdown(std::net::Shutdown::Write);
             }
         }
         _ => conn.send(&json!({"type":"error","code":"unknown_type","message":"?"})),
