@@ -456,6 +456,11 @@ pub struct RuntimeSettings {
     /// timers, wakes from other shards) before it sleeps in the kernel, in
     /// µs; glommio's `spin_before_park`. 0: sleep at once.
     pub spin_before_park_us: u64,
+    /// After how long without a read (ms) a session's reads park on its
+    /// shard's `epoll` instance, giving back the poll request (a 320-byte
+    /// source) it holds on the ring while it waits (`net/readiness.rs`).
+    /// 0: never, as mudshard did before; for A/B measurements.
+    pub park_reads_after_ms: u64,
 }
 
 impl Default for RuntimeSettings {
@@ -467,6 +472,7 @@ impl Default for RuntimeSettings {
             membarrier_syscall: false,
             socket_doorbell: false,
             spin_before_park_us: 0,
+            park_reads_after_ms: 1_000,
         }
     }
 }
@@ -1566,7 +1572,7 @@ mod tests {
         std::fs::write(
             &path,
             "[runtime]\ncoop_taskrun = false\npreempt_timers = true\nmembarrier_syscall = true\n\
-             socket_doorbell = true\nspin_before_park_us = 50\n",
+             socket_doorbell = true\nspin_before_park_us = 50\npark_reads_after_ms = 0\n",
         )
         .expect("write");
         let config = Config::from_file(&path).expect("a [runtime] section");
@@ -1578,6 +1584,7 @@ mod tests {
                 membarrier_syscall: true,
                 socket_doorbell: true,
                 spin_before_park_us: 50,
+                park_reads_after_ms: 0,
             }
         );
     }

@@ -91,6 +91,11 @@ struct Args {
     /// spin_before_park_us; default 0).
     #[arg(long, env = "MUDSHARD_SPIN_BEFORE_PARK_US", value_name = "US")]
     spin_before_park_us: Option<u64>,
+    /// ms without a read after which a session's reads park on its shard's
+    /// epoll instance ([runtime] park_reads_after_ms; default 1000; 0:
+    /// never, for A/B measurements).
+    #[arg(long, env = "MUDSHARD_PARK_READS_AFTER_MS", value_name = "MS")]
+    park_reads_after_ms: Option<u64>,
     /// Log format: text or json.
     #[arg(long, env = "MUDSHARD_LOG", default_value = "text")]
     log: String,
@@ -172,6 +177,9 @@ fn config_from(args: &Args) -> Result<Config, String> {
     }
     if let Some(on) = args.membarrier_syscall {
         config.runtime.membarrier_syscall = on;
+    }
+    if let Some(ms) = args.park_reads_after_ms {
+        config.runtime.park_reads_after_ms = ms;
     }
     if let Some(on) = args.socket_doorbell {
         config.runtime.socket_doorbell = on;

@@ -149,6 +149,14 @@ fn config() -> Config {
     config.world = WorldSource::parse_generated(&format!("grid:{GRID}x{GRID}")).expect("grid");
     config.game.ambient_interval_ms = 0;
     config.limits.connections_per_ip_max = 65_536;
+    // `MUDSHARD_PARK_READS_AFTER_MS=0`: quiet sessions keep their poll on the
+    // ring, as the server's switch of that name does, to count the difference.
+    if let Some(ms) = std::env::var("MUDSHARD_PARK_READS_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.runtime.park_reads_after_ms = ms;
+    }
     config.normalize().expect("config");
     config
 }

@@ -693,6 +693,66 @@ fn a_cut_off_reader_that_never_reads_is_dropped_after_the_close_grace() {
     drop(stuck);
 }
 
+/// Quiet sessions park their reads on the shard's `epoll` instance
+/// (`[runtime] park_reads_after_ms`): parked, they still get their events;
+/// a command wakes them and is answered; and, parked again, the end of the
+/// stream wakes them and ends them at once.
+#[test]
+fn parked_sessions_get_events_and_are_woken_by_a_command_and_by_the_end_of_the_stream() {
+    let server = ServerProc::start(&["--shards", "2", "--park-reads-after-ms", "100"]);
+    let counter = |name: &str| -> u64 {
+        let (status, metrics) = server.http_get("/metrics");
+        assert_eq!(status, 200);
+        metric_sum(&metrics, &format!("{name}{{"))
+    };
+    let wait_for = |name: &str, at_least: u64| {
+        let started = Instant::now();
+        while counter(name) < at_least {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{name}: {} after 10 s, expected at least {at_least}",
+                counter(name)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let connections = |server: &ServerProc| -> u64 { server.connections().iter().sum() };
+    let mut clients: Vec<Client> = (0..20).map(|_| Client::guest(server.addr, None)).collect();
+    assert_eq!(connections(&server), 20);
+    wait_for("mudshard_reads_parked_total", 20);
+    assert_eq!(counter("mudshard_reads_woken_total"), 0);
+    // Parked, a session still gets what is sent to it. (Every guest starts
+    // in the same room.)
+    let mut talker = Client::guest(server.addr, Some("talker"));
+    talker.cmd("say hello, sleepers");
+    for client in &mut clients {
+        client.event("say", "hello, sleepers");
+    }
+    // A command wakes it and is answered.
+    for client in &mut clients {
+        assert_eq!(client.cmd("look")["ok"], true);
+    }
+    assert!(counter("mudshard_reads_woken_total") >= 20);
+    // Quiet again, it parks again; the end of the stream wakes it and ends it.
+    let parked = counter("mudshard_reads_parked_total");
+    wait_for("mudshard_reads_parked_total", parked + 20);
+    let woken = counter("mudshard_reads_woken_total");
+    for client in &mut clients {
+        client.write_raw_and_end(&[]);
+    }
+    let started = Instant::now();
+    while connections(&server) > 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{} of 20 parked sessions still connected 5 s after their clients ended their streams",
+            connections(&server) - 1
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(counter("mudshard_reads_woken_total") >= woken + 20);
+    drop(talker);
+}
+
 #[test]
 fn sigterm_closes_sessions_with_a_close_frame_and_exits_zero() {
     let mut server = ServerProc::start(&["--shards", "2"]);

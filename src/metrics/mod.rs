@@ -89,7 +89,7 @@ type Series = (
 /// queue, batches, flush latency and errors, process figures.
 pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [Series; 27] = [
+    let counters: [Series; 29] = [
         (
             "mudshard_connections",
             "gauge",
@@ -185,6 +185,18 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             "counter",
             "Connections closed because their request head was not in by the login timeout.",
             |s| s.http_head_timeouts,
+        ),
+        (
+            "mudshard_reads_parked_total",
+            "counter",
+            "Quiet sessions whose reads parked on the shard's epoll instance (park_reads_after_ms).",
+            |s| s.reads_parked,
+        ),
+        (
+            "mudshard_reads_woken_total",
+            "counter",
+            "Parked sessions woken by their socket becoming readable or hung up.",
+            |s| s.reads_woken,
         ),
         (
             "mudshard_cross_shard_sent_total",

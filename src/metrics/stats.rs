@@ -76,6 +76,10 @@ pub struct ShardStats {
     /// Connections closed because their request head was not in by the
     /// login deadline (a slowloris, or a client that never spoke).
     pub http_head_timeouts: u64,
+    /// Quiet sessions whose reads parked on the shard's `epoll` instance,
+    /// and parked sessions woken by it (`net/readiness.rs`).
+    pub reads_parked: u64,
+    pub reads_woken: u64,
     /// Answers from another host that came after their command had been
     /// answered `unreachable`: shown, completing nothing.
     pub late_answers: u64,

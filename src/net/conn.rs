@@ -26,6 +26,7 @@ use std::time::Instant;
 use super::http;
 use super::messages::process;
 use super::per_ip::ConnectionPermit;
+use super::readiness::Epoll;
 use super::routes::{http_phase, refuse};
 use super::session_io::{poll_session, SessionEnd};
 use crate::protocol::close::CloseReason;
@@ -42,11 +43,14 @@ pub struct Accepted {
     pub permit: ConnectionPermit,
 }
 
-/// Buffers shared by every connection of a shard: they are used only inside
-/// one synchronous poll, never across an await.
+/// What every connection of a shard shares: buffers used only inside one
+/// synchronous poll, never across an await, and the shard's `epoll`
+/// instance quiet sessions park their reads on (`readiness.rs`; `None` when
+/// `[runtime] park_reads_after_ms` is 0).
 pub struct Scratch {
     pub(super) read: Vec<u8>,
     pub(super) write: Vec<u8>,
+    pub(super) epoll: Option<Rc<Epoll>>,
 }
 
 /// Bytes read per `recv`: many client frames at once when they are waiting.
@@ -59,6 +63,15 @@ impl Scratch {
         Scratch {
             read: vec![0; READ_CHUNK_BYTES],
             write: Vec::with_capacity(WRITE_BATCH_BYTES + 1024),
+            epoll: None,
+        }
+    }
+
+    /// Scratch whose quiet sessions park their reads on `epoll`.
+    pub fn with_epoll(epoll: Rc<Epoll>) -> Scratch {
+        Scratch {
+            epoll: Some(epoll),
+            ..Scratch::new()
         }
     }
 }
@@ -116,15 +129,15 @@ async fn http_then_session(
         permit,
     } = accepted;
     let (slot, gen) = http_phase(&shard, &mut stream, peer_ip, at).await?;
-    Some(Live {
+    Some(Live::start(
         shard,
         scratch,
         stream,
         slot,
         gen,
-        epoch: 0,
-        held: Box::new(permit),
-    })
+        0,
+        Box::new(permit),
+    ))
 }
 
 /// Serves a connection handed to this shard for a resume (or, refused, as a
@@ -139,11 +152,11 @@ pub fn serve_attached(
 ) -> Connection {
     Connection::Starting(Box::pin(async move {
         futures_lite::future::yield_now().await;
-        Some(attach(shard, scratch, attachment))
+        attach(shard, scratch, attachment)
     }))
 }
 
-fn attach(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, attachment: Attachment) -> Live {
+fn attach(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, attachment: Attachment) -> Option<Live> {
     let Attachment {
         fd,
         slot,
@@ -166,15 +179,7 @@ fn attach(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, attachment: Attachmen
             }
         }
     }
-    Live {
-        shard,
-        scratch,
-        stream,
-        slot,
-        gen,
-        epoch,
-        held,
-    }
+    Some(Live::start(shard, scratch, stream, slot, gen, epoch, held))
 }
 
 impl Future for Connection {
@@ -217,11 +222,37 @@ impl Future for Connection {
 }
 
 impl Live {
+    /// The session in `slot` starts (or goes on) on `stream`.
+    fn start(
+        shard: ShardCell,
+        scratch: Rc<RefCell<Scratch>>,
+        stream: TcpStream,
+        slot: u32,
+        gen: u32,
+        epoch: u32,
+        held: Held,
+    ) -> Live {
+        // Reads on a new connection start on the ring, whatever the last one did.
+        if let Some(session) = shard.borrow_mut().sessions.get_mut(slot, gen) {
+            session.reads = 0;
+        }
+        Live {
+            shard,
+            scratch,
+            stream,
+            slot,
+            gen,
+            epoch,
+            held,
+        }
+    }
+
     /// The session's time on this connection is over: it is closed, or the
     /// connection goes to the shard of the session a `resume` asked for.
     fn end(self, end: SessionEnd) {
         let Live {
             shard,
+            scratch,
             stream,
             slot,
             epoch,
@@ -255,7 +286,11 @@ impl Live {
                     None => return,
                 };
                 // The socket lives on in the duplicate; this shard's copy and
-                // the session it had here go.
+                // the session it had here go, and so does its registration
+                // with this shard's `epoll` instance, if its reads parked.
+                if let Some(epoll) = &scratch.borrow().epoll {
+                    epoll.remove(stream.as_raw_fd());
+                }
                 // SAFETY: dup of a descriptor this stream owns; the result is ours.
                 let dup = unsafe { libc::dup(stream.as_raw_fd()) };
                 sh.close_session(slot, epoch);

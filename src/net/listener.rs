@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::{self, Accepted, Scratch};
 use super::per_ip::ConnectionsPerIp;
+use super::readiness::{self, Epoll};
 use crate::shard::resume::Attachment;
 use crate::shard::run::ShardCell;
 
@@ -24,7 +25,12 @@ const ACCEPT_RETRY_MS: u64 = 50;
 pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<ConnectionsPerIp>) {
     // SAFETY: the fd is a bound, listening TCP socket handed to this shard alone.
     let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
-    let scratch = Rc::new(RefCell::new(Scratch::new()));
+    let scratch = Rc::new(RefCell::new(scratch_for(&shard)));
+    if let Some(epoll) = scratch.borrow().epoll.clone() {
+        // Lives as long as the shard's executor: parked sessions are woken
+        // after the listener stops, until they close.
+        glommio::spawn_local(readiness::watch(shard.clone(), epoll)).detach();
+    }
     // Connections handed over for a resume are served like accepted ones.
     let (weak, attach_scratch) = (Rc::downgrade(&shard), scratch.clone());
     shard
@@ -67,5 +73,26 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
             permit,
         };
         glommio::spawn_local(conn::serve(shard.clone(), scratch.clone(), accepted)).detach();
+    }
+}
+
+/// The shard's scratch, with the `epoll` instance quiet sessions park their
+/// reads on (unless `[runtime] park_reads_after_ms` is 0, or the instance
+/// cannot be made: then no session parks); tells the shard's sweep.
+fn scratch_for(shard: &ShardCell) -> Scratch {
+    let mut sh = shard.borrow_mut();
+    let after_ms = sh.config.runtime.park_reads_after_ms;
+    if after_ms == 0 {
+        return Scratch::new();
+    }
+    match Epoll::new() {
+        Ok(epoll) => {
+            sh.park_reads_after_ms = after_ms;
+            Scratch::with_epoll(Rc::new(epoll))
+        }
+        Err(e) => {
+            tracing::warn!(shard = sh.id, error = %e, "no epoll instance: quiet sessions keep their reads on the ring");
+            Scratch::new()
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod http;
 pub mod listener;
 pub mod messages;
 pub mod per_ip;
+pub mod readiness;
 pub mod routes;
 pub mod session_io;
 pub mod upgrade;

@@ -2,7 +2,8 @@
 //! are written and client bytes are read.
 //!
 //! A session's task does all I/O of its socket. Reads go into the shard's
-//! scratch buffer (so an idle session holds no buffer); frames queued for the
+//! scratch buffer (so an idle session holds no buffer; a quiet one parks
+//! its reads on the shard's `epoll` instance, `readiness.rs`); frames queued for the
 //! session by anyone on the shard wake the task, which writes them all in one
 //! `send` (so a burst of events costs one syscall per connection, not per frame).
 //! `encode_out` is where one queued frame becomes wire bytes; what is read
@@ -11,17 +12,19 @@
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use std::cell::RefCell;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::conn::{Scratch, WRITE_BATCH_BYTES};
 use super::messages::process;
+use super::readiness::Epoll;
 use super::ws;
 use crate::protocol::close::CloseReason;
 use crate::protocol::encode::{put_seq_prefix, seq_prefix_len, PLAIN_PREFIX};
 use crate::shard::run::ShardCell;
-use crate::shard::session::{Out, ResumePlan, PING_PAYLOAD_BYTES};
+use crate::shard::session::{reads, Out, ResumePlan, PING_PAYLOAD_BYTES};
 use crate::shard::Shard;
 
 /// Read/write rounds in one poll before the task yields to its neighbours.
@@ -93,7 +96,12 @@ pub(super) fn poll_session(
             // Waiting for the directory: read nothing more until it answers.
             return Poll::Pending;
         }
-        match Pin::new(&mut *stream).poll_read(cx, &mut scratch.read) {
+        let read = if reads_parked(sh, scratch.epoll.as_deref(), stream, slot, gen) {
+            Poll::Pending
+        } else {
+            Pin::new(&mut *stream).poll_read(cx, &mut scratch.read)
+        };
+        match read {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(SessionEnd::Closed),
             Poll::Ready(Ok(n)) => {
                 sh.counters.stats.bytes_in += n as u64;
@@ -117,6 +125,45 @@ pub(super) fn poll_session(
     // Busy connection: let the others on this shard have a turn.
     cx.waker().wake_by_ref();
     Poll::Pending
+}
+
+/// Whether the session's reads are parked (`readiness.rs`): parks them if
+/// the sweep asked, and unparks them if the shard's `epoll` instance woke
+/// them. A socket that cannot be armed keeps reading through the ring.
+fn reads_parked(
+    sh: &mut Shard,
+    epoll: Option<&Epoll>,
+    stream: &mut TcpStream,
+    slot: u32,
+    gen: u32,
+) -> bool {
+    let Some(epoll) = epoll else {
+        return false;
+    };
+    let Some(session) = sh.sessions.get_mut(slot, gen) else {
+        return false;
+    };
+    if session.reads & reads::WOKEN != 0 {
+        session.reads &= !(reads::WOKEN | reads::PARKED | reads::PARK_DUE);
+        return false;
+    }
+    if session.reads & reads::PARKED != 0 {
+        return true;
+    }
+    if session.reads & reads::PARK_DUE == 0 {
+        return false;
+    }
+    session.reads &= !reads::PARK_DUE;
+    let registered = session.reads & reads::REGISTERED != 0;
+    if let Err(e) = epoll.arm(stream.as_raw_fd(), slot, gen, registered) {
+        tracing::debug!(shard = sh.id, error = %e, "cannot park a session's reads");
+        return false;
+    }
+    // Armed first: bytes that came in between are reported at once.
+    stream.drop_read_poll();
+    session.reads |= reads::PARKED | reads::REGISTERED;
+    sh.counters.stats.reads_parked += 1;
+    true
 }
 
 /// Writes what is left and then the close frame. A frame half-written

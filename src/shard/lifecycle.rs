@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::msg::Msg;
-use super::session::{Out, Phase, Session};
+use super::session::{reads, Out, Phase, Session};
 use super::{SessionId, Shard, ShardAddr};
 use crate::protocol::close;
 
@@ -144,6 +144,7 @@ impl Shard {
             limits.close_grace_ms,
         );
         let window_ms = limits.resume_window_ms;
+        let park_ms = self.park_reads_after_ms;
         let mut expired = Vec::new();
         for (slot, session) in self.sessions.iter_mut() {
             if session.phase == Phase::Detached {
@@ -177,6 +178,14 @@ impl Shard {
                 session.push(ping, bytes_max);
             }
             let silent_ms = now.saturating_sub(session.heard_ms);
+            if park_ms > 0
+                && silent_ms >= park_ms
+                && session.reads & (reads::PARK_DUE | reads::PARKED) == 0
+                && session.resuming.is_none()
+            {
+                session.reads |= reads::PARK_DUE;
+                session.wake();
+            }
             if silent_ms < idle_ms || now.saturating_sub(session.pinged_ms) < idle_ms {
                 continue;
             }

@@ -112,6 +112,10 @@ pub struct Shard {
     /// connection while they were live: their task closes them with
     /// `close::RESUMED_ELSEWHERE` as it ends.
     pub superseded: std::collections::HashSet<(u32, u32)>,
+    /// After how long without a read the sweep parks a session's reads
+    /// (`session::reads`); 0, never. Set by the network layer, which does
+    /// the parking, from `[runtime] park_reads_after_ms`.
+    pub park_reads_after_ms: u64,
     /// The other hosts of the cluster, as the bridge last saw them.
     peers: Arc<Vec<crate::bridge::PeerHost>>,
     /// Commands that went to another host and their deadline: answered
@@ -158,6 +162,7 @@ impl Shard {
         Shard {
             host,
             id,
+            park_reads_after_ms: 0,
             viewers: vec![Vec::new(); world.rooms.len()],
             mirrors: mirror::Mirrors::default(),
             config,

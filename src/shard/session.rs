@@ -150,6 +150,9 @@ pub struct Session {
     /// Which connection serves the session: a resume attaches a new one and
     /// the old one's task, seeing another epoch, ends without touching it.
     pub conn_epoch: u32,
+    /// Where the connection's reads stand (`reads`: parked on the shard's
+    /// `epoll` instance while quiet, `net/readiness.rs`).
+    pub reads: u8,
     /// A `resume` on this connection is being looked up or handed over:
     /// nothing more is read from it here. Boxed: rare, and a session
     /// without one then pays a pointer, not the plan.
@@ -159,6 +162,24 @@ pub struct Session {
 /// Bytes of one session's record in the slab, which every idle session
 /// pays (README, "Idle memory"); pinned by a test.
 pub const SESSION_BYTES_MAX: usize = 472;
+
+/// The bits of `Session::reads`: a quiet session's reads park on the
+/// shard's `epoll` instance instead of holding a poll request on the ring
+/// (`net/readiness.rs`). The sweep marks it `PARK_DUE`; the connection's
+/// task parks it and the `epoll` task wakes it.
+pub mod reads {
+    /// The sweep found nothing read for `park_reads_after_ms`: park at the
+    /// connection's next poll.
+    pub const PARK_DUE: u8 = 1;
+    /// Parked: glommio's read poll dropped, the socket armed in the shard's
+    /// `epoll` instance; nothing is read until `WOKEN`.
+    pub const PARKED: u8 = 2;
+    /// The instance reported the socket (readable or hung up): read again.
+    pub const WOKEN: u8 = 4;
+    /// The socket is registered with the instance (armed or spent), on this
+    /// connection: the next parking re-arms it.
+    pub const REGISTERED: u8 = 8;
+}
 
 /// Where a `resume` on a connection of this shard is going.
 #[derive(Debug)]
@@ -228,6 +249,7 @@ impl Session {
             ack_due: false,
             hold,
             conn_epoch: 0,
+            reads: 0,
             resuming: None,
         }
     }

@@ -463,6 +463,16 @@ impl Client {
     pub fn write_raw(&mut self, bytes: &[u8]) {
         self.ws.get_mut().write_all(bytes).expect("raw write");
     }
+
+    /// Writes `bytes` and at once ends the stream (a FIN right behind them),
+    /// leaving the socket open.
+    pub fn write_raw_and_end(&mut self, bytes: &[u8]) {
+        let stream = self.ws.get_mut();
+        stream.write_all(bytes).expect("raw write");
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+    }
 }
 
 impl Client {

@@ -496,6 +496,11 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
     pub(crate) fn stream(&self) -> &S {
         &self.stream.stream
     }
+
+    /// mudshard patch 9: see `TcpStream::drop_read_poll`.
+    pub(crate) fn drop_read_poll(&mut self) {
+        self.stream.source_rx.take();
+    }
 }
 
 impl<S: AsRawFd, B: Buffered> GlommioStream<S, B> {

@@ -559,6 +559,18 @@ impl<B: RxBuf> TcpStream<B> {
             .map_err(Into::into)
     }
 
+    /// Drops the read poll this stream keeps armed on the ring: one from its
+    /// creation, and one after each read that did not fill its buffer, so
+    /// that the next read knows at once whether there is more. A program
+    /// that learns when the socket is readable by other means (an `epoll`
+    /// instance of its own) and reads it with `recv` itself has no use for
+    /// it, and an idle connection would hold its source (320 bytes) for as
+    /// long as it is idle. The next `poll_read`, if any, arms one again.
+    /// (mudshard patch 9.)
+    pub fn drop_read_poll(&mut self) {
+        self.stream.drop_read_poll();
+    }
+
     /// Sets the value of the `TCP_NODELAY` option on this socket.
     ///
     /// If set, this option disables the Nagle algorithm. This means that
