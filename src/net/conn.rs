@@ -152,11 +152,11 @@ pub fn serve_attached(
 ) -> Connection {
     Connection::Starting(Box::pin(async move {
         futures_lite::future::yield_now().await;
-        attach(shard, scratch, attachment)
+        Some(attach(shard, scratch, attachment))
     }))
 }
 
-fn attach(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, attachment: Attachment) -> Option<Live> {
+fn attach(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, attachment: Attachment) -> Live {
     let Attachment {
         fd,
         slot,
@@ -179,7 +179,7 @@ fn attach(shard: ShardCell, scratch: Rc<RefCell<Scratch>>, attachment: Attachmen
             }
         }
     }
-    Some(Live::start(shard, scratch, stream, slot, gen, epoch, held))
+    Live::start(shard, scratch, stream, slot, gen, epoch, held)
 }
 
 impl Future for Connection {
