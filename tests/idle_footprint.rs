@@ -236,6 +236,70 @@ fn an_idle_session_holds_at_most_its_bound_of_heap() {
     );
 }
 
+/// The size glommio requests for a `Source`, the poll request a stream
+/// keeps armed for reading (304 bytes since glommio patch 5,
+/// `vendor/glommio/MUDSHARD-PATCH.md`; nothing else of an idle session's
+/// has that size, as `heap_per_idle_session_by_allocation_size` lists).
+const READ_POLL_SOURCE_BYTES: usize = 304;
+
+/// Sources held per session (allocations of `READ_POLL_SOURCE_BYTES`, net)
+/// by `PINNED_SESSIONS` placed guests that then say nothing for `quiet`, on
+/// a server whose quiet sessions park their reads after `park_ms` (0:
+/// never); counted from before they were opened.
+fn sources_per_quiet_session(park_ms: u64, quiet: Duration) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config();
+    config.data_dir = dir.path().to_path_buf();
+    config.runtime.park_reads_after_ms = park_ms;
+    let server = Server::start(config).expect("server");
+    let warm: Vec<Client> = (0..PINNED_SESSIONS)
+        .map(|i| open(server.addr, i, 5_000 + i))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = snapshot();
+    let cells = PINNED_SESSIONS * 2 / 3;
+    let clients: Vec<Client> = (0..PINNED_SESSIONS)
+        .map(|i| open(server.addr, PINNED_SESSIONS + i, i % cells))
+        .collect();
+    std::thread::sleep(quiet);
+    let quiet_now = snapshot();
+    report(
+        &format!("quiet for {quiet:?}, park_reads_after_ms = {park_ms}"),
+        &start,
+        &quiet_now,
+        PINNED_SESSIONS,
+    );
+    drop((warm, clients));
+    assert!(server.shutdown(), "clean shutdown");
+    let sources = quiet_now.by_size[READ_POLL_SOURCE_BYTES] - start.by_size[READ_POLL_SOURCE_BYTES];
+    sources as f64 / PINNED_SESSIONS as f64
+}
+
+/// A quiet session's reads park (`[runtime] park_reads_after_ms`): it gives
+/// back the poll request it held on the ring (README, "Parked reads"). Two
+/// servers, the same sessions and the same 2.5 s of quiet (two sweeps, each
+/// of which could park them): one that never parks, where each session
+/// opened holds one source, and one that parks after 100 ms, where the
+/// sessions opened hold none and the warm-up sessions, opened before the
+/// count began, have given theirs back too (−1 per session measured).
+#[test]
+fn a_quiet_session_whose_reads_park_holds_no_read_poll() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    NOT_COUNTED.with(|c| c.set(true));
+    let quiet = Duration::from_millis(2_500);
+    let not_parked = sources_per_quiet_session(0, quiet);
+    assert!(
+        not_parked > 0.9,
+        "never parked: {not_parked:.3} sources per session (one each expected): \
+         has glommio's source size changed from {READ_POLL_SOURCE_BYTES}?"
+    );
+    let parked = sources_per_quiet_session(100, quiet);
+    assert!(
+        parked < -0.9,
+        "parked after 100 ms: {parked:.3} sources per session, where every quiet session's should be gone"
+    );
+}
+
 #[test]
 #[ignore = "slow (15,000 sessions and the 5 s history check); run with --ignored --nocapture"]
 fn heap_per_idle_session_by_allocation_size() {
