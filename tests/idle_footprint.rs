@@ -205,6 +205,23 @@ const HEAP_PER_SESSION_MAX: i64 = 2_600;
 /// Two whole chunks of the session slab (256 slots each), after two others.
 const PINNED_SESSIONS: usize = 512;
 
+/// Starts a server with `config`'s runtime switches on a fresh store and
+/// places `PINNED_SESSIONS` guests, after as many to warm it up (the first
+/// sessions grow the shard's tables and buffers once; rooms of their own,
+/// away from the measured ones). Returns the server, every client (to hold
+/// until the count is read) and the count from before the measured ones.
+fn pinned_sessions(config: Config) -> (Server, Vec<Client>, Snapshot) {
+    let server = Server::start(config).expect("server");
+    let mut clients: Vec<Client> = (0..PINNED_SESSIONS)
+        .map(|i| open(server.addr, i, 5_000 + i))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = snapshot();
+    let cells = PINNED_SESSIONS * 2 / 3;
+    clients.extend((0..PINNED_SESSIONS).map(|i| open(server.addr, PINNED_SESSIONS + i, i % cells)));
+    (server, clients, start)
+}
+
 #[test]
 fn an_idle_session_holds_at_most_its_bound_of_heap() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -212,23 +229,12 @@ fn an_idle_session_holds_at_most_its_bound_of_heap() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = config();
     config.data_dir = dir.path().to_path_buf();
-    let server = Server::start(config).expect("server");
-    // Warm up: the first sessions grow the shard's tables and buffers once.
-    // (Rooms of their own, away from the measured ones.)
-    let warm: Vec<Client> = (0..PINNED_SESSIONS)
-        .map(|i| open(server.addr, i, 5_000 + i))
-        .collect();
-    std::thread::sleep(Duration::from_millis(100));
-    let start = snapshot();
-    let cells = PINNED_SESSIONS * 2 / 3;
-    let clients: Vec<Client> = (0..PINNED_SESSIONS)
-        .map(|i| open(server.addr, PINNED_SESSIONS + i, i % cells))
-        .collect();
+    let (server, clients, start) = pinned_sessions(config);
     std::thread::sleep(Duration::from_millis(100));
     let placed = snapshot();
     report("placed (pinned bound)", &start, &placed, PINNED_SESSIONS);
     let per_session = (placed.bytes - start.bytes) / PINNED_SESSIONS as i64;
-    drop((warm, clients));
+    drop(clients);
     assert!(server.shutdown(), "clean shutdown");
     assert!(
         per_session <= HEAP_PER_SESSION_MAX,
@@ -251,16 +257,7 @@ fn sources_per_quiet_session(park_ms: u64, quiet: Duration) -> f64 {
     let mut config = config();
     config.data_dir = dir.path().to_path_buf();
     config.runtime.park_reads_after_ms = park_ms;
-    let server = Server::start(config).expect("server");
-    let warm: Vec<Client> = (0..PINNED_SESSIONS)
-        .map(|i| open(server.addr, i, 5_000 + i))
-        .collect();
-    std::thread::sleep(Duration::from_millis(100));
-    let start = snapshot();
-    let cells = PINNED_SESSIONS * 2 / 3;
-    let clients: Vec<Client> = (0..PINNED_SESSIONS)
-        .map(|i| open(server.addr, PINNED_SESSIONS + i, i % cells))
-        .collect();
+    let (server, clients, start) = pinned_sessions(config);
     std::thread::sleep(quiet);
     let quiet_now = snapshot();
     report(
@@ -269,7 +266,7 @@ fn sources_per_quiet_session(park_ms: u64, quiet: Duration) -> f64 {
         &quiet_now,
         PINNED_SESSIONS,
     );
-    drop((warm, clients));
+    drop(clients);
     assert!(server.shutdown(), "clean shutdown");
     let sources = quiet_now.by_size[READ_POLL_SOURCE_BYTES] - start.by_size[READ_POLL_SOURCE_BYTES];
     sources as f64 / PINNED_SESSIONS as f64
