@@ -66,7 +66,7 @@ PORT=$((20000 + RANDOM % 20000))
 "$BIN/mudshard" --listen 127.0.0.1:$PORT --shards "$SHARDS" --world grid:100x100 \
     --data-dir "$WORK/data" --connections-per-ip-max 65536 >"$WORK/server.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 50); do
     curl -s --max-time 1 "http://127.0.0.1:$PORT/healthz" >/dev/null && break
     sleep 0.1
