@@ -36,6 +36,12 @@ pub const STORE_FILE: &str = "mudshard.db";
 /// long chains (17% of CPU in `io_poll_find` under load).
 const RING_DEPTH: usize = 4096;
 
+/// Memory each shard's executor sets aside and registers with io_uring for
+/// file I/O. glommio's default is 10 MiB, pinned (so resident) from the
+/// start; a shard does no file I/O through glommio (the store has its own
+/// thread), so it takes glommio's minimum, 64 KiB.
+const IO_MEMORY: usize = 64 << 10;
+
 /// Pending connections the kernel queues per shard listener.
 const LISTEN_BACKLOG: i32 = 4096;
 
@@ -150,7 +156,8 @@ impl Server {
             };
             let mut builder = LocalExecutorBuilder::new(placement_core)
                 .name(&format!("shard-{k}"))
-                .ring_depth(RING_DEPTH);
+                .ring_depth(RING_DEPTH)
+                .io_memory(IO_MEMORY);
             if config.runtime.spin_before_park_us > 0 {
                 builder = builder
                     .spin_before_park(Duration::from_micros(config.runtime.spin_before_park_us));

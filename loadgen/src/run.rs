@@ -245,6 +245,10 @@ fn spawn_thread(
         .spawn(move || {
             let executor = match LocalExecutorBuilder::new(Placement::Unbound)
                 .name(&format!("loadgen-{id}"))
+                // glommio registers this much with io_uring for file I/O
+                // (10 MiB by default, resident from the start); loadgen does
+                // none, so its minimum.
+                .io_memory(64 << 10)
                 .make()
             {
                 Ok(executor) => executor,

@@ -25,6 +25,8 @@ use std::time::Duration;
 
 /// mudshard's shards use this ring depth (`src/server.rs`).
 const RING_DEPTH: usize = 4096;
+/// And set aside this much for file I/O, glommio's minimum (`src/server.rs`).
+const IO_MEMORY: usize = 64 << 10;
 /// mudshard reads up to this much per `recv` (`src/net/conn.rs`).
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// How often an executor looks at the stop flag.
@@ -59,6 +61,7 @@ pub fn spawn(
     let handle = LocalExecutorBuilder::new(placement)
         .name(&format!("echo-{thread}"))
         .ring_depth(RING_DEPTH)
+        .io_memory(IO_MEMORY)
         .spawn(move || async move {
             if let Some(core) = core {
                 // glommio has placed the thread already; this checks it.
