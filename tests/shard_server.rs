@@ -753,6 +753,52 @@ fn parked_sessions_get_events_and_are_woken_by_a_command_and_by_the_end_of_the_s
     drop(talker);
 }
 
+/// A shard that read next to nothing in the last second has the allocator
+/// give back the pages emptied since (`Shard::tidy_heap`); a busy one is
+/// left alone.
+#[test]
+fn a_quiet_shard_tidies_its_heap_and_a_busy_one_does_not() {
+    let (server, _dir) = ServerProc::start_with_map(
+        "[limits]\ncommands_per_s = 1000000\ncommands_burst = 1000000\n",
+        &["--shards", "1"],
+    );
+    let collects = || -> u64 {
+        let (status, metrics) = server.http_get("/metrics");
+        assert_eq!(status, 200);
+        metric_sum(&metrics, "mudshard_heap_collects_total{")
+    };
+    let mut client = Client::guest(server.addr, None);
+    // Quiet: a collection every sweep (once a second).
+    let before = collects();
+    std::thread::sleep(Duration::from_millis(3_500));
+    let quiet = collects() - before;
+    assert!(quiet >= 2, "{quiet} collections in 3.5 quiet seconds");
+    // Busy: 3.5 s of commands, well over 1,000 frames a second.
+    let before = collects();
+    let started = Instant::now();
+    let mut answered = 0u64;
+    while started.elapsed() < Duration::from_millis(3_500) {
+        for k in 0..100 {
+            client.send(json!({"type": "cmd", "id": format!("h{k}"), "line": "help"}));
+        }
+        for _ in 0..100 {
+            client.recv_until(|v| v["type"] == "reply");
+        }
+        answered += 100;
+    }
+    let busy = collects() - before;
+    let per_s = answered as f64 / started.elapsed().as_secs_f64();
+    assert!(
+        per_s > 2_000.0,
+        "the client made only {per_s:.0} commands/s: not busy enough to tell"
+    );
+    // The sweep at the start of the busy stretch may still count a quiet second.
+    assert!(
+        busy <= 1,
+        "{busy} collections in 3.5 busy seconds ({per_s:.0} commands/s)"
+    );
+}
+
 #[test]
 fn sigterm_closes_sessions_with_a_close_frame_and_exits_zero() {
     let mut server = ServerProc::start(&["--shards", "2"]);

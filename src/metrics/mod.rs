@@ -89,7 +89,7 @@ type Series = (
 /// queue, batches, flush latency and errors, process figures.
 pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [Series; 29] = [
+    let counters: [Series; 30] = [
         (
             "mudshard_connections",
             "gauge",
@@ -197,6 +197,12 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             "counter",
             "Parked sessions woken by their socket becoming readable or hung up.",
             |s| s.reads_woken,
+        ),
+        (
+            "mudshard_heap_collects_total",
+            "counter",
+            "Quiet seconds in which the shard had the allocator give back the pages emptied since.",
+            |s| s.heap_collects,
         ),
         (
             "mudshard_cross_shard_sent_total",

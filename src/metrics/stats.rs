@@ -80,6 +80,9 @@ pub struct ShardStats {
     /// and parked sessions woken by it (`net/readiness.rs`).
     pub reads_parked: u64,
     pub reads_woken: u64,
+    /// Quiet seconds in which the shard had the allocator give back its
+    /// emptied pages (`Shard::tidy_heap`).
+    pub heap_collects: u64,
     /// Answers from another host that came after their command had been
     /// answered `unreachable`: shown, completing nothing.
     pub late_answers: u64,
