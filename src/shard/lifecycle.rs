@@ -214,8 +214,8 @@ impl Shard {
     /// let go of (an event built here and written by another shard, a reply
     /// held for a resume) only when its own thread next allocates from that
     /// block's page; a shard gone quiet after a burst of logins allocates
-    /// little, and pages emptied that way stayed resident, half of an idle
-    /// session's memory at 15,000 sessions (README, "Idle memory"). Busy
+    /// little, and pages emptied that way stayed resident: a sixth of an
+    /// idle session's memory at 15,000 sessions (README, "Idle memory"). Busy
     /// shards are left alone: they recycle their pages by allocating, and a
     /// collection that purges costs up to a few milliseconds.
     fn tidy_heap(&mut self) {
