@@ -753,6 +753,52 @@ fn parked_sessions_get_events_and_are_woken_by_a_command_and_by_the_end_of_the_s
     drop(talker);
 }
 
+/// A client that ends its stream (a FIN, no close frame) right behind its
+/// commands gets every answer before the connection closes, whether the
+/// answer is made on its connection's shard or on the shard that owns its
+/// room.
+#[test]
+fn a_client_that_ends_its_stream_behind_its_commands_gets_every_answer() {
+    let server = ServerProc::start(&["--shards", "2", "--world", "grid:12x12", "--no-ambient"]);
+    for shard in 0..2u64 {
+        let mut c = Client::guest_on_shard(server.addr, &format!("ender{shard}"), shard);
+        // Stand in a room the other shard owns: `say` is answered there.
+        let away = (0..12)
+            .map(|x| format!("goto grid:{x}_0"))
+            .find(|goto| c.cmd(goto)["room"]["shard"].as_u64() != Some(shard))
+            .expect("a room of the other shard along row 0");
+        let ids = ["s1", "s2", "e1", "s3"];
+        for (id, line) in ids
+            .iter()
+            .zip(["say one", "say two", "emote waves", "say three"])
+        {
+            c.send(json!({"type": "cmd", "id": id, "line": line}));
+        }
+        c.write_raw_and_end(&[]);
+        let answered: Vec<String> = c
+            .raw_frames_until_eof()
+            .into_iter()
+            .filter(|(opcode, _)| *opcode == 1)
+            .map(|(_, payload)| serde_json::from_slice::<Value>(&payload).expect("JSON"))
+            .filter(|f| f["type"] == "reply")
+            .map(|f| f["id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(
+            answered, ids,
+            "a client on shard {shard}, standing in another shard's room ({away}), \
+             ended its stream behind 4 commands"
+        );
+    }
+    let started = Instant::now();
+    while server.connections().iter().sum::<u64>() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the ended connections are still open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A shard that read next to nothing in the last second has the allocator
 /// give back the pages emptied since (`Shard::tidy_heap`); a busy one is
 /// left alone.

@@ -24,7 +24,7 @@ use super::ws;
 use crate::protocol::close::CloseReason;
 use crate::protocol::encode::{put_seq_prefix, seq_prefix_len, PLAIN_PREFIX};
 use crate::shard::run::ShardCell;
-use crate::shard::session::{reads, Out, ResumePlan, PING_PAYLOAD_BYTES};
+use crate::shard::session::{reads, Out, Phase, ResumePlan, Session, PING_PAYLOAD_BYTES};
 use crate::shard::Shard;
 
 /// Read/write rounds in one poll before the task yields to its neighbours.
@@ -96,13 +96,39 @@ pub(super) fn poll_session(
             // Waiting for the directory: read nothing more until it answers.
             return Poll::Pending;
         }
+        if let Some(session) = sh
+            .sessions
+            .by_slot(slot)
+            .filter(|s| s.reads & reads::ENDED != 0)
+        {
+            // The client's stream ended with commands unanswered: close once
+            // they are answered and written (the sweep bounds the wait).
+            let drained = !blocked && session.out.is_empty() && session.unsent.is_empty();
+            return if session.abort || (drained && !awaits_answers(session)) {
+                Poll::Ready(SessionEnd::Closed)
+            } else {
+                Poll::Pending
+            };
+        }
         let read = if reads_parked(sh, scratch.epoll.as_deref(), stream, slot, gen) {
             Poll::Pending
         } else {
             Pin::new(&mut *stream).poll_read(cx, &mut scratch.read)
         };
         match read {
-            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(SessionEnd::Closed),
+            Poll::Ready(Ok(0)) => {
+                // The end of the client's stream. What it sent before is
+                // answered first, wherever in the host it is being answered.
+                let now = sh.now_ms();
+                match sh.sessions.by_slot(slot) {
+                    Some(s) if s.phase == Phase::Playing && awaits_answers(s) => {
+                        s.reads |= reads::ENDED;
+                        s.heard_ms = now;
+                    }
+                    _ => return Poll::Ready(SessionEnd::Closed),
+                }
+            }
+            Poll::Ready(Err(_)) => return Poll::Ready(SessionEnd::Closed),
             Poll::Ready(Ok(n)) => {
                 sh.counters.stats.bytes_in += n as u64;
                 if let Err(v) = process(sh, slot, &mut scratch.read[..n]) {
@@ -125,6 +151,11 @@ pub(super) fn poll_session(
     // Busy connection: let the others on this shard have a turn.
     cx.waker().wake_by_ref();
     Poll::Pending
+}
+
+/// A command of the session is being answered or waits its turn.
+fn awaits_answers(session: &Session) -> bool {
+    session.busy_since.is_some() || !session.pending.is_empty()
 }
 
 /// Whether the session's reads are parked (`readiness.rs`): parks them if

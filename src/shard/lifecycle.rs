@@ -179,6 +179,13 @@ impl Shard {
                 }
                 continue;
             }
+            if session.reads & reads::ENDED != 0 && now.saturating_sub(session.heard_ms) > grace_ms
+            {
+                // Its stream ended and its answers did not come in time.
+                session.abort = true;
+                session.wake();
+                continue;
+            }
             if let Some(ping) = session.sweep_history(now) {
                 session.push(ping, bytes_max);
             }

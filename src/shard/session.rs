@@ -179,6 +179,11 @@ pub mod reads {
     /// The socket is registered with the instance (armed or spent), on this
     /// connection: the next parking re-arms it.
     pub const REGISTERED: u8 = 8;
+    /// The client ended its stream (a FIN, no close frame) while commands
+    /// of its were unanswered: nothing more is read; the connection closes
+    /// once they are answered and written, as it would have at once had
+    /// they all been answered on this shard (or after `close_grace_ms`).
+    pub const ENDED: u8 = 16;
 }
 
 /// Where a `resume` on a connection of this shard is going.
