@@ -753,6 +753,43 @@ fn parked_sessions_get_events_and_are_woken_by_a_command_and_by_the_end_of_the_s
     drop(talker);
 }
 
+/// A player who listens (is sent events) but says nothing does not park its
+/// reads: parked, it would be woken by the pong of every ack asked of it,
+/// and a chat shard's listeners would all park in one sweep. Once nothing
+/// comes, both it and the talker park.
+#[test]
+fn a_silent_listener_being_sent_events_does_not_park_until_they_stop() {
+    let server = ServerProc::start(&["--shards", "1", "--park-reads-after-ms", "100"]);
+    let parked = || -> u64 {
+        let (status, metrics) = server.http_get("/metrics");
+        assert_eq!(status, 200);
+        metric_sum(&metrics, "mudshard_reads_parked_total{")
+    };
+    let mut listener = Client::guest(server.addr, None);
+    let mut talker = Client::guest(server.addr, Some("talker"));
+    let before = parked();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2_500) {
+        assert_eq!(talker.cmd("say still here")["ok"], true);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        parked() - before,
+        0,
+        "a session parked while it was being sent a line every 100 ms"
+    );
+    let started = Instant::now();
+    while parked() < before + 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{} of 2 sessions parked 5 s after the talk stopped",
+            parked() - before
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    listener.event("say", "still here");
+}
+
 /// A client that ends its stream (a FIN, no close frame) right behind its
 /// commands gets every answer before the connection closes, whether the
 /// answer is made on its connection's shard or on the shard that owns its
@@ -842,6 +879,35 @@ fn a_quiet_shard_tidies_its_heap_and_a_busy_one_does_not() {
     assert!(
         busy <= 1,
         "{busy} collections in 3.5 busy seconds ({per_s:.0} commands/s)"
+    );
+    // Busy writing: few frames read, many written. A talker says 100 lines
+    // a second in a room of 40 listeners (every guest starts in the same
+    // room), who read nothing meanwhile (their socket buffers hold it).
+    let _listeners: Vec<Client> = (0..40).map(|_| Client::guest(server.addr, None)).collect();
+    std::thread::sleep(Duration::from_millis(1_100));
+    let before = collects();
+    let started = Instant::now();
+    let mut said = 0u64;
+    while started.elapsed() < Duration::from_millis(3_500) {
+        for k in 0..10 {
+            client.send(json!({"type": "cmd", "id": format!("s{k}"), "line": "say hear this"}));
+        }
+        for _ in 0..10 {
+            client.recv_until(|v| v["type"] == "reply");
+        }
+        said += 10;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let writing = collects() - before;
+    let per_s = said as f64 / started.elapsed().as_secs_f64();
+    assert!(
+        (50.0..1_000.0).contains(&per_s),
+        "the talker said {per_s:.0} lines/s: not the shape asked for"
+    );
+    assert!(
+        writing <= 1,
+        "{writing} collections in 3.5 s of {per_s:.0} lines/s read and {:.0} events/s written",
+        per_s * 40.0
     );
 }
 

@@ -10,10 +10,12 @@ use super::session::{reads, Out, Phase, Session};
 use super::{SessionId, Shard, ShardAddr};
 use crate::protocol::close;
 
-/// The most frames a shard may have read in the second before a sweep for
-/// that second to count as quiet (`Shard::tidy_heap`). The pongs of 15,000
-/// idle sessions (one each per `idle_ping_ms`, 30 s) come to 500 a second.
-const QUIET_FRAMES_MAX: u64 = 1_000;
+/// The most frames a shard may have read and written in the second before
+/// a sweep for that second to count as quiet (`Shard::tidy_heap`). 15,000
+/// idle sessions are pinged once each per `idle_ping_ms` (30 s) and answer:
+/// 500 frames a second each way. Written frames count: a shard that reads a
+/// few hundred `say`s a second may be writing 100 times as many events.
+const QUIET_FRAMES_MAX: u64 = 2_000;
 
 impl Shard {
     /// A new upgraded connection, accepted at `accepted` (its login
@@ -186,12 +188,19 @@ impl Shard {
                 session.wake();
                 continue;
             }
+            let receiving = session.queued_since_sweep;
             if let Some(ping) = session.sweep_history(now) {
                 session.push(ping, bytes_max);
             }
             let silent_ms = now.saturating_sub(session.heard_ms);
+            // Only a session that neither spoke nor was sent anything parks:
+            // one still being sent frames (a chat player listening) would be
+            // woken from its park by the pong of every ack asked of it, and
+            // the thousands of a chat shard would park in one sweep, holding
+            // up the deliveries behind them (README, "Parked reads").
             if park_ms > 0
                 && silent_ms >= park_ms
+                && !receiving
                 && session.reads & (reads::PARK_DUE | reads::PARKED) == 0
                 && session.resuming.is_none()
             {
@@ -226,10 +235,9 @@ impl Shard {
     /// shards are left alone: they recycle their pages by allocating, and a
     /// collection that purges costs up to a few milliseconds.
     fn tidy_heap(&mut self) {
-        let frames_in = self.counters.stats.frames_in;
-        let read =
-            frames_in.saturating_sub(std::mem::replace(&mut self.frames_in_at_sweep, frames_in));
-        if read > QUIET_FRAMES_MAX {
+        let frames = self.counters.stats.frames_in + self.counters.stats.frames_out;
+        let moved = frames.saturating_sub(std::mem::replace(&mut self.frames_at_sweep, frames));
+        if moved > QUIET_FRAMES_MAX {
             return;
         }
         // SAFETY: `mi_collect` takes no pointers; it works on the calling

@@ -116,9 +116,9 @@ pub struct Shard {
     /// (`session::reads`); 0, never. Set by the network layer, which does
     /// the parking, from `[runtime] park_reads_after_ms`.
     pub park_reads_after_ms: u64,
-    /// `frames_in` at the last sweep: how many frames the shard read in
-    /// the second before it (`tidy_heap`).
-    frames_in_at_sweep: u64,
+    /// `frames_in` + `frames_out` at the last sweep: how many frames the
+    /// shard read and wrote in the second before it (`tidy_heap`).
+    frames_at_sweep: u64,
     /// The other hosts of the cluster, as the bridge last saw them.
     peers: Arc<Vec<crate::bridge::PeerHost>>,
     /// Commands that went to another host and their deadline: answered
@@ -166,7 +166,7 @@ impl Shard {
             host,
             id,
             park_reads_after_ms: 0,
-            frames_in_at_sweep: 0,
+            frames_at_sweep: 0,
             viewers: vec![Vec::new(); world.rooms.len()],
             mirrors: mirror::Mirrors::default(),
             config,
