@@ -53,6 +53,14 @@ chat.baseline) p99=50000 ;;
 idle.mudshard) rss=3500 ;;
 idle.mudshard-purged) rss=2900 ;;
 esac
+if [ -n "$FAKE_LADDER_MISSES" ]; then
+    # mudshard misses 150 once; both miss 175 twice and the main rate.
+    case $tag in
+    chat@150.mudshard) p99=50000 ;;
+    chat@175.*) p99=60000 ;;
+    chat.mudshard|chat.baseline) p99=70000 ;;
+    esac
+fi
 delivered=$((rate * 10))
 cat > "$json" <<EOF
 {"ok": true, "failures": [], "warnings": [],
@@ -354,6 +362,70 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
     assert!(report.contains(
         "```sh\nMUDSHARD_ADDR=127.0.0.1:47311 BASELINE_ADDR=127.0.0.1:47312 scripts/bench.sh \
          --only idle --only chat --only rtt --shards 2\n"
+    ));
+}
+
+/// A ladder step a server misses once is run once more, and sustained the
+/// second time, the server climbs on; a step missed twice ends its ladder.
+/// The main run is run once, whatever it shows.
+#[test]
+fn a_ladder_step_missed_once_is_run_again_and_one_missed_twice_ends_the_ladder() {
+    let repo = FakeRepo::new("ladder-again");
+    std::fs::write(
+        repo.root.join("bench/scenarios/chat.toml"),
+        scenario(
+            "chat",
+            "players = 20\nrooms = 2\nrate = 200\nwarmup = 0\nduration = 1\ndrain = 0\n\
+             ladder = [100, 150, 175, 250]\nladder_latency = \"delivery\"\n\
+             ladder_p99_ms_max = 20\n",
+        ),
+    )
+    .expect("scenario");
+    let out = repo.root.join("report.md");
+    let status = repo
+        .suite(
+            (47_321, 47_322),
+            &[
+                "--only",
+                "chat",
+                "--no-scaling",
+                "--out",
+                out.to_str().expect("utf-8 path"),
+            ],
+        )
+        .env("FAKE_LADDER_MISSES", "1")
+        .stdout(Stdio::null())
+        .status()
+        .expect("the suite runs");
+    assert!(status.success(), "{status}");
+    let report = std::fs::read_to_string(&out).expect("the report");
+    eprintln!("{report}");
+    // 100: each server once; 150: mudshard twice, the baseline once; 175:
+    // each twice; 200, the main rate: each once; 250: nobody.
+    assert_eq!(repo.pids("server").len(), 2 + 3 + 4 + 2);
+    assert!(report.contains("| 150 | 1,500 | 1 | yes | 1,500 | 1 | yes |"));
+    assert!(report.contains("| 175 | 1,750 | 60.0 | no | 1,750 | 60.0 | no |"));
+    assert!(
+        !report.contains("| 250 |"),
+        "nobody climbs past a step missed twice"
+    );
+    assert!(report.contains(
+        "* 150 on mudshard: **run twice: the first attempt was not sustained (p99 delivery \
+         50.0 ms)**"
+    ));
+    for server in ["mudshard", "baseline"] {
+        assert!(report.contains(&format!(
+            "* 175 on {server}: **run twice: the first attempt was not sustained (p99 delivery \
+             60.0 ms)**"
+        )));
+    }
+    assert!(
+        !report.contains("* 200 on"),
+        "the main run is not run again"
+    );
+    assert!(report.contains(
+        "Highest sustainable delivered rate: mudshard 1,500 msgs/s, baseline 1,500 msgs/s, \
+         ratio 1.00×."
     ));
 }
 

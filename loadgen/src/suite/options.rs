@@ -25,7 +25,8 @@ pub const BASELINE_ADDR_DEFAULT: &str = "127.0.0.1:4100";
              mudshard and then against the comparison baseline, one after the other on this \
              machine, and a markdown report with the figures side by side",
     after_help = "A run in which the hypervisor stole more than 5% of the CPU time (loadgen's \
-                  `machine.steal_pct`) is run once more; the report notes it.\n\n\
+                  `machine.steal_pct`) is run once more, and so is a ladder step a server did not \
+                  sustain (its ladder stops at a step missed twice); the report notes both.\n\n\
                   Environment: MUDSHARD_ADDR (127.0.0.1:4000), BASELINE_ADDR (127.0.0.1:4100), \
                   CARGO_TARGET_DIR (where the release binaries are: $CARGO_TARGET_DIR/release, \
                   default target/release)."
