@@ -179,6 +179,23 @@ impl FakeRepo {
         cmd
     }
 
+    /// Runs the suite with `args` (and `env`) to success and returns its
+    /// report (also printed, for a failing test's output).
+    fn report(&self, ports: (u16, u16), args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.root.join("report.md");
+        let status = self
+            .suite(ports, args)
+            .args(["--out", out.to_str().expect("utf-8 path")])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .status()
+            .expect("the suite runs");
+        assert!(status.success(), "{status}");
+        let report = std::fs::read_to_string(&out).expect("the report");
+        eprintln!("{report}");
+        report
+    }
+
     /// Pids the fakes recorded, by kind (`server`, `loadgen`).
     fn pids(&self, kind: &str) -> Vec<i32> {
         std::fs::read_dir(self.root.join("pids"))
@@ -216,25 +233,11 @@ fn line_with<'a>(report: &'a str, start: &str) -> &'a str {
 #[test]
 fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
     let repo = FakeRepo::new("full");
-    let out = repo.root.join("report.md");
-    let status = repo
-        .suite(
-            (47_311, 47_312),
-            &[
-                "--only",
-                "idle,chat,rtt",
-                "--shards",
-                "2",
-                "--out",
-                out.to_str().expect("utf-8 path"),
-            ],
-        )
-        .stdout(Stdio::null())
-        .status()
-        .expect("the suite runs");
-    assert!(status.success(), "{status}");
-    let report = std::fs::read_to_string(&out).expect("the report");
-    eprintln!("{report}");
+    let report = repo.report(
+        (47_311, 47_312),
+        &["--only", "idle,chat,rtt", "--shards", "2"],
+        &[],
+    );
 
     let servers = repo.pids("server");
     // idle 3, chat@100 2, chat 5, rtt 5 and its retry (chat and rtt: the
@@ -381,25 +384,11 @@ fn a_ladder_step_missed_once_is_run_again_and_one_missed_twice_ends_the_ladder()
         ),
     )
     .expect("scenario");
-    let out = repo.root.join("report.md");
-    let status = repo
-        .suite(
-            (47_321, 47_322),
-            &[
-                "--only",
-                "chat",
-                "--no-scaling",
-                "--out",
-                out.to_str().expect("utf-8 path"),
-            ],
-        )
-        .env("FAKE_LADDER_MISSES", "1")
-        .stdout(Stdio::null())
-        .status()
-        .expect("the suite runs");
-    assert!(status.success(), "{status}");
-    let report = std::fs::read_to_string(&out).expect("the report");
-    eprintln!("{report}");
+    let report = repo.report(
+        (47_321, 47_322),
+        &["--only", "chat", "--no-scaling"],
+        &[("FAKE_LADDER_MISSES", "1")],
+    );
     // 100: each server once; 150: mudshard twice, the baseline once; 175:
     // each twice; 200, the main rate: each once; 250: nobody.
     assert_eq!(repo.pids("server").len(), 2 + 3 + 4 + 2);
