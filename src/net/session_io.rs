@@ -88,27 +88,21 @@ pub(super) fn poll_session(
         if let Some(plan) = sh.take_handover(slot) {
             return Poll::Ready(SessionEnd::HandOver(plan));
         }
-        if sh
-            .sessions
-            .by_slot(slot)
-            .is_some_and(|s| s.resuming.is_some())
-        {
-            // Waiting for the directory: read nothing more until it answers.
-            return Poll::Pending;
-        }
-        if let Some(session) = sh
-            .sessions
-            .by_slot(slot)
-            .filter(|s| s.reads & reads::ENDED != 0)
-        {
-            // The client's stream ended with commands unanswered: close once
-            // they are answered and written (the sweep bounds the wait).
-            let drained = !blocked && session.out.is_empty() && session.unsent.is_empty();
-            return if session.abort || (drained && !awaits_answers(session)) {
-                Poll::Ready(SessionEnd::Closed)
-            } else {
-                Poll::Pending
-            };
+        if let Some(session) = sh.sessions.by_slot(slot) {
+            if session.resuming.is_some() {
+                // Waiting for the directory: read nothing more until it answers.
+                return Poll::Pending;
+            }
+            if session.reads & reads::ENDED != 0 {
+                // The client's stream ended with commands unanswered: close
+                // once they are answered and written (the sweep bounds the wait).
+                let drained = !blocked && session.out.is_empty() && session.unsent.is_empty();
+                return if session.abort || (drained && !awaits_answers(session)) {
+                    Poll::Ready(SessionEnd::Closed)
+                } else {
+                    Poll::Pending
+                };
+            }
         }
         let read = if reads_parked(sh, scratch.epoll.as_deref(), stream, slot, gen) {
             Poll::Pending
