@@ -211,6 +211,50 @@ fn a_chunked_api_body_is_refused_with_411_not_read_as_empty() {
     assert_eq!(status, 201, "{answer}");
 }
 
+/// A `tell` is typed in any case; its answer names the target as they
+/// write their name: a guest's as chosen, an account's as registered, even
+/// when its login came with a token (which names the account by its key, so
+/// the directory learns the spelling only once the account is read).
+#[test]
+fn a_tell_answer_names_its_target_as_they_write_their_name() {
+    let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &["--shards", "2"]);
+    let creds = r#"{"name":"GusMac","password":"correct horse"}"#;
+    let (status, body) = http_post_json(server.addr, "/api/register", creds);
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().expect("token").to_string();
+    let mut gus = Client::connect(server.addr);
+    gus.try_account(json!({"type":"login","token":token}))
+        .expect("token login");
+    let _alice = Client::register(server.addr, "AliceB", PASSWORD);
+    let _ann = Client::guest(server.addr, Some("AnnE"));
+    let mut teller = Client::guest(server.addr, Some("teller"));
+
+    for (typed, shown) in [
+        ("gusmac", "GusMac"),
+        ("aliceb", "AliceB"),
+        ("ALICEB", "AliceB"),
+        ("anne", "AnnE"),
+    ] {
+        let reply = teller.cmd(&format!("tell {typed} psst"));
+        assert_eq!(reply["ok"], true, "{reply}");
+        assert_eq!(
+            reply["text"],
+            format!("You tell {shown}, \"psst\""),
+            "{reply}"
+        );
+    }
+    assert_eq!(gus.event("tell", "psst")["from"], "teller");
+
+    // The next holder of a name spells it anew.
+    assert_eq!(gus.cmd("quit")["ok"], true);
+    gus.expect_close();
+    let mut gus = Client::login(server.addr, "gusmac", "correct horse");
+    assert_eq!(gus.welcome["name"], "GusMac");
+    let reply = teller.cmd("tell GUSMAC again");
+    assert_eq!(reply["text"], "You tell GusMac, \"again\"", "{reply}");
+    assert_eq!(gus.event("tell", "again")["from"], "teller");
+}
+
 #[test]
 fn the_http_api_registers_logs_in_and_its_token_opens_a_websocket_session() {
     let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &[]);

@@ -932,9 +932,16 @@ fn a_registered_player_lives_on_the_home_host_and_logs_in_on_either() {
     assert_eq!(refusal["code"], "bad_credentials", "{refusal}");
 
     // The token from a's welcome logs in on a (one secret for the cluster).
+    // The token names the account by its key: b, which keeps the name,
+    // learns how it is written once a has read the account, and a `tell`'s
+    // answer names it so.
     let mut c = Client::connect(cl.a.addr);
     c.try_account(serde_json::json!({"type":"login","token":token}))
         .expect("the token logs in");
+    let mut teller = Client::guest(cl.a.addr, Some("teller"));
+    let told = teller.cmd(&format!("tell {} hi", name.to_lowercase()));
+    assert_eq!(told["text"], format!("You tell {name}, \"hi\""), "{told}");
+    assert_eq!(c.event("tell", "hi")["from"], "teller");
     assert_eq!(c.cmd("quit")["ok"], true);
     c.expect_close();
     std::thread::sleep(Duration::from_millis(300));

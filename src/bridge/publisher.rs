@@ -437,7 +437,10 @@ fn approx_bytes(msg: &PeerMsg) -> usize {
             PeerMsg::Tell {
                 from_name, text, ..
             } => from_name.len() + text.len() + 32,
-            PeerMsg::Claim { key, .. } | PeerMsg::Release { key, .. } => key.len(),
+            PeerMsg::Claim { key, name, .. } | PeerMsg::Spell { key, name, .. } => {
+                key.len() + name.len()
+            }
+            PeerMsg::Release { key, .. } => key.len(),
             PeerMsg::Arrive { body, .. } => {
                 64 + body.name.len() + body.inventory.iter().map(|i| i.len() + 2).sum::<usize>()
             }

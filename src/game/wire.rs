@@ -40,7 +40,7 @@ use crate::world::{Dir, RoomIdx};
 
 /// The layout this host writes and the only one it reads. Bump it with any
 /// change to the encoding, however small.
-pub const WIRE_VERSION: u8 = 4;
+pub const WIRE_VERSION: u8 = 5;
 
 /// The largest envelope a host accepts, refused before any of it is read.
 /// Batches flush at 64 KiB (DESIGN §1); this leaves room for one large
@@ -184,10 +184,19 @@ pub enum PeerMsg {
     },
 
     // --- to the keeper of a name in the directory ---
+    /// `name`: how the claimant writes the name (`key` when it does not
+    /// know yet); a `tell`'s answer calls its target so.
     Claim {
         key: Box<str>,
         sid: SessionId,
         takeover: bool,
+        name: Box<str>,
+    },
+    /// How the holder of `key` writes it, once a token login has read it.
+    Spell {
+        key: Box<str>,
+        sid: SessionId,
+        name: Box<str>,
     },
     Release {
         key: Box<str>,
@@ -387,6 +396,7 @@ mod tag {
     pub const ACCOUNT_ASK: u8 = 20;
     pub const ACCOUNT_REPLY: u8 = 21;
     pub const SAVE_PLAYER: u8 = 22;
+    pub const SPELL: u8 = 23;
 
     pub const OP_PASSWORD: u8 = 1;
     pub const OP_REGISTER: u8 = 2;
@@ -697,11 +707,23 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             put_sid(out, *sid);
             put_blob(out, frame);
         }
-        PeerMsg::Claim { key, sid, takeover } => {
+        PeerMsg::Claim {
+            key,
+            sid,
+            takeover,
+            name,
+        } => {
             out.push(tag::CLAIM);
             put_blob(out, key.as_bytes());
             put_sid(out, *sid);
             put_bool(out, *takeover);
+            put_blob(out, name.as_bytes());
+        }
+        PeerMsg::Spell { key, sid, name } => {
+            out.push(tag::SPELL);
+            put_blob(out, key.as_bytes());
+            put_sid(out, *sid);
+            put_blob(out, name.as_bytes());
         }
         PeerMsg::Release { key, sid } => {
             out.push(tag::RELEASE);
@@ -1123,6 +1145,12 @@ impl<'a> Reader<'a> {
                 key: self.text("name key")?,
                 sid: self.sid("session")?,
                 takeover: self.bool("takeover")?,
+                name: self.text("name")?,
+            },
+            tag::SPELL => PeerMsg::Spell {
+                key: self.text("name key")?,
+                sid: self.sid("session")?,
+                name: self.text("name")?,
             },
             tag::RELEASE => PeerMsg::Release {
                 key: self.text("name key")?,
@@ -1245,9 +1273,10 @@ mod tests {
             PeerMsg::AccountAsk { .. } => 19,
             PeerMsg::AccountReply { .. } => 20,
             PeerMsg::SavePlayer { .. } => 21,
+            PeerMsg::Spell { .. } => 22,
         }
     }
-    const VARIANTS: usize = 22;
+    const VARIANTS: usize = 23;
 
     /// Every variant, every command, every way of arriving and every
     /// direction, with the extremes of each field.
@@ -1334,6 +1363,12 @@ mod tests {
                 key: "alice".into(),
                 sid: sid(1, 0, 5),
                 takeover: true,
+                name: "Alice".into(),
+            },
+            PeerMsg::Spell {
+                key: "ælfrida".into(),
+                sid: sid(255, 255, 0x00FF_FFFF),
+                name: "".into(),
             },
             PeerMsg::Release {
                 key: "".into(),
@@ -1796,20 +1831,25 @@ mod tests {
             })
         );
 
-        let claim = |key: &[u8], takeover: u8| {
+        let claim = |key: &[u8], takeover: u8, name: &[u8]| {
             let mut m = vec![tag::CLAIM];
             put_blob(&mut m, key);
             put_sid(&mut m, sid(0, 0, 0));
             m.push(takeover);
+            put_blob(&mut m, name);
             decode(&one_message(&m))
         };
-        assert!(claim(b"alice", 1).is_ok());
+        assert!(claim(b"alice", 1, b"Alice").is_ok());
         assert_eq!(
-            claim(b"al\xFFce", 1),
+            claim(b"al\xFFce", 1, b"Alice"),
             Err(WireError::BadUtf8 { what: "name key" })
         );
         assert_eq!(
-            claim(b"alice", 2),
+            claim(b"alice", 1, b"Al\xFFce"),
+            Err(WireError::BadUtf8 { what: "name" })
+        );
+        assert_eq!(
+            claim(b"alice", 2, b"Alice"),
             Err(WireError::BadTag {
                 what: "takeover",
                 got: 2

@@ -182,6 +182,7 @@ impl Shard {
             return;
         }
         let key = session.name_key.clone();
+        let name = session.name.clone();
         let keeper = self.keeper_of(&key);
         self.router.post_to(
             keeper,
@@ -190,6 +191,7 @@ impl Shard {
                 sid,
                 takeover: false,
                 run: 0,
+                name,
             },
         );
     }
@@ -488,10 +490,15 @@ impl Shard {
                 if matches!(session.phase, Phase::Playing | Phase::Detached)
                     && !session.name_key.is_empty()
                 {
-                    claims.push((slot, session.gen, session.name_key.clone()));
+                    claims.push((
+                        slot,
+                        session.gen,
+                        session.name_key.clone(),
+                        session.name.clone(),
+                    ));
                 }
             }
-            for (slot, gen, key) in claims {
+            for (slot, gen, key, name) in claims {
                 let keeper = self.keeper_of(&key);
                 if keeper.host == host {
                     let sid = SessionId::new(self.addr(), slot, gen);
@@ -502,6 +509,7 @@ impl Shard {
                             sid,
                             takeover: false,
                             run: 0,
+                            name,
                         },
                     );
                 }

@@ -14,6 +14,9 @@ use crate::protocol::MsgId;
 #[derive(Default)]
 pub struct Directory {
     names: HashMap<Box<str>, SessionId>,
+    /// How a held name is written, where that is not its lower-case key
+    /// ("Bob" for `bob`): what a `tell`'s answer calls its target.
+    spellings: HashMap<Box<str>, Box<str>>,
     /// For a name held by a session of another host, the run (boot epoch)
     /// of that host the claim came from: when the host turns, only what its
     /// earlier runs held is forgotten, never a claim its new run already made.
@@ -40,16 +43,17 @@ pub enum Claim {
 }
 
 impl Directory {
-    /// Records `key` for `sid` unless another session holds it; with
-    /// `takeover` (a verified login to an account that is online), even then.
-    /// `run` is the boot epoch of the claimant's host when it is another
-    /// host (0 for this one).
+    /// Records `key` for `sid`, written `name`, unless another session
+    /// holds it; with `takeover` (a verified login to an account that is
+    /// online), even then. `run` is the boot epoch of the claimant's host
+    /// when it is another host (0 for this one).
     pub fn claim_or_take(
         &mut self,
         key: Box<str>,
         sid: SessionId,
         takeover: bool,
         run: u64,
+        name: &str,
     ) -> Claim {
         let claim = match self.names.get_mut(&key) {
             Some(holder) if *holder == sid => Claim::Granted,
@@ -63,6 +67,7 @@ impl Directory {
                 Claim::Granted
             }
         };
+        self.set_spelling(&key, name);
         if run == 0 {
             self.runs.remove(&key);
         } else {
@@ -71,16 +76,39 @@ impl Directory {
         claim
     }
 
+    /// `name` is how `sid`'s name is written: a token login claims its
+    /// key before it has read the account's spelling, and sends it after.
+    pub fn spell(&mut self, key: &str, sid: SessionId, name: &str) {
+        if self.names.get(key) == Some(&sid) {
+            self.set_spelling(key, name);
+        }
+    }
+
+    fn set_spelling(&mut self, key: &str, name: &str) {
+        if name == key || name.is_empty() {
+            self.spellings.remove(key);
+        } else {
+            self.spellings.insert(Box::from(key), Box::from(name));
+        }
+    }
+
+    /// How the name of `key` is written.
+    pub fn spelling<'a>(&'a self, key: &'a str) -> &'a str {
+        self.spellings.get(key).map_or(key, |name| name)
+    }
+
     /// Forgets every name held by a session of `host`, a host that died
     /// (`live_run` None) or turned: one that now runs as `live_run` keeps
     /// what that run claimed. Returns how many were forgotten.
     pub fn forget_host(&mut self, host: u16, live_run: Option<u64>) -> usize {
         let before = self.names.len();
         let runs = &mut self.runs;
+        let spellings = &mut self.spellings;
         self.names.retain(|key, sid| {
             let keep = sid.host() != host || live_run.is_some_and(|r| runs.get(key) == Some(&r));
             if !keep {
                 runs.remove(key);
+                spellings.remove(key);
             }
             keep
         });
@@ -96,6 +124,7 @@ impl Directory {
         if self.names.get(key) == Some(&sid) {
             self.names.remove(key);
             self.runs.remove(key);
+            self.spellings.remove(key);
         }
     }
 
@@ -136,13 +165,14 @@ impl Directory {
                     done: false,
                 },
             );
+        let to = self.spelling(to_key);
         let reply = if sent {
-            reply_text(id.as_ref(), &format!("You tell {to_key}, \"{text}\""))
+            reply_text(id.as_ref(), &format!("You tell {to}, \"{text}\""))
         } else {
             fail(
                 id.as_ref(),
                 "unreachable",
-                &format!("{to_key} is on a host that cannot be reached now."),
+                &format!("{to} is on a host that cannot be reached now."),
             )
         };
         r.post_to(
@@ -166,7 +196,7 @@ mod tests {
         let mut d = Directory::default();
         let a = SessionId::new(ShardAddr::new(0, 0), 1, 1);
         let b = SessionId::new(ShardAddr::new(0, 1), 1, 1);
-        let claim = |d: &mut Directory, sid| d.claim_or_take("bob".into(), sid, false, 0);
+        let claim = |d: &mut Directory, sid| d.claim_or_take("bob".into(), sid, false, 0, "");
         assert_eq!(claim(&mut d, a), Claim::Granted);
         assert_eq!(claim(&mut d, b), Claim::Taken);
         d.release("bob", b);
@@ -180,15 +210,21 @@ mod tests {
         let mut d = Directory::default();
         let old = SessionId::new(ShardAddr::new(0, 0), 1, 1);
         let new = SessionId::new(ShardAddr::new(0, 1), 2, 1);
-        assert_eq!(d.claim_or_take("bob".into(), old, true, 0), Claim::Granted);
-        assert_eq!(d.claim_or_take("bob".into(), new, false, 0), Claim::Taken);
         assert_eq!(
-            d.claim_or_take("bob".into(), new, true, 0),
+            d.claim_or_take("bob".into(), old, true, 0, ""),
+            Claim::Granted
+        );
+        assert_eq!(
+            d.claim_or_take("bob".into(), new, false, 0, ""),
+            Claim::Taken
+        );
+        assert_eq!(
+            d.claim_or_take("bob".into(), new, true, 0, ""),
             Claim::TookOver { old }
         );
         d.release("bob", old);
         assert_eq!(
-            d.claim_or_take("bob".into(), old, false, 0),
+            d.claim_or_take("bob".into(), old, false, 0, ""),
             Claim::Taken,
             "the old holder's release is void"
         );
@@ -201,12 +237,18 @@ mod tests {
         let old = SessionId::new(ShardAddr::new(1, 0), 1, 1);
         let new = SessionId::new(ShardAddr::new(1, 0), 2, 1);
         assert_eq!(
-            d.claim_or_take("amy".into(), here, false, 0),
+            d.claim_or_take("amy".into(), here, false, 0, ""),
             Claim::Granted
         );
-        assert_eq!(d.claim_or_take("bob".into(), old, false, 5), Claim::Granted);
+        assert_eq!(
+            d.claim_or_take("bob".into(), old, false, 5, ""),
+            Claim::Granted
+        );
         // Host 1's new run (epoch 9) claims before this shard hears it turned.
-        assert_eq!(d.claim_or_take("cat".into(), new, false, 9), Claim::Granted);
+        assert_eq!(
+            d.claim_or_take("cat".into(), new, false, 9, ""),
+            Claim::Granted
+        );
         assert_eq!(d.forget_host(1, Some(9)), 1, "bob, of run 5");
         assert_eq!(d.holder("bob"), None);
         assert_eq!(d.holder("cat"), Some(new));
@@ -215,6 +257,49 @@ mod tests {
         assert_eq!(d.forget_host(1, None), 1);
         assert_eq!(d.holder("cat"), None);
         assert_eq!(d.forget_host(0, None), 1, "this host's own, when asked");
+    }
+
+    #[test]
+    fn a_name_is_written_as_its_holder_spells_it_and_only_the_holder_respells_it() {
+        let mut d = Directory::default();
+        let a = SessionId::new(ShardAddr::new(0, 0), 1, 1);
+        let b = SessionId::new(ShardAddr::new(0, 1), 2, 1);
+        assert_eq!(d.spelling("bob"), "bob", "a name nobody holds");
+        assert_eq!(
+            d.claim_or_take("bob".into(), a, false, 0, "Bob"),
+            Claim::Granted
+        );
+        assert_eq!(d.spelling("bob"), "Bob");
+        assert_eq!(
+            d.claim_or_take("bob".into(), b, false, 0, "BOB"),
+            Claim::Taken
+        );
+        d.spell("bob", b, "BOB");
+        assert_eq!(d.spelling("bob"), "Bob", "a claim refused spells nothing");
+        // A token login claims its key, then spells it once it has read it.
+        assert_eq!(
+            d.claim_or_take("bob".into(), b, true, 0, "bob"),
+            Claim::TookOver { old: a }
+        );
+        assert_eq!(d.spelling("bob"), "bob");
+        d.spell("bob", a, "Bob");
+        assert_eq!(
+            d.spelling("bob"),
+            "bob",
+            "the old holder's spelling is void"
+        );
+        d.spell("bob", b, "BoB");
+        assert_eq!(d.spelling("bob"), "BoB");
+        d.release("bob", b);
+        assert_eq!(d.spelling("bob"), "bob", "released with its name");
+
+        let far = SessionId::new(ShardAddr::new(1, 0), 1, 1);
+        assert_eq!(
+            d.claim_or_take("cat".into(), far, false, 3, "Cat"),
+            Claim::Granted
+        );
+        assert_eq!(d.forget_host(1, None), 1);
+        assert_eq!(d.spelling("cat"), "cat", "forgotten with its host");
     }
 
     #[test]

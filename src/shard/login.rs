@@ -167,8 +167,13 @@ impl Shard {
     /// Asks the directory shard of `key` to give the name to `sid`.
     /// In a cluster the name's keeper may be another host: while the bridge
     /// is down that claim cannot be decided, and the login fails at once.
+    /// The name is claimed as the session writes it (`name_session`).
     pub(super) fn claim(&mut self, sid: SessionId, key: impl Into<Box<str>>, takeover: bool) {
         let key = key.into();
+        let name = self
+            .sessions
+            .get_mut(sid.slot(), sid.gen())
+            .map_or_else(|| key.clone(), |s| s.name.clone());
         let keeper = self.keeper_of(&key);
         if !self.reachable(keeper.host) {
             return self.fail_login(
@@ -184,6 +189,7 @@ impl Shard {
                 sid,
                 takeover,
                 run: 0,
+                name,
             },
         ) {
             return self.fail_login(
@@ -331,7 +337,23 @@ impl Shard {
             self.welcome_notes.insert(sid, UNREACHABLE_LAND);
         }
         let name = record.name.into_boxed_str();
+        self.spell(sid, &name);
         self.spawn_body(sid, name, room, record.inventory, true);
+    }
+
+    /// A token login claimed its name as its key: now that the account is
+    /// read, the directory learns how it is written.
+    fn spell(&mut self, sid: SessionId, name: &str) {
+        let Some(session) = self.sessions.get_mut(sid.slot(), sid.gen()) else {
+            return;
+        };
+        if *session.name == *name {
+            return;
+        }
+        let key = session.name_key.clone();
+        let keeper = self.keeper_of(&key);
+        let name = Box::from(name);
+        self.router.post_to(keeper, Msg::Spell { key, sid, name });
     }
 
     /// A guest's body enters the start room with nothing.

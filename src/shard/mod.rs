@@ -299,8 +299,9 @@ impl Shard {
                 sid,
                 takeover,
                 run,
+                name,
             } => {
-                match self.directory.claim_or_take(key, sid, takeover, run) {
+                match self.directory.claim_or_take(key, sid, takeover, run, &name) {
                     directory::Claim::Granted => self
                         .router
                         .post_to(sid.addr(), Msg::Claimed { sid, ok: true }),
@@ -312,6 +313,7 @@ impl Shard {
                         .post_to(old.addr(), Msg::TakenOver { old, new: sid }),
                 };
             }
+            Msg::Spell { key, sid, name } => self.directory.spell(&key, sid, &name),
             Msg::Release { key, sid } => self.directory.release(&key, sid),
             Msg::Tell {
                 from,

@@ -129,6 +129,14 @@ pub enum Msg {
         /// The boot epoch of the claimant's host when the claim came from
         /// another host (set on arrival); 0 from this one.
         run: u64,
+        /// How the claimant writes the name (`key` when it does not know yet).
+        name: Box<str>,
+    },
+    /// How the holder of `key` writes it, once a token login has read it.
+    Spell {
+        key: Box<str>,
+        sid: SessionId,
+        name: Box<str>,
     },
     Release {
         key: Box<str>,
@@ -254,6 +262,7 @@ impl Msg {
             Msg::Broadcast { .. } => "broadcast",
             Msg::QuitDone { .. } => "quit_done",
             Msg::Claim { .. } => "claim",
+            Msg::Spell { .. } => "spell",
             Msg::Release { .. } => "release",
             Msg::Tell { .. } => "tell",
             Msg::Claimed { .. } => "claimed",

@@ -93,8 +93,18 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
         Msg::Broadcast { frame, except } => all(PeerMsg::Broadcast { frame, except }),
         Msg::QuitDone { sid, frame } => one(PeerMsg::QuitDone { sid, frame }),
         Msg::Claim {
-            key, sid, takeover, ..
-        } => one(PeerMsg::Claim { key, sid, takeover }),
+            key,
+            sid,
+            takeover,
+            name,
+            ..
+        } => one(PeerMsg::Claim {
+            key,
+            sid,
+            takeover,
+            name,
+        }),
+        Msg::Spell { key, sid, name } => one(PeerMsg::Spell { key, sid, name }),
         Msg::Release { key, sid } => one(PeerMsg::Release { key, sid }),
         Msg::Tell {
             from,
@@ -218,15 +228,22 @@ fn place(
         ),
         PeerMsg::Broadcast { frame, except } => (named, Msg::Broadcast { frame, except }),
         PeerMsg::QuitDone { sid, frame } => (named, Msg::QuitDone { sid, frame }),
-        PeerMsg::Claim { key, sid, takeover } => (
+        PeerMsg::Claim {
+            key,
+            sid,
+            takeover,
+            name,
+        } => (
             keeper(&key),
             Msg::Claim {
                 key,
                 sid,
                 takeover,
                 run,
+                name,
             },
         ),
+        PeerMsg::Spell { key, sid, name } => (keeper(&key), Msg::Spell { key, sid, name }),
         PeerMsg::Release { key, sid } => (keeper(&key), Msg::Release { key, sid }),
         PeerMsg::Tell {
             from,
