@@ -84,8 +84,10 @@ impl Directory {
         }
     }
 
+    /// A spelling that is not of `key` (which no host of this release
+    /// sends) is not kept: the name is then written as its key.
     fn set_spelling(&mut self, key: &str, name: &str) {
-        if name == key || name.is_empty() {
+        if name == key || !name.eq_ignore_ascii_case(key) {
             self.spellings.remove(key);
         } else {
             self.spellings.insert(Box::from(key), Box::from(name));
@@ -290,6 +292,9 @@ mod tests {
         );
         d.spell("bob", b, "BoB");
         assert_eq!(d.spelling("bob"), "BoB");
+        d.spell("bob", b, "Eve");
+        assert_eq!(d.spelling("bob"), "bob", "not a spelling of bob");
+        d.spell("bob", b, "BoB");
         d.release("bob", b);
         assert_eq!(d.spelling("bob"), "bob", "released with its name");
 
