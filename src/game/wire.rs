@@ -207,7 +207,8 @@ pub enum PeerMsg {
         from: SessionId,
         from_name: Box<str>,
         id: Option<MsgId>,
-        to_key: Box<str>,
+        /// The target's name as the teller typed it.
+        to: Box<str>,
         text: Box<str>,
         posted_ms: u64,
         ticket: u32,
@@ -822,7 +823,7 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             from,
             from_name,
             id,
-            to_key,
+            to,
             text,
             posted_ms,
             ticket,
@@ -831,7 +832,7 @@ fn put_msg(out: &mut Vec<u8>, msg: &PeerMsg) {
             put_sid(out, *from);
             put_blob(out, from_name.as_bytes());
             put_opt_id(out, *id);
-            put_blob(out, to_key.as_bytes());
+            put_blob(out, to.as_bytes());
             put_blob(out, text.as_bytes());
             put_varint(out, *posted_ms);
             put_varint(out, u64::from(*ticket));
@@ -1225,7 +1226,7 @@ impl<'a> Reader<'a> {
                 from: self.sid("session")?,
                 from_name: self.text("from name")?,
                 id: self.opt_id()?,
-                to_key: self.text("name key")?,
+                to: self.text("name")?,
                 text: self.text("tell text")?,
                 posted_ms: self.varint("posted time")?,
                 ticket: self.ticket()?,
@@ -1454,7 +1455,7 @@ mod tests {
                 from: sid(3, 3, 3),
                 from_name: "bob".into(),
                 id: id("12345678901234567890"),
-                to_key: "alice".into(),
+                to: "Alice".into(),
                 text: "meet me at the well 🌊".into(),
                 posted_ms: 1_700_000_000_123,
                 ticket: u32::MAX,

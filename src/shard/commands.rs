@@ -66,10 +66,9 @@ impl Shard {
                         fail(id.as_ref(), "usage", "Tell what? Usage: tell <name> <text>"),
                     );
                 } else {
-                    let to_key = name_key(to).into_boxed_str();
                     let from_name = Box::from(name);
                     self.busy(slot, kind, started);
-                    let keeper = self.keeper_of(&to_key);
+                    let keeper = self.keeper_of(&name_key(to));
                     if !self.reachable(keeper.host) {
                         let text =
                             format!("The host that knows where {to} is cannot be reached now.");
@@ -88,7 +87,7 @@ impl Shard {
                             from: sid,
                             from_name,
                             id,
-                            to_key,
+                            to: Box::from(to),
                             text: Box::from(text),
                             ticket,
                         },

@@ -8,6 +8,7 @@ use super::msg::Msg;
 use super::router::Router;
 use super::SessionId;
 use crate::protocol::encode::{self, fail, reply_text};
+use crate::protocol::names::name_key;
 use crate::protocol::MsgId;
 
 /// The names this shard is responsible for.
@@ -137,14 +138,15 @@ impl Directory {
         from: SessionId,
         from_name: &str,
         id: Option<MsgId>,
-        to_key: &str,
+        to: &str,
         text: &str,
     ) {
-        let Some(&target) = self.names.get(to_key) else {
+        let key = name_key(to);
+        let Some(&target) = self.names.get(key.as_str()) else {
             let frame = fail(
                 id.as_ref(),
                 "no_such_player",
-                &format!("Nobody called {to_key} is online."),
+                &format!("Nobody called {to} is online."),
             );
             r.post_to(
                 from.addr(),
@@ -167,7 +169,7 @@ impl Directory {
                     done: false,
                 },
             );
-        let to = self.spelling(to_key);
+        let to = self.spelling(&key);
         let reply = if sent {
             reply_text(id.as_ref(), &format!("You tell {to}, \"{text}\""))
         } else {

@@ -319,13 +319,13 @@ impl Shard {
                 from,
                 from_name,
                 id,
-                to_key,
+                to,
                 text,
                 ticket,
             } => {
                 self.router.owe_answer(from, ticket);
                 self.directory
-                    .tell(&mut self.router, from, &from_name, id, &to_key, &text)
+                    .tell(&mut self.router, from, &from_name, id, &to, &text)
             }
             Msg::Claimed { sid, ok } => self.on_claimed(sid, ok),
             Msg::TakenOver { old, new } => self.on_taken_over(old, new),

@@ -146,7 +146,8 @@ pub enum Msg {
         from: SessionId,
         from_name: Box<str>,
         id: Option<MsgId>,
-        to_key: Box<str>,
+        /// The target's name as the teller typed it.
+        to: Box<str>,
         text: Box<str>,
         /// As for `Cmd`.
         ticket: u32,

@@ -17,6 +17,7 @@ use super::placement::Placement;
 use super::ShardAddr;
 use crate::bridge::{wall_ms, PeerHost, Sink};
 use crate::game::wire::{Addressed, Dest, Envelope, PeerMsg};
+use crate::protocol::names::name_key;
 
 /// The wire form of `msg` for shard `shard` of another host, or `msg` back
 /// when it cannot leave this host (closures, gathers, handed-over sockets,
@@ -110,14 +111,14 @@ pub fn to_peer(msg: Msg, shard: u16) -> Result<Addressed, Msg> {
             from,
             from_name,
             id,
-            to_key,
+            to,
             text,
             ticket,
         } => one(PeerMsg::Tell {
             from,
             from_name,
             id,
-            to_key,
+            to,
             text,
             posted_ms: wall_ms(),
             ticket,
@@ -249,17 +250,17 @@ fn place(
             from,
             from_name,
             id,
-            to_key,
+            to,
             text,
             ticket,
             ..
         } => (
-            keeper(&to_key),
+            keeper(&name_key(&to)),
             Msg::Tell {
                 from,
                 from_name,
                 id,
-                to_key,
+                to,
                 text,
                 ticket,
             },
@@ -510,7 +511,7 @@ mod tests {
             from: SessionId::new(ShardAddr::new(1, 0), 1, 1),
             from_name: "amy".into(),
             id: None,
-            to_key: "bob".into(),
+            to: "Bob".into(),
             text: "hi".into(),
             posted_ms,
             ticket: 1,
