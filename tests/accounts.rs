@@ -246,7 +246,10 @@ fn a_tell_answer_names_its_target_as_they_write_their_name() {
     assert_eq!(gus.event("tell", "psst")["from"], "teller");
     let nobody = teller.cmd("tell NoBody psst");
     assert_eq!(nobody["code"], "no_such_player", "{nobody}");
-    assert_eq!(nobody["text"], "Nobody called NoBody is online.", "{nobody}");
+    assert_eq!(
+        nobody["text"], "Nobody called NoBody is online.",
+        "{nobody}"
+    );
 
     // The next holder of a name spells it anew.
     assert_eq!(gus.cmd("quit")["ok"], true);
