@@ -14,7 +14,7 @@
 //! * [`Wake::Socket`]: one end of a socket pair that the shard awaits like
 //!   any socket; every ring is a `send` and, on the shard, a receive
 //!   completion, asleep or not. Kept to measure the difference (README,
-//!   "Cross-shard hops").
+//!   "Scaling with cores").
 //!
 //! The bound (`Limits::inbox_msgs_max`) never makes a shard wait for another:
 //! shards send with [`Mailbox::try_send`], and their router keeps, in order,
