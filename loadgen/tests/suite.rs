@@ -50,6 +50,9 @@ chat*.mudshard) per_msg=9; p99=5000 ;;
 chat.mudshard-1shard|chat.mudshard-1shard-again) per_msg=10; p99=6000 ;;
 chat.mudshard-2shards-again) per_msg=9; p99=5000 ;;
 chat.baseline) p99=50000 ;;
+walk.mudshard|walk.mudshard-2shards-again) cpu_s=5.0 ;;
+walk.mudshard-1shard|walk.mudshard-1shard-again) cpu_s=4.0 ;;
+walk.mudshard-2shards-kept) cpu_s=4.4; p99=1200 ;;
 idle.mudshard) rss=3500 ;;
 idle.mudshard-purged) rss=2900 ;;
 esac
@@ -366,6 +369,54 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
         "```sh\nMUDSHARD_ADDR=127.0.0.1:47311 BASELINE_ADDR=127.0.0.1:47312 scripts/bench.sh \
          --only idle --only chat --only rtt --shards 2\n"
     ));
+}
+
+/// walk also runs with 2 shards and its walkers kept to their connection's
+/// shard (`loadgen walk --keep-to-shard`), once, after the scaling rounds:
+/// its row in the scaling table, beside walk's 1 shard, and its ratio beside
+/// walk's 2-vs-1 CPU line.
+#[test]
+fn walk_is_also_run_with_its_walkers_kept_to_their_shard() {
+    let repo = FakeRepo::new("kept");
+    std::fs::write(
+        repo.root.join("bench/scenarios/walk.toml"),
+        scenario(
+            "walk",
+            "players = 10\nrate = 100\nwarmup = 0\nduration = 1\ndrain = 0\n",
+        ),
+    )
+    .expect("scenario");
+    let report = repo.report(
+        (47_331, 47_332),
+        &["--only", "walk", "--shards", "2", "--no-floor"],
+        &[],
+    );
+    // The suite's own 2 shards, 1 shard, 1 and 2 again, the kept walkers, the baseline.
+    assert_eq!(repo.pids("server").len(), 6);
+    // 5.0 s over 100,000 commands with 2 shards, 4.0 s with 1, 4.4 s kept.
+    assert_eq!(
+        line_with(&report, "| walk | 100 |"),
+        "| walk | 100 | command | 40.0 (40.0, 40.0) | 50.0 (50.0, 50.0) | 1.25× | reply | \
+         1 (1, 1) | 1 (1, 1) | 1.00× |"
+    );
+    assert_eq!(
+        line_with(&report, "| walk, kept to their shard |"),
+        "| walk, kept to their shard | 100 | command | 40.0 (40.0, 40.0) | 44.0 | 1.10× | reply \
+         | 1 (1, 1) | 1.20 | 1.20× |"
+    );
+    assert!(report.contains("The \"walk, kept to their shard\" row is walk once more"));
+    assert!(line_with(
+        &report,
+        "| walk, 2 shards vs 1 shard: server CPU per command |"
+    )
+    .contains("(its walkers kept to their connection's shard: 1.10×)"));
+    let kept: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("target/release/loadgen") && l.contains("--keep-to-shard"))
+        .collect();
+    assert_eq!(kept.len(), 1, "one kept run: {kept:?}");
+    assert!(kept[0].starts_with("target/release/loadgen walk "));
+    assert!(kept[0].contains("walk.mudshard-2shards-kept.json"));
 }
 
 /// A ladder step a server misses once is run once more, and sustained the

@@ -68,7 +68,8 @@ pub struct SuiteArgs {
     #[arg(long)]
     pub no_floor: bool,
     /// Skip the shard-scaling runs (rtt, walk and chat against mudshard with
-    /// 1 and with 2 shards at the scenario's main rate)
+    /// 1 and with 2 shards at the scenario's main rate, and walk with 2
+    /// shards and its walkers kept to their connection's shard)
     #[arg(long)]
     pub no_scaling: bool,
     /// Run the shard-scaling runs once (1 shard, 2 shards) instead of twice

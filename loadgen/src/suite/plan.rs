@@ -15,6 +15,11 @@ const SPECIAL_KEYS: [&str; 4] = ["ladder", "ladder_latency", "ladder_p99_ms_max"
 pub const SCALING_SCENARIOS: [&str; 3] = ["rtt", "walk", "chat"];
 /// Shard counts the scaling table compares.
 pub const SCALING_SHARDS: [usize; 2] = [1, 2];
+/// The scaling run whose players also run kept to their connection's shard
+/// (`loadgen walk --keep-to-shard`), and with how many shards: how much of
+/// the 2-vs-1 gap is the crossings.
+pub const KEPT_SCENARIO: &str = "walk";
+pub const KEPT_SHARDS: usize = 2;
 /// Seconds a run is planned to take beyond its ramp, warm-up, window and
 /// drain (loadgen's start and its report).
 const RUN_OVERHEAD_S: f64 = 5.0;
@@ -277,6 +282,9 @@ fn variants(file: &ScenarioFile, main: bool, rules: VariantRules) -> Vec<Variant
                     .rev()
                     .map(|k| Variant::MudshardShardsAgain(*k)),
             );
+        }
+        if file.scenario == KEPT_SCENARIO {
+            v.push(Variant::MudshardKept(KEPT_SHARDS));
         }
     }
     v.push(Variant::Baseline);
@@ -570,6 +578,51 @@ command = "look"
             .variants
             .iter()
             .any(|v| matches!(v, Variant::MudshardShardsAgain(_))));
+    }
+
+    #[test]
+    fn walk_also_runs_its_walkers_kept_to_their_shard_after_the_scaling_runs() {
+        let walk = "scenario = \"walk\"\n[quick]\nplayers = 500\nrate = 1000\n";
+        let f = ScenarioFile::parse("walk", walk, "quick").expect("parses");
+        let twice = VariantRules {
+            suite_shards: 2,
+            scaling: true,
+            scaling_rounds: 2,
+        };
+        assert_eq!(
+            plan(std::slice::from_ref(&f), twice)[0].variants,
+            [
+                Variant::Mudshard,
+                Variant::MudshardShards(1),
+                Variant::MudshardShardsAgain(1),
+                Variant::MudshardShardsAgain(2),
+                Variant::MudshardKept(2),
+                Variant::Baseline
+            ]
+        );
+        assert_eq!(
+            plan(std::slice::from_ref(&f), rules(1))[0].variants,
+            [
+                Variant::Mudshard,
+                Variant::MudshardShards(2),
+                Variant::MudshardKept(2),
+                Variant::Baseline
+            ]
+        );
+        let off = VariantRules {
+            scaling: false,
+            ..twice
+        };
+        assert_eq!(
+            plan(std::slice::from_ref(&f), off)[0].variants,
+            [Variant::Mudshard, Variant::Baseline]
+        );
+        // Only walk's.
+        let rtt = ScenarioFile::parse("rtt", RTT, "quick").expect("parses");
+        assert!(!plan(&[rtt], twice)[0]
+            .variants
+            .iter()
+            .any(|v| matches!(v, Variant::MudshardKept(_))));
     }
 
     #[test]

@@ -97,6 +97,12 @@ impl Results<'_> {
         self.main(scenario, Variant::MudshardShardsAgain(shards))
     }
 
+    /// The run of a scenario against mudshard with `shards`, its players
+    /// kept to their connection's shard.
+    pub fn kept(&self, scenario: &str, shards: usize) -> Option<&RunRecord> {
+        self.main(scenario, Variant::MudshardKept(shards))
+    }
+
     /// The record of a ladder step against `variant`.
     pub fn step(&self, scenario: &str, step: f64, variant: Variant) -> Option<&RunRecord> {
         self.records

@@ -294,6 +294,7 @@ impl Runner<'_> {
 
         let json = self.run_dir.join(format!("{tag}.json"));
         let mut args = run.args.clone();
+        args.extend(variant.loadgen_args().iter().map(|a| a.to_string()));
         args.extend([
             "--target".to_string(),
             addr.to_string(),

@@ -6,7 +6,7 @@
 //! machine itself charges for two threads that sleep and wake apart.
 
 use super::format::{ms, opt};
-use super::plan::{SCALING_SCENARIOS, SCALING_SHARDS};
+use super::plan::{KEPT_SCENARIO, KEPT_SHARDS, SCALING_SCENARIOS, SCALING_SHARDS};
 use super::results::{cpu_us_per_command, problem, Results};
 use super::runner::{Outcome, RunRecord};
 use super::servers::{Layout, Variant};
@@ -103,6 +103,29 @@ pub fn figures(scenario: &str, report: &Value) -> ShardFigures {
 
 /// The floor row's label in the table and the targets.
 pub const FLOOR_ROW: &str = "floor echo, no server";
+/// The row of walkers kept to their connection's shard.
+pub const KEPT_ROW: &str = "walk, kept to their shard";
+
+/// Walk's row again with its 2-shard side run with the walkers kept to the
+/// rooms their connection's shard owns (`--keep-to-shard`), beside the same
+/// 1-shard figures: the ratio walk would have if its sessions stood where a
+/// migration to their room's shard would put them (`None` when that run is
+/// not in the plan).
+pub fn kept_row(results: &Results<'_>, rows: &[ScalingRow]) -> Option<ScalingRow> {
+    let walk = rows.iter().find(|r| r.scenario == KEPT_SCENARIO)?;
+    let record = results.kept(KEPT_SCENARIO, KEPT_SHARDS)?;
+    let two = match (&record.outcome, &record.report) {
+        (Outcome::NotStarted, _) => Err("mudshard did not start".to_string()),
+        (_, None) => Err("the run left no JSON report".to_string()),
+        (_, Some(report)) => Ok(figures(KEPT_SCENARIO, report)),
+    };
+    Some(ScalingRow {
+        scenario: KEPT_ROW.into(),
+        rate: walk.rate,
+        one: walk.one.clone(),
+        two,
+    })
+}
 /// The runtime row's label: the floor's echo as glommio executors.
 pub const RUNTIME_ROW: &str = "floor glommio echo, no server";
 
@@ -316,6 +339,24 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
             }
         }
     }
+    let kept = kept_row(results, rows);
+    if let Some(kept) = &kept {
+        table_row(&mut w, kept, "command", "reply");
+        match &kept.two {
+            Err(why) => notes.push(format!("* {KEPT_ROW}, {KEPT_SHARDS} shards: {why}")),
+            Ok(_) => {
+                if let Some(record) = results.kept(KEPT_SCENARIO, KEPT_SHARDS) {
+                    let n = super::report::scenario::notes(record);
+                    if !n.is_empty() {
+                        notes.push(format!(
+                            "* {KEPT_ROW}, {KEPT_SHARDS} shards: {}",
+                            n.join("; ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
     let runtime = runtime_row(results);
     for echo in [floor, runtime.as_ref()].into_iter().flatten() {
         table_row(&mut w, echo, "echo request", "reply");
@@ -354,6 +395,18 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
             } else {
                 String::new()
             }
+        );
+    }
+    if kept.is_some() {
+        let _ = writeln!(
+            w,
+            "The {KEPT_ROW:?} row is walk once more with {KEPT_SHARDS} shards, run once \
+             after the rows above, with `loadgen walk --keep-to-shard`: each walker is placed \
+             in a room its connection's shard owns and steps back after a move into another \
+             shard's room, so that most moves are handled where they are read, as they would \
+             be if sessions moved to the shard of their room. Its \"1 shard\" figures are \
+             walk's. Its ratio is what walk's 2-vs-1 would be without most of its crossings \
+             (but with the kept walkers' own: a move over the border and the step back).\n"
         );
     }
     for note in &notes {

@@ -29,6 +29,11 @@ pub enum Variant {
     MudshardShardsAgain(usize),
     /// mudshard with `MIMALLOC_PURGE_DELAY=0` (idle memory once purged).
     MudshardPurged,
+    /// mudshard with this many shards, its walkers kept to rooms their
+    /// connection's shard owns (`loadgen walk --keep-to-shard`): walk without
+    /// most of its crossings, where sessions moved to their room's shard
+    /// would stand.
+    MudshardKept(usize),
 }
 
 /// The two programs.
@@ -66,6 +71,15 @@ impl Variant {
                 format!("{}-again", Variant::MudshardShards(n).tag())
             }
             Variant::MudshardPurged => "mudshard-purged".into(),
+            Variant::MudshardKept(n) => format!("{}-kept", Variant::MudshardShards(n).tag()),
+        }
+    }
+
+    /// What the variant adds to loadgen's command line.
+    pub fn loadgen_args(self) -> &'static [&'static str] {
+        match self {
+            Variant::MudshardKept(_) => &["--keep-to-shard"],
+            _ => &[],
         }
     }
 
@@ -100,7 +114,9 @@ impl Layout {
     pub fn of(variant: Variant, options: &Options) -> Option<Layout> {
         let server_cores = options.split.as_ref().map(|s| s.server.clone());
         let variant = match variant {
-            Variant::MudshardShardsAgain(n) => Variant::MudshardShards(n),
+            Variant::MudshardShardsAgain(n) | Variant::MudshardKept(n) => {
+                Variant::MudshardShards(n)
+            }
             v => v,
         };
         match (variant, server_cores) {
@@ -301,5 +317,21 @@ mod tests {
         assert!(one.starts_with("target/release/mudshard") && one.contains("--shards 1"));
         assert!(!one.contains("--cores"));
         assert!(line(Variant::MudshardPurged, &o).starts_with("MIMALLOC_PURGE_DELAY=0 target"));
+    }
+
+    #[test]
+    fn kept_walkers_run_on_the_shards_of_their_count_and_tell_loadgen_so() {
+        let o = options(&["--split-cores", "0,1:1"]);
+        let kept = Variant::MudshardKept(2);
+        assert_eq!(kept.tag(), "mudshard-2shards-kept");
+        assert_eq!(kept.loadgen_args(), ["--keep-to-shard"]);
+        assert!(Variant::MudshardShards(2).loadgen_args().is_empty());
+        assert!(!kept.climbs_ladder());
+        assert_eq!(kept.kind(), ServerKind::Mudshard);
+        assert_eq!(
+            Layout::of(kept, &o),
+            Layout::of(Variant::MudshardShards(2), &o)
+        );
+        assert_eq!(line(kept, &o), line(Variant::MudshardShards(2), &o));
     }
 }

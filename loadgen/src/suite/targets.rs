@@ -104,6 +104,9 @@ pub struct TargetFigures {
     pub floor_echo_scaling: Measured<f64>,
     /// The same for the echo as glommio executors: the runtime's own.
     pub runtime_echo_scaling: Measured<f64>,
+    /// walk's CPU per command with its walkers kept to their connection's
+    /// shard, over 1 shard's (`None`: not run): shown beside walk's line.
+    pub walk_kept_scaling: Option<Measured<f64>>,
     pub chat_cpu_at_highest: Measured<Operand>,
     /// The single send over 1,000 connections (shown beside), and over
     /// chat's players (judged).
@@ -390,7 +393,17 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
             &scaling_operand(row, 1, |s| s.cpu_us, "µs", 1.0),
             judging,
         );
-        let line = beside_floor_scaling(line, &f.floor_echo_scaling, &f.runtime_echo_scaling);
+        let mut line = beside_floor_scaling(line, &f.floor_echo_scaling, &f.runtime_echo_scaling);
+        if row.scenario == super::plan::KEPT_SCENARIO {
+            if let Some(kept) = &f.walk_kept_scaling {
+                line.measured += &match kept {
+                    Ok(r) => format!(" (its walkers kept to their connection's shard: {r:.2}×)"),
+                    Err(why) => format!(
+                        " (its walkers kept to their connection's shard: not measured: {why})"
+                    ),
+                };
+            }
+        }
         // Two executors that serve nothing but an echo cost this much more
         // than one: no server built on them can scale better.
         let best = f.runtime_echo_scaling.as_ref().ok().map(|r| {
@@ -623,6 +636,12 @@ pub fn figures(
         } else {
             Err(not_run("rtt"))
         },
+        walk_kept_scaling: super::scaling::kept_row(results, scaling).map(|row| {
+            row.ratios().0.ok_or_else(|| match (&row.one, &row.two) {
+                (Err(why), _) | (_, Err(why)) => why.clone(),
+                _ => "a figure is missing".to_string(),
+            })
+        }),
         runtime_echo_scaling: if ran("rtt") {
             floor_echo_scaling(super::scaling::runtime_row(results).as_ref(), &no_floor)
         } else {
@@ -907,6 +926,7 @@ mod tests {
             ],
             floor_echo_scaling: Ok(1.21),
             runtime_echo_scaling: Ok(1.14),
+            walk_kept_scaling: None,
             chat_cpu_at_highest: op(9.0),
             // Against the older 1,000-pair figure chat would not reach
             // 1.25× (9 / 6 = 1.5): only the chat-shape one makes it.
