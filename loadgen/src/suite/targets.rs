@@ -158,6 +158,24 @@ fn out_of_reach(mut line: TargetLine, best: Option<(f64, String)>, limit: f64) -
     line
 }
 
+/// Why the polling floor is no floor in this run, if it is not. It never
+/// sleeps and has a CPU of its own, so its p99 is below that of the echo
+/// that sleeps, run just before it in the same layout, unless the machine
+/// took its CPU away during its window; then a server measured against it
+/// would look better than it is.
+pub fn disturbed_polling(floor: &super::results::FloorReports) -> Option<String> {
+    let p99 = |r: &Option<serde_json::Value>| r.as_ref().and_then(|r| num(r, "latency_us.p99"));
+    let (polling, sleeping) = (p99(&floor.rtt_polling)?, p99(&floor.rtt_sleeping)?);
+    (polling >= sleeping).then(|| {
+        format!(
+            "the polling floor's window was disturbed: its p99, {} ms, is no lower than that of \
+             the sleeping echo beside it, {} ms",
+            number(polling / 1000.0),
+            number(sleeping / 1000.0)
+        )
+    })
+}
+
 /// A line that compares `a / b` with `limit` (at most).
 fn ratio_line(
     figure: &str,
@@ -686,7 +704,11 @@ pub fn figures(
             "ms",
             "`floor --rtt --spin`",
             true,
-        ),
+        )
+        .map(|mut spin| {
+            spin.problem = disturbed_polling(&results.floor);
+            spin
+        }),
         floor_echo_p99_shape: floor_operand(
             &results.floor.rtt_shape.get(&shards).cloned(),
             "latency_us.p99",
@@ -890,6 +912,31 @@ fn shape_paragraph(options: &Options) -> String {
 mod tests {
     use super::super::scaling::ShardFigures;
     use super::*;
+
+    #[test]
+    fn a_polling_floor_no_lower_than_the_sleeping_echo_is_called_disturbed() {
+        use super::super::results::FloorReports;
+        use serde_json::json;
+        let floor = |polling: f64, sleeping: f64| FloorReports {
+            rtt_polling: Some(json!({"latency_us": {"p99": polling}})),
+            rtt_sleeping: Some(json!({"latency_us": {"p99": sleeping}})),
+            ..FloorReports::default()
+        };
+        assert_eq!(disturbed_polling(&floor(110.0, 370.0)), None);
+        assert_eq!(
+            disturbed_polling(&floor(420.0, 410.0)).as_deref(),
+            Some(
+                "the polling floor's window was disturbed: its p99, 0.42 ms, is no lower than \
+                 that of the sleeping echo beside it, 0.41 ms"
+            )
+        );
+        assert!(disturbed_polling(&floor(410.0, 410.0)).is_some());
+        let missing = FloorReports {
+            rtt_sleeping: None,
+            ..floor(420.0, 410.0)
+        };
+        assert_eq!(disturbed_polling(&missing), None, "nothing to compare with");
+    }
 
     fn op(value: f64) -> Measured<Operand> {
         Ok(Operand {
@@ -1289,6 +1336,20 @@ mod tests {
         assert_eq!(verdict(&f, p99), Verdict::NotReached(None), "0.5 / 0.56");
         f.floor_echo_p99_shape = op(1.0);
         assert!(matches!(verdict(&f, p99), Verdict::OutOfReach(ref w) if w.contains("sleeps")));
+
+        // A polling floor no lower than the sleeping echo had its window
+        // disturbed: a ratio against it reaches nothing, nor is out of reach.
+        f.rtt_p99 = op(0.5);
+        f.floor_spin_p99 = Ok(Operand {
+            value: 0.56,
+            text: "0.56".into(),
+            problem: Some("disturbed".into()),
+        });
+        assert_eq!(
+            verdict(&f, p99),
+            Verdict::NotReached(Some("disturbed".into()))
+        );
+        f.floor_spin_p99 = op(0.56);
 
         // rtt's CPU: the glommio echo over the judged echo.
         f.rtt_cpu = op(30.0);
