@@ -114,17 +114,21 @@ pub const KEPT_ROW: &str = "walk, kept to their shard";
 pub fn kept_row(results: &Results<'_>, rows: &[ScalingRow]) -> Option<ScalingRow> {
     let walk = rows.iter().find(|r| r.scenario == KEPT_SCENARIO)?;
     let record = results.kept(KEPT_SCENARIO, KEPT_SHARDS)?;
-    let two = match (&record.outcome, &record.report) {
-        (Outcome::NotStarted, _) => Err("mudshard did not start".to_string()),
-        (_, None) => Err("the run left no JSON report".to_string()),
-        (_, Some(report)) => Ok(figures(KEPT_SCENARIO, report)),
-    };
     Some(ScalingRow {
         scenario: KEPT_ROW.into(),
         rate: walk.rate,
         one: walk.one.clone(),
-        two,
+        two: read(record, KEPT_SCENARIO, KEPT_SHARDS),
     })
+}
+
+/// A mudshard run's figures, or why it has none.
+fn read(record: &RunRecord, scenario: &str, shards: usize) -> Result<ShardFigures, String> {
+    match (&record.outcome, &record.report) {
+        (Outcome::NotStarted, _) => Err(format!("mudshard with {shards} shard(s) did not start")),
+        (_, None) => Err(format!("the {shards}-shard run left no JSON report")),
+        (_, Some(report)) => Ok(figures(scenario, report)),
+    }
 }
 /// The runtime row's label: the floor's echo as glommio executors.
 pub const RUNTIME_ROW: &str = "floor glommio echo, no server";
@@ -188,15 +192,6 @@ pub fn rows(results: &Results<'_>) -> Vec<ScalingRow> {
                 .is_some_and(|f| SCALING_SCENARIOS.contains(&f.scenario.as_str()))
         })
         .map(|scenario| {
-            let read = |record: &RunRecord, shards: usize| -> Result<ShardFigures, String> {
-                match (&record.outcome, &record.report) {
-                    (Outcome::NotStarted, _) => {
-                        Err(format!("mudshard with {shards} shard(s) did not start"))
-                    }
-                    (_, None) => Err(format!("the {shards}-shard run left no JSON report")),
-                    (_, Some(report)) => Ok(figures(scenario, report)),
-                }
-            };
             let side = |shards: usize| -> Result<ShardFigures, String> {
                 let record = results.with_shards(scenario, shards).ok_or_else(|| {
                     if results.options.scaling {
@@ -205,9 +200,12 @@ pub fn rows(results: &Results<'_>) -> Vec<ScalingRow> {
                         "--no-scaling".to_string()
                     }
                 })?;
-                let mut runs = vec![read(record, shards)?];
+                let mut runs = vec![read(record, scenario, shards)?];
                 if let Some(again) = results.again_with_shards(scenario, shards) {
-                    runs.push(read(again, shards).map_err(|why| format!("second round: {why}"))?);
+                    runs.push(
+                        read(again, scenario, shards)
+                            .map_err(|why| format!("second round: {why}"))?,
+                    );
                 }
                 Ok(ShardFigures::mean_of(runs))
             };
