@@ -1066,6 +1066,47 @@ fn shards_on_upstream_glommio_behaviour_still_hear_each_other() {
     assert_eq!(bob.event("say", "over upstream's rings")["from"], "ann");
     bob.cmd("say and back");
     assert_eq!(ann.event("say", "and back")["from"], "bob");
+
+    // And with the timers on, an idle shard still sleeps: it once spun at a
+    // whole CPU, because the system call meant to sleep also sent the old
+    // timer's cancellation, whose completion woke it at once.
+    let pid = server.child.id();
+    let before = shard_threads_cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let used = shard_threads_cpu_ticks(pid) - before;
+    assert!(
+        used < 20,
+        "two idle shards used {used} clock ticks of CPU in one second: they spin instead of sleeping"
+    );
+}
+
+/// CPU time (user and system, in clock ticks) of the server's shard threads so far.
+fn shard_threads_cpu_ticks(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's threads");
+    let mut ticks = 0;
+    for task in tasks.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if !comm.starts_with("shard-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // The fields after the command's closing parenthesis; utime and stime
+        // are the 14th and 15th of the whole line.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ticks += field(11) + field(12);
+    }
+    ticks
 }
 
 #[test]

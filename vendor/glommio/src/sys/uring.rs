@@ -1992,11 +1992,21 @@ impl Reactor {
         // submitted by the system call that sleeps, or below when this
         // executor does not sleep (one system call per sleep, not two).
         flush_rings!(lat_ring, poll_ring)?;
-        main_ring
-            .prepare_submission_queue()
-            .or_else(Reactor::busy_ok)
-            .or_else(Reactor::again_ok)
-            .or_else(Reactor::intr_ok)?;
+        if self.preempt_timers.get() {
+            // mudshard patch: with preemption timers on, the main ring holds
+            // the cancellation of the old throughput timer; submitted by the
+            // system call that sleeps, its completion would satisfy that
+            // call's wait at once, and the executor would never sleep (it
+            // spun, idle, at a whole CPU). So they go now, as upstream sends
+            // them, and their completions are consumed below.
+            flush_rings!(main_ring)?;
+        } else {
+            main_ring
+                .prepare_submission_queue()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+        }
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
