@@ -336,6 +336,11 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
          1.00× |"
     );
     assert!(report.contains("| one per send, paced 50,000/s, 20 connections (chat's shape) |"));
+    // The machine table names how an idle CPU waits (a wake-up's price on a VM).
+    assert!(
+        line_with(&report, "| idle CPUs wait by (cpuidle driver) |").len()
+            > "| idle CPUs wait by (cpuidle driver) |".len() + 2
+    );
     assert!(report.contains("| sleeping, 2 echo thread(s), servers' layout | unpinned |"));
     for floor in [
         "target/release/floor --batch 1 --rate 50000 --pairs 20 --seconds 3 --json ",

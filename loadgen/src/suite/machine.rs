@@ -23,6 +23,9 @@ pub struct Meta {
     pub nofile: String,
     pub ports: String,
     pub load_at_start: String,
+    /// How an idle CPU waits (the cpuidle driver, and guest halt polling on
+    /// a VM): on a VM it sets what a wake-up costs.
+    pub idle: String,
     pub rustc: String,
 }
 
@@ -42,6 +45,10 @@ impl Meta {
                 .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
                 .unwrap_or_else(|_| "?".into()),
             load_at_start: load_average().unwrap_or_else(|| "?".into()),
+            idle: idle_wait(
+                read_trimmed("/sys/devices/system/cpu/cpuidle/current_driver"),
+                read_trimmed("/sys/module/haltpoll/parameters/guest_halt_poll_ns"),
+            ),
             rustc: output_line("rustc", &["--version"], root, HELPER_BOUND)
                 .unwrap_or_else(|| "unknown".into()),
         }
@@ -63,6 +70,27 @@ fn commit(root: &Path) -> String {
     match clean {
         Some(false) => format!("{hash} (with uncommitted changes)"),
         _ => hash,
+    }
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The cpuidle driver, and with `haltpoll` (a KVM guest's) how long an idle
+/// vCPU polls before it halts: a halted vCPU takes the hypervisor to wake,
+/// which made a wake-up from idle five times dearer on the development VM
+/// (README, "Scaling with cores").
+fn idle_wait(driver: Option<String>, halt_poll_ns: Option<String>) -> String {
+    let Some(driver) = driver.filter(|d| !d.is_empty()) else {
+        return "?".into();
+    };
+    match halt_poll_ns.and_then(|ns| ns.parse::<u64>().ok()) {
+        Some(0) => format!("{driver} (guest halt polling off)"),
+        Some(ns) => format!("{driver} (guest halt polling up to {} µs)", ns / 1_000),
+        None => driver,
     }
 }
 
@@ -254,5 +282,21 @@ mod tests {
         assert_eq!(local_date().len(), 10);
         assert!(!hostname().is_empty());
         assert_eq!(kernel().map(|k| k.split(' ').count()), Some(3));
+    }
+
+    #[test]
+    fn an_idle_cpus_wait_is_named_with_its_halt_polling() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            idle_wait(s("haltpoll"), s("0")),
+            "haltpoll (guest halt polling off)"
+        );
+        assert_eq!(
+            idle_wait(s("haltpoll"), s("200000")),
+            "haltpoll (guest halt polling up to 200 µs)"
+        );
+        assert_eq!(idle_wait(s("intel_idle"), None), "intel_idle");
+        assert_eq!(idle_wait(None, s("0")), "?");
+        assert_eq!(idle_wait(s(""), None), "?");
     }
 }

@@ -135,6 +135,7 @@ fn machine(w: &mut String, meta: &Meta) {
         ("open files (ulimit -n)", meta.nofile.clone()),
         ("ephemeral ports (ip_local_port_range)", meta.ports.clone()),
         ("load average at start", meta.load_at_start.clone()),
+        ("idle CPUs wait by (cpuidle driver)", meta.idle.clone()),
         ("rustc", meta.rustc.clone()),
     ] {
         let _ = writeln!(w, "| {label} | {value} |");
