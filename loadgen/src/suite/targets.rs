@@ -153,9 +153,21 @@ fn out_of_reach(mut line: TargetLine, best: Option<(f64, String)>, limit: f64) -
         return line;
     };
     if best > limit && line.verdict == Verdict::NotReached(None) {
-        line.verdict = Verdict::OutOfReach(format!("{what}: {best:.2}×"));
+        line.verdict = Verdict::OutOfReach(format!("{what}: {}", judged(best, limit)));
     }
     line
+}
+
+/// `r` as a ratio judged against `limit`: to two places, or three when two
+/// would show it equal to the limit it is not (1.504× against 1.5 reads
+/// 1.504×, not 1.50×).
+fn judged(r: f64, limit: f64) -> String {
+    let two = format!("{r:.2}");
+    if r != limit && two == format!("{limit:.2}") {
+        format!("{r:.3}×")
+    } else {
+        format!("{two}×")
+    }
 }
 
 /// Why the polling floor is no floor in this run, if it is not. It never
@@ -204,7 +216,7 @@ fn ratio_line(
         (Ok(a), Ok(b)) => {
             let r = a.value / b.value;
             (
-                format!("{} / {} = **{r:.2}×**", a.text, b.text),
+                format!("{} / {} = **{}**", a.text, b.text, judged(r, limit)),
                 reached_if(r <= limit, &[&a.problem, &b.problem]),
             )
         }
@@ -912,6 +924,16 @@ fn shape_paragraph(options: &Options) -> String {
 mod tests {
     use super::super::scaling::ShardFigures;
     use super::*;
+
+    #[test]
+    fn a_ratio_next_to_its_limit_shows_the_place_that_tells_them_apart() {
+        assert_eq!(judged(1.504, 1.5), "1.504×");
+        assert_eq!(judged(1.496, 1.5), "1.496×");
+        assert_eq!(judged(1.5, 1.5), "1.50×");
+        assert_eq!(judged(1.51, 1.5), "1.51×");
+        assert_eq!(judged(3.7891, 1.5), "3.79×");
+        assert_eq!(judged(1.1549, 1.15), "1.155×");
+    }
 
     #[test]
     fn a_polling_floor_no_lower_than_the_sleeping_echo_is_called_disturbed() {
