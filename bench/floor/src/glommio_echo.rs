@@ -84,6 +84,7 @@ pub fn spawn(
             Ok(Echoed {
                 cpu_s: thread_cpu_s() - cpu_start,
                 requests: answered.get(),
+                crossed: 0,
             })
         })
         .map_err(|e| io::Error::other(format!("cannot start a glommio executor: {e}")))?;

@@ -23,6 +23,7 @@
 
 mod cores;
 mod cross_host;
+mod crossing;
 mod glommio_echo;
 mod hiccups;
 mod net;
@@ -76,6 +77,17 @@ struct Args {
     /// executors set up as mudshard's shards are, a task per connection
     #[arg(long, value_enum, default_value_t = EchoRuntime::Epoll, requires = "rtt")]
     echo_runtime: EchoRuntime,
+    /// With --rtt and several echo threads: a request read on a pair another
+    /// thread owns (pair k is read by thread k % N and owned by (k / N) % N)
+    /// crosses to its owner and back before it is answered, waking the other
+    /// thread if it sleeps, as a command crosses between mudshard's shards
+    #[arg(long, requires = "rtt", conflicts_with = "spin")]
+    cross: bool,
+    /// With --rtt: the CPU each request costs the echo thread that owns it,
+    /// µs, spent in a busy loop: a server's own work per command, so that
+    /// the echo weighs what a server does and sleeps as often
+    #[arg(long, default_value_t = 0.0, value_name = "US", requires = "rtt")]
+    work_us: f64,
     /// Instead of one-way messages: paced requests answered by an echo
     /// thread with one `--bytes`-byte reply each, and their latency
     #[arg(long, conflicts_with = "hiccups")]
@@ -129,6 +141,8 @@ enum EchoRuntime {
 /// Connection pairs above this would come near the 20,000 open files a
 /// process may hold here.
 const PAIRS_MAX: usize = 8_000;
+/// A request's work is a server's command, not a batch job.
+const WORK_US_MAX: f64 = 10_000.0;
 /// More echo threads than this would measure the scheduler, not the kernel's
 /// cost per request.
 const ECHO_THREADS_MAX: usize = 256;
@@ -188,6 +202,8 @@ fn main() {
             spin: args.spin,
             send_ahead_us: args.send_ahead_us,
             glommio: args.echo_runtime == EchoRuntime::Glommio,
+            cross: args.cross,
+            work_us: args.work_us,
         };
         report(
             &args,
@@ -254,6 +270,12 @@ fn check(args: &Args) -> Result<(), String> {
     }
     if args.rtt && args.rate == 0 {
         return Err("--rtt needs a --rate above 0".into());
+    }
+    if args.cross && args.echo_runtime == EchoRuntime::Glommio {
+        return Err("--cross runs the epoll echo threads, not --echo-runtime glommio".into());
+    }
+    if !(args.work_us >= 0.0 && args.work_us <= WORK_US_MAX) {
+        return Err(format!("--work-us must be in [0, {WORK_US_MAX}]"));
     }
     if args.cross_host {
         if args.rate == 0 || args.rate > CROSS_HOST_SAYS_MAX {
@@ -645,6 +667,20 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(a) => check(&a).expect_err("refused"),
         }
+    }
+
+    #[test]
+    fn crossings_and_work_are_refused_where_they_mean_nothing() {
+        let rtt = ["floor", "--rtt", "--pairs", "4", "--echo-threads", "2"];
+        let with = |more: &[&'static str]| [&rtt[..], more].concat();
+        assert!(refusal(&with(&["--cross", "--echo-runtime", "glommio"]))
+            .contains("--cross runs the epoll echo threads"));
+        assert!(refusal(&with(&["--work-us=-1"])).contains("--work-us must be in"));
+        assert!(refusal(&with(&["--work-us", "20000"])).contains("--work-us must be in"));
+        assert!(refusal(&with(&["--cross", "--spin"])).contains("cannot be used with"));
+        assert!(refusal(&["floor", "--cross"]).contains("--rtt"));
+        let ok = Args::parse_from(with(&["--cross", "--work-us", "35"]));
+        check(&ok).expect("two echo threads crossing, with work");
     }
 
     #[test]

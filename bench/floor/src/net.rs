@@ -95,16 +95,22 @@ impl Epoll {
         }
         let epoll = Epoll(ep);
         for (i, &fd) in fds.iter().enumerate() {
-            let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: i as u64,
-            };
-            // SAFETY: `ep` and `fd` are open; `ev` outlives the call.
-            if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            epoll.add(fd, i as u64)?;
         }
         Ok(epoll)
+    }
+
+    /// Watches `fd` for input too, its events tagged `tag`.
+    pub fn add(&self, fd: RawFd, tag: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: tag,
+        };
+        // SAFETY: `self.0` and `fd` are open; `ev` outlives the call.
+        if unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Waits up to `timeout` (with nanosecond precision) for ready sockets.

@@ -6,7 +6,11 @@
 //! connections watched with epoll. With `--echo-threads N` the pairs are
 //! dealt round-robin to N echo threads, each with its own epoll set, as
 //! SO_REUSEPORT shards share a server's connections: what the machine
-//! charges for N threads that sleep and wake apart instead of one. A client
+//! charges for N threads that sleep and wake apart instead of one. With
+//! `--cross`, a request read on a pair another thread owns goes to that
+//! thread and back before it is answered, as a command crosses between
+//! shards (`crossing`); `--work-us` gives each request a server's weight of
+//! CPU on its owner, so that the threads are as busy as a server's. A client
 //! thread sends requests
 //! round-robin at `--rate` per second, open loop: request k is due at
 //! `start + k / rate`, and its latency is measured from that intended time,
@@ -20,6 +24,7 @@
 //! to separate CPUs, or sharing them).
 
 use crate::cores::{pin, CoreList};
+use crate::crossing::{inboxes, owner, Hop, Inboxes};
 use crate::net::{loopback_pairs, recv, send_all, Epoll};
 use crate::thread_cpu_s;
 use hdrhistogram::Histogram;
@@ -60,6 +65,12 @@ pub struct RttConfig {
     /// The echo threads are glommio executors with a task per connection,
     /// set up as mudshard's shards are (`glommio_echo`), not epoll loops.
     pub glommio: bool,
+    /// A request read on a pair another echo thread owns crosses to it and
+    /// back before it is answered (`crossing`).
+    pub cross: bool,
+    /// CPU each request costs the thread that owns it, µs: a busy loop on
+    /// the thread's CPU clock standing for a server's own work (0: none).
+    pub work_us: f64,
 }
 
 impl RttConfig {
@@ -87,6 +98,8 @@ pub struct RttOutcome {
     pub echo_threads: Vec<Echoed>,
     /// The measured window, s.
     pub window_s: f64,
+    /// `--cross`: times a thread rang another that was asleep.
+    pub rings: u64,
 }
 
 impl RttOutcome {
@@ -107,6 +120,8 @@ pub struct Echoed {
     pub cpu_s: f64,
     /// Requests it answered (one reply each).
     pub requests: u64,
+    /// Of those, requests that crossed to their owner and back (`--cross`).
+    pub crossed: u64,
 }
 
 /// Opens the pairs, runs the echo threads and the client, and reports.
@@ -119,6 +134,11 @@ pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
             "every echo thread needs at least one of the pairs",
         ));
     }
+    if config.cross && config.glommio {
+        return Err(io::Error::other(
+            "--cross runs the epoll echo threads (not --echo-runtime glommio)",
+        ));
+    }
     // The accepted side answers; both sides send small writes at once.
     let (clients, echoes) = loopback_pairs(config.pairs)?;
     for s in echoes.iter() {
@@ -126,6 +146,11 @@ pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let mut echo_threads = Vec::with_capacity(config.echo_threads);
+    let inboxes = if config.cross {
+        Some(inboxes(config.echo_threads)?)
+    } else {
+        None
+    };
     for (i, fds) in dealt(&echoes, config.echo_threads).into_iter().enumerate() {
         let echo_stop = stop.clone();
         let echo_config = config.clone();
@@ -137,7 +162,8 @@ pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
                 .collect::<io::Result<Vec<_>>>()?;
             crate::glommio_echo::spawn(dups, i, &echo_config, echo_stop)?
         } else {
-            std::thread::spawn(move || echo(&fds, i, &echo_config, &echo_stop))
+            let inboxes = inboxes.clone();
+            std::thread::spawn(move || echo(&fds, i, &echo_config, &echo_stop, inboxes))
         });
     }
 
@@ -154,6 +180,11 @@ pub fn run(config: &RttConfig) -> io::Result<RttOutcome> {
     let echoed = echoed.into_iter().collect::<io::Result<Vec<Echoed>>>()?;
     let mut outcome = client?;
     outcome.echo_cpu_s = echoed.iter().map(|e| e.cpu_s).sum();
+    outcome.rings = inboxes.map_or(0, |ib| {
+        ib.iter()
+            .map(|i| i.rings.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    });
     outcome.echo_threads = echoed;
     Ok(outcome)
 }
@@ -177,9 +208,19 @@ fn dealt(echoes: &[std::net::TcpStream], threads: usize) -> Vec<Vec<RawFd>> {
     fds
 }
 
+/// Tags the doorbell's event in an echo thread's epoll set.
+const BELL: u64 = u64::MAX;
+
 /// Echo thread `thread`: one reply of `reply_bytes` for every whole request
-/// read on its `fds`.
-fn echo(fds: &[RawFd], thread: usize, config: &RttConfig, stop: &AtomicBool) -> io::Result<Echoed> {
+/// read on its `fds`. With `inboxes` (`--cross`), a request on a pair
+/// another thread owns crosses to it and back before it is answered.
+fn echo(
+    fds: &[RawFd],
+    thread: usize,
+    config: &RttConfig,
+    stop: &AtomicBool,
+    inboxes: Option<Inboxes>,
+) -> io::Result<Echoed> {
     if let Some(core) = config.echo_core(thread) {
         pin(core)?;
     }
@@ -190,33 +231,94 @@ fn echo(fds: &[RawFd], thread: usize, config: &RttConfig, stop: &AtomicBool) -> 
         Duration::from_millis(100)
     };
     let epoll = Epoll::watching(fds)?;
+    if let Some(inboxes) = &inboxes {
+        epoll.add(inboxes[thread].bell_fd(), BELL)?;
+    }
     let mut events = Epoll::events();
     let mut buf = vec![0u8; READ_BUF_BYTES];
     let mut replies = Vec::new();
+    let mut hops = Vec::new();
     // Bytes of a request read so far, per connection.
     let mut partial = vec![0usize; fds.len()];
-    let mut answered = 0u64;
+    let (mut answered, mut crossed) = (0u64, 0u64);
+    let mut reply = |fd: RawFd, requests: usize| -> io::Result<()> {
+        replies.clear();
+        replies.resize(requests * reply_bytes, b'r');
+        send_all(fd, &replies)
+    };
     let cpu_start = thread_cpu_s();
     while !stop.load(Ordering::Acquire) {
-        let n = epoll.wait(&mut events, timeout)?;
+        let mut wait = timeout;
+        if let Some(inboxes) = &inboxes {
+            let inbox = &inboxes[thread];
+            inbox.take(&mut hops)?;
+            for hop in &hops {
+                if hop.back {
+                    reply(fds[hop.pair], hop.requests)?;
+                    answered += hop.requests as u64;
+                } else {
+                    // The owner does the work and hands it back.
+                    work(config.work_us * hop.requests as f64);
+                    inboxes[hop.reader].send(Hop { back: true, ..*hop })?;
+                }
+            }
+            if !config.spin && !inbox.may_sleep() {
+                wait = Duration::ZERO;
+            }
+        }
+        let n = epoll.wait(&mut events, wait)?;
+        if let Some(inboxes) = &inboxes {
+            inboxes[thread].woke();
+        }
         for ev in &events[..n] {
+            if ev.u64 == BELL {
+                if let Some(inboxes) = &inboxes {
+                    inboxes[thread].clear_bell();
+                }
+                continue;
+            }
             let i = ev.u64 as usize;
             let got = recv(fds[i], &mut buf)?;
             let total = partial[i] + got;
             let requests = total / REQUEST_BYTES;
             partial[i] = total % REQUEST_BYTES;
-            if requests > 0 {
-                replies.clear();
-                replies.resize(requests * reply_bytes, b'r');
-                send_all(fds[i], &replies)?;
-                answered += requests as u64;
+            if requests == 0 {
+                continue;
+            }
+            match &inboxes {
+                Some(inboxes) if owner(i, inboxes.len()) != thread => {
+                    inboxes[owner(i, inboxes.len())].send(Hop {
+                        reader: thread,
+                        pair: i,
+                        requests,
+                        back: false,
+                    })?;
+                    crossed += requests as u64;
+                }
+                _ => {
+                    work(config.work_us * requests as f64);
+                    reply(fds[i], requests)?;
+                    answered += requests as u64;
+                }
             }
         }
     }
     Ok(Echoed {
         cpu_s: thread_cpu_s() - cpu_start,
         requests: answered,
+        crossed,
     })
+}
+
+/// Spends `us` µs of this thread's CPU.
+fn work(us: f64) {
+    if us <= 0.0 {
+        return;
+    }
+    let until = thread_cpu_s() + us / 1e6;
+    while thread_cpu_s() < until {
+        std::hint::spin_loop();
+    }
 }
 
 /// The client side: paced open-loop sends, replies matched in order per
@@ -307,6 +409,7 @@ fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
         echo_cpu_s: 0.0,
         echo_threads: Vec::new(),
         window_s: config.seconds,
+        rings: 0,
     })
 }
 
@@ -314,7 +417,7 @@ fn client(config: &RttConfig, fds: &[RawFd]) -> io::Result<RttOutcome> {
 pub fn print(config: &RttConfig, o: &RttOutcome) {
     println!(
         "floor rtt: {} pairs, {REQUEST_BYTES}-byte requests, {}-byte replies, {} requests/s requested, \
-         {:.1} s measured after {:.1} s warm-up, {} echo thread(s) ({}){}",
+         {:.1} s measured after {:.1} s warm-up, {} echo thread(s) ({}){}{}",
         config.pairs,
         config.reply_bytes,
         config.rate,
@@ -326,7 +429,12 @@ pub fn print(config: &RttConfig, o: &RttOutcome) {
         } else {
             "epoll"
         },
-        if config.spin { ", polling without sleeping" } else { "" }
+        if config.spin { ", polling without sleeping" } else { "" },
+        if config.cross {
+            ", requests on pairs another thread owns cross to it and back"
+        } else {
+            ""
+        }
     );
     println!(
         "  achieved           {:>12.0} requests/s (max send lag {:.1} ms), {} of {} answered",
@@ -351,6 +459,13 @@ pub fn print(config: &RttConfig, o: &RttOutcome) {
         o.echo_us_per_request(),
         o.echo_threads.len()
     );
+    if config.cross {
+        let crossed: u64 = o.echo_threads.iter().map(|e| e.crossed).sum();
+        println!(
+            "  crossings          {crossed} requests crossed to their owner and back, {} rings of a sleeping thread",
+            o.rings
+        );
+    }
     if o.answered < o.measured {
         println!("  warning: {} requests unanswered", o.measured - o.answered);
     }
@@ -374,6 +489,8 @@ pub fn to_json(config: &RttConfig, o: &RttOutcome) -> serde_json::Value {
             "spin": config.spin,
             "send_ahead_us": config.send_ahead_us,
             "echo_runtime": if config.glommio { "glommio" } else { "epoll" },
+            "cross": config.cross,
+            "work_us": config.work_us,
         },
         "sent": o.sent,
         "measured": o.measured,
@@ -391,6 +508,8 @@ pub fn to_json(config: &RttConfig, o: &RttOutcome) -> serde_json::Value {
         "echo_cpu_s": o.echo_cpu_s,
         "echo_thread_cpu_s": o.echo_threads.iter().map(|e| e.cpu_s).collect::<Vec<f64>>(),
         "echo_thread_requests": o.echo_threads.iter().map(|e| e.requests).collect::<Vec<u64>>(),
+        "echo_thread_crossed": o.echo_threads.iter().map(|e| e.crossed).collect::<Vec<u64>>(),
+        "rings": o.rings,
         "client_us_per_request": o.client_us_per_request(),
         "echo_us_per_request": o.echo_us_per_request(),
     })
@@ -413,6 +532,8 @@ mod tests {
             spin: false,
             send_ahead_us: 0,
             glommio: false,
+            cross: false,
+            work_us: 0.0,
         }
     }
 
@@ -467,6 +588,58 @@ mod tests {
         let json = to_json(&c, &o);
         assert_eq!(json["config"]["echo_threads"], 2);
         assert_eq!(json["echo_thread_requests"], serde_json::json!([400, 400]));
+    }
+
+    #[test]
+    fn crossing_requests_go_over_and_back_and_each_is_answered_exactly_once() {
+        let c = RttConfig {
+            echo_threads: 2,
+            cross: true,
+            ..config(2_000)
+        };
+        let o = run(&c).expect("runs on loopback");
+        assert_eq!(o.sent, 800);
+        assert_eq!(o.answered, o.measured);
+        assert_eq!(o.latency_us.len(), o.measured);
+        // Each thread answers its own pairs' requests, crossing or not.
+        let requests: Vec<u64> = o.echo_threads.iter().map(|e| e.requests).collect();
+        assert_eq!(requests, [400, 400]);
+        // Of thread t's 4 pairs (k = 2i + t), those with i odd (t = 0) or
+        // even (t = 1) belong to the other thread: half of each share.
+        let crossed: Vec<u64> = o.echo_threads.iter().map(|e| e.crossed).collect();
+        assert_eq!(crossed, [200, 200]);
+        // At 2,000/s the threads sleep between requests: crossings ring.
+        assert!(o.rings > 0 && o.rings <= 800, "{} rings", o.rings);
+        let json = to_json(&c, &o);
+        assert_eq!(json["config"]["cross"], true);
+        assert_eq!(json["echo_thread_crossed"], serde_json::json!([200, 200]));
+    }
+
+    #[test]
+    fn one_thread_has_nothing_to_cross_to() {
+        let c = RttConfig {
+            cross: true,
+            ..config(2_000)
+        };
+        let o = run(&c).expect("runs on loopback");
+        assert_eq!(o.answered, o.measured);
+        assert_eq!((o.echo_threads[0].crossed, o.rings), (0, 0));
+    }
+
+    #[test]
+    fn each_request_costs_its_owner_the_work_asked_for() {
+        let c = RttConfig {
+            echo_threads: 2,
+            cross: true,
+            work_us: 500.0,
+            ..config(400)
+        };
+        let o = run(&c).expect("runs on loopback");
+        // 0.4 s at 400/s: 160 requests, each 0.5 ms of an echo thread's CPU.
+        assert_eq!(o.sent, 160);
+        assert_eq!(o.answered, o.measured);
+        assert!(o.echo_cpu_s >= 0.08, "{} s", o.echo_cpu_s);
+        assert_eq!(to_json(&c, &o)["config"]["work_us"], 500.0);
     }
 
     #[test]
