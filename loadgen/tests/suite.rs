@@ -84,8 +84,10 @@ const FAKE_FLOOR: &str = r#"#!/bin/sh
 # which one each target line was judged against: the single pinned echo
 # costs 20 µs per request, 1 and 2 unpinned echo threads 25 and 40 µs; a
 # send costs 6 µs over 1,000 pairs and 8 µs over any other count. As
-# glommio executors, 1 and 2 echo threads cost 30 and 36 µs.
-mode=oneway; spin=; json=; threads=; pairs=1000; core=null; runtime=epoll
+# glommio executors, 1 and 2 echo threads cost 30 and 36 µs. With a walk's
+# weight of work (--work-us), 1 and 2 threads cost 40 and 36 µs, 2 crossing
+# 52 µs.
+mode=oneway; spin=; json=; threads=; pairs=1000; core=null; runtime=epoll; work=; cross=false
 while [ $# -gt 0 ]; do
     case $1 in
     --rtt) mode=rtt ;;
@@ -96,6 +98,8 @@ while [ $# -gt 0 ]; do
     --pairs) pairs=$2; shift ;;
     --receiver-core) core=$2; shift ;;
     --echo-runtime) runtime=$2; shift ;;
+    --work-us) work=$2; shift ;;
+    --cross) cross=true ;;
     esac
     shift
 done
@@ -109,7 +113,11 @@ rtt)
     if [ "$runtime" = glommio ]; then
         case $threads in 1) echo_us=30 ;; 2) echo_us=36 ;; esac
     fi
-    echo "{\"config\":{\"rate\":100,\"reply_bytes\":470,\"echo_core\":$core,\"client_core\":1,\"echo_threads\":$echo_threads},\"measured\":100,\"answered\":100,\"achieved_per_s\":100,\"latency_us\":{\"p50\":50,\"p90\":90,\"p99\":$p99,\"p999\":3000,\"max\":4000},\"client_us_per_request\":20,\"echo_us_per_request\":$echo_us}" > "$json" ;;
+    if [ -n "$work" ]; then
+        case $threads in 1) echo_us=40 ;; 2) echo_us=36 ;; esac
+        [ $cross = true ] && echo_us=52
+    fi
+    echo "{\"config\":{\"rate\":100,\"reply_bytes\":470,\"echo_core\":$core,\"client_core\":1,\"echo_threads\":$echo_threads,\"cross\":$cross},\"measured\":100,\"answered\":100,\"achieved_per_s\":100,\"latency_us\":{\"p50\":50,\"p90\":90,\"p99\":$p99,\"p999\":3000,\"max\":4000},\"client_us_per_request\":20,\"echo_us_per_request\":$echo_us}" > "$json" ;;
 *)
     send_us=8; [ "$pairs" = 1000 ] && send_us=6
     echo "{\"config\":{\"batch\":1,\"pairs\":$pairs},\"messages_per_s\":50000,\"sender_us_per_send\":$send_us,\"sender_us_per_message\":$send_us,\"receiver_us_per_message\":6,\"messages_per_read\":1,\"cores_for_chat_target\":7}" > "$json" ;;
@@ -422,6 +430,66 @@ fn walk_is_also_run_with_its_walkers_kept_to_their_shard() {
     assert_eq!(kept.len(), 1, "one kept run: {kept:?}");
     assert!(kept[0].starts_with("target/release/loadgen walk "));
     assert!(kept[0].contains("walk.mudshard-2shards-kept.json"));
+}
+
+/// walk's 2-vs-1 lines carry the floor's echo of walk's weight beside them,
+/// with 2 threads and with 2 that cross; a CPU line that even that echo
+/// misses is out of reach.
+#[test]
+fn walks_lines_stand_beside_a_crossing_echo_of_its_weight() {
+    let repo = FakeRepo::new("walk-floor");
+    std::fs::write(
+        repo.root.join("bench/scenarios/walk.toml"),
+        scenario(
+            "walk",
+            "players = 10\nrate = 100\nwarmup = 0\nduration = 1\ndrain = 0\n\
+             send_ahead_us = 150\n",
+        ),
+    )
+    .expect("scenario");
+    let report = repo.report((47_335, 47_336), &["--only", "walk", "--shards", "2"], &[]);
+    assert_eq!(
+        line_with(&report, "| floor echo, walk's weight, no server |"),
+        "| floor echo, walk's weight, no server | 100 | echo request | 40.0 | 36.0 | 0.90× | \
+         reply | 2 | 2 | 1.00× |"
+    );
+    assert_eq!(
+        line_with(
+            &report,
+            "| floor echo, walk's weight, crossing, no server |"
+        ),
+        "| floor echo, walk's weight, crossing, no server | 100 | echo request | 40.0 | 52.0 | \
+         1.30× | reply | 2 | 2 | 1.00× |"
+    );
+    assert!(report.contains("The \"floor echo, walk's weight, no server\" and"));
+    // walk: 50 µs over 40 µs, 1.25×; an echo of its weight whose threads
+    // cross, with nothing in it, reads 1.30×: out of reach.
+    let cpu = line_with(
+        &report,
+        "| walk, 2 shards vs 1 shard: server CPU per command |",
+    );
+    assert!(
+        cpu.contains("the floor's crossing echo 2 vs 1 threads: 1.30×)"),
+        "{cpu}"
+    );
+    assert!(
+        cpu.ends_with(
+            "| **not reached: out of reach on this machine** (best possible, an echo of walk's \
+             weight whose 2 threads cross as walk's shards do, adding nothing, 2 vs 1 threads: \
+             1.30×) |"
+        ),
+        "{cpu}"
+    );
+    assert!(line_with(&report, "| walk, 2 shards vs 1 shard: p99 |")
+        .contains("the floor's crossing echo 2 vs 1 threads: 1.00×)"));
+    // The three runs, in walk's shape and weight, among the commands.
+    for (threads, tail) in [(1, "--json"), (2, "--json"), (2, "--cross --json")] {
+        let run = format!(
+            "target/release/floor --rtt --pairs 10 --rate 100 --warmup 0 --seconds 1 --bytes 470 \
+             --send-ahead-us 150 --work-us 35 --echo-threads {threads} {tail}"
+        );
+        assert!(report.contains(&run), "no `{run}` among the commands");
+    }
 }
 
 /// A ladder step a server misses once is run once more, and sustained the

@@ -148,6 +148,62 @@ pub fn rtt_glommio_name(threads: usize) -> String {
     format!("rtt-glommio-{threads}")
 }
 
+/// The CPU each request of the walk-shaped echo costs its owner, µs
+/// (`floor --work-us`): about what one mudshard shard spends on a move
+/// beyond the echo's own `recv` and `send` on the 2-vCPU VM (43 µs per
+/// move with one shard in run X, the echo 4–6 µs), so that the echo
+/// threads are about as busy, and sleep about as often, as the shards.
+pub const WALK_WORK_US: f64 = 35.0;
+
+/// The names of the echo runs in walk's shape: 1 thread, 2 threads each
+/// answering its own pairs, and 2 threads whose requests cross to their
+/// owner and back as walk's moves do.
+pub const WALK_ONE: &str = "walk-shape-1";
+pub const WALK_TWO: &str = "walk-shape-2";
+pub const WALK_CROSS: &str = "walk-cross-2";
+
+/// The echo in walk's shape (its players as connections, its rate,
+/// warm-up, window and sends ahead) with a server's weight of work per
+/// request ([`WALK_WORK_US`]), laid out as the servers are: with 1 thread,
+/// with 2, and with 2 whose requests on pairs the other owns cross to it
+/// and back (`--cross`: half of them, as half of a 2-shard host's moves are
+/// read on the shard that does not own the room). What this machine
+/// charges a server of walk's weight for a second shard, and for its
+/// crossings, with nothing else in the way.
+pub fn walk_runs(
+    walk: &ScenarioFile,
+    options: &Options,
+    run_dir: &Path,
+) -> Result<Vec<FloorRun>, String> {
+    let mut base = rtt_args(walk, "walk")?;
+    if let Some((_, us)) = walk.flags.iter().find(|(k, _)| k == "send_ahead_us") {
+        base.extend(strings(&["--send-ahead-us", us]));
+    }
+    base.extend(strings(&["--work-us", &number(WALK_WORK_US)]));
+    Ok([
+        (WALK_ONE, 1, false),
+        (WALK_TWO, 2, false),
+        (WALK_CROSS, 2, true),
+    ]
+    .into_iter()
+    .map(|(name, threads, cross)| {
+        let mut args = base.clone();
+        args.extend(strings(&["--echo-threads", &threads.to_string()]));
+        if cross {
+            args.push("--cross".into());
+        }
+        args.extend(servers_layout(options));
+        args.extend(json(run_dir, name));
+        FloorRun {
+            name: name.into(),
+            args,
+            bound: RTT_BOUND,
+            pause_after: true,
+        }
+    })
+    .collect())
+}
+
 /// The echo runs in the rtt scenario's shape (its players as connections,
 /// its rate, warm-up and window): first the pinned ones, once sleeping
 /// between events as servers do and once polling, each thread on a CPU of
@@ -159,7 +215,7 @@ pub fn rtt_runs(
     options: &Options,
     run_dir: &Path,
 ) -> Result<Vec<FloorRun>, String> {
-    let base = rtt_args(rtt)?;
+    let base = rtt_args(rtt, "rtt")?;
     let mut runs = pinned_runs(&base, options, run_dir);
     // The servers' shape sends as loadgen's rtt does: in bursts of what is
     // due in the next `send_ahead_us`.
@@ -172,13 +228,13 @@ pub fn rtt_runs(
 }
 
 /// `--rtt` and the scenario's shape.
-fn rtt_args(rtt: &ScenarioFile) -> Result<Vec<String>, String> {
-    let players = rtt
-        .players
-        .ok_or("the rtt scenario has no `players` for the floor's echo run")?;
-    let rate = rtt
-        .rate
-        .ok_or("the rtt scenario has no `rate` for the floor's echo run")?;
+fn rtt_args(rtt: &ScenarioFile, scenario: &str) -> Result<Vec<String>, String> {
+    let players = rtt.players.ok_or(format!(
+        "the {scenario} scenario has no `players` for the floor's echo run"
+    ))?;
+    let rate = rtt.rate.ok_or(format!(
+        "the {scenario} scenario has no `rate` for the floor's echo run"
+    ))?;
     Ok(strings(&[
         "--rtt",
         "--pairs",
@@ -250,16 +306,7 @@ fn shape_runs(base: &[String], options: &Options, run_dir: &Path) -> Vec<FloorRu
             if glommio {
                 args.extend(strings(&["--echo-runtime", "glommio"]));
             }
-            if let Some(split) = &options.split {
-                if let Some(client) = split.loadgen.first() {
-                    args.extend(strings(&[
-                        "--receiver-core",
-                        &cores(&split.server),
-                        "--sender-core",
-                        &client.to_string(),
-                    ]));
-                }
-            }
+            args.extend(servers_layout(options));
             args.extend(json(run_dir, &name));
             FloorRun {
                 name,
@@ -269,6 +316,24 @@ fn shape_runs(base: &[String], options: &Options, run_dir: &Path) -> Vec<FloorRu
             }
         })
         .collect()
+}
+
+/// Where the echo runs in the servers' shape place their threads: with
+/// `--split-cores` the echo threads on the servers' cores and the client on
+/// loadgen's first; otherwise nothing pinned.
+fn servers_layout(options: &Options) -> Vec<String> {
+    match &options.split {
+        Some(split) => match split.loadgen.first() {
+            Some(client) => strings(&[
+                "--receiver-core",
+                &cores(&split.server),
+                "--sender-core",
+                &client.to_string(),
+            ]),
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    }
 }
 
 fn number(v: f64) -> String {
@@ -416,6 +481,40 @@ mod tests {
         let runs = rtt_runs(&rtt_file(), &o, Path::new("/t")).expect("shape");
         assert!(shape_args(&runs, 4).contains("--echo-threads 4 "));
         assert_eq!(shape_threads(&options(&["--shards", "1"])), [1, 2]);
+    }
+
+    #[test]
+    fn the_walk_echo_runs_take_walks_shape_and_weight_and_cross_in_the_last() {
+        let text = "scenario = \"walk\"\n[full]\nplayers = 5000\nrate = 10000\nwarmup = 5\n\
+                    duration = 20\nsend_ahead_us = 150\n";
+        let walk = ScenarioFile::parse("walk", text, "full").expect("parses");
+        let runs = walk_runs(&walk, &options(&[]), Path::new("/t")).expect("shape");
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, [WALK_ONE, WALK_TWO, WALK_CROSS]);
+        assert_eq!(
+            runs[2].args.join(" "),
+            "--rtt --pairs 5000 --rate 10000 --warmup 5 --seconds 20 --bytes 470 \
+             --send-ahead-us 150 --work-us 35 --echo-threads 2 --cross \
+             --json /t/floor-walk-cross-2.json"
+        );
+        assert!(runs[0]
+            .args
+            .join(" ")
+            .contains("--work-us 35 --echo-threads 1 --json"));
+        assert!(!runs[1].args.contains(&"--cross".to_string()));
+        // Cores split: the echo threads where the shards are.
+        let split =
+            walk_runs(&walk, &options(&["--split-cores", "1:0"]), Path::new("/t")).expect("shape");
+        assert!(split[2]
+            .args
+            .join(" ")
+            .contains("--cross --receiver-core 1 --sender-core 0 --json"));
+        let no_rate =
+            ScenarioFile::parse("walk", "scenario = \"walk\"\n[full]\nplayers = 1\n", "full")
+                .expect("parses");
+        assert!(walk_runs(&no_rate, &options(&[]), Path::new("/t"))
+            .expect_err("no rate")
+            .contains("the walk scenario has no `rate`"));
     }
 
     fn chat_file(players: u32) -> ScenarioFile {

@@ -196,7 +196,7 @@ fn measure(
     runs: &[plan::PlannedRun],
 ) -> Result<Vec<runner::RunRecord>, SuiteError> {
     let options = runner.options;
-    let mut rtt_floor = Vec::new();
+    let mut floor_before = HashMap::new();
     if options.floor {
         for run in floor::machine_runs(options, &runner.run_dir) {
             runner.floor(&run)?;
@@ -209,12 +209,22 @@ fn measure(
         }
         if let Some(rtt) = files.values().find(|f| f.scenario == "rtt") {
             match floor::rtt_runs(rtt, options, &runner.run_dir) {
-                Ok(runs) => rtt_floor = runs,
+                Ok(runs) => {
+                    floor_before.insert("rtt".to_string(), runs);
+                }
                 Err(why) => eprintln!("suite: no floor echo runs: {why}"),
             }
         }
+        if let Some(walk) = files.values().find(|f| f.scenario == "walk") {
+            match floor::walk_runs(walk, options, &runner.run_dir) {
+                Ok(runs) => {
+                    floor_before.insert("walk".to_string(), runs);
+                }
+                Err(why) => eprintln!("suite: no floor echo runs in walk's shape: {why}"),
+            }
+        }
     }
-    Ok(runner.run_plan(runs, files, &rtt_floor)?)
+    Ok(runner.run_plan(runs, files, &floor_before)?)
 }
 
 /// What the runs need of the machine: free ports, and `taskset` for

@@ -28,6 +28,10 @@ pub struct FloorReports {
     pub rtt_shape: BTreeMap<usize, Value>,
     /// The same with glommio executors as the echo threads, by executors.
     pub rtt_glommio: BTreeMap<usize, Value>,
+    /// The echo in walk's shape and weight: 1 thread, 2, and 2 crossing.
+    pub walk_one: Option<Value>,
+    pub walk_two: Option<Value>,
+    pub walk_cross: Option<Value>,
 }
 
 impl FloorReports {
@@ -49,6 +53,9 @@ impl FloorReports {
                 .iter()
                 .filter_map(|&k| r(&floor::rtt_glommio_name(k)).map(|v| (k, v)))
                 .collect(),
+            walk_one: r(floor::WALK_ONE),
+            walk_two: r(floor::WALK_TWO),
+            walk_cross: r(floor::WALK_CROSS),
         }
     }
 }

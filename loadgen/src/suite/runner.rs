@@ -128,24 +128,24 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Every planned run against each of its servers; before rtt's main
-    /// run, the floor's echo runs (`rtt_floor`).
+    /// Every planned run against each of its servers; before a scenario's
+    /// main run, the floor's runs in its shape (`floor_before`, by scenario:
+    /// rtt's and walk's echo runs).
     pub fn run_plan(
         &mut self,
         plan: &[PlannedRun],
         files: &HashMap<String, ScenarioFile>,
-        rtt_floor: &[FloorRun],
+        floor_before: &HashMap<String, Vec<FloorRun>>,
     ) -> Result<Vec<RunRecord>, Interrupted> {
         let mut records = Vec::new();
         let mut stopped: HashSet<(String, ServerKind)> = HashSet::new();
         let total = plan.len();
         for (i, run) in plan.iter().enumerate() {
-            if run.main
-                && files
+            if run.main {
+                let floor = files
                     .get(&run.scenario)
-                    .is_some_and(|f| f.scenario == "rtt")
-            {
-                for floor in rtt_floor {
+                    .and_then(|f| floor_before.get(&f.scenario));
+                for floor in floor.into_iter().flatten() {
                     self.floor(floor)?;
                 }
             }

@@ -160,6 +160,48 @@ pub fn runtime_row(results: &Results<'_>) -> Option<ScalingRow> {
     echo_row(&results.floor.rtt_glommio, RUNTIME_ROW)
 }
 
+/// The rows of the echo in walk's shape and weight: 1 thread against 2
+/// answering their own pairs, and against 2 whose requests cross as walk's
+/// moves do (`None` each when its runs are missing: `--no-floor`, or no walk).
+pub fn walk_floor_rows(results: &Results<'_>) -> Vec<ScalingRow> {
+    let floor = &results.floor;
+    [
+        (WALK_FLOOR_ROW, &floor.walk_two),
+        (WALK_CROSS_ROW, &floor.walk_cross),
+    ]
+    .into_iter()
+    .filter(|_| floor.walk_one.is_some() || floor.walk_two.is_some() || floor.walk_cross.is_some())
+    .map(|(label, two)| {
+        let side = |report: &Option<Value>, what: &str| {
+            report
+                .as_ref()
+                .map(echo_figures)
+                .ok_or_else(|| format!("the floor's {what} run left no report"))
+        };
+        ScalingRow {
+            scenario: label.into(),
+            rate: [&floor.walk_one, two]
+                .into_iter()
+                .flatten()
+                .find_map(|r| super::format::num(r, "config.rate")),
+            one: side(&floor.walk_one, super::floor::WALK_ONE),
+            two: side(
+                two,
+                if label == WALK_CROSS_ROW {
+                    super::floor::WALK_CROSS
+                } else {
+                    super::floor::WALK_TWO
+                },
+            ),
+        }
+    })
+    .collect()
+}
+
+/// The labels of the rows of the echo in walk's shape and weight.
+pub const WALK_FLOOR_ROW: &str = "floor echo, walk's weight, no server";
+pub const WALK_CROSS_ROW: &str = "floor echo, walk's weight, crossing, no server";
+
 fn echo_row(reports: &std::collections::BTreeMap<usize, Value>, label: &str) -> Option<ScalingRow> {
     if SCALING_SHARDS.iter().all(|k| !reports.contains_key(k)) {
         return None;
@@ -356,7 +398,12 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
         }
     }
     let runtime = runtime_row(results);
-    for echo in [floor, runtime.as_ref()].into_iter().flatten() {
+    let walk_floor = walk_floor_rows(results);
+    for echo in [floor, runtime.as_ref()]
+        .into_iter()
+        .flatten()
+        .chain(walk_floor.iter())
+    {
         table_row(&mut w, echo, "echo request", "reply");
         for (threads, side) in [(1, &echo.one), (2, &echo.two)] {
             let label = &echo.scenario;
@@ -393,6 +440,25 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
             } else {
                 String::new()
             }
+        );
+    }
+    if !walk_floor.is_empty() {
+        let _ = writeln!(
+            w,
+            "The {WALK_FLOOR_ROW:?} and {WALK_CROSS_ROW:?} rows have no server either: \
+             `floor --rtt` in walk's shape (its players as connections, its rate, its sends \
+             ahead), laid out as the servers are, with each request costing the echo thread \
+             that owns it {} µs of CPU in a busy loop (`--work-us`, about one mudshard shard's \
+             own work per move here), so that the echo threads are about as busy, and sleep \
+             about as often, as the shards. The first row's 2 threads each answer their own \
+             connections; in the second (`--cross`) a request read on a connection the other \
+             thread owns (half of them, as half of a 2-shard host's moves are read on the \
+             shard that does not own the room) goes to that thread and back before it is \
+             answered, each hand-over ringing the other thread only if it sleeps, as \
+             mudshard's inboxes do. Their \"1 shard\" column is the same 1-thread run. The \
+             second row's ratio is what this machine charges a server of walk's weight for a \
+             second shard and its crossings, with nothing else in the way.\n",
+            super::format::step(super::floor::WALK_WORK_US)
         );
     }
     if kept.is_some() {

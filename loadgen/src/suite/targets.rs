@@ -107,6 +107,11 @@ pub struct TargetFigures {
     /// walk's CPU per command with its walkers kept to their connection's
     /// shard, over 1 shard's (`None`: not run): shown beside walk's line.
     pub walk_kept_scaling: Option<Measured<f64>>,
+    /// The floor's echo in walk's shape and weight, 2 threads crossing over
+    /// 1 thread: CPU per request and p99 (`None`: not run). Shown beside
+    /// walk's lines; the CPU ratio is the best a server of walk's weight
+    /// whose shards cross as walk's do could read.
+    pub walk_cross_floor_scaling: Option<Measured<(f64, f64)>>,
     pub chat_cpu_at_highest: Measured<Operand>,
     /// The single send over 1,000 connections (shown beside), and over
     /// chat's players (judged).
@@ -259,6 +264,23 @@ fn beside_floor_scaling(
         own(runtime)
     );
     line
+}
+
+/// What the floor's crossing echo of walk's weight is called where it bounds
+/// walk's CPU line.
+const WALK_CROSS_BEST: &str =
+    "an echo of walk's weight whose 2 threads cross as walk's shards do, adding nothing, 2 vs 1 threads";
+
+/// Walk's line with the floor's crossing echo of its weight beside it.
+fn beside_walk_cross(cross: &Measured<(f64, f64)>, pick: fn(&(f64, f64)) -> f64) -> String {
+    match cross {
+        Ok(r) => format!(
+            " (the machine's own for a server of walk's weight whose shards cross as walk's \
+             do, the floor's crossing echo 2 vs 1 threads: {:.2}×)",
+            pick(r)
+        ),
+        Err(why) => format!(" (the floor's crossing echo of walk's weight: not measured: {why})"),
+    }
 }
 
 /// A smoke run judges nothing, but still says what it could not measure.
@@ -436,23 +458,41 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         }
         // Two executors that serve nothing but an echo cost this much more
         // than one: no server built on them can scale better.
-        let best = f.runtime_echo_scaling.as_ref().ok().map(|r| {
+        let mut best = f.runtime_echo_scaling.as_ref().ok().map(|r| {
             (
                 *r,
                 "the runtime alone, glommio echo 2 vs 1 executors".to_string(),
             )
         });
+        if row.scenario == super::plan::KEPT_SCENARIO {
+            if let Some(cross) = &f.walk_cross_floor_scaling {
+                line.measured += &beside_walk_cross(cross, |(cpu, _)| *cpu);
+                // An echo of walk's weight whose threads cross as walk's
+                // shards do, with nothing else in it: the larger bound holds.
+                if let Ok((cpu, _)) = cross {
+                    if best.as_ref().is_none_or(|(b, _)| cpu > b) {
+                        best = Some((*cpu, WALK_CROSS_BEST.to_string()));
+                    }
+                }
+            }
+        }
         out.push(out_of_reach(line, best, SCALING_CPU_RATIO_MAX));
     }
     for row in &f.scaling {
-        out.push(ratio_line(
+        let mut line = ratio_line(
             &format!("{}, 2 shards vs 1 shard: p99", row.scenario),
             "no worse (≤ 1.00×)",
             SCALING_P99_RATIO_MAX,
             &scaling_operand(row, 2, |s| s.p99_us, "ms", 1000.0),
             &scaling_operand(row, 1, |s| s.p99_us, "ms", 1000.0),
             judging,
-        ));
+        );
+        if row.scenario == super::plan::KEPT_SCENARIO {
+            if let Some(cross) = &f.walk_cross_floor_scaling {
+                line.measured += &beside_walk_cross(cross, |(_, p99)| *p99);
+            }
+        }
+        out.push(line);
     }
     let chat = ratio_line(
         "chat: server CPU per delivered message at the ladder's highest held rate",
@@ -672,6 +712,16 @@ pub fn figures(
                 _ => "a figure is missing".to_string(),
             })
         }),
+        walk_cross_floor_scaling: super::scaling::walk_floor_rows(results)
+            .into_iter()
+            .find(|r| r.scenario == super::scaling::WALK_CROSS_ROW)
+            .map(|row| match row.ratios() {
+                (Some(cpu), Some(p99)) => Ok((cpu, p99)),
+                _ => Err(match (&row.one, &row.two) {
+                    (Err(why), _) | (_, Err(why)) => why.clone(),
+                    _ => "a figure is missing".to_string(),
+                }),
+            }),
         runtime_echo_scaling: if ran("rtt") {
             floor_echo_scaling(super::scaling::runtime_row(results).as_ref(), &no_floor)
         } else {
@@ -854,7 +904,9 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          {}{}\n\n\
          A line not reached is marked out of reach on this machine when figures of this same \
          run show that a server adding nothing to what it stands on would miss it too: for the \
-         2-vs-1 CPU lines, the glommio echo's own 2-vs-1 executors; for rtt's p99, the p99 of \
+         2-vs-1 CPU lines, the glommio echo's own 2-vs-1 executors, and for walk's also the \
+         floor's echo of walk's weight whose 2 threads cross as walk's shards do (\"Shard \
+         scaling\"), whichever is higher; for rtt's p99, the p99 of \
          the echo in rtt's shape that sleeps between requests (as a server sharing its cores \
          with loadgen must; the polling floor never sleeps and has a CPU to itself) over the \
          polling floor's; for rtt's CPU, the glommio echo's CPU over the judged echo's; for \
@@ -996,6 +1048,7 @@ mod tests {
             floor_echo_scaling: Ok(1.21),
             runtime_echo_scaling: Ok(1.14),
             walk_kept_scaling: None,
+            walk_cross_floor_scaling: None,
             chat_cpu_at_highest: op(9.0),
             // Against the older 1,000-pair figure chat would not reach
             // 1.25× (9 / 6 = 1.5): only the chat-shape one makes it.
@@ -1163,6 +1216,55 @@ mod tests {
         assert!(!line(&l, "rtt, 2 shards vs 1 shard: p99")
             .measured
             .contains("machine's own"));
+    }
+
+    #[test]
+    fn walks_lines_show_the_crossing_echo_of_its_weight_which_bounds_only_its_cpu_line() {
+        let mut f = figures();
+        // An echo of walk's weight crossing as walk does reads 1.05×: walk's
+        // 1.5× is a miss, not out of reach (the runtime's 1.14× is not either).
+        f.walk_cross_floor_scaling = Some(Ok((1.05, 1.3)));
+        let l = lines(&f, FULL_SHARED);
+        let walk = line(&l, "walk, 2 shards vs 1 shard: server CPU per command");
+        assert_eq!(walk.verdict, Verdict::NotReached(None));
+        assert!(walk.measured.ends_with(
+            "(the machine's own for a server of walk's weight whose shards cross as walk's do, \
+             the floor's crossing echo 2 vs 1 threads: 1.05×)"
+        ));
+        // The p99 line shows its own ratio, and is judged on its own.
+        let p99 = line(&l, "walk, 2 shards vs 1 shard: p99");
+        assert!(p99
+            .measured
+            .ends_with("crossing echo 2 vs 1 threads: 1.30×)"));
+        assert_eq!(p99.verdict, Verdict::NotReached(None));
+        // rtt's lines do not carry it.
+        assert!(
+            !line(&l, "rtt, 2 shards vs 1 shard: server CPU per command")
+                .measured
+                .contains("walk's weight")
+        );
+        // At 1.6× even that echo misses: out of reach, by the higher bound.
+        f.walk_cross_floor_scaling = Some(Ok((1.6, 1.0)));
+        let l = lines(&f, FULL_SHARED);
+        assert_eq!(
+            line(&l, "walk, 2 shards vs 1 shard: server CPU per command").verdict,
+            Verdict::OutOfReach(format!("{WALK_CROSS_BEST}: 1.60×"))
+        );
+        // A reached line stays reached.
+        f.scaling[1].two = shard(33.0, 1900.0);
+        let l = lines(&f, FULL_SHARED);
+        assert_eq!(
+            line(&l, "walk, 2 shards vs 1 shard: server CPU per command").verdict,
+            Verdict::Reached
+        );
+        // Not measured: said so beside the line, which is judged as before.
+        f.walk_cross_floor_scaling = Some(Err("no report".into()));
+        let l = lines(&f, FULL_SHARED);
+        let walk = line(&l, "walk, 2 shards vs 1 shard: server CPU per command");
+        assert!(walk
+            .measured
+            .ends_with("(the floor's crossing echo of walk's weight: not measured: no report)"));
+        assert_eq!(walk.verdict, Verdict::Reached);
     }
 
     #[test]
