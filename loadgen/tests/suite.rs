@@ -486,7 +486,7 @@ fn walks_lines_stand_beside_a_crossing_echo_of_its_weight() {
     for (threads, tail) in [(1, "--json"), (2, "--json"), (2, "--cross --json")] {
         let run = format!(
             "target/release/floor --rtt --pairs 10 --rate 100 --warmup 0 --seconds 1 --bytes 470 \
-             --send-ahead-us 150 --work-us 35 --echo-threads {threads} {tail}"
+             --send-ahead-us 150 --work-us 25 --echo-threads {threads} {tail}"
         );
         assert!(report.contains(&run), "no `{run}` among the commands");
     }

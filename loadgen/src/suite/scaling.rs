@@ -448,17 +448,21 @@ pub fn render(results: &Results<'_>, rows: &[ScalingRow], floor: Option<&Scaling
             "The {WALK_FLOOR_ROW:?} and {WALK_CROSS_ROW:?} rows have no server either: \
              `floor --rtt` in walk's shape (its players as connections, its rate, its sends \
              ahead), laid out as the servers are, with each request costing the echo thread \
-             that owns it {} µs of CPU in a busy loop (`--work-us`, about one mudshard shard's \
-             own work per move here), so that the echo threads are about as busy, and sleep \
-             about as often, as the shards. The first row's 2 threads each answer their own \
+             that owns it {} µs of CPU in a busy loop (`--work-us`, chosen so that the echo \
+             with 1 thread spends about what walk's 1 shard spends per move on this machine), \
+             so that the echo threads are about as busy, and sleep about as often, as the \
+             shards. The first row's 2 threads each answer their own \
              connections; in the second (`--cross`) a request read on a connection the other \
              thread owns (half of them, as half of a 2-shard host's moves are read on the \
              shard that does not own the room) goes to that thread and back before it is \
              answered, each hand-over ringing the other thread only if it sleeps, as \
              mudshard's inboxes do. Their \"1 shard\" column is the same 1-thread run. The \
              second row's ratio is what this machine charges a server of walk's weight for a \
-             second shard and its crossings, with nothing else in the way.\n",
-            super::format::step(super::floor::WALK_WORK_US)
+             second shard and its crossings, with nothing else in the way; it bounds walk's \
+             2-vs-1 lines (\"Targets\") only if the echo's 1-thread figure is within \
+             {}× either way of walk's 1-shard one.\n",
+            super::format::step(super::floor::WALK_WORK_US),
+            super::targets::WALK_WEIGHT_MATCH
         );
     }
     if kept.is_some() {

@@ -94,6 +94,26 @@ pub struct LadderFigures {
     pub ratio: LadderRatio,
 }
 
+/// The floor's crossing echo of walk's weight, 2 threads over 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WalkCross {
+    /// CPU per request, 2 crossing threads over 1.
+    pub cpu: f64,
+    /// p99, 2 crossing threads over 1.
+    pub p99: f64,
+    /// The 1-thread echo's CPU per request, µs: its weight, held against
+    /// walk's CPU per command with 1 shard.
+    pub one_us: f64,
+}
+
+/// How far the 1-thread echo's CPU per request may be from walk's 1-shard
+/// CPU per command, either way, for the echo to count as of walk's weight.
+/// A crossing costs about the same µs whatever the work around it, so its
+/// ratio falls as the work grows: an echo much heavier than walk would
+/// promise walk a ratio it cannot have, one much lighter would excuse too
+/// much.
+pub const WALK_WEIGHT_MATCH: f64 = 1.25;
+
 /// Every input of the table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetFigures {
@@ -108,10 +128,10 @@ pub struct TargetFigures {
     /// shard, over 1 shard's (`None`: not run): shown beside walk's line.
     pub walk_kept_scaling: Option<Measured<f64>>,
     /// The floor's echo in walk's shape and weight, 2 threads crossing over
-    /// 1 thread: CPU per request and p99 (`None`: not run). Shown beside
-    /// walk's lines; the CPU ratio is the best a server of walk's weight
-    /// whose shards cross as walk's do could read.
-    pub walk_cross_floor_scaling: Option<Measured<(f64, f64)>>,
+    /// 1 thread (`None`: not run). Shown beside walk's lines; when its
+    /// weight matches walk's, its ratios are the best a server of walk's
+    /// weight whose shards cross as walk's do could read.
+    pub walk_cross_floor_scaling: Option<Measured<WalkCross>>,
     pub chat_cpu_at_highest: Measured<Operand>,
     /// The single send over 1,000 connections (shown beside), and over
     /// chat's players (judged).
@@ -267,17 +287,40 @@ fn beside_floor_scaling(
 }
 
 /// What the floor's crossing echo of walk's weight is called where it bounds
-/// walk's CPU line.
+/// walk's lines.
 const WALK_CROSS_BEST: &str =
     "an echo of walk's weight whose 2 threads cross as walk's shards do, adding nothing, 2 vs 1 threads";
 
+/// The floor's crossing echo, if its weight matches walk's: its 1 thread's
+/// CPU per request within [`WALK_WEIGHT_MATCH`] of walk's 1 shard's.
+fn walk_weight_matched(cross: &WalkCross, walk_one_us: Option<f64>) -> bool {
+    walk_one_us.is_some_and(|w| {
+        let r = cross.one_us / w;
+        (1.0 / WALK_WEIGHT_MATCH..=WALK_WEIGHT_MATCH).contains(&r)
+    })
+}
+
 /// Walk's line with the floor's crossing echo of its weight beside it.
-fn beside_walk_cross(cross: &Measured<(f64, f64)>, pick: fn(&(f64, f64)) -> f64) -> String {
+fn beside_walk_cross(
+    cross: &Measured<WalkCross>,
+    walk_one_us: Option<f64>,
+    pick: fn(&WalkCross) -> f64,
+) -> String {
     match cross {
-        Ok(r) => format!(
+        Ok(c) if walk_weight_matched(c, walk_one_us) => format!(
             " (the machine's own for a server of walk's weight whose shards cross as walk's \
              do, the floor's crossing echo 2 vs 1 threads: {:.2}×)",
-            pick(r)
+            pick(c)
+        ),
+        Ok(c) => format!(
+            " (the floor's crossing echo 2 vs 1 threads: {:.2}×, not of walk's weight: its 1 \
+             thread spends {} µs per request, walk's 1 shard {} per command; not a bound)",
+            pick(c),
+            number(c.one_us),
+            walk_one_us.map_or_else(
+                || "an unmeasured figure".to_string(),
+                |w| format!("{} µs", number(w))
+            )
         ),
         Err(why) => format!(" (the floor's crossing echo of walk's weight: not measured: {why})"),
     }
@@ -466,12 +509,15 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         });
         if row.scenario == super::plan::KEPT_SCENARIO {
             if let Some(cross) = &f.walk_cross_floor_scaling {
-                line.measured += &beside_walk_cross(cross, |(cpu, _)| *cpu);
+                let walk_one = row.one.as_ref().ok().and_then(|o| o.cpu_us);
+                line.measured += &beside_walk_cross(cross, walk_one, |c| c.cpu);
                 // An echo of walk's weight whose threads cross as walk's
-                // shards do, with nothing else in it: the larger bound holds.
-                if let Ok((cpu, _)) = cross {
-                    if best.as_ref().is_none_or(|(b, _)| cpu > b) {
-                        best = Some((*cpu, WALK_CROSS_BEST.to_string()));
+                // shards do, with nothing else in it, is walk's bound: the
+                // glommio echo's ratio is of a request of a few µs, whose
+                // extra µs are a small share of one of walk's weight.
+                if let Ok(c) = cross {
+                    if walk_weight_matched(c, walk_one) {
+                        best = Some((c.cpu, WALK_CROSS_BEST.to_string()));
                     }
                 }
             }
@@ -487,12 +533,19 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
             &scaling_operand(row, 1, |s| s.p99_us, "ms", 1000.0),
             judging,
         );
+        let mut best = None;
         if row.scenario == super::plan::KEPT_SCENARIO {
             if let Some(cross) = &f.walk_cross_floor_scaling {
-                line.measured += &beside_walk_cross(cross, |(_, p99)| *p99);
+                let walk_one = row.one.as_ref().ok().and_then(|o| o.cpu_us);
+                line.measured += &beside_walk_cross(cross, walk_one, |c| c.p99);
+                if let Ok(c) = cross {
+                    if walk_weight_matched(c, walk_one) {
+                        best = Some((c.p99, WALK_CROSS_BEST.to_string()));
+                    }
+                }
             }
         }
-        out.push(line);
+        out.push(out_of_reach(line, best, SCALING_P99_RATIO_MAX));
     }
     let chat = ratio_line(
         "chat: server CPU per delivered message at the ladder's highest held rate",
@@ -715,13 +768,15 @@ pub fn figures(
         walk_cross_floor_scaling: super::scaling::walk_floor_rows(results)
             .into_iter()
             .find(|r| r.scenario == super::scaling::WALK_CROSS_ROW)
-            .map(|row| match row.ratios() {
-                (Some(cpu), Some(p99)) => Ok((cpu, p99)),
-                _ => Err(match (&row.one, &row.two) {
-                    (Err(why), _) | (_, Err(why)) => why.clone(),
-                    _ => "a figure is missing".to_string(),
-                }),
-            }),
+            .map(
+                |row| match (row.ratios(), row.one.as_ref().ok().and_then(|o| o.cpu_us)) {
+                    ((Some(cpu), Some(p99)), Some(one_us)) => Ok(WalkCross { cpu, p99, one_us }),
+                    _ => Err(match (&row.one, &row.two) {
+                        (Err(why), _) | (_, Err(why)) => why.clone(),
+                        _ => "a figure is missing".to_string(),
+                    }),
+                },
+            ),
         runtime_echo_scaling: if ran("rtt") {
             floor_echo_scaling(super::scaling::runtime_row(results).as_ref(), &no_floor)
         } else {
@@ -904,9 +959,13 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          {}{}\n\n\
          A line not reached is marked out of reach on this machine when figures of this same \
          run show that a server adding nothing to what it stands on would miss it too: for the \
-         2-vs-1 CPU lines, the glommio echo's own 2-vs-1 executors, and for walk's also the \
-         floor's echo of walk's weight whose 2 threads cross as walk's shards do (\"Shard \
-         scaling\"), whichever is higher; for rtt's p99, the p99 of \
+         2-vs-1 CPU lines, the glommio echo's own 2-vs-1 executors; for walk's 2-vs-1 \
+         lines, CPU and p99, the floor's echo of walk's weight whose 2 threads cross as \
+         walk's shards do (\"Shard scaling\") in place of it, when that echo is of walk's \
+         weight in this run (its 1 thread's CPU per request within {WALK_WEIGHT_MATCH}× \
+         either way of walk's 1 shard's per command; the glommio echo's ratio is of a request \
+         of a few µs, whose extra µs are a small share of one of walk's weight); for rtt's \
+         p99, the p99 of \
          the echo in rtt's shape that sleeps between requests (as a server sharing its cores \
          with loadgen must; the polling floor never sleeps and has a CPU to itself) over the \
          polling floor's; for rtt's CPU, the glommio echo's CPU over the judged echo's; for \
@@ -1219,11 +1278,13 @@ mod tests {
     }
 
     #[test]
-    fn walks_lines_show_the_crossing_echo_of_its_weight_which_bounds_only_its_cpu_line() {
+    fn walks_lines_stand_beside_the_crossing_echo_of_its_weight_which_bounds_them_if_it_matches() {
         let mut f = figures();
-        // An echo of walk's weight crossing as walk does reads 1.05×: walk's
+        let cross = |cpu, p99, one_us| Some(Ok(WalkCross { cpu, p99, one_us }));
+        // An echo of walk's weight (32 µs a request with 1 thread against
+        // walk's 30 with 1 shard) crossing as walk does reads 1.05×: walk's
         // 1.5× is a miss, not out of reach (the runtime's 1.14× is not either).
-        f.walk_cross_floor_scaling = Some(Ok((1.05, 1.3)));
+        f.walk_cross_floor_scaling = cross(1.05, 1.3, 32.0);
         let l = lines(&f, FULL_SHARED);
         let walk = line(&l, "walk, 2 shards vs 1 shard: server CPU per command");
         assert_eq!(walk.verdict, Verdict::NotReached(None));
@@ -1231,26 +1292,67 @@ mod tests {
             "(the machine's own for a server of walk's weight whose shards cross as walk's do, \
              the floor's crossing echo 2 vs 1 threads: 1.05×)"
         ));
-        // The p99 line shows its own ratio, and is judged on its own.
+        // The p99 line shows its own ratio, and is bounded by it: walk's
+        // 1.05× p99 is out of reach where the echo reads 1.30×.
         let p99 = line(&l, "walk, 2 shards vs 1 shard: p99");
         assert!(p99
             .measured
             .ends_with("crossing echo 2 vs 1 threads: 1.30×)"));
-        assert_eq!(p99.verdict, Verdict::NotReached(None));
+        assert_eq!(
+            p99.verdict,
+            Verdict::OutOfReach(format!("{WALK_CROSS_BEST}: 1.30×"))
+        );
         // rtt's lines do not carry it.
         assert!(
             !line(&l, "rtt, 2 shards vs 1 shard: server CPU per command")
                 .measured
                 .contains("walk's weight")
         );
-        // At 1.6× even that echo misses: out of reach, by the higher bound.
-        f.walk_cross_floor_scaling = Some(Ok((1.6, 1.0)));
+        // At 1.6× even that echo misses: out of reach.
+        f.walk_cross_floor_scaling = cross(1.6, 1.0, 32.0);
         let l = lines(&f, FULL_SHARED);
         assert_eq!(
             line(&l, "walk, 2 shards vs 1 shard: server CPU per command").verdict,
             Verdict::OutOfReach(format!("{WALK_CROSS_BEST}: 1.60×"))
         );
+        assert_eq!(
+            line(&l, "walk, 2 shards vs 1 shard: p99").verdict,
+            Verdict::NotReached(None),
+            "the echo's p99 ratio, 1.00×, is within the line"
+        );
+        // It replaces the runtime's bound: at 1.10× the echo leaves walk's
+        // 1.5× a miss although the runtime's echo reads 1.60×.
+        f.runtime_echo_scaling = Ok(1.6);
+        f.walk_cross_floor_scaling = cross(1.1, 1.0, 32.0);
+        let l = lines(&f, FULL_SHARED);
+        assert_eq!(
+            line(&l, "walk, 2 shards vs 1 shard: server CPU per command").verdict,
+            Verdict::NotReached(None)
+        );
+        // An echo far heavier than walk (54 µs against 30: more than 1.25×
+        // either way) is shown but bounds nothing; the runtime's bound holds.
+        f.walk_cross_floor_scaling = cross(1.02, 0.8, 54.0);
+        let l = lines(&f, FULL_SHARED);
+        let walk = line(&l, "walk, 2 shards vs 1 shard: server CPU per command");
+        assert!(walk.measured.ends_with(
+            "(the floor's crossing echo 2 vs 1 threads: 1.02×, not of walk's weight: its 1 \
+             thread spends 54.0 µs per request, walk's 1 shard 30.0 µs per command; not a bound)"
+        ));
+        assert_eq!(
+            walk.verdict,
+            Verdict::OutOfReach(
+                "the runtime alone, glommio echo 2 vs 1 executors: 1.60×".to_string()
+            )
+        );
+        // So is one far lighter.
+        f.walk_cross_floor_scaling = cross(1.9, 2.0, 20.0);
+        let l = lines(&f, FULL_SHARED);
+        assert_eq!(
+            line(&l, "walk, 2 shards vs 1 shard: p99").verdict,
+            Verdict::NotReached(None)
+        );
         // A reached line stays reached.
+        f.walk_cross_floor_scaling = cross(1.6, 1.0, 32.0);
         f.scaling[1].two = shard(33.0, 1900.0);
         let l = lines(&f, FULL_SHARED);
         assert_eq!(
