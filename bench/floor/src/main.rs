@@ -88,6 +88,12 @@ struct Args {
     /// the echo weighs what a server does and sleeps as often
     #[arg(long, default_value_t = 0.0, value_name = "US", requires = "rtt")]
     work_us: f64,
+    /// One-way: the CPU each message received costs the receiver, µs, spent
+    /// in a busy loop: a client's own work per message (loadgen parses a
+    /// frame, its JSON and records a latency), so that the sender shares
+    /// its cores with receivers as busy as a server's clients
+    #[arg(long, default_value_t = 0.0, value_name = "US", conflicts_with_all = ["rtt", "hiccups", "cross_host"])]
+    receiver_work_us: f64,
     /// Instead of one-way messages: paced requests answered by an echo
     /// thread with one `--bytes`-byte reply each, and their latency
     #[arg(long, conflicts_with = "hiccups")]
@@ -277,6 +283,9 @@ fn check(args: &Args) -> Result<(), String> {
     if !(args.work_us >= 0.0 && args.work_us <= WORK_US_MAX) {
         return Err(format!("--work-us must be in [0, {WORK_US_MAX}]"));
     }
+    if !(args.receiver_work_us >= 0.0 && args.receiver_work_us <= WORK_US_MAX) {
+        return Err(format!("--receiver-work-us must be in [0, {WORK_US_MAX}]"));
+    }
     if args.cross_host {
         if args.rate == 0 || args.rate > CROSS_HOST_SAYS_MAX {
             return Err(format!(
@@ -352,7 +361,12 @@ fn run(args: &Args) -> io::Result<Outcome> {
     let rx_stop = stop.clone();
     let rx_sent = sent_bytes.clone();
     let rx_core = args.receiver_core.as_ref().map(|c| c.for_thread(0));
-    let receiver = std::thread::spawn(move || receive(&receiver_fds, rx_core, &rx_stop, &rx_sent));
+    let rx_work = Work {
+        us_per_message: args.receiver_work_us,
+        message_bytes: args.bytes as u64,
+    };
+    let receiver =
+        std::thread::spawn(move || receive(&receiver_fds, rx_core, rx_work, &rx_stop, &rx_sent));
 
     let sender_fds: Vec<RawFd> = senders.iter().map(|s| s.as_raw_fd()).collect();
     let sent = send(args, &sender_fds)?;
@@ -462,9 +476,28 @@ struct Received {
     cpu_s: f64,
 }
 
+/// The receiver's own work per message (`--receiver-work-us`).
+#[derive(Clone, Copy)]
+struct Work {
+    us_per_message: f64,
+    message_bytes: u64,
+}
+
+impl Work {
+    /// Spends the work of the messages that end in this read: a message
+    /// split over two reads costs once, in the read that completes it.
+    /// Returns how many messages it worked on.
+    fn after_read(&self, bytes_before: u64, bytes_after: u64) -> u64 {
+        let done = bytes_after / self.message_bytes - bytes_before / self.message_bytes;
+        rtt::work(self.us_per_message * done as f64);
+        done
+    }
+}
+
 fn receive(
     fds: &[RawFd],
     core: Option<usize>,
+    work: Work,
     stop: &AtomicBool,
     sent_bytes: &AtomicU64,
 ) -> io::Result<Received> {
@@ -487,6 +520,7 @@ fn receive(
             let r =
                 unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
             if r > 0 {
+                work.after_read(bytes, bytes + r as u64);
                 bytes += r as u64;
                 reads += 1;
             } else if r < 0 {
@@ -588,6 +622,7 @@ fn to_json(args: &Args, o: &Outcome) -> serde_json::Value {
             "seconds": args.seconds,
             "sender_core": args.sender_core,
             "receiver_core": args.receiver_core.as_ref().map(|c| c.for_thread(0)),
+            "receiver_work_us": args.receiver_work_us,
         },
         "elapsed_s": o.elapsed_s,
         "sends": o.sends,
@@ -624,6 +659,56 @@ mod tests {
             "--seconds",
             "0.2",
         ])
+    }
+
+    #[test]
+    fn a_receivers_work_is_spent_once_per_message_and_loses_none() {
+        let mut a = args(1, 2_000);
+        a.receiver_work_us = 200.0;
+        check(&a).expect("valid arguments");
+        let o = run(&a).expect("runs on loopback");
+        assert_eq!(o.messages_received(&a), o.messages_sent(&a));
+        let f = figures(&a, &o);
+        // Each message costs its 200 µs, and not many more than that.
+        assert!(
+            f.receiver_us_per_message >= 200.0,
+            "{} µs per message",
+            f.receiver_us_per_message
+        );
+        assert!(
+            o.receiver_cpu_s >= 200e-6 * o.messages_sent(&a) as f64,
+            "the work is spent for every message"
+        );
+        assert_eq!(to_json(&a, &o)["config"]["receiver_work_us"], 200.0);
+        // A message split over two reads is worked on once, when it ends.
+        let spent = |before, after| {
+            Work {
+                us_per_message: 0.0,
+                message_bytes: 90,
+            }
+            .after_read(before, after)
+        };
+        assert_eq!(spent(0, 45), 0);
+        assert_eq!(spent(45, 90), 1);
+        assert_eq!(spent(45, 300), 3);
+    }
+
+    #[test]
+    fn a_receivers_work_is_bounded_and_only_one_way() {
+        let mut a = args(1, 2_000);
+        a.receiver_work_us = -1.0;
+        assert!(check(&a).unwrap_err().contains("--receiver-work-us"));
+        a.receiver_work_us = WORK_US_MAX + 1.0;
+        assert!(check(&a).unwrap_err().contains("--receiver-work-us"));
+        assert!(Args::try_parse_from([
+            "floor",
+            "--rtt",
+            "--rate",
+            "100",
+            "--receiver-work-us",
+            "5"
+        ])
+        .is_err());
     }
 
     #[test]

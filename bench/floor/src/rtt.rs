@@ -310,8 +310,8 @@ fn echo(
     })
 }
 
-/// Spends `us` µs of this thread's CPU.
-fn work(us: f64) {
+/// Spends `us` µs of this thread's CPU in a busy loop.
+pub(crate) fn work(us: f64) {
     if us <= 0.0 {
         return;
     }
