@@ -300,8 +300,29 @@ fn walk_weight_matched(cross: &WalkCross, walk_one_us: Option<f64>) -> bool {
     })
 }
 
-/// Walk's line with the floor's crossing echo of its weight beside it.
+/// Walk's line (`row` is walk's) with the floor's crossing echo of its
+/// weight beside it; returns that echo's ratio, `pick`ed, as the line's
+/// bound when its weight matches walk's. Any other line is left alone.
 fn beside_walk_cross(
+    line: &mut TargetLine,
+    f: &TargetFigures,
+    row: &ScalingRow,
+    pick: fn(&WalkCross) -> f64,
+) -> Option<(f64, String)> {
+    if row.scenario != super::plan::KEPT_SCENARIO {
+        return None;
+    }
+    let cross = f.walk_cross_floor_scaling.as_ref()?;
+    let walk_one = row.one.as_ref().ok().and_then(|o| o.cpu_us);
+    line.measured += &walk_cross_text(cross, walk_one, pick);
+    match cross {
+        Ok(c) if walk_weight_matched(c, walk_one) => Some((pick(c), WALK_CROSS_BEST.to_string())),
+        _ => None,
+    }
+}
+
+/// What stands beside walk's line of the floor's crossing echo.
+fn walk_cross_text(
     cross: &Measured<WalkCross>,
     walk_one_us: Option<f64>,
     pick: fn(&WalkCross) -> f64,
@@ -501,27 +522,17 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         }
         // Two executors that serve nothing but an echo cost this much more
         // than one: no server built on them can scale better.
-        let mut best = f.runtime_echo_scaling.as_ref().ok().map(|r| {
+        let runtime = f.runtime_echo_scaling.as_ref().ok().map(|r| {
             (
                 *r,
                 "the runtime alone, glommio echo 2 vs 1 executors".to_string(),
             )
         });
-        if row.scenario == super::plan::KEPT_SCENARIO {
-            if let Some(cross) = &f.walk_cross_floor_scaling {
-                let walk_one = row.one.as_ref().ok().and_then(|o| o.cpu_us);
-                line.measured += &beside_walk_cross(cross, walk_one, |c| c.cpu);
-                // An echo of walk's weight whose threads cross as walk's
-                // shards do, with nothing else in it, is walk's bound: the
-                // glommio echo's ratio is of a request of a few µs, whose
-                // extra µs are a small share of one of walk's weight.
-                if let Ok(c) = cross {
-                    if walk_weight_matched(c, walk_one) {
-                        best = Some((c.cpu, WALK_CROSS_BEST.to_string()));
-                    }
-                }
-            }
-        }
+        // An echo of walk's weight whose threads cross as walk's shards do,
+        // with nothing else in it, is walk's bound in its place: the glommio
+        // echo's ratio is of a request of a few µs, whose extra µs are a
+        // small share of one of walk's weight.
+        let best = beside_walk_cross(&mut line, f, row, |c| c.cpu).or(runtime);
         out.push(out_of_reach(line, best, SCALING_CPU_RATIO_MAX));
     }
     for row in &f.scaling {
@@ -533,18 +544,7 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
             &scaling_operand(row, 1, |s| s.p99_us, "ms", 1000.0),
             judging,
         );
-        let mut best = None;
-        if row.scenario == super::plan::KEPT_SCENARIO {
-            if let Some(cross) = &f.walk_cross_floor_scaling {
-                let walk_one = row.one.as_ref().ok().and_then(|o| o.cpu_us);
-                line.measured += &beside_walk_cross(cross, walk_one, |c| c.p99);
-                if let Ok(c) = cross {
-                    if walk_weight_matched(c, walk_one) {
-                        best = Some((c.p99, WALK_CROSS_BEST.to_string()));
-                    }
-                }
-            }
-        }
+        let best = beside_walk_cross(&mut line, f, row, |c| c.p99);
         out.push(out_of_reach(line, best, SCALING_P99_RATIO_MAX));
     }
     let chat = ratio_line(
