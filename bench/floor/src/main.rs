@@ -669,7 +669,7 @@ mod tests {
         let o = run(&a).expect("runs on loopback");
         assert_eq!(o.messages_received(&a), o.messages_sent(&a));
         let f = figures(&a, &o);
-        // Each message costs its 200 µs, and not many more than that.
+        // Each message costs the receiver at least its 200 µs.
         assert!(
             f.receiver_us_per_message >= 200.0,
             "{} µs per message",

@@ -1281,6 +1281,8 @@ mod tests {
     fn walks_lines_stand_beside_the_crossing_echo_of_its_weight_which_bounds_them_if_it_matches() {
         let mut f = figures();
         let cross = |cpu, p99, one_us| Some(Ok(WalkCross { cpu, p99, one_us }));
+        let verdict =
+            |f: &TargetFigures, figure: &str| line(&lines(f, FULL_SHARED), figure).verdict.clone();
         // An echo of walk's weight (32 µs a request with 1 thread against
         // walk's 30 with 1 shard) crossing as walk does reads 1.05×: walk's
         // 1.5× is a miss, not out of reach (the runtime's 1.14× is not either).
@@ -1310,13 +1312,12 @@ mod tests {
         );
         // At 1.6× even that echo misses: out of reach.
         f.walk_cross_floor_scaling = cross(1.6, 1.0, 32.0);
-        let l = lines(&f, FULL_SHARED);
         assert_eq!(
-            line(&l, "walk, 2 shards vs 1 shard: server CPU per command").verdict,
+            verdict(&f, "walk, 2 shards vs 1 shard: server CPU per command"),
             Verdict::OutOfReach(format!("{WALK_CROSS_BEST}: 1.60×"))
         );
         assert_eq!(
-            line(&l, "walk, 2 shards vs 1 shard: p99").verdict,
+            verdict(&f, "walk, 2 shards vs 1 shard: p99"),
             Verdict::NotReached(None),
             "the echo's p99 ratio, 1.00×, is within the line"
         );
@@ -1324,9 +1325,8 @@ mod tests {
         // 1.5× a miss although the runtime's echo reads 1.60×.
         f.runtime_echo_scaling = Ok(1.6);
         f.walk_cross_floor_scaling = cross(1.1, 1.0, 32.0);
-        let l = lines(&f, FULL_SHARED);
         assert_eq!(
-            line(&l, "walk, 2 shards vs 1 shard: server CPU per command").verdict,
+            verdict(&f, "walk, 2 shards vs 1 shard: server CPU per command"),
             Verdict::NotReached(None)
         );
         // An echo far heavier than walk (54 µs against 30: more than 1.25×
@@ -1346,17 +1346,15 @@ mod tests {
         );
         // So is one far lighter.
         f.walk_cross_floor_scaling = cross(1.9, 2.0, 20.0);
-        let l = lines(&f, FULL_SHARED);
         assert_eq!(
-            line(&l, "walk, 2 shards vs 1 shard: p99").verdict,
+            verdict(&f, "walk, 2 shards vs 1 shard: p99"),
             Verdict::NotReached(None)
         );
         // A reached line stays reached.
         f.walk_cross_floor_scaling = cross(1.6, 1.0, 32.0);
         f.scaling[1].two = shard(33.0, 1900.0);
-        let l = lines(&f, FULL_SHARED);
         assert_eq!(
-            line(&l, "walk, 2 shards vs 1 shard: server CPU per command").verdict,
+            verdict(&f, "walk, 2 shards vs 1 shard: server CPU per command"),
             Verdict::Reached
         );
         // Not measured: said so beside the line, which is judged as before.
