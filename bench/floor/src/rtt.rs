@@ -537,6 +537,14 @@ mod tests {
         }
     }
 
+    /// `sent` requests went out, and every measured one was answered and
+    /// timed exactly once.
+    fn assert_every_measured_answered(o: &RttOutcome, sent: u64) {
+        assert_eq!(o.sent, sent);
+        assert_eq!(o.answered, o.measured);
+        assert_eq!(o.latency_us.len(), o.measured);
+    }
+
     #[test]
     fn glommio_executors_answer_every_request_exactly_once() {
         let c = RttConfig {
@@ -545,9 +553,7 @@ mod tests {
             ..config(2_000)
         };
         let o = run(&c).expect("runs on loopback");
-        assert_eq!(o.sent, 800);
-        assert_eq!(o.answered, o.measured);
-        assert_eq!(o.latency_us.len(), o.measured);
+        assert_every_measured_answered(&o, 800);
         let requests: Vec<u64> = o.echo_threads.iter().map(|e| e.requests).collect();
         assert_eq!(requests, [400, 400]);
         assert!(o.echo_threads.iter().all(|e| e.cpu_s > 0.0));
@@ -574,9 +580,7 @@ mod tests {
             ..config(2_000)
         };
         let o = run(&c).expect("runs on loopback");
-        assert_eq!(o.sent, 800);
-        assert_eq!(o.answered, o.measured);
-        assert_eq!(o.latency_us.len(), o.measured);
+        assert_every_measured_answered(&o, 800);
         // Every request sent got one reply: no more, no fewer.
         let requests: Vec<u64> = o.echo_threads.iter().map(|e| e.requests).collect();
         assert_eq!(requests.iter().sum::<u64>(), o.sent);
@@ -598,9 +602,7 @@ mod tests {
             ..config(2_000)
         };
         let o = run(&c).expect("runs on loopback");
-        assert_eq!(o.sent, 800);
-        assert_eq!(o.answered, o.measured);
-        assert_eq!(o.latency_us.len(), o.measured);
+        assert_every_measured_answered(&o, 800);
         // Each thread answers its own pairs' requests, crossing or not.
         let requests: Vec<u64> = o.echo_threads.iter().map(|e| e.requests).collect();
         assert_eq!(requests, [400, 400]);
