@@ -314,9 +314,12 @@ fn beside_walk_cross(
     }
     let cross = f.walk_cross_floor_scaling.as_ref()?;
     let walk_one = row.one.as_ref().ok().and_then(|o| o.cpu_us);
-    line.measured += &walk_cross_text(cross, walk_one, pick);
+    let matched = cross
+        .as_ref()
+        .is_ok_and(|c| walk_weight_matched(c, walk_one));
+    line.measured += &walk_cross_text(cross, matched, walk_one, pick);
     match cross {
-        Ok(c) if walk_weight_matched(c, walk_one) => Some((pick(c), WALK_CROSS_BEST.to_string())),
+        Ok(c) if matched => Some((pick(c), WALK_CROSS_BEST.to_string())),
         _ => None,
     }
 }
@@ -324,11 +327,12 @@ fn beside_walk_cross(
 /// What stands beside walk's line of the floor's crossing echo.
 fn walk_cross_text(
     cross: &Measured<WalkCross>,
+    matched: bool,
     walk_one_us: Option<f64>,
     pick: fn(&WalkCross) -> f64,
 ) -> String {
     match cross {
-        Ok(c) if walk_weight_matched(c, walk_one_us) => format!(
+        Ok(c) if matched => format!(
             " (the machine's own for a server of walk's weight whose shards cross as walk's \
              do, the floor's crossing echo 2 vs 1 threads: {:.2}×)",
             pick(c)
