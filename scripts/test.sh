@@ -31,4 +31,24 @@ fi
 # to the hard one anyway so a small default does not fail them.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# A CI machine's disk can be small: one run ran out of space while linking.
+# A clean build of the tests fills 3.7 GiB of target/ with the dev profile's
+# full debug info and incremental state; under CI it keeps line tables only,
+# enough for a backtrace to name file and line, and no incremental state,
+# which a clean clone never reuses: 1.6 GiB (both measured 2026-12-04).
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0
+  export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+  need_mib=2048
+else
+  need_mib=4096
+fi
+target_dir=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target_dir"
+free_mib=$(df -Pm "$target_dir" | awk 'NR == 2 { print $4 }')
+if [ -n "$free_mib" ] && [ "$free_mib" -lt "$need_mib" ]; then
+  echo "test.sh: only ${free_mib} MiB free where the build goes ($target_dir);" \
+    "the test build needs about ${need_mib} MiB: free some space or set CARGO_TARGET_DIR" >&2
+fi
+
 exec cargo test --workspace --locked "$@"
