@@ -211,7 +211,7 @@ fn finish_close(
         wbuf.clear();
         while let Some(out) = session.out.pop_front() {
             encode_out(wbuf, &out);
-            session.written(&out);
+            session.written(out);
         }
         session.out_bytes = 0;
         ws::put_close(wbuf, reason.code, reason.reason);
@@ -265,7 +265,7 @@ fn flush(
             };
             session.out_bytes = session.out_bytes.saturating_sub(encode_out(wbuf, &out));
             // Kept once written: a resume replays from here.
-            session.written(&out);
+            session.written(out);
             counters.frames_out += 1;
         }
         if session.out.is_empty() {

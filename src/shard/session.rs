@@ -297,10 +297,11 @@ impl Session {
         queued
     }
 
-    /// A frame was written to the connection: keep it for a resume.
-    pub fn written(&mut self, out: &Out) {
+    /// A frame was written to the connection: keep it for a resume (the
+    /// frame itself moves into the history; no second reference is taken).
+    pub fn written(&mut self, out: Out) {
         if let Out::Seq(seq, body) = out {
-            self.keep(*seq, body.clone());
+            self.keep(seq, body);
         }
     }
 
@@ -672,7 +673,7 @@ mod tests {
         s.let_go_of_burst_buffers();
         assert!(s.out.capacity() > 0, "a queue with frames is kept");
         let written: Vec<Out> = s.out.drain(..).collect();
-        for out in &written {
+        for out in written {
             s.written(out);
         }
         s.let_go_of_burst_buffers();
@@ -687,11 +688,11 @@ mod tests {
         s.push_seq(Bytes::from_static(b"x"), 1 << 20);
         let written: Vec<Out> = s.out.drain(..).collect();
         let mut ping = None;
-        for out in &written {
-            s.written(out);
+        for out in written {
             if let Out::Ping(seq) = out {
-                ping = Some(*seq);
+                ping = Some(seq);
             }
+            s.written(out);
         }
         ping
     }
@@ -815,12 +816,12 @@ mod tests {
             assert!(s.push_seq(Bytes::from(vec![n]), 100_000));
         }
         let welcome = s.out.pop_front().expect("frame 1");
-        s.written(&welcome);
+        s.written(welcome);
         // Frame 2 is being written when the connection drops: 3 and 4 are
         // held first, then the write of 2 finishes.
         let in_flight = s.out.pop_front().expect("frame 2");
         s.hold_queued();
-        s.written(&in_flight);
+        s.written(in_flight);
         assert!(s.attach(1, 0).is_err(), "2 is not held: no partial replay");
         assert_eq!(s.attach(2, 0).expect("3 and 4 are held"), 2);
     }
@@ -851,17 +852,17 @@ mod tests {
         };
         let body = Bytes::from_static(b"\"type\":\"event\"}");
         let mut s = Session::new(1, 0, 40, ip, off);
-        s.written(&Out::Seq(1, body.clone()));
+        s.written(Out::Seq(1, body.clone()));
         assert!(s.history.is_empty(), "nothing kept without a resume window");
         let mut s = Session::new(1, 0, 40, ip, on);
-        s.written(&Out::Plain(body.clone()));
-        s.written(&Out::Ping(0));
+        s.written(Out::Plain(body.clone()));
+        s.written(Out::Ping(0));
         assert!(
             s.history.is_empty(),
             "frames outside the sequence are not kept"
         );
         for seq in 1..=3 {
-            s.written(&Out::Seq(seq, body.clone()));
+            s.written(Out::Seq(seq, body.clone()));
         }
         let kept: Vec<u64> = s.history.since(1).expect("held").map(|(q, _)| q).collect();
         assert_eq!(kept, vec![2, 3]);
