@@ -349,6 +349,19 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
         line_with(&report, "| idle CPUs wait by (cpuidle driver) |").len()
             > "| idle CPUs wait by (cpuidle driver) |".len() + 2
     );
+    // And the TCP congestion control, which runs on every ACK of a delivery.
+    let cc = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+        .expect("tcp_congestion_control is readable on Linux");
+    assert_eq!(
+        line_with(
+            &report,
+            "| TCP congestion control (net.ipv4.tcp_congestion_control) |"
+        ),
+        format!(
+            "| TCP congestion control (net.ipv4.tcp_congestion_control) | {} |",
+            cc.trim()
+        )
+    );
     assert!(report.contains("| sleeping, 2 echo thread(s), servers' layout | unpinned |"));
     for floor in [
         "target/release/floor --batch 1 --rate 50000 --pairs 20 --seconds 3 --json ",

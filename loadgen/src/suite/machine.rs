@@ -26,6 +26,10 @@ pub struct Meta {
     /// How an idle CPU waits (the cpuidle driver, and guest halt polling on
     /// a VM): on a VM it sets what a wake-up costs.
     pub idle: String,
+    /// The kernel's TCP congestion control: on loopback every delivery is
+    /// a segment and its ACK, and the algorithm runs on each ACK (`bbr`
+    /// costs more per ACK than `cubic`), so it is part of the floor.
+    pub tcp_cc: String,
     pub rustc: String,
 }
 
@@ -49,6 +53,9 @@ impl Meta {
                 read_trimmed("/sys/devices/system/cpu/cpuidle/current_driver"),
                 read_trimmed("/sys/module/haltpoll/parameters/guest_halt_poll_ns"),
             ),
+            tcp_cc: read_trimmed("/proc/sys/net/ipv4/tcp_congestion_control")
+                .filter(|cc| !cc.is_empty())
+                .unwrap_or_else(|| "?".into()),
             rustc: output_line("rustc", &["--version"], root, HELPER_BOUND)
                 .unwrap_or_else(|| "unknown".into()),
         }

@@ -136,6 +136,10 @@ fn machine(w: &mut String, meta: &Meta) {
         ("ephemeral ports (ip_local_port_range)", meta.ports.clone()),
         ("load average at start", meta.load_at_start.clone()),
         ("idle CPUs wait by (cpuidle driver)", meta.idle.clone()),
+        (
+            "TCP congestion control (net.ipv4.tcp_congestion_control)",
+            meta.tcp_cc.clone(),
+        ),
         ("rustc", meta.rustc.clone()),
     ] {
         let _ = writeln!(w, "| {label} | {value} |");
