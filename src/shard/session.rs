@@ -894,7 +894,7 @@ mod tests {
         }
         // Two were written before the drop; the third was still queued.
         let written: Vec<Out> = s.out.drain(..2).collect();
-        for out in &written {
+        for out in written {
             s.written(out);
         }
         s.detach(5);
@@ -958,7 +958,7 @@ mod tests {
             s.push_seq(body.clone(), 1 << 20);
         }
         let written: Vec<Out> = s.out.drain(..).collect();
-        for out in &written {
+        for out in written {
             s.written(out);
         }
         assert_eq!(s.history.len(), 4, "2..=5 held; the welcome never is");
