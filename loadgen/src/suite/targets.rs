@@ -140,6 +140,11 @@ pub struct TargetFigures {
     /// The single send flat out (on the servers' core with
     /// --split-cores), msgs/s: the kernel's own ceiling for the ladder.
     pub floor_single_max: Measured<Operand>,
+    /// With cores shared, the most deliveries a second the whole machine
+    /// could carry with a server that costs only the flat-out send and
+    /// loadgen beside it costing what it did at mudshard's highest held
+    /// step: cores / (the two CPU costs of a delivery), msgs/s.
+    pub chat_machine_ceiling: Measured<Operand>,
     pub chat_ladder: Measured<LadderFigures>,
     pub rtt_p99: Measured<Operand>,
     pub floor_spin_p99: Measured<Operand>,
@@ -577,6 +582,7 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         &f.chat_ladder,
         &f.floor_single_max,
         LADDER_RATIO_SPLIT_MIN,
+        &KERNEL_CEILING,
     ));
     let shared = ladder_line(
         "chat ladder: highest held rate vs baseline, shared cores",
@@ -590,11 +596,19 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         },
         judging,
     );
-    out.push(against_ceiling(
+    let shared = against_ceiling(
         shared,
         &f.chat_ladder,
         &f.floor_single_max,
         LADDER_RATIO_SHARED_MIN,
+        &KERNEL_CEILING,
+    );
+    out.push(against_ceiling(
+        shared,
+        &f.chat_ladder,
+        &f.chat_machine_ceiling,
+        LADDER_RATIO_SHARED_MIN,
+        &MACHINE_CEILING,
     ));
     let rtt_p99 = ratio_line(
         "rtt: p99",
@@ -642,21 +656,44 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
     out
 }
 
-/// A ladder line against the kernel's own ceiling: the messages a second
-/// one thread sends over loopback, one `send` each, flat out (the floor's
-/// `single-max` run; with --split-cores on the servers' core, so the
-/// sender's CPU is what runs out). At the ladder's rates each connection
-/// gets about one event per 20 ms, so a server writes each delivery with a
-/// send of its own and holds no more than that rate; at it, its core is
-/// full, with no room for its own work or for a latency bound. The line is
-/// out of reach when the target asks the server to hold that much or more;
-/// otherwise the share of the ceiling it asks for, and mudshard's, are
-/// shown beside it.
+/// A ceiling a ladder line is held against: how it is named beside the
+/// line, and what holds a server under it.
+struct Ceiling {
+    name: &'static str,
+    bound: &'static str,
+}
+
+/// The messages a second one thread sends over loopback, one `send` each,
+/// flat out (the floor's `single-max` run; with --split-cores on the
+/// servers' core, so the sender's CPU is what runs out).
+const KERNEL_CEILING: Ceiling = Ceiling {
+    name: "the kernel's ceiling",
+    bound: "a server that writes each delivery with one send holds at most the kernel's \
+            ceiling",
+};
+
+/// With cores shared, loadgen's receive runs on the same cores as the
+/// server: the machine's cores over the flat-out send's CPU plus
+/// loadgen's CPU per delivery.
+const MACHINE_CEILING: Ceiling = Ceiling {
+    name: "the machine's ceiling with loadgen beside the server",
+    bound: "a server that writes each delivery with one send, sharing the cores with \
+            loadgen, holds at most the machine's ceiling",
+};
+
+/// A ladder line against a ceiling (`KERNEL_CEILING`, `MACHINE_CEILING`).
+/// At the ladder's rates each connection gets about one event per 20 ms, so
+/// a server writes each delivery with a send of its own and holds no more
+/// than the ceiling; at it, the CPU is full, with no room for the server's
+/// own work or for a latency bound. The line is out of reach when the
+/// target asks the server to hold that much or more; otherwise the share of
+/// the ceiling it asks for, and mudshard's, are shown beside it.
 fn against_ceiling(
     mut line: TargetLine,
     ladder: &Measured<LadderFigures>,
     ceiling: &Measured<Operand>,
     min: f64,
+    kind: &Ceiling,
 ) -> TargetLine {
     let (Ok(ladder), Ok(ceiling)) = (ladder, ceiling) else {
         return line;
@@ -667,7 +704,8 @@ fn against_ceiling(
     let needed = min * baseline;
     let share = |rate: f64| 100.0 * rate / ceiling.value;
     let mut beside = format!(
-        " (the kernel's ceiling, {}: {min}× the baseline's rate is {} msgs/s, {:.0}% of it",
+        " ({}, {}: {min}× the baseline's rate is {} msgs/s, {:.0}% of it",
+        kind.name,
         ceiling.text,
         number(needed),
         share(needed)
@@ -679,8 +717,8 @@ fn against_ceiling(
     line.measured += &beside;
     if needed >= ceiling.value && line.verdict == Verdict::NotReached(None) {
         line.verdict = Verdict::OutOfReach(format!(
-            "a server that writes each delivery with one send holds at most the kernel's \
-             ceiling, {}, and {min}× the baseline's rate is {:.0}% of it",
+            "{}, {}, and {min}× the baseline's rate is {:.0}% of it",
+            kind.bound,
             ceiling.text,
             share(needed)
         ));
@@ -815,6 +853,7 @@ pub fn figures(
             },
             false,
         ),
+        chat_machine_ceiling: chat_machine_ceiling(results, &no_floor),
         chat_ladder: chat_ladder(results),
         rtt_p99: rtt_main()
             .and_then(|r| rtt_operand(num(r, "latency_us.reply.p99_us"), 1000.0, "ms", r)),
@@ -916,6 +955,59 @@ fn chat_cpu_at_highest(results: &Results<'_>) -> Measured<Operand> {
     })
 }
 
+/// The machine's ceiling for the shared ladder (`MACHINE_CEILING`): its
+/// cores over the CPU of a delivery when the server costs only the floor's
+/// send flat out and loadgen what it cost, per delivered message, at
+/// mudshard's highest held step (the step nearest the target that was run).
+fn chat_machine_ceiling(
+    results: &Results<'_>,
+    no_floor: &dyn Fn(&str) -> String,
+) -> Measured<Operand> {
+    if results.options.split.is_some() {
+        return Err("loadgen has a core of its own (--split-cores)".into());
+    }
+    let send_us = results
+        .floor
+        .single_max
+        .as_ref()
+        .and_then(|r| num(r, "sender_us_per_send"))
+        .filter(|us| *us > 0.0)
+        .ok_or_else(|| no_floor("one per send, flat out"))?;
+    let ladder = results.ladder("chat").ok_or("chat's ladder was not run")?;
+    let highest = ladder
+        .mudshard
+        .as_ref()
+        .ok_or("mudshard held no step of the chat ladder")?;
+    let report = results
+        .step("chat", highest.rate, Variant::Mudshard)
+        .and_then(|r| r.report.as_ref())
+        .ok_or("the highest held step left no report")?;
+    let (Some(loadgen_s), Some(delivered), Some(cores)) = (
+        num(report, "machine.loadgen_cpu_s"),
+        num(report, "throughput.delivered_msgs").filter(|d| *d > 0.0),
+        num(report, "machine.cores").filter(|c| *c > 0.0),
+    ) else {
+        return Err("the highest held step's report lacks loadgen's CPU, \
+                    the deliveries or the cores"
+            .into());
+    };
+    let loadgen_us = loadgen_s * 1e6 / delivered;
+    let value = cores * 1e6 / (send_us + loadgen_us);
+    Ok(Operand {
+        value,
+        text: format!(
+            "{} cores / ({} µs a send flat out + loadgen's {} µs a delivery at {} says/s) = {} \
+             msgs/s",
+            number(cores),
+            number(send_us),
+            number(loadgen_us),
+            number(highest.rate),
+            number(value)
+        ),
+        problem: None,
+    })
+}
+
 fn chat_ladder(results: &Results<'_>) -> Measured<LadderFigures> {
     let ladder = results.ladder("chat").ok_or("chat's ladder was not run")?;
     Ok(LadderFigures {
@@ -978,7 +1070,11 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          messages a second a thread can write one `send` each. At the ladder's rates each \
          connection gets about one event per 20 ms, so a server writes each delivery with a send \
          of its own and holds no more than that; the ladder lines show what share of it the \
-         target asks for, and out of reach when it asks for all of it or more.\n",
+         target asks for, and out of reach when it asks for all of it or more. With cores \
+         shared, loadgen's own receive runs on the same cores, so the shared line is also held \
+         against the machine's ceiling: its cores over the CPU a delivery takes when the server \
+         costs only that send and loadgen what it cost per delivery at mudshard's highest held \
+         step; out of reach, likewise, when the target asks for all of it or more.\n",
         shape_paragraph(options),
         if mode == Mode::Quick {
             " This is a smoke run: small counts and short windows, so the lines are shown but \
@@ -1123,6 +1219,7 @@ mod tests {
                 ratio: LadderRatio::Exact(1.5),
             }),
             floor_single_max: op(125_000.0),
+            chat_machine_ceiling: op(150_000.0),
             rtt_p99: op(1.86),
             floor_spin_p99: op(0.56),
             floor_echo_p99_shape: op(0.5),
@@ -1519,10 +1616,20 @@ mod tests {
         assert!(
             shared.measured.ends_with(
                 "(the kernel's ceiling, 125,000: 1.5× the baseline's rate is 90,000 msgs/s, \
-                 72% of it; mudshard held 48%)"
+                 72% of it; mudshard held 48%) (the machine's ceiling with loadgen beside the \
+                 server, 150,000: 1.5× the baseline's rate is 90,000 msgs/s, 60% of it; \
+                 mudshard held 40%)"
             ),
             "{shared:?}"
         );
+        // With cores shared, loadgen's share of them can leave less than the
+        // target asks even when the kernel's ceiling alone would not.
+        f.chat_machine_ceiling = op(90_000.0);
+        assert!(matches!(
+            lines(&f, FULL_SHARED)[6].verdict,
+            Verdict::OutOfReach(ref why) if why.contains("sharing the cores with loadgen")
+        ));
+        f.chat_machine_ceiling = op(150_000.0);
         // Asking for the ceiling or more: no server writing a send per
         // delivery could hold it.
         f.floor_single_max = op(90_000.0);
