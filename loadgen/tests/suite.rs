@@ -65,15 +65,18 @@ if [ -n "$FAKE_LADDER_MISSES" ]; then
     esac
 fi
 delivered=$((rate * 10))
+# A window of 10 s, in which loadgen spends 4 µs per delivered message.
+delivered_msgs=$((delivered * 10))
+loadgen_cpu_s=$(awk "BEGIN { print $delivered_msgs * 4 / 1000000 }")
 cat > "$json" <<EOF
 {"ok": true, "failures": [], "warnings": [],
  "config": {"players": $players},
  "rate": {"requested_total_per_s": $rate, "achieved_per_s": $rate, "held": true},
- "throughput": {"delivered_msgs_per_s": $delivered, "replies_per_s": $rate},
+ "throughput": {"delivered_msgs_per_s": $delivered, "delivered_msgs": $delivered_msgs, "replies_per_s": $rate},
  "counts": {"sent": 100000, "sessions_established": $players},
  "latency_us": {"reply": {"count": 100, "p99_us": $p99}, "delivery": {"count": 100, "p99_us": $p99}},
  "server": {"cpu_s": $cpu_s, "cpu_us_per_msg": $per_msg, "rss_per_session_bytes": $rss},
- "machine": {"steal_pct": $steal}}
+ "machine": {"steal_pct": $steal, "cores": 2, "loadgen_cpu_s": $loadgen_cpu_s}}
 EOF
 echo "fake loadgen: $scenario"
 "#;
@@ -292,6 +295,20 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
     assert_eq!(
         status("chat ladder: highest held rate vs baseline, split cores"),
         "not judged (judged only in a --split-cores run)"
+    );
+    // With cores shared, the machine's ceiling: 2 cores over the floor's
+    // flat-out send (6 µs) and loadgen's 4 µs a delivery at the step.
+    let shared = line_with(
+        &report,
+        "| chat ladder: highest held rate vs baseline, shared cores |",
+    );
+    assert!(
+        shared.contains(
+            "(the machine's ceiling with loadgen beside the server, 2 cores / (6 µs a send \
+             flat out + loadgen's 4 µs a delivery at 200 says/s) = 200,000 msgs/s: 1.5× the \
+             baseline's rate is 1,500 msgs/s, 1% of it; mudshard held 1%)"
+        ),
+        "{shared}"
     );
     // 1.9 ms over the polling floor's 1 ms; the echo that sleeps, with
     // nothing in it, reads 2 ms: 2× the floor, so out of reach here.
