@@ -9,11 +9,12 @@
 //! beside it, unjudged.
 
 use super::format::{count, num, number};
-use super::ladder::LadderRatio;
+use super::ladder::{Highest, LadderRatio};
 use super::options::{Mode, Options};
 use super::results::{cpu_us_per_command, problem, Results};
 use super::scaling::ScalingRow;
 use super::servers::Variant;
+use serde_json::Value;
 use std::fmt::Write as _;
 
 /// Sessions the idle target is stated at.
@@ -932,16 +933,22 @@ fn chat_shape_what(report: &Option<serde_json::Value>) -> String {
     )
 }
 
-fn chat_cpu_at_highest(results: &Results<'_>) -> Measured<Operand> {
+/// mudshard's highest held step of the chat ladder, and its report.
+fn chat_highest<'r>(results: &'r Results<'_>) -> Result<(Highest, &'r Value), String> {
     let ladder = results.ladder("chat").ok_or("chat's ladder was not run")?;
     let highest = ladder
         .mudshard
-        .as_ref()
         .ok_or("mudshard held no step of the chat ladder")?;
-    let cpu = results
+    let report = results
         .step("chat", highest.rate, Variant::Mudshard)
         .and_then(|r| r.report.as_ref())
-        .and_then(|r| num(r, "server.cpu_us_per_msg"))
+        .ok_or("the highest held step left no report")?;
+    Ok((highest, report))
+}
+
+fn chat_cpu_at_highest(results: &Results<'_>) -> Measured<Operand> {
+    let (highest, report) = chat_highest(results)?;
+    let cpu = num(report, "server.cpu_us_per_msg")
         .ok_or("the highest held step's report lacks the server's CPU")?;
     Ok(Operand {
         value: cpu,
@@ -973,15 +980,7 @@ fn chat_machine_ceiling(
         .and_then(|r| num(r, "sender_us_per_send"))
         .filter(|us| *us > 0.0)
         .ok_or_else(|| no_floor("one per send, flat out"))?;
-    let ladder = results.ladder("chat").ok_or("chat's ladder was not run")?;
-    let highest = ladder
-        .mudshard
-        .as_ref()
-        .ok_or("mudshard held no step of the chat ladder")?;
-    let report = results
-        .step("chat", highest.rate, Variant::Mudshard)
-        .and_then(|r| r.report.as_ref())
-        .ok_or("the highest held step left no report")?;
+    let (highest, report) = chat_highest(results)?;
     let (Some(loadgen_s), Some(delivered), Some(cores)) = (
         num(report, "machine.loadgen_cpu_s"),
         num(report, "throughput.delivered_msgs").filter(|d| *d > 0.0),
