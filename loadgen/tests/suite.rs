@@ -86,11 +86,12 @@ const FAKE_FLOOR: &str = r#"#!/bin/sh
 # shape give other figures than the older ones, so that the report shows
 # which one each target line was judged against: the single pinned echo
 # costs 20 µs per request, 1 and 2 unpinned echo threads 25 and 40 µs; a
-# send costs 6 µs over 1,000 pairs and 8 µs over any other count. As
+# send costs 6 µs over 1,000 pairs and 8 µs over any other count, and flat
+# out (--rate 0) it sends as many a second as fit in one CPU. As
 # glommio executors, 1 and 2 echo threads cost 30 and 36 µs. With a walk's
 # weight of work (--work-us), 1 and 2 threads cost 40 and 36 µs, 2 crossing
 # 52 µs.
-mode=oneway; spin=; json=; threads=; pairs=1000; core=null; runtime=epoll; work=; cross=false
+mode=oneway; spin=; json=; threads=; pairs=1000; rate=; core=null; runtime=epoll; work=; cross=false
 while [ $# -gt 0 ]; do
     case $1 in
     --rtt) mode=rtt ;;
@@ -99,6 +100,7 @@ while [ $# -gt 0 ]; do
     --json) json=$2; shift ;;
     --echo-threads) threads=$2; shift ;;
     --pairs) pairs=$2; shift ;;
+    --rate) rate=$2; shift ;;
     --receiver-core) core=$2; shift ;;
     --echo-runtime) runtime=$2; shift ;;
     --work-us) work=$2; shift ;;
@@ -123,7 +125,8 @@ rtt)
     echo "{\"config\":{\"rate\":100,\"reply_bytes\":470,\"echo_core\":$core,\"client_core\":1,\"echo_threads\":$echo_threads,\"cross\":$cross},\"measured\":100,\"answered\":100,\"achieved_per_s\":100,\"latency_us\":{\"p50\":50,\"p90\":90,\"p99\":$p99,\"p999\":3000,\"max\":4000},\"client_us_per_request\":20,\"echo_us_per_request\":$echo_us}" > "$json" ;;
 *)
     send_us=8; [ "$pairs" = 1000 ] && send_us=6
-    echo "{\"config\":{\"batch\":1,\"pairs\":$pairs},\"messages_per_s\":50000,\"sender_us_per_send\":$send_us,\"sender_us_per_message\":$send_us,\"receiver_us_per_message\":6,\"messages_per_read\":1,\"cores_for_chat_target\":7}" > "$json" ;;
+    per_s=50000; [ "$rate" = 0 ] && per_s=$((1000000 / send_us))
+    echo "{\"config\":{\"batch\":1,\"pairs\":$pairs},\"messages_per_s\":$per_s,\"sender_us_per_send\":$send_us,\"sender_us_per_message\":$send_us,\"receiver_us_per_message\":6,\"messages_per_read\":1,\"cores_for_chat_target\":7}" > "$json" ;;
 esac
 "#;
 
@@ -297,16 +300,22 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
         "not judged (judged only in a --split-cores run)"
     );
     // With cores shared, the machine's ceiling: 2 cores over the floor's
-    // flat-out send (6 µs) and loadgen's 4 µs a delivery at the step.
+    // flat-out send over chat's 20 players (8 µs, not the 6 µs over 1,000)
+    // and loadgen's 4 µs a delivery at the step; the kernel's ceiling is
+    // the flat-out send over chat's players, 125,000 msgs/s, and over
+    // 1,000 connections, 166,666, only after "—".
     let shared = line_with(
         &report,
         "| chat ladder: highest held rate vs baseline, shared cores |",
     );
     assert!(
         shared.contains(
-            "(the machine's ceiling with loadgen beside the server, 2 cores / (6 µs a send \
-             flat out + loadgen's 4 µs a delivery at 200 says/s) = 200,000 msgs/s: 1.5× the \
-             baseline's rate is 1,500 msgs/s, 1% of it; mudshard held 1%)"
+            "(the kernel's ceiling, 125,000 msgs/s (one per send, flat out, 20 connections: \
+             chat's shape): 1.5× the baseline's rate is 1,500 msgs/s, 1% of it; mudshard held \
+             2%) (the machine's ceiling with loadgen beside the server, 2 cores / (8 µs a send \
+             flat out in chat's shape + loadgen's 4 µs a delivery at 200 says/s) = 166,667 \
+             msgs/s: 1.5× the baseline's rate is 1,500 msgs/s, 1% of it; mudshard held 1%) — \
+             against the kernel's ceiling, 166,666 msgs/s (one per send, flat out): 1%"
         ),
         "{shared}"
     );
@@ -361,6 +370,7 @@ fn the_suite_runs_every_server_stops_them_and_writes_both_new_tables() {
          1.00× |"
     );
     assert!(report.contains("| one per send, paced 50,000/s, 20 connections (chat's shape) |"));
+    assert!(report.contains("| one per send, flat out, 20 connections (chat's shape) | 125,000 |"));
     // The machine table names how an idle CPU waits (a wake-up's price on a VM).
     assert!(
         line_with(&report, "| idle CPUs wait by (cpuidle driver) |").len()

@@ -23,6 +23,8 @@ const PAIRS: usize = 1000;
 pub const PAIRS_MAX: usize = 8_000;
 /// The single-send run paced as `single-paced`, over chat's players.
 pub const CHAT_SHAPE: &str = "single-paced-chat-shape";
+/// The single send flat out as `single-max`, over chat's players.
+pub const CHAT_SHAPE_MAX: &str = "single-max-chat-shape";
 /// The paced single-send runs' rate, messages/s.
 const PACED_RATE: u64 = 50_000;
 /// The one-way runs' measured seconds, and the hiccup run's.
@@ -105,17 +107,21 @@ fn one_way(
     }
 }
 
-/// The single send paced as `single-paced`, in the same layout, over as
-/// many connections as the chat scenario has players (at most
-/// [`PAIRS_MAX`]): the kernel's per-socket state stops fitting in cache as
-/// connections grow, and a send costs more over 8,000 than over 1,000.
-pub fn chat_shape_run(
+/// The single send paced as `single-paced` and flat out as `single-max`,
+/// in the same layout, over as many connections as the chat scenario has
+/// players (at most [`PAIRS_MAX`]): the kernel's per-socket state stops
+/// fitting in cache as connections grow, and a send costs more over 8,000
+/// than over 1,000, so fewer of them fit in a second.
+pub fn chat_shape_runs(
     chat: &ScenarioFile,
     options: &Options,
     run_dir: &Path,
-) -> Result<FloorRun, String> {
+) -> Result<Vec<FloorRun>, String> {
     let pairs = chat_shape_pairs(chat)?;
-    Ok(one_way(CHAT_SHAPE, 1, PACED_RATE, pairs, options, run_dir))
+    Ok(vec![
+        one_way(CHAT_SHAPE, 1, PACED_RATE, pairs, options, run_dir),
+        one_way(CHAT_SHAPE_MAX, 1, 0, pairs, options, run_dir),
+    ])
 }
 
 /// min(chat's players, [`PAIRS_MAX`]).
@@ -529,34 +535,45 @@ mod tests {
     }
 
     #[test]
-    fn the_chat_shape_run_is_paced_like_single_paced_over_chats_players_up_to_8000() {
+    fn the_chat_shape_runs_are_single_paced_and_single_max_over_chats_players_up_to_8000() {
         let split = options(&["--split-cores", "1:0"]);
-        let run = chat_shape_run(&chat_file(10_000), &split, Path::new("/t")).expect("shape");
-        assert_eq!(run.name, "single-paced-chat-shape");
+        let runs = chat_shape_runs(&chat_file(10_000), &split, Path::new("/t")).expect("shape");
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["single-paced-chat-shape", "single-max-chat-shape"]);
         assert_eq!(
-            run.args.join(" "),
+            runs[0].args.join(" "),
             "--batch 1 --rate 50000 --pairs 8000 --seconds 3 --sender-core 1 \
              --receiver-core 0 --json /t/floor-single-paced-chat-shape.json"
         );
-        let paced = &machine_runs(&split, Path::new("/t"))[0];
+        assert_eq!(
+            runs[1].args.join(" "),
+            "--batch 1 --rate 0 --pairs 8000 --seconds 3 --sender-core 1 \
+             --receiver-core 0 --json /t/floor-single-max-chat-shape.json"
+        );
+        // Each is its 1,000-connection run but for the connections.
+        let machine = machine_runs(&split, Path::new("/t"));
         let without_pairs = |a: &[String]| {
             a.iter()
                 .filter(|w| !w.contains("json") && *w != "1000" && *w != "8000")
                 .cloned()
                 .collect::<Vec<_>>()
         };
-        assert_eq!(without_pairs(&run.args), without_pairs(&paced.args));
+        assert_eq!(machine[0].name, "single-paced");
+        assert_eq!(machine[1].name, "single-max");
+        for (shape, older) in runs.iter().zip(&machine) {
+            assert_eq!(without_pairs(&shape.args), without_pairs(&older.args));
+        }
         let shared =
-            chat_shape_run(&chat_file(500), &options(&[]), Path::new("/t")).expect("shape");
+            chat_shape_runs(&chat_file(500), &options(&[]), Path::new("/t")).expect("shape");
         assert_eq!(
-            shared.args.join(" "),
+            shared[0].args.join(" "),
             "--batch 1 --rate 50000 --pairs 500 --seconds 3 \
              --json /t/floor-single-paced-chat-shape.json"
         );
         let no_players =
             ScenarioFile::parse("chat", "scenario = \"chat\"\n[full]\nrate = 1\n", "full")
                 .expect("parses");
-        assert!(chat_shape_run(&no_players, &options(&[]), Path::new("/t"))
+        assert!(chat_shape_runs(&no_players, &options(&[]), Path::new("/t"))
             .expect_err("no players")
             .contains("players"));
     }

@@ -202,8 +202,12 @@ fn measure(
             runner.floor(&run)?;
         }
         if let Some(chat) = files.values().find(|f| f.scenario == "chat") {
-            match floor::chat_shape_run(chat, options, &runner.run_dir) {
-                Ok(run) => runner.floor(&run)?,
+            match floor::chat_shape_runs(chat, options, &runner.run_dir) {
+                Ok(runs) => {
+                    for run in runs {
+                        runner.floor(&run)?;
+                    }
+                }
                 Err(why) => eprintln!("suite: no floor run in chat's shape: {why}"),
             }
         }

@@ -24,6 +24,8 @@ pub struct FloorReports {
     pub rtt_polling: Option<Value>,
     /// The single send paced as `single_paced`, over chat's players.
     pub single_paced_chat_shape: Option<Value>,
+    /// The single send flat out as `single_max`, over chat's players.
+    pub single_max_chat_shape: Option<Value>,
     /// The sleeping echo in the servers' shape, by echo threads.
     pub rtt_shape: BTreeMap<usize, Value>,
     /// The same with glommio executors as the echo threads, by executors.
@@ -45,6 +47,7 @@ impl FloorReports {
             rtt_sleeping: r("rtt-sleeping"),
             rtt_polling: r("rtt-polling"),
             single_paced_chat_shape: r(floor::CHAT_SHAPE),
+            single_max_chat_shape: r(floor::CHAT_SHAPE_MAX),
             rtt_shape: floor::shape_threads(options)
                 .into_iter()
                 .filter_map(|k| r(&floor::rtt_shape_name(k)).map(|v| (k, v)))

@@ -139,10 +139,13 @@ pub struct TargetFigures {
     pub floor_single_send: Measured<Operand>,
     pub floor_single_send_chat_shape: Measured<Operand>,
     /// The single send flat out (on the servers' core with
-    /// --split-cores), msgs/s: the kernel's own ceiling for the ladder.
+    /// --split-cores), msgs/s: over 1,000 connections (shown beside), and
+    /// over chat's players, the kernel's own ceiling for the ladder (judged).
     pub floor_single_max: Measured<Operand>,
+    pub floor_single_max_chat_shape: Measured<Operand>,
     /// With cores shared, the most deliveries a second the whole machine
-    /// could carry with a server that costs only the flat-out send and
+    /// could carry with a server that costs only the flat-out send in
+    /// chat's shape and
     /// loadgen beside it costing what it did at mudshard's highest held
     /// step: cores / (the two CPU costs of a delivery), msgs/s.
     pub chat_machine_ceiling: Measured<Operand>,
@@ -578,12 +581,18 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         },
         judging,
     );
-    out.push(against_ceiling(
+    let split = against_ceiling(
+        split,
+        &f.chat_ladder,
+        &f.floor_single_max_chat_shape,
+        LADDER_RATIO_SPLIT_MIN,
+        &KERNEL_CEILING,
+    );
+    out.push(ceiling_beside(
         split,
         &f.chat_ladder,
         &f.floor_single_max,
         LADDER_RATIO_SPLIT_MIN,
-        &KERNEL_CEILING,
     ));
     let shared = ladder_line(
         "chat ladder: highest held rate vs baseline, shared cores",
@@ -600,16 +609,22 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
     let shared = against_ceiling(
         shared,
         &f.chat_ladder,
-        &f.floor_single_max,
+        &f.floor_single_max_chat_shape,
         LADDER_RATIO_SHARED_MIN,
         &KERNEL_CEILING,
     );
-    out.push(against_ceiling(
+    let shared = against_ceiling(
         shared,
         &f.chat_ladder,
         &f.chat_machine_ceiling,
         LADDER_RATIO_SHARED_MIN,
         &MACHINE_CEILING,
+    );
+    out.push(ceiling_beside(
+        shared,
+        &f.chat_ladder,
+        &f.floor_single_max,
+        LADDER_RATIO_SHARED_MIN,
     ));
     let rtt_p99 = ratio_line(
         "rtt: p99",
@@ -665,8 +680,9 @@ struct Ceiling {
 }
 
 /// The messages a second one thread sends over loopback, one `send` each,
-/// flat out (the floor's `single-max` run; with --split-cores on the
-/// servers' core, so the sender's CPU is what runs out).
+/// flat out over as many connections as chat has players (the floor's
+/// `single-max-chat-shape` run; with --split-cores on the servers' core, so
+/// the sender's CPU is what runs out).
 const KERNEL_CEILING: Ceiling = Ceiling {
     name: "the kernel's ceiling",
     bound: "a server that writes each delivery with one send holds at most the kernel's \
@@ -723,6 +739,28 @@ fn against_ceiling(
             ceiling.text,
             share(needed)
         ));
+    }
+    line
+}
+
+/// The older, smaller ceiling's share after "—", not judged: the flat-out
+/// send over 1,000 connections, whose sockets' state fits in cache as
+/// chat's 10,000 do not.
+fn ceiling_beside(
+    mut line: TargetLine,
+    ladder: &Measured<LadderFigures>,
+    ceiling: &Measured<Operand>,
+    min: f64,
+) -> TargetLine {
+    if let (Ok(ladder), Ok(ceiling)) = (ladder, ceiling) {
+        if let Some(baseline) = ladder.baseline.filter(|_| ceiling.value > 0.0) {
+            let share = 100.0 * min * baseline / ceiling.value;
+            let _ = write!(
+                line.measured,
+                " — against {}, {}: {share:.0}%",
+                KERNEL_CEILING.name, ceiling.text
+            );
+        }
     }
     line
 }
@@ -847,11 +885,18 @@ pub fn figures(
             "messages_per_s",
             1.0,
             "msgs/s",
-            if results.options.split.is_some() {
-                "one per send, flat out, on the servers' core"
-            } else {
-                "one per send, flat out"
-            },
+            &single_max_what(&None, results.options.split.is_some()),
+            false,
+        ),
+        floor_single_max_chat_shape: floor_operand(
+            &results.floor.single_max_chat_shape,
+            "messages_per_s",
+            1.0,
+            "msgs/s",
+            &single_max_what(
+                &results.floor.single_max_chat_shape,
+                results.options.split.is_some(),
+            ),
             false,
         ),
         chat_machine_ceiling: chat_machine_ceiling(results, &no_floor),
@@ -933,6 +978,24 @@ fn chat_shape_what(report: &Option<serde_json::Value>) -> String {
     )
 }
 
+/// How a flat-out single send is written: over 1,000 connections (no
+/// report given), or over chat's (its connections from `report`).
+fn single_max_what(chat_shape: &Option<serde_json::Value>, split: bool) -> String {
+    let mut what = "one per send, flat out".to_string();
+    if let Some(r) = chat_shape {
+        let pairs = num(r, "config.pairs");
+        let _ = write!(
+            what,
+            ", {} connections: chat's shape",
+            pairs.map_or_else(|| "—".into(), count)
+        );
+    }
+    if split {
+        what += ", on the servers' core";
+    }
+    what
+}
+
 /// mudshard's highest held step of the chat ladder, and its report.
 fn chat_highest<'r>(results: &'r Results<'_>) -> Result<(Highest, &'r Value), String> {
     let ladder = results.ladder("chat").ok_or("chat's ladder was not run")?;
@@ -964,7 +1027,8 @@ fn chat_cpu_at_highest(results: &Results<'_>) -> Measured<Operand> {
 
 /// The machine's ceiling for the shared ladder (`MACHINE_CEILING`): its
 /// cores over the CPU of a delivery when the server costs only the floor's
-/// send flat out and loadgen what it cost, per delivered message, at
+/// send flat out in chat's shape and loadgen what it cost, per delivered
+/// message, at
 /// mudshard's highest held step (the step nearest the target that was run).
 fn chat_machine_ceiling(
     results: &Results<'_>,
@@ -975,11 +1039,11 @@ fn chat_machine_ceiling(
     }
     let send_us = results
         .floor
-        .single_max
+        .single_max_chat_shape
         .as_ref()
         .and_then(|r| num(r, "sender_us_per_send"))
         .filter(|us| *us > 0.0)
-        .ok_or_else(|| no_floor("one per send, flat out"))?;
+        .ok_or_else(|| no_floor("one per send, flat out, chat's shape"))?;
     let (highest, report) = chat_highest(results)?;
     let (Some(loadgen_s), Some(delivered), Some(cores)) = (
         num(report, "machine.loadgen_cpu_s"),
@@ -995,8 +1059,8 @@ fn chat_machine_ceiling(
     Ok(Operand {
         value,
         text: format!(
-            "{} cores / ({} µs a send flat out + loadgen's {} µs a delivery at {} says/s) = {} \
-             msgs/s",
+            "{} cores / ({} µs a send flat out in chat's shape + loadgen's {} µs a delivery at \
+             {} says/s) = {} msgs/s",
             number(cores),
             number(send_us),
             number(loadgen_us),
@@ -1065,8 +1129,11 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          with loadgen must; the polling floor never sleeps and has a CPU to itself) over the \
          polling floor's; for rtt's CPU, the glommio echo's CPU over the judged echo's; for \
          the chat ladder lines, the kernel's own ceiling: \
-         the floor's single send flat out (on the servers' core with --split-cores), the most \
-         messages a second a thread can write one `send` each. At the ladder's rates each \
+         the floor's single send flat out over as many connections as chat has players (at \
+         most 8,000; on the servers' core with --split-cores), the most messages a second a \
+         thread can write to them one `send` each (after \"—\", the same over 1,000 \
+         connections, whose sockets' state fits in cache as chat's do not: not judged). At \
+         the ladder's rates each \
          connection gets about one event per 20 ms, so a server writes each delivery with a send \
          of its own and holds no more than that; the ladder lines show what share of it the \
          target asks for, and out of reach when it asks for all of it or more. With cores \
@@ -1217,7 +1284,9 @@ mod tests {
                 baseline: Some(50_000.0),
                 ratio: LadderRatio::Exact(1.5),
             }),
-            floor_single_max: op(125_000.0),
+            // Over 1,000 connections (beside), and over chat's (judged).
+            floor_single_max: op(200_000.0),
+            floor_single_max_chat_shape: op(125_000.0),
             chat_machine_ceiling: op(150_000.0),
             rtt_p99: op(1.86),
             floor_spin_p99: op(0.56),
@@ -1617,10 +1686,15 @@ mod tests {
                 "(the kernel's ceiling, 125,000: 1.5× the baseline's rate is 90,000 msgs/s, \
                  72% of it; mudshard held 48%) (the machine's ceiling with loadgen beside the \
                  server, 150,000: 1.5× the baseline's rate is 90,000 msgs/s, 60% of it; \
-                 mudshard held 40%)"
+                 mudshard held 40%) — against the kernel's ceiling, 200,000: 45%"
             ),
             "{shared:?}"
         );
+        // The 1,000-connection ceiling is shown, never judged: below the
+        // target, it calls nothing out of reach.
+        f.floor_single_max = op(50_000.0);
+        assert_eq!(lines(&f, FULL_SHARED)[6].verdict, Verdict::NotReached(None));
+        f.floor_single_max = op(200_000.0);
         // With cores shared, loadgen's share of them can leave less than the
         // target asks even when the kernel's ceiling alone would not.
         f.chat_machine_ceiling = op(90_000.0);
@@ -1631,14 +1705,14 @@ mod tests {
         f.chat_machine_ceiling = op(150_000.0);
         // Asking for the ceiling or more: no server writing a send per
         // delivery could hold it.
-        f.floor_single_max = op(90_000.0);
+        f.floor_single_max_chat_shape = op(90_000.0);
         assert!(matches!(
             lines(&f, FULL_SHARED)[6].verdict,
             Verdict::OutOfReach(ref why) if why.contains("100% of it")
         ));
         // The split line likewise, judged in a split run: 2 × 60,000 is
         // above a ceiling of 110,000.
-        f.floor_single_max = op(110_000.0);
+        f.floor_single_max_chat_shape = op(110_000.0);
         let split = Judging {
             smoke: false,
             split: true,

@@ -8,21 +8,30 @@ use std::fmt::Write as _;
 
 /// "Machine floor (no server)" and "Hiccups"; empty when the floor was not run.
 pub fn machine(w: &mut String, floor: &FloorReports, split: bool, nproc: usize) {
-    let chat_shape = floor.single_paced_chat_shape.as_ref().map(|r| {
-        format!(
-            "one per send, paced 50,000/s, {} connections (chat's shape)",
-            num(r, "config.pairs").map_or_else(|| "—".into(), count)
-        )
-    });
+    let chat_shape = |how: &str, report: &Option<Value>| {
+        report.as_ref().map(|r| {
+            format!(
+                "one per send, {how}, {} connections (chat's shape)",
+                num(r, "config.pairs").map_or_else(|| "—".into(), count)
+            )
+        })
+    };
     let runs: Vec<(String, &Value)> = [
         (
             Some("one per send, paced 50,000/s".to_string()),
             &floor.single_paced,
         ),
-        (chat_shape, &floor.single_paced_chat_shape),
+        (
+            chat_shape("paced 50,000/s", &floor.single_paced_chat_shape),
+            &floor.single_paced_chat_shape,
+        ),
         (
             Some("one per send, flat out".to_string()),
             &floor.single_max,
+        ),
+        (
+            chat_shape("flat out", &floor.single_max_chat_shape),
+            &floor.single_max_chat_shape,
         ),
         (
             Some("ten per send, flat out".to_string()),
@@ -39,7 +48,7 @@ pub fn machine(w: &mut String, floor: &FloorReports, split: bool, nproc: usize) 
             "`bench/floor`: one thread sends 90-byte messages over 1,000 loopback TCP \
              connections, one thread receives them with epoll; CPU time per thread. No \
              WebSocket, no runtime, no server: this is what this machine's kernel alone charges \
-             per message (the chat-shape row: over as many connections as chat has players, \
+             per message (the chat-shape rows: over as many connections as chat has players, \
              at most 8,000){}\n",
             if split {
                 ", sender pinned to the servers' core, receiver to loadgen's."
