@@ -209,17 +209,36 @@ fn judged(r: f64, limit: f64) -> String {
 }
 
 /// Why the polling floor is no floor in this run, if it is not. It never
-/// sleeps and has a CPU of its own, so its p99 is below that of the echo
-/// that sleeps, run just before it in the same layout, unless the machine
-/// took its CPU away during its window; then a server measured against it
-/// would look better than it is.
+/// sleeps and has a CPU of its own, so its p99 is below that of every echo
+/// of the run that sleeps (the one run just before it in the same layout,
+/// those in the servers' shape, those on glommio), unless the machine took
+/// its CPU away during its window; then a server measured against it would
+/// look better than it is.
 pub fn disturbed_polling(floor: &super::results::FloorReports) -> Option<String> {
-    let p99 = |r: &Option<serde_json::Value>| r.as_ref().and_then(|r| num(r, "latency_us.p99"));
-    let (polling, sleeping) = (p99(&floor.rtt_polling)?, p99(&floor.rtt_sleeping)?);
+    let p99 = |r: &serde_json::Value| num(r, "latency_us.p99");
+    let polling = p99(floor.rtt_polling.as_ref()?)?;
+    let (sleeping, which) = floor
+        .rtt_sleeping
+        .iter()
+        .map(|r| (r, "the sleeping echo beside it".to_string()))
+        .chain(floor.rtt_shape.iter().map(|(k, r)| {
+            (
+                r,
+                format!("the sleeping echo with {k} thread(s) in the servers' layout"),
+            )
+        }))
+        .chain(
+            floor
+                .rtt_glommio
+                .iter()
+                .map(|(k, r)| (r, format!("the sleeping echo as {k} glommio executor(s)"))),
+        )
+        .filter_map(|(r, which)| Some((p99(r)?, which)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))?;
     (polling >= sleeping).then(|| {
         format!(
             "the polling floor's window was disturbed: its p99, {} ms, is no lower than that of \
-             the sleeping echo beside it, {} ms",
+             {which}, {} ms",
             number(polling / 1000.0),
             number(sleeping / 1000.0)
         )
@@ -1262,6 +1281,37 @@ mod tests {
             ..floor(420.0, 410.0)
         };
         assert_eq!(disturbed_polling(&missing), None, "nothing to compare with");
+        // Any echo of the run that sleeps bounds it, the lowest first: in
+        // run AF the pinned sleeping echo was disturbed too (1.21 ms p99),
+        // and the polling floor's 0.96 ms was above the servers'-shape
+        // echoes' 0.17 and 0.18 ms.
+        let mut af = floor(960.0, 1210.0);
+        af.rtt_shape
+            .insert(1, json!({"latency_us": {"p99": 170.0}}));
+        af.rtt_shape
+            .insert(2, json!({"latency_us": {"p99": 180.0}}));
+        af.rtt_glommio
+            .insert(2, json!({"latency_us": {"p99": 230.0}}));
+        assert_eq!(
+            disturbed_polling(&af).as_deref(),
+            Some(
+                "the polling floor's window was disturbed: its p99, 0.96 ms, is no lower than \
+                 that of the sleeping echo with 1 thread(s) in the servers' layout, 0.17 ms"
+            )
+        );
+        af.rtt_glommio
+            .insert(1, json!({"latency_us": {"p99": 150.0}}));
+        assert!(disturbed_polling(&af)
+            .expect("disturbed")
+            .contains("the sleeping echo as 1 glommio executor(s), 0.15 ms"));
+        // A calm polling floor under all of them (run AE: 0.15 ms against
+        // 0.17 ms at the lowest) is no reason.
+        let mut ae = floor(150.0, 310.0);
+        ae.rtt_shape
+            .insert(1, json!({"latency_us": {"p99": 170.0}}));
+        ae.rtt_glommio
+            .insert(2, json!({"latency_us": {"p99": 300.0}}));
+        assert_eq!(disturbed_polling(&ae), None);
     }
 
     fn op(value: f64) -> Measured<Operand> {
