@@ -911,7 +911,11 @@ pub fn figures(
             "sender_us_per_send",
             1.0,
             "µs",
-            &chat_shape_what(&results.floor.single_paced_chat_shape),
+            &send_what(
+                "paced 50,000/s",
+                results.floor.single_paced_chat_shape.as_ref(),
+                false,
+            ),
             false,
         ),
         floor_single_max: floor_operand(
@@ -919,7 +923,7 @@ pub fn figures(
             "messages_per_s",
             1.0,
             "msgs/s",
-            &single_max_what(&None, results.options.split.is_some()),
+            &send_what("flat out", None, results.options.split.is_some()),
             false,
         ),
         floor_single_max_chat_shape: floor_operand(
@@ -927,8 +931,9 @@ pub fn figures(
             "messages_per_s",
             1.0,
             "msgs/s",
-            &single_max_what(
-                &results.floor.single_max_chat_shape,
+            &send_what(
+                "flat out",
+                results.floor.single_max_chat_shape.as_ref(),
                 results.options.split.is_some(),
             ),
             false,
@@ -1014,19 +1019,11 @@ fn floor_echo_scaling(
     })
 }
 
-/// How the chat-shape single send is written: its connections.
-fn chat_shape_what(report: &Option<serde_json::Value>) -> String {
-    let pairs = report.as_ref().and_then(|r| num(r, "config.pairs"));
-    format!(
-        "one per send, paced 50,000/s, {} connections: chat's shape",
-        pairs.map_or_else(|| "—".into(), count)
-    )
-}
-
-/// How a flat-out single send is written: over 1,000 connections (no
-/// report given), or over chat's (its connections from `report`).
-fn single_max_what(chat_shape: &Option<serde_json::Value>, split: bool) -> String {
-    let mut what = "one per send, flat out".to_string();
+/// How a floor single send is written: `how` it was paced, over 1,000
+/// connections (no report given) or over chat's (its connections from
+/// `chat_shape`), and on the servers' core with --split-cores.
+fn send_what(how: &str, chat_shape: Option<&Value>, split: bool) -> String {
+    let mut what = format!("one per send, {how}");
     if let Some(r) = chat_shape {
         let pairs = num(r, "config.pairs");
         let _ = write!(
