@@ -322,9 +322,9 @@ impl Shard {
         let attempt = Attempt { key, password, ip };
         let key = attempt.key.clone();
         let then: AccountAnswer = Box::new(then);
-        let reply =
-            self.reply_here(move |sh, loaded| sh.on_account_to_verify(attempt, loaded, then));
-        self.store.load_account(&key, reply);
+        self.load_account_here(&key, move |sh, loaded| {
+            sh.on_account_to_verify(attempt, loaded, then)
+        });
     }
 
     fn on_new_account_hashed(

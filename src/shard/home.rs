@@ -164,10 +164,9 @@ impl Shard {
         if self.account_elsewhere(key).is_some() {
             return self.ask_home(key, AccountOp::Load, Then::Load(then));
         }
-        let reply = self.reply_here(move |sh, loaded: Result<_, crate::store::StoreError>| {
+        self.load_account_here(key, move |sh, loaded| {
             then(sh, loaded.map_err(|e| e.to_string()))
         });
-        self.store.load_account(key, reply);
     }
 
     /// Saves a registered player's room and inventory in the store of their

@@ -37,7 +37,7 @@ use super::session::Phase;
 use super::{SessionId, Shard, ShardAddr};
 use crate::protocol::names::name_key;
 use crate::protocol::{close, encode};
-use crate::store::{AccountRecord, Reply};
+use crate::store::{AccountRecord, Reply, StoreError};
 use crate::world::RoomIdx;
 
 /// The body of a login sent to a room in another host's land, kept until
@@ -81,6 +81,25 @@ impl Shard {
                 mailbox.send(Msg::Call(Box::new(move |sh| f(sh, value))));
             }
         })
+    }
+
+    /// Reads `key`'s account from this host's store and runs `f` with it on
+    /// this shard. A name that the account filter rules out has no account:
+    /// it is answered here, right after what the shard is handling, with no
+    /// trip to the store thread (`store::AccountFilter`).
+    pub(super) fn load_account_here(
+        &mut self,
+        key: &str,
+        f: impl FnOnce(&mut Shard, Result<Option<AccountRecord>, StoreError>) + Send + 'static,
+    ) {
+        if !self.store.may_have_account(key) {
+            let me = self.id;
+            self.router
+                .post(me, Msg::Call(Box::new(move |sh| f(sh, Ok(None)))));
+            return;
+        }
+        let reply = self.reply_here(f);
+        self.store.load_account(key, reply);
     }
 
     /// `{"type":"register","name","password"}` from a session not logged in.

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::StoreError;
+use super::filter::AccountFilter;
 use super::request::{AccountRecord, PlayerState};
 use super::{Snapshot, TOKEN_SECRET_BYTES};
 
@@ -38,6 +39,20 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     Ok(conn)
+}
+
+/// The filter of names that may have an account, holding every account of
+/// the file, with room for as many again (`filter.rs`).
+pub(crate) fn account_filter(conn: &Connection) -> Result<AccountFilter, StoreError> {
+    let accounts: i64 = conn.query_row("SELECT COUNT(*) FROM accounts", [], |row| row.get(0))?;
+    let filter =
+        AccountFilter::with_capacity(AccountFilter::capacity_for(accounts.max(0) as usize));
+    let mut stmt = conn.prepare("SELECT name_key FROM accounts")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        filter.insert(&row.get::<_, String>(0)?);
+    }
+    Ok(filter)
 }
 
 /// Reads what start-up needs: the changed rooms and the token secret

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use crossbeam_channel::{Sender, TrySendError};
 
 use super::error::{RegisterError, StoreError};
+use super::filter::AccountFilter;
 use super::metrics::StoreMetrics;
 use super::request::{AccountRecord, PlayerState, Reply, Request};
+use crate::protocol::names::name_key;
 
 /// One shard's connection to the store thread. `Send`, so it can be moved to
 /// the shard's thread, but not `Sync`: it is used from that thread alone.
@@ -28,24 +30,32 @@ use super::request::{AccountRecord, PlayerState, Reply, Request};
 ///
 /// Read-your-writes holds for the requests of one handle. A write still in
 /// *another* shard's overflow list is not visible to a load until that shard
-/// pumps it.
+/// pumps it. A name whose account does not exist is answered at once, from
+/// the account filter (`filter.rs`), which every handle's registrations
+/// enter as they are asked, overflow list or not.
 pub struct StoreHandle {
     tx: Sender<Request>,
     metrics: Arc<StoreMetrics>,
+    filter: Arc<AccountFilter>,
     overflow: RefCell<VecDeque<Request>>,
 }
 
 impl Clone for StoreHandle {
     fn clone(&self) -> StoreHandle {
-        StoreHandle::new(self.tx.clone(), self.metrics.clone())
+        StoreHandle::new(self.tx.clone(), self.metrics.clone(), self.filter.clone())
     }
 }
 
 impl StoreHandle {
-    pub(crate) fn new(tx: Sender<Request>, metrics: Arc<StoreMetrics>) -> StoreHandle {
+    pub(crate) fn new(
+        tx: Sender<Request>,
+        metrics: Arc<StoreMetrics>,
+        filter: Arc<AccountFilter>,
+    ) -> StoreHandle {
         StoreHandle {
             tx,
             metrics,
+            filter,
             overflow: RefCell::new(VecDeque::new()),
         }
     }
@@ -61,6 +71,8 @@ impl StoreHandle {
         start_room: &str,
         reply: Reply<Result<AccountRecord, RegisterError>>,
     ) {
+        // In the filter before the store thread can commit it (`filter.rs`).
+        self.filter.insert(&name_key(name));
         self.submit(Request::Register {
             name: name.to_owned(),
             password_hash,
@@ -70,16 +82,31 @@ impl StoreHandle {
     }
 
     /// Looks an account up by name, case-insensitively, with the newest room
-    /// and inventory the store thread holds (pending writes included).
+    /// and inventory the store thread holds (pending writes included). A name
+    /// the account filter rules out is answered `None` at once, on this
+    /// thread, without the store thread.
     pub fn load_account(
         &self,
         name: &str,
         reply: Reply<Result<Option<AccountRecord>, StoreError>>,
     ) {
+        if !self.may_have_account(name) {
+            return reply(Ok(None));
+        }
         self.submit(Request::LoadAccount {
             name: name.to_owned(),
             reply,
         });
+    }
+
+    /// False when no account has `name` (any letter case), known from the
+    /// account filter without the store thread; true when one may.
+    pub fn may_have_account(&self, name: &str) -> bool {
+        let may = self.filter.may_contain(&name_key(name));
+        if !may {
+            self.metrics.lookups_ruled_out_total.fetch_add(1, Relaxed);
+        }
+        may
     }
 
     /// Records a registered player's room and inventory (write-behind: on disk

@@ -36,6 +36,11 @@ pub struct StoreMetrics {
     pub errors_total: AtomicU64,
     /// Player saves dropped because a newer save of that player had arrived.
     pub stale_saves_total: AtomicU64,
+    /// Account lookups answered "no account" by the account filter, on the
+    /// shard, without the store thread (`filter.rs`): guests' chosen names.
+    pub lookups_ruled_out_total: AtomicU64,
+    /// Bytes of the account filter (fixed at open).
+    pub filter_bytes: AtomicU64,
     flush_latency_us_sum: AtomicU64,
     flush_latency_us: Mutex<Histogram<u64>>,
 }
@@ -63,6 +68,8 @@ impl StoreMetrics {
             registrations_total: AtomicU64::new(0),
             errors_total: AtomicU64::new(0),
             stale_saves_total: AtomicU64::new(0),
+            lookups_ruled_out_total: AtomicU64::new(0),
+            filter_bytes: AtomicU64::new(0),
             flush_latency_us_sum: AtomicU64::new(0),
             flush_latency_us: Mutex::new(histogram),
         }
@@ -114,6 +121,11 @@ impl StoreMetrics {
                 "Largest write-behind batch.",
                 &self.batch_writes_max,
             ),
+            (
+                "filter_bytes",
+                "Bytes of the filter of names that may have an account.",
+                &self.filter_bytes,
+            ),
         ];
         for (name, help, value) in gauges {
             metric(out, name, "gauge", help, value.load(Relaxed));
@@ -153,6 +165,11 @@ impl StoreMetrics {
                 "stale_saves_total",
                 "Player saves older than one already taken, dropped.",
                 &self.stale_saves_total,
+            ),
+            (
+                "lookups_ruled_out_total",
+                "Account lookups answered by the account filter, without the store thread.",
+                &self.lookups_ruled_out_total,
             ),
         ];
         for (name, help, value) in counters {

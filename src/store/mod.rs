@@ -22,6 +22,7 @@
 pub mod backup;
 mod db;
 mod error;
+mod filter;
 mod handle;
 pub mod metrics;
 mod request;
@@ -42,6 +43,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 
 pub use error::{RegisterError, StoreError};
+pub use filter::AccountFilter;
 pub use handle::{monotonic_ns, StoreHandle};
 pub use metrics::StoreMetrics;
 pub use request::{AccountRecord, Reply};
@@ -106,6 +108,7 @@ pub struct Store {
     tx: Sender<Request>,
     thread: Option<JoinHandle<Result<(), StoreError>>>,
     metrics: Arc<StoreMetrics>,
+    filter: Arc<AccountFilter>,
 }
 
 impl Store {
@@ -121,7 +124,11 @@ impl Store {
         let mut conn = db::open(&cfg.path)?;
         schema::migrate(&mut conn, &cfg.path)?;
         let snapshot = db::read_snapshot(&mut conn)?;
+        let filter = Arc::new(db::account_filter(&conn)?);
         let metrics = Arc::new(StoreMetrics::new());
+        metrics
+            .filter_bytes
+            .store(filter.bytes() as u64, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = crossbeam_channel::bounded(cfg.queue_max);
         let worker = worker::Worker::new(conn, rx, &cfg, metrics.clone());
         let thread = std::thread::Builder::new()
@@ -133,13 +140,14 @@ impl Store {
             tx,
             thread: Some(thread),
             metrics,
+            filter,
         };
         Ok((store, snapshot))
     }
 
     /// A new handle for one shard (each handle has its own overflow list).
     pub fn handle(&self) -> StoreHandle {
-        StoreHandle::new(self.tx.clone(), self.metrics.clone())
+        StoreHandle::new(self.tx.clone(), self.metrics.clone(), self.filter.clone())
     }
 
     /// The counters and histograms that `/metrics` renders.

@@ -124,3 +124,87 @@ fn the_token_secret_is_random_per_file_and_kept_across_restarts() {
     store.shutdown().expect("shutdown");
     assert_ne!(first.token_secret, stranger.token_secret);
 }
+
+/// The store's count of lookups the account filter answered by itself.
+fn ruled_out(store: &Store) -> u64 {
+    store
+        .metrics()
+        .lookups_ruled_out_total
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn a_name_with_no_account_is_answered_without_the_store_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open(&config(dir.path(), 100));
+    let handle = store.handle();
+    register(&handle, "Dana").expect("registered");
+    assert!(wait(|r| handle.load_account("nobody", r))
+        .expect("load")
+        .is_none());
+    assert_eq!(ruled_out(&store), 1, "the filter answered for a stranger");
+    assert!(!handle.may_have_account("Stranger"));
+    assert_eq!(ruled_out(&store), 2);
+    // Dana's account, in any letter case, is read from the file.
+    for name in ["Dana", "dana", "DANA"] {
+        assert!(handle.may_have_account(name), "{name}");
+        let loaded = wait(|r| handle.load_account(name, r)).expect("load");
+        assert_eq!(loaded.expect("exists").name, "Dana");
+    }
+    assert_eq!(ruled_out(&store), 2, "an account's name is never ruled out");
+    drop(handle);
+    store.shutdown().expect("shutdown");
+}
+
+#[test]
+fn every_account_of_the_file_is_in_the_filter_after_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), 100);
+    let names: Vec<String> = (0..300).map(|i| format!("Settler{i}")).collect();
+    let (store, _) = open(&cfg);
+    let handle = store.handle();
+    for name in &names {
+        register(&handle, name).expect("registered");
+    }
+    drop(handle);
+    store.shutdown().expect("shutdown");
+
+    let (store, _) = open(&cfg);
+    let handle = store.handle();
+    for name in &names {
+        let loaded = wait(|r| handle.load_account(&name.to_lowercase(), r)).expect("load");
+        assert_eq!(loaded.expect("exists").name, *name);
+    }
+    assert_eq!(ruled_out(&store), 0);
+    drop(handle);
+    store.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_registration_not_yet_answered_is_never_ruled_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open(&config(dir.path(), 100));
+    let registrar = store.handle();
+    let reader = store.handle();
+    // Asked, not waited for: another shard's lookup right after must find it
+    // (the filter learns the name when it is asked, the store thread commits
+    // queued registrations before it answers a lookup).
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    registrar.register(
+        "Eve",
+        "$argon2id$v=19$test".into(),
+        "town:square",
+        Box::new(move |created| {
+            let _ = tx.send(created);
+        }),
+    );
+    assert!(reader.may_have_account("eve"));
+    let loaded = wait(|r| reader.load_account("EVE", r)).expect("load");
+    assert_eq!(loaded.expect("exists").name, "Eve");
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("answered")
+        .expect("created");
+    assert_eq!(ruled_out(&store), 0);
+    drop((registrar, reader));
+    store.shutdown().expect("shutdown");
+}
