@@ -2,10 +2,13 @@
 //! and the loop that accepts connections and starts a task for each (or,
 //! for an address at its cap of connections, a short refusal).
 
-use glommio::net::TcpListener;
+use glommio::net::TcpStream;
 use glommio::timer::Timer;
+use socket2::Socket;
 use std::cell::RefCell;
-use std::os::fd::{FromRawFd, RawFd};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +27,11 @@ const ACCEPT_RETRY_MS: u64 = 50;
 /// cancelled; `per_ip` is the host's count of connections per address.
 pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<ConnectionsPerIp>) {
     // SAFETY: the fd is a bound, listening TCP socket handed to this shard alone.
-    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
+    let listener = unsafe { Socket::from_raw_fd(listener_fd) };
+    if let Err(e) = listener.set_nonblocking(true) {
+        tracing::error!(shard = shard.borrow().id, error = %e, "the listener cannot be made non-blocking: not accepting");
+        return;
+    }
     let scratch = Rc::new(RefCell::new(scratch_for(&shard)));
     if let Some(epoll) = scratch.borrow().epoll.clone() {
         // Lives as long as the shard's executor: parked sessions are woken
@@ -44,8 +51,10 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
             }
         }));
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
+        let (stream, peer) = match accept(&listener).await {
+            Ok(Some(accepted)) => accepted,
+            // Reset before it was taken, or not a TCP/IP peer: no one to serve.
+            Ok(None) => continue,
             Err(e) => {
                 tracing::warn!(shard = shard.borrow().id, error = %e, "accept failed");
                 Timer::new(Duration::from_millis(ACCEPT_RETRY_MS)).await;
@@ -53,10 +62,6 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
             }
         };
         let at = Instant::now();
-        // Reset before it was looked at: there is no one left to serve.
-        let Ok(peer) = stream.peer_addr() else {
-            continue;
-        };
         let Some(permit) = per_ip.admit(peer.ip()) else {
             let max = {
                 let mut sh = shard.borrow_mut();
@@ -73,6 +78,31 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
             permit,
         };
         glommio::spawn_local(conn::serve(shard.clone(), scratch.clone(), accepted)).detach();
+    }
+}
+
+/// The next connection and its peer's address: one `accept4` each, and a
+/// poll on the shard's ring when none is waiting. (glommio's own accept makes
+/// three `fcntl` calls around each `accept`, and the peer's address was one
+/// `getpeername` more.) `None`: one that cannot be served, to skip.
+async fn accept(listener: &Socket) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+    loop {
+        match listener.accept() {
+            Ok((socket, addr)) => {
+                let Some(peer) = addr.as_socket() else {
+                    return Ok(None);
+                };
+                // SAFETY: `socket` owned this connected TCP socket; the stream owns it now.
+                let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
+                return Ok(Some((stream, peer)));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                glommio::wait_readable(listener.as_raw_fd()).await?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
