@@ -28,8 +28,8 @@ const ACCEPT_RETRY_MS: u64 = 50;
 pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<ConnectionsPerIp>) {
     // SAFETY: the fd is a bound, listening TCP socket handed to this shard alone.
     let listener = unsafe { Socket::from_raw_fd(listener_fd) };
-    if let Err(e) = listener.set_nonblocking(true) {
-        tracing::error!(shard = shard.borrow().id, error = %e, "the listener cannot be made non-blocking: not accepting");
+    if let Err(e) = prepare(&listener) {
+        tracing::error!(shard = shard.borrow().id, error = %e, "the listener cannot be set up: not accepting");
         return;
     }
     let scratch = Rc::new(RefCell::new(scratch_for(&shard)));
@@ -81,6 +81,15 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
     }
 }
 
+/// Makes the listener non-blocking (`accept` waits on the ring instead), and
+/// gives it TCP_NODELAY, which every connection accepted from it inherits:
+/// small frames must leave at once (batching is done by each session's
+/// queue), with no `setsockopt` per connection.
+fn prepare(listener: &Socket) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    listener.set_nodelay(true)
+}
+
 /// The next connection and its peer's address: one `accept4` each, and a
 /// poll on the shard's ring when none is waiting. (glommio's own accept makes
 /// three `fcntl` calls around each `accept`, and the peer's address was one
@@ -124,5 +133,64 @@ fn scratch_for(shard: &ShardCell) -> Scratch {
             tracing::warn!(shard = sh.id, error = %e, "no epoll instance: quiet sessions keep their reads on the ring");
             Scratch::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::{Domain, SockRef, Type};
+    use std::os::fd::BorrowedFd;
+
+    fn listening() -> (Socket, SocketAddr) {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        socket.bind(&any.into()).expect("bind");
+        socket.listen(16).expect("listen");
+        prepare(&socket).expect("prepare");
+        let addr = socket
+            .local_addr()
+            .expect("addr")
+            .as_socket()
+            .expect("inet");
+        (socket, addr)
+    }
+
+    fn has_nodelay(stream: &TcpStream) -> bool {
+        // SAFETY: the stream keeps its descriptor open for this borrow.
+        let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+        SockRef::from(&fd).nodelay().expect("getsockopt")
+    }
+
+    #[test]
+    fn a_connection_waited_for_is_accepted_with_its_peer_and_tcp_nodelay() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let (listener, addr) = listening();
+                // Nobody is queued yet: `accept` waits on the ring until the
+                // connection another thread makes arrives.
+                let client = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    std::net::TcpStream::connect(addr).expect("connect")
+                });
+                let (stream, peer) = accept(&listener)
+                    .await
+                    .expect("accept")
+                    .expect("a connection");
+                let client = client.join().expect("client thread");
+                assert_eq!(peer, client.local_addr().expect("client addr"));
+                assert!(has_nodelay(&stream), "TCP_NODELAY comes from the listener");
+                // One already queued is taken at once, just as well.
+                let second = std::net::TcpStream::connect(addr).expect("connect");
+                let (stream, peer) = accept(&listener)
+                    .await
+                    .expect("accept")
+                    .expect("a connection");
+                assert_eq!(peer, second.local_addr().expect("client addr"));
+                assert!(has_nodelay(&stream));
+            })
+            .expect("executor")
+            .join()
+            .expect("test ran");
     }
 }

@@ -124,8 +124,7 @@ pub(super) async fn upgrade(
     {
         return None;
     }
-    // Small frames must leave at once; batching is done by the queue instead.
-    let _ = stream.set_nodelay(true);
+    // TCP_NODELAY came with the accept, from the listener (`listener.rs`).
     // The login deadline runs from the accept, not from here.
     let (slot, gen) = shard.borrow_mut().open_session(peer_ip, accepted);
     if !leftover.is_empty() {
