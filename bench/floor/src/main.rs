@@ -424,15 +424,7 @@ fn send(args: &Args, fds: &[RawFd]) -> io::Result<Sent> {
             next = (next + 1) % fds.len();
             let from = partial[i];
             let buf = &message[from..];
-            // SAFETY: `buf` is a live slice; `fds[i]` is an open socket owned by `run`.
-            let n = unsafe {
-                libc::send(
-                    fds[i],
-                    buf.as_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
+            let n = net::sys_send(fds[i], buf);
             if n < 0 {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::WouldBlock {
@@ -516,9 +508,7 @@ fn receive(
         let n = epoll.wait(&mut events, Duration::from_millis(100))?;
         for ev in &events[..n] {
             let fd = fds[ev.u64 as usize];
-            // SAFETY: `buf` is a live buffer of its length; `fd` is open.
-            let r =
-                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            let r = net::sys_recv(fd, &mut buf);
             if r > 0 {
                 if work.us_per_message > 0.0 {
                     work.after_read(bytes, bytes + r as u64);
