@@ -2,13 +2,10 @@
 //! and the loop that accepts connections and starts a task for each (or,
 //! for an address at its cap of connections, a short refusal).
 
-use glommio::net::TcpStream;
+use glommio::net::TcpListener;
 use glommio::timer::Timer;
-use socket2::Socket;
 use std::cell::RefCell;
-use std::io;
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,12 +23,14 @@ const ACCEPT_RETRY_MS: u64 = 50;
 /// Accepts connections on `listener_fd` for `shard` until the task is
 /// cancelled; `per_ip` is the host's count of connections per address.
 pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<ConnectionsPerIp>) {
-    // SAFETY: the fd is a bound, listening TCP socket handed to this shard alone.
-    let listener = unsafe { Socket::from_raw_fd(listener_fd) };
-    if let Err(e) = prepare(&listener) {
-        tracing::error!(shard = shard.borrow().id, error = %e, "the listener cannot be set up: not accepting");
-        return;
+    // Small frames must leave at once (batching is done by each session's
+    // queue): every connection accepted here inherits TCP_NODELAY from the
+    // listener, with no `setsockopt` of its own.
+    if let Err(e) = set_nodelay(listener_fd) {
+        tracing::warn!(shard = shard.borrow().id, error = %e, "TCP_NODELAY not set on the listener: small frames may wait for acknowledgements");
     }
+    // SAFETY: the fd is a bound, listening TCP socket handed to this shard alone.
+    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
     let scratch = Rc::new(RefCell::new(scratch_for(&shard)));
     if let Some(epoll) = scratch.borrow().epoll.clone() {
         // Lives as long as the shard's executor: parked sessions are woken
@@ -51,10 +50,8 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
             }
         }));
     loop {
-        let (stream, peer) = match accept(&listener).await {
-            Ok(Some(accepted)) => accepted,
-            // Reset before it was taken, or not a TCP/IP peer: no one to serve.
-            Ok(None) => continue,
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
             Err(e) => {
                 tracing::warn!(shard = shard.borrow().id, error = %e, "accept failed");
                 Timer::new(Duration::from_millis(ACCEPT_RETRY_MS)).await;
@@ -62,6 +59,10 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
             }
         };
         let at = Instant::now();
+        // Reset before it was looked at: there is no one left to serve.
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
         let Some(permit) = per_ip.admit(peer.ip()) else {
             let max = {
                 let mut sh = shard.borrow_mut();
@@ -81,38 +82,12 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
     }
 }
 
-/// Makes the listener non-blocking (`accept` waits on the ring instead), and
-/// gives it TCP_NODELAY, which every connection accepted from it inherits:
-/// small frames must leave at once (batching is done by each session's
-/// queue), with no `setsockopt` per connection.
-fn prepare(listener: &Socket) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    listener.set_nodelay(true)
-}
-
-/// The next connection and its peer's address: one `accept4` each, and a
-/// poll on the shard's ring when none is waiting. (glommio's own accept makes
-/// three `fcntl` calls around each `accept`, and the peer's address was one
-/// `getpeername` more.) `None`: one that cannot be served, to skip.
-async fn accept(listener: &Socket) -> io::Result<Option<(TcpStream, SocketAddr)>> {
-    loop {
-        match listener.accept() {
-            Ok((socket, addr)) => {
-                let Some(peer) = addr.as_socket() else {
-                    return Ok(None);
-                };
-                // SAFETY: `socket` owned this connected TCP socket; the stream owns it now.
-                let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
-                return Ok(Some((stream, peer)));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                glommio::wait_readable(listener.as_raw_fd()).await?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+/// Gives the listening socket `fd` TCP_NODELAY, which Linux copies to every
+/// connection accepted from it.
+fn set_nodelay(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: `fd` is open for the length of this borrow.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&fd).set_nodelay(true)
 }
 
 /// The shard's scratch, with the `epoll` instance quiet sessions park their
@@ -139,55 +114,39 @@ fn scratch_for(shard: &ShardCell) -> Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use socket2::{Domain, SockRef, Type};
-    use std::os::fd::BorrowedFd;
-
-    fn listening() -> (Socket, SocketAddr) {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        socket.bind(&any.into()).expect("bind");
-        socket.listen(16).expect("listen");
-        prepare(&socket).expect("prepare");
-        let addr = socket
-            .local_addr()
-            .expect("addr")
-            .as_socket()
-            .expect("inet");
-        (socket, addr)
-    }
-
-    fn has_nodelay(stream: &TcpStream) -> bool {
-        // SAFETY: the stream keeps its descriptor open for this borrow.
-        let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
-        SockRef::from(&fd).nodelay().expect("getsockopt")
-    }
+    use socket2::{Domain, SockRef, Socket, Type};
+    use std::net::SocketAddr;
+    use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd};
 
     #[test]
-    fn a_connection_waited_for_is_accepted_with_its_peer_and_tcp_nodelay() {
+    fn a_connection_accepted_from_the_listener_has_tcp_nodelay() {
         glommio::LocalExecutorBuilder::default()
             .spawn(|| async {
-                let (listener, addr) = listening();
-                // Nobody is queued yet: `accept` waits on the ring until the
-                // connection another thread makes arrives.
-                let client = std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(50));
-                    std::net::TcpStream::connect(addr).expect("connect")
-                });
-                let (stream, peer) = accept(&listener)
-                    .await
-                    .expect("accept")
-                    .expect("a connection");
-                let client = client.join().expect("client thread");
-                assert_eq!(peer, client.local_addr().expect("client addr"));
-                assert!(has_nodelay(&stream), "TCP_NODELAY comes from the listener");
-                // One already queued is taken at once, just as well.
-                let second = std::net::TcpStream::connect(addr).expect("connect");
-                let (stream, peer) = accept(&listener)
-                    .await
-                    .expect("accept")
-                    .expect("a connection");
-                assert_eq!(peer, second.local_addr().expect("client addr"));
-                assert!(has_nodelay(&stream));
+                let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+                let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+                socket.bind(&any.into()).expect("bind");
+                socket.listen(16).expect("listen");
+                let addr = socket
+                    .local_addr()
+                    .expect("addr")
+                    .as_socket()
+                    .expect("inet");
+                let fd = socket.into_raw_fd();
+                set_nodelay(fd).expect("TCP_NODELAY on the listener");
+                // SAFETY: `fd` is the listening socket just made; the listener owns it now.
+                let listener = unsafe { TcpListener::from_raw_fd(fd) };
+                let client = std::net::TcpStream::connect(addr).expect("connect");
+                let stream = listener.accept().await.expect("accept");
+                assert_eq!(
+                    stream.peer_addr().expect("peer"),
+                    client.local_addr().expect("client addr")
+                );
+                // SAFETY: the stream keeps its descriptor open for this borrow.
+                let accepted = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+                assert!(
+                    SockRef::from(&accepted).nodelay().expect("getsockopt"),
+                    "TCP_NODELAY comes from the listener"
+                );
             })
             .expect("executor")
             .join()
