@@ -341,6 +341,10 @@ fn bind_listeners(listen: SocketAddr, shards: usize) -> Result<(SocketAddr, Vec<
             .map_err(|e| format!("cannot create a socket: {e}"))?;
         socket.set_reuse_address(true).map_err(|e| e.to_string())?;
         socket.set_reuse_port(true).map_err(|e| e.to_string())?;
+        // Small frames must leave at once (batching is done by each
+        // session's queue): Linux copies TCP_NODELAY from the listener to
+        // every connection accepted from it, with no `setsockopt` of its own.
+        socket.set_nodelay(true).map_err(|e| e.to_string())?;
         socket
             .bind(&addr.into())
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -350,4 +354,27 @@ fn bind_listeners(listen: SocketAddr, shards: usize) -> Result<(SocketAddr, Vec<
         fds.push(socket.into_raw_fd());
     }
     Ok((addr, fds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    #[test]
+    fn a_connection_accepted_from_a_shards_listener_has_tcp_nodelay() {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let (addr, fds) = bind_listeners(any, 1).expect("listeners");
+        // SAFETY: `bind_listeners` made this listening socket; the test owns it now.
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(fds[0]) };
+        let client = std::net::TcpStream::connect(addr).expect("connect");
+        let (accepted, peer) = listener.accept().expect("accept");
+        assert_eq!(peer, client.local_addr().expect("client addr"));
+        assert!(
+            socket2::SockRef::from(&accepted)
+                .nodelay()
+                .expect("getsockopt"),
+            "TCP_NODELAY comes from the listener"
+        );
+    }
 }

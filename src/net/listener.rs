@@ -23,12 +23,6 @@ const ACCEPT_RETRY_MS: u64 = 50;
 /// Accepts connections on `listener_fd` for `shard` until the task is
 /// cancelled; `per_ip` is the host's count of connections per address.
 pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<ConnectionsPerIp>) {
-    // Small frames must leave at once (batching is done by each session's
-    // queue): every connection accepted here inherits TCP_NODELAY from the
-    // listener, with no `setsockopt` of its own.
-    if let Err(e) = set_nodelay(listener_fd) {
-        tracing::warn!(shard = shard.borrow().id, error = %e, "TCP_NODELAY not set on the listener: small frames may wait for acknowledgements");
-    }
     // SAFETY: the fd is a bound, listening TCP socket handed to this shard alone.
     let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
     let scratch = Rc::new(RefCell::new(scratch_for(&shard)));
@@ -82,14 +76,6 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
     }
 }
 
-/// Gives the listening socket `fd` TCP_NODELAY, which Linux copies to every
-/// connection accepted from it.
-fn set_nodelay(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: `fd` is open for the length of this borrow.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    socket2::SockRef::from(&fd).set_nodelay(true)
-}
-
 /// The shard's scratch, with the `epoll` instance quiet sessions park their
 /// reads on (unless `[runtime] park_reads_after_ms` is 0, or the instance
 /// cannot be made: then no session parks); tells the shard's sweep.
@@ -108,48 +94,5 @@ fn scratch_for(shard: &ShardCell) -> Scratch {
             tracing::warn!(shard = sh.id, error = %e, "no epoll instance: quiet sessions keep their reads on the ring");
             Scratch::new()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use socket2::{Domain, SockRef, Socket, Type};
-    use std::net::SocketAddr;
-    use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd};
-
-    #[test]
-    fn a_connection_accepted_from_the_listener_has_tcp_nodelay() {
-        glommio::LocalExecutorBuilder::default()
-            .spawn(|| async {
-                let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-                let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-                socket.bind(&any.into()).expect("bind");
-                socket.listen(16).expect("listen");
-                let addr = socket
-                    .local_addr()
-                    .expect("addr")
-                    .as_socket()
-                    .expect("inet");
-                let fd = socket.into_raw_fd();
-                set_nodelay(fd).expect("TCP_NODELAY on the listener");
-                // SAFETY: `fd` is the listening socket just made; the listener owns it now.
-                let listener = unsafe { TcpListener::from_raw_fd(fd) };
-                let client = std::net::TcpStream::connect(addr).expect("connect");
-                let stream = listener.accept().await.expect("accept");
-                assert_eq!(
-                    stream.peer_addr().expect("peer"),
-                    client.local_addr().expect("client addr")
-                );
-                // SAFETY: the stream keeps its descriptor open for this borrow.
-                let accepted = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
-                assert!(
-                    SockRef::from(&accepted).nodelay().expect("getsockopt"),
-                    "TCP_NODELAY comes from the listener"
-                );
-            })
-            .expect("executor")
-            .join()
-            .expect("test ran");
     }
 }

@@ -124,7 +124,7 @@ pub(super) async fn upgrade(
     {
         return None;
     }
-    // TCP_NODELAY came with the accept, from the listener (`listener.rs`).
+    // TCP_NODELAY came with the accept, from the listener (`bind_listeners`).
     // The login deadline runs from the accept, not from here.
     let (slot, gen) = shard.borrow_mut().open_session(peer_ip, accepted);
     if !leftover.is_empty() {
