@@ -19,7 +19,12 @@
 //! wake-ups as two bridged hosts and a real `redis-server`, and nothing else
 //! (see `cross_host.rs`).
 //!
-//! Loopback only; bounded by `--seconds`; stops by itself.
+//! `--chat-relay` is a server, not a measurement: the cheapest one
+//! `loadgen chat` can run against, one `send` per delivery and nothing
+//! else (see `relay.rs`); the suite climbs chat's ladder against it.
+//!
+//! Loopback only; bounded by `--seconds` (the relay by `--serve-seconds`);
+//! stops by itself.
 
 mod cores;
 mod cross_host;
@@ -27,6 +32,7 @@ mod crossing;
 mod glommio_echo;
 mod hiccups;
 mod net;
+mod relay;
 mod rtt;
 
 use clap::Parser;
@@ -133,6 +139,21 @@ struct Args {
     /// `--seconds` and report the time the machine took away from them
     #[arg(long)]
     hiccups: bool,
+    /// Instead of measuring: serve `loadgen chat` as the cheapest server
+    /// can (guest login, `goto grid:X_Y`, `say`; one `send` per delivery,
+    /// no world), on `--listen`, until SIGTERM or `--serve-seconds`
+    #[arg(long, conflicts_with_all = ["rtt", "hiccups", "cross_host"])]
+    chat_relay: bool,
+    /// With --chat-relay: the address to listen on
+    #[arg(long, default_value = "127.0.0.1:4000", requires = "chat_relay")]
+    listen: std::net::SocketAddr,
+    /// With --chat-relay: threads, each reading its connections with epoll
+    /// and writing to any connection's socket
+    #[arg(long, default_value_t = 2, requires = "chat_relay")]
+    relay_threads: usize,
+    /// With --chat-relay: stop after this many seconds
+    #[arg(long, default_value_t = 3600.0, requires = "chat_relay")]
+    serve_seconds: f64,
     /// Write the result as JSON to this file as well
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -157,6 +178,9 @@ const MESSAGE_BYTES_MAX: usize = 64 * 1024;
 /// not a floor.
 const CROSS_HOST_SAYS_MAX: u64 = 100_000;
 const SECONDS_MAX: f64 = 600.0;
+/// The relay serves a whole ladder step at most; a day is far past any.
+const SERVE_SECONDS_MAX: f64 = 86_400.0;
+const RELAY_THREADS_MAX: usize = 256;
 const READ_BUF_BYTES: usize = 256 * 1024;
 const PACE_STEP: Duration = Duration::from_millis(1);
 
@@ -165,6 +189,17 @@ fn main() {
     if let Err(e) = check(&args) {
         eprintln!("floor: {e}");
         std::process::exit(2);
+    }
+    if args.chat_relay {
+        let config = relay::RelayConfig {
+            listen: args.listen,
+            threads: args.relay_threads,
+            serve_seconds: args.serve_seconds,
+        };
+        if let Err(e) = relay::run(&config) {
+            fail(e);
+        }
+        return;
     }
     if args.hiccups {
         let all = hiccups::spin_all(args.seconds);
@@ -273,6 +308,14 @@ fn check(args: &Args) -> Result<(), String> {
     }
     if !(args.warmup >= 0.0 && args.warmup <= SECONDS_MAX) {
         return Err(format!("--warmup must be in [0, {SECONDS_MAX}]"));
+    }
+    if args.relay_threads == 0 || args.relay_threads > RELAY_THREADS_MAX {
+        return Err(format!("--relay-threads must be 1..={RELAY_THREADS_MAX}"));
+    }
+    if !(args.serve_seconds > 0.0 && args.serve_seconds <= SERVE_SECONDS_MAX) {
+        return Err(format!(
+            "--serve-seconds must be in (0, {SERVE_SECONDS_MAX}]"
+        ));
     }
     if args.rtt && args.rate == 0 {
         return Err("--rtt needs a --rate above 0".into());

@@ -146,6 +146,8 @@ pub fn run(args: SuiteArgs) -> Result<(), SuiteError> {
         suite_shards: options.shards,
         scaling: options.scaling,
         scaling_rounds: options.scaling_rounds,
+        // The relay is the floor's: `--no-floor` leaves it out too.
+        relay: options.floor,
     };
     let ordered: Vec<ScenarioFile> = names.iter().filter_map(|n| files.get(n).cloned()).collect();
     let runs = plan::plan(&ordered, rules);

@@ -20,6 +20,8 @@ pub const SCALING_SHARDS: [usize; 2] = [1, 2];
 /// the 2-vs-1 gap is the crossings.
 pub const KEPT_SCENARIO: &str = "walk";
 pub const KEPT_SHARDS: usize = 2;
+/// The scenario whose ladder the floor's chat relay climbs too.
+pub const RELAY_SCENARIO: &str = "chat";
 /// Seconds a run is planned to take beyond its ramp, warm-up, window and
 /// drain (loadgen's start and its report).
 const RUN_OVERHEAD_S: f64 = 5.0;
@@ -103,6 +105,8 @@ pub struct VariantRules {
     pub scaling: bool,
     /// 2: the scaling runs again, in the reverse order (see `variants`).
     pub scaling_rounds: usize,
+    /// The floor's chat relay climbs chat's ladder after the baseline.
+    pub relay: bool,
 }
 
 impl ScenarioFile {
@@ -288,6 +292,9 @@ fn variants(file: &ScenarioFile, main: bool, rules: VariantRules) -> Vec<Variant
         }
     }
     v.push(Variant::Baseline);
+    if rules.relay && file.scenario == RELAY_SCENARIO && !file.ladder.is_empty() {
+        v.push(Variant::Relay);
+    }
     v
 }
 
@@ -436,6 +443,7 @@ command = "look"
 
     fn rules(suite_shards: usize) -> VariantRules {
         VariantRules {
+            relay: false,
             suite_shards,
             scaling: true,
             scaling_rounds: 1,
@@ -497,6 +505,30 @@ command = "look"
     }
 
     #[test]
+    fn the_relay_climbs_chats_ladder_after_the_baseline_and_nothing_else() {
+        let with_relay = VariantRules {
+            relay: true,
+            ..rules(2)
+        };
+        let chat = ScenarioFile::parse("chat", CHAT, "quick").expect("parses");
+        let runs = plan(std::slice::from_ref(&chat), with_relay);
+        for run in &runs {
+            assert_eq!(run.variants.last(), Some(&Variant::Relay), "{}", run.name);
+            assert_eq!(
+                run.variants[run.variants.len() - 2],
+                Variant::Baseline,
+                "{}",
+                run.name
+            );
+        }
+        let rtt = ScenarioFile::parse("rtt", RTT, "quick").expect("parses");
+        let runs = plan(&[rtt], with_relay);
+        assert!(runs.iter().all(|r| !r.variants.contains(&Variant::Relay)));
+        let runs = plan(&[chat], rules(2));
+        assert!(runs.iter().all(|r| !r.variants.contains(&Variant::Relay)));
+    }
+
+    #[test]
     fn scaling_runs_join_the_main_run_only_for_the_shard_count_not_already_run() {
         let f = ScenarioFile::parse("chat", CHAT, "quick").expect("parses");
         let runs = plan(std::slice::from_ref(&f), rules(2));
@@ -523,6 +555,7 @@ command = "look"
             suite_shards: 2,
             scaling: false,
             scaling_rounds: 2,
+            relay: false,
         };
         assert_eq!(plan(&[f], off)[0].variants.len(), 2);
     }
@@ -534,6 +567,7 @@ command = "look"
             suite_shards,
             scaling: true,
             scaling_rounds: 2,
+            relay: false,
         };
         // 2, 1, 1, 2 shards; the suite's own run is the first of them.
         assert_eq!(
@@ -588,6 +622,7 @@ command = "look"
             suite_shards: 2,
             scaling: true,
             scaling_rounds: 2,
+            relay: false,
         };
         assert_eq!(
             plan(std::slice::from_ref(&f), twice)[0].variants,

@@ -72,6 +72,10 @@ pub struct LadderSummary {
     pub mudshard: Option<Highest>,
     pub baseline: Option<Highest>,
     pub ratio: LadderRatio,
+    /// The floor's chat relay's highest, and it over the baseline's (both
+    /// `None` when the relay did not climb this ladder).
+    pub relay: Option<Highest>,
+    pub relay_ratio: Option<LadderRatio>,
 }
 
 /// Everything the report is rendered from.
@@ -151,12 +155,21 @@ impl Results<'_> {
         };
         let mudshard = highest(Variant::Mudshard);
         let baseline = highest(Variant::Baseline);
+        let climbed = |variant: Variant| {
+            self.records
+                .iter()
+                .any(|r| r.scenario == scenario && r.step.is_some() && r.variant == variant)
+        };
+        let relay = highest(Variant::Relay);
+        let relay_ratio = climbed(Variant::Relay).then(|| ratio(relay.as_ref(), baseline.as_ref()));
         Some(LadderSummary {
             rule: file.ladder_rule.clone(),
             ratio: ratio(mudshard.as_ref(), baseline.as_ref()),
             steps,
             mudshard,
             baseline,
+            relay,
+            relay_ratio,
         })
     }
 }

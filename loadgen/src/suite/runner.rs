@@ -176,7 +176,8 @@ impl Runner<'_> {
     fn addr(&self, variant: Variant) -> SocketAddrV4 {
         match variant.kind() {
             ServerKind::Mudshard => self.options.mudshard_addr,
-            ServerKind::Baseline => self.options.baseline_addr,
+            // The relay runs after the baseline has stopped, on its port.
+            ServerKind::Baseline | ServerKind::Relay => self.options.baseline_addr,
         }
     }
 

@@ -34,13 +34,19 @@ pub enum Variant {
     /// most of its crossings, where sessions moved to their room's shard
     /// would stand.
     MudshardKept(usize),
+    /// The floor's chat relay (`floor --chat-relay`): the cheapest server
+    /// chat's ladder can climb, one `send` per delivery and nothing else,
+    /// as many threads as the suite's shards. Its ladder is a ceiling for
+    /// any server's, measured as theirs are.
+    Relay,
 }
 
-/// The two programs.
+/// The programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServerKind {
     Mudshard,
     Baseline,
+    Relay,
 }
 
 impl ServerKind {
@@ -48,6 +54,7 @@ impl ServerKind {
         match self {
             ServerKind::Mudshard => "mudshard",
             ServerKind::Baseline => "baseline",
+            ServerKind::Relay => "the floor's chat relay",
         }
     }
 }
@@ -56,6 +63,7 @@ impl Variant {
     pub fn kind(self) -> ServerKind {
         match self {
             Variant::Baseline => ServerKind::Baseline,
+            Variant::Relay => ServerKind::Relay,
             _ => ServerKind::Mudshard,
         }
     }
@@ -65,6 +73,7 @@ impl Variant {
         match self {
             Variant::Mudshard => "mudshard".into(),
             Variant::Baseline => "baseline".into(),
+            Variant::Relay => "relay".into(),
             Variant::MudshardShards(1) => "mudshard-1shard".into(),
             Variant::MudshardShards(n) => format!("mudshard-{n}shards"),
             Variant::MudshardShardsAgain(n) => {
@@ -87,7 +96,7 @@ impl Variant {
     /// sustained); the variants for the derived tables run at the main
     /// rate only.
     pub fn climbs_ladder(self) -> bool {
-        matches!(self, Variant::Mudshard | Variant::Baseline)
+        matches!(self, Variant::Mudshard | Variant::Baseline | Variant::Relay)
     }
 }
 
@@ -120,7 +129,7 @@ impl Layout {
             v => v,
         };
         match (variant, server_cores) {
-            (Variant::Baseline, _) => None,
+            (Variant::Baseline | Variant::Relay, _) => None,
             (Variant::MudshardShards(shards), Some(server)) if server.len() < shards => {
                 Some(Layout {
                     shards,
@@ -226,6 +235,19 @@ pub struct ServerSetup<'a> {
 /// The command that starts `variant`.
 pub fn server_command(variant: Variant, s: &ServerSetup<'_>) -> CommandLine {
     let world = format!("grid:{}", s.grid);
+    if variant == Variant::Relay {
+        // As many threads as mudshard has shards, on the same cores.
+        let cpus = s.options.split.as_ref().map(|c| c.server.as_slice());
+        let threads = cpus.map_or(s.options.shards, <[usize]>::len);
+        let args = vec![
+            "--chat-relay".into(),
+            "--listen".into(),
+            s.addr.to_string(),
+            "--relay-threads".into(),
+            threads.to_string(),
+        ];
+        return CommandLine::confined(s.bin.join("floor"), args, cpus);
+    }
     let Some(layout) = Layout::of(variant, s.options) else {
         let args = vec![
             "--listen".into(),
@@ -301,6 +323,24 @@ mod tests {
         );
         assert!(line(Variant::Mudshard, &o).ends_with("--cores 0"));
         assert!(line(Variant::Baseline, &o).starts_with("taskset -c 0 target/release/baseline"));
+        assert_eq!(
+            line(Variant::Relay, &o),
+            "taskset -c 0 target/release/floor --chat-relay --listen 127.0.0.1:4300 \
+             --relay-threads 1"
+        );
+    }
+
+    #[test]
+    fn the_relay_runs_as_many_threads_as_the_suite_has_shards_and_climbs_the_ladder() {
+        let o = options(&["--shards", "2"]);
+        assert_eq!(
+            line(Variant::Relay, &o),
+            "target/release/floor --chat-relay --listen 127.0.0.1:4300 --relay-threads 2"
+        );
+        assert!(Variant::Relay.climbs_ladder());
+        assert_eq!(Variant::Relay.kind(), ServerKind::Relay);
+        assert_eq!(Variant::Relay.tag(), "relay");
+        assert_eq!(Layout::of(Variant::Relay, &o), None);
     }
 
     #[test]

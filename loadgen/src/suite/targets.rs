@@ -93,6 +93,9 @@ pub struct LadderFigures {
     pub mudshard: Option<f64>,
     pub baseline: Option<f64>,
     pub ratio: LadderRatio,
+    /// The floor's chat relay (`None`: it did not climb): its highest held
+    /// delivered rate, and that over the baseline's.
+    pub relay: Option<(Option<f64>, LadderRatio)>,
 }
 
 /// The floor's crossing echo of walk's weight, 2 threads over 1.
@@ -611,6 +614,7 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         LADDER_RATIO_SPLIT_MIN,
         &KERNEL_CEILING,
     );
+    let split = against_relay(split, &f.chat_ladder, LADDER_RATIO_SPLIT_MIN);
     out.push(ceiling_beside(
         split,
         &f.chat_ladder,
@@ -643,6 +647,7 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         LADDER_RATIO_SHARED_MIN,
         &MACHINE_CEILING,
     );
+    let shared = against_relay(shared, &f.chat_ladder, LADDER_RATIO_SHARED_MIN);
     out.push(ceiling_beside(
         shared,
         &f.chat_ladder,
@@ -776,6 +781,63 @@ fn against_ceiling(
     }
     line
 }
+
+/// A ladder line beside the floor's chat relay's own climb: a server that
+/// does nothing but one `send` per delivery, with no hop between threads,
+/// run as the two servers are, on the same cores, in the same run. Its
+/// highest held rate over the baseline's is the most any server's could
+/// read on this machine then; when even that is under `min`, a line not
+/// reached is out of reach. Otherwise mudshard's share of the relay's rate
+/// is shown beside.
+fn against_relay(mut line: TargetLine, ladder: &Measured<LadderFigures>, min: f64) -> TargetLine {
+    let Ok(LadderFigures {
+        mudshard,
+        relay: Some((relay, relay_ratio)),
+        ..
+    }) = ladder
+    else {
+        return line;
+    };
+    let Some(relay) = relay.filter(|r| *r > 0.0) else {
+        let _ = write!(line.measured, " ({RELAY} sustained no step)");
+        return line;
+    };
+    let best = match relay_ratio {
+        LadderRatio::Exact(r) => Some((*r, format!("{r:.2}×"))),
+        LadderRatio::AtMost(r) => Some((*r, format!("≤ {r:.2}×"))),
+        LadderRatio::AtLeast(r) => {
+            let _ = write!(
+                line.measured,
+                " ({RELAY}: ≥ {r:.2}×, its ceiling is past the ladder)"
+            );
+            None
+        }
+        LadderRatio::Unknown(_) => None,
+    };
+    let Some((r, ratio_text)) = best else {
+        return line;
+    };
+    let mut beside = format!(
+        " ({RELAY} held {} msgs/s, {ratio_text} the baseline's",
+        number(relay)
+    );
+    if let Some(m) = mudshard {
+        let _ = write!(beside, "; mudshard held {:.0}% of it", 100.0 * m / relay);
+    }
+    beside.push(')');
+    line.measured += &beside;
+    if r < min && line.verdict == Verdict::NotReached(None) {
+        line.verdict = Verdict::OutOfReach(format!(
+            "{RELAY}, a server that only writes each delivery with one send, held {} msgs/s \
+             in this run: {ratio_text} the baseline's",
+            number(relay)
+        ));
+    }
+    line
+}
+
+/// How the relay is named in the ladder lines.
+const RELAY: &str = "the floor's chat relay";
 
 /// The older, smaller ceiling's share after "—", not judged: the flat-out
 /// send over 1,000 connections, whose sockets' state fits in cache as
@@ -1119,6 +1181,9 @@ fn chat_ladder(results: &Results<'_>) -> Measured<LadderFigures> {
         mudshard: ladder.mudshard.as_ref().map(|h| h.delivered_per_s),
         baseline: ladder.baseline.as_ref().map(|h| h.delivered_per_s),
         ratio: ladder.ratio,
+        relay: ladder
+            .relay_ratio
+            .map(|r| (ladder.relay.as_ref().map(|h| h.delivered_per_s), r)),
     })
 }
 
@@ -1183,7 +1248,15 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          shared, loadgen's own receive runs on the same cores, so the shared line is also held \
          against the machine's ceiling: its cores over the CPU a delivery takes when the server \
          costs only that send and loadgen what it cost per delivery at mudshard's highest held \
-         step; out of reach, likewise, when the target asks for all of it or more.\n",
+         step; out of reach, likewise, when the target asks for all of it or more. Both \
+         ladder lines are also held against the floor's chat relay (`floor --chat-relay`), \
+         which climbs chat's ladder right after the baseline at each step, on the baseline's \
+         port and the servers' cores, with as many threads as mudshard has shards: a server \
+         that does nothing but write each delivery to its listener's socket with one `send` \
+         from the thread that read the say, with no world, no queue and no hop between \
+         threads. Its highest held rate over the baseline's is the most any server's could \
+         read in this run; a line not reached is out of reach when even that is under the \
+         target.\n",
         shape_paragraph(options),
         if mode == Mode::Quick {
             " This is a smoke run: small counts and short windows, so the lines are shown but \
@@ -1357,6 +1430,7 @@ mod tests {
                 mudshard: Some(75_000.0),
                 baseline: Some(50_000.0),
                 ratio: LadderRatio::Exact(1.5),
+                relay: None,
             }),
             // Over 1,000 connections (beside), and over chat's (judged).
             floor_single_max: op(200_000.0),
@@ -1707,6 +1781,7 @@ mod tests {
                 mudshard: Some(1.0),
                 baseline: Some(1.0),
                 ratio,
+                relay: None,
             })
         };
         f.chat_ladder = ladder(LadderRatio::AtLeast(1.6));
@@ -1745,6 +1820,58 @@ mod tests {
     }
 
     #[test]
+    fn a_ladder_miss_is_out_of_reach_when_the_relay_itself_misses_in_the_same_run() {
+        let mut f = figures();
+        let ladder = |relay: Option<(Option<f64>, LadderRatio)>| {
+            Ok(LadderFigures {
+                mudshard: Some(60_000.0),
+                baseline: Some(50_000.0),
+                ratio: LadderRatio::Exact(1.2),
+                relay,
+            })
+        };
+        let shared = |f: &TargetFigures| lines(f, FULL_SHARED)[6].clone();
+        // The relay held 1.4× the baseline's: nothing could hold 1.5×.
+        f.chat_ladder = ladder(Some((Some(70_000.0), LadderRatio::Exact(1.4))));
+        let line = shared(&f);
+        assert!(
+            matches!(&line.verdict, Verdict::OutOfReach(why) if why.contains("70,000 msgs/s") && why.contains("1.40×")),
+            "{line:?}"
+        );
+        assert!(
+            line.measured.contains(
+                "(the floor's chat relay held 70,000 msgs/s, 1.40× the baseline's; mudshard held \
+                 86% of it) — against"
+            ),
+            "{line:?}"
+        );
+        // The relay held 1.6×: mudshard's 1.2× is a plain miss.
+        f.chat_ladder = ladder(Some((Some(80_000.0), LadderRatio::Exact(1.6))));
+        assert_eq!(shared(&f).verdict, Verdict::NotReached(None));
+        // Held past the ladder's top: no bound from it.
+        f.chat_ladder = ladder(Some((Some(80_000.0), LadderRatio::AtLeast(1.6))));
+        assert_eq!(shared(&f).verdict, Verdict::NotReached(None));
+        // A relay that held nothing bounds nothing (something is wrong with it).
+        f.chat_ladder = ladder(Some((None, LadderRatio::Exact(0.0))));
+        let line = shared(&f);
+        assert_eq!(line.verdict, Verdict::NotReached(None));
+        assert!(line
+            .measured
+            .contains("(the floor's chat relay sustained no step) — against"));
+        // Not climbed: the line is as before.
+        f.chat_ladder = ladder(None);
+        assert!(!shared(&f).measured.contains("relay"));
+        // A reached line stays reached, the relay beside it.
+        f.chat_ladder = Ok(LadderFigures {
+            mudshard: Some(80_000.0),
+            baseline: Some(50_000.0),
+            ratio: LadderRatio::Exact(1.6),
+            relay: Some((Some(70_000.0), LadderRatio::Exact(1.4))),
+        });
+        assert_eq!(shared(&f).verdict, Verdict::Reached);
+    }
+
+    #[test]
     fn a_miss_is_out_of_reach_only_when_a_server_adding_nothing_would_miss_too() {
         let mut f = figures();
         // The ladder: 1.5 × the baseline's 60,000 is 72% of the kernel's
@@ -1753,6 +1880,7 @@ mod tests {
             mudshard: Some(60_000.0),
             baseline: Some(60_000.0),
             ratio: LadderRatio::Exact(1.0),
+            relay: None,
         });
         let shared = &lines(&f, FULL_SHARED)[6];
         assert_eq!(shared.verdict, Verdict::NotReached(None));
@@ -1802,6 +1930,7 @@ mod tests {
             mudshard: Some(60_000.0),
             baseline: Some(60_000.0),
             ratio: LadderRatio::Unknown("a step failed".into()),
+            relay: None,
         });
         assert!(matches!(
             lines(&f, split)[5].verdict,

@@ -300,15 +300,25 @@ fn ladder(w: &mut String, results: &Results<'_>, name: &str) {
          below it the first); the server's ladder stops at a step it did not sustain twice.\n",
         super::super::format::step(ladder.rule.p99_ms_max)
     );
-    let _ = writeln!(
-        w,
+    let mut variants = vec![Variant::Mudshard, Variant::Baseline];
+    let mut header = format!(
         "| rate (/s) | mudshard delivered msgs/s | p99 {kind} (ms) | sustained | baseline \
-         delivered msgs/s | p99 {kind} (ms) | sustained |\n|---:|---:|---:|:-:|---:|---:|:-:|"
+         delivered msgs/s | p99 {kind} (ms) | sustained |"
     );
+    let mut align = "|---:|---:|---:|:-:|---:|---:|:-:|".to_string();
+    if ladder.relay_ratio.is_some() {
+        variants.push(Variant::Relay);
+        let _ = write!(
+            header,
+            " the floor's chat relay delivered msgs/s | p99 {kind} (ms) | sustained |"
+        );
+        align += "---:|---:|:-:|";
+    }
+    let _ = writeln!(w, "{header}\n{align}");
     let mut step_notes = Vec::new();
     for step in &ladder.steps {
         let mut cells = vec![opt(Some(*step))];
-        for variant in [Variant::Mudshard, Variant::Baseline] {
+        for &variant in &variants {
             let Some(record) = results.step(name, *step, variant) else {
                 cells.extend(["skipped".to_string(), String::new(), String::new()]);
                 continue;
@@ -358,4 +368,18 @@ fn ladder(w: &mut String, results: &Results<'_>, name: &str) {
             ""
         }
     );
+    if ladder.relay_ratio.is_some() {
+        let relay_ratio = super::super::format::ratio(
+            ladder.relay.as_ref().map(|h| h.delivered_per_s),
+            ladder.baseline.as_ref().map(|h| h.delivered_per_s),
+        );
+        let _ = writeln!(
+            w,
+            "The floor's chat relay (`floor --chat-relay`: one `send` per delivery from the \
+             thread that read the say, nothing else) held {} msgs/s, {relay_ratio} the \
+             baseline's: the most a server could hold in this run, as the targets' ladder \
+             lines use it.\n",
+            at(&ladder.relay)
+        );
+    }
 }
