@@ -3,26 +3,44 @@
 //! against it with every say delivered to every listener, in order; bad
 //! input ends only its own connection; it stops on SIGTERM.
 
-mod common;
-
-use common::run_loadgen;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The floor binary, built beside loadgen by `cargo test --workspace`.
 fn floor_bin() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_loadgen")).with_file_name("floor");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p floor` (scripts/test.sh builds the \
-         whole workspace)",
-        bin.display()
-    );
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_floor"))
+}
+
+/// Runs loadgen (the library, in this process) with `args`; its JSON
+/// report and whether it passed.
+fn run_loadgen(args: &[&str]) -> (Value, bool) {
+    use clap::Parser;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let json_path = std::env::temp_dir().join(format!(
+        "floor-relay-test-{}-{}.json",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut argv = vec!["loadgen".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv.extend([
+        "--quiet".to_string(),
+        "--json".to_string(),
+        json_path.display().to_string(),
+    ]);
+    let config = loadgen::config::Config::parse_from(argv);
+    let report = loadgen::run_and_report(config).expect("the run completes");
+    let text = std::fs::read_to_string(&json_path).expect("report written");
+    let _ = std::fs::remove_file(&json_path);
+    eprintln!("{}", report.table());
+    (
+        serde_json::from_str(&text).expect("report is JSON"),
+        report.ok,
+    )
 }
 
 struct Relay {
