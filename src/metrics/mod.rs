@@ -89,7 +89,7 @@ type Series = (
 /// queue, batches, flush latency and errors, process figures.
 pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [Series; 30] = [
+    let counters: [Series; 31] = [
         (
             "mudshard_connections",
             "gauge",
@@ -149,6 +149,12 @@ pub fn prometheus_text(host: &HostFacts<'_>, stats: &[ShardStats]) -> Vec<u8> {
             "counter",
             "Write syscalls (frames are batched into them).",
             |s| s.writes,
+        ),
+        (
+            "mudshard_writes_direct_total",
+            "counter",
+            "Of the writes, those the shard's write pass made straight to the socket, without waking the session's task.",
+            |s| s.writes_direct,
         ),
         (
             "mudshard_errors_sent_total",

@@ -60,6 +60,9 @@ pub struct ShardStats {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub writes: u64,
+    /// Of those, the writes the shard's write pass made straight to the
+    /// socket, without waking the session's task (`net/session_io.rs`).
+    pub writes_direct: u64,
     pub commands: [u64; COMMAND_KINDS.len()],
     pub errors_sent: u64,
     pub rate_limited: u64,

@@ -32,6 +32,7 @@ use super::session_io::{poll_session, SessionEnd};
 use crate::protocol::close::CloseReason;
 use crate::shard::resume::{Attachment, Handover, Held};
 use crate::shard::run::ShardCell;
+use crate::shard::session::reads;
 
 /// A connection as the listener hands it over.
 pub struct Accepted {
@@ -232,9 +233,14 @@ impl Live {
         epoch: u32,
         held: Held,
     ) -> Live {
-        // Reads on a new connection start on the ring, whatever the last one did.
+        // Reads on a new connection start on the ring, whatever the last one
+        // did; the write pass writes to this socket from now on.
         if let Some(session) = shard.borrow_mut().sessions.get_mut(slot, gen) {
-            session.reads = 0;
+            session.reads &= reads::WRITE_LISTED;
+            if session.conn_epoch == epoch {
+                session.write_fd = stream.as_raw_fd();
+                session.slot = slot;
+            }
         }
         Live {
             shard,
@@ -255,10 +261,17 @@ impl Live {
             scratch,
             stream,
             slot,
+            gen,
             epoch,
             held,
-            ..
         } = self;
+        // Nothing more is written to this socket by the write pass (a resume
+        // that gave the session another connection has already said so).
+        if let Some(session) = shard.borrow_mut().sessions.get_mut(slot, gen) {
+            if session.conn_epoch == epoch {
+                session.write_fd = -1;
+            }
+        }
         match end {
             SessionEnd::Closed => shard.borrow_mut().close_session(slot, epoch),
             SessionEnd::Superseded => {

@@ -31,6 +31,9 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
         // after the listener stops, until they close.
         glommio::spawn_local(readiness::watch(shard.clone(), epoll)).detach();
     }
+    // Writes queued frames straight to their sockets; lives as long as the
+    // shard's executor, as sessions are written to after the listener stops.
+    glommio::spawn_local(super::session_io::write_pass(shard.clone())).detach();
     // Connections handed over for a resume are served like accepted ones.
     let (weak, attach_scratch) = (Rc::downgrade(&shard), scratch.clone());
     shard

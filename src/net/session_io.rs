@@ -21,10 +21,11 @@ use super::conn::{Scratch, WRITE_BATCH_BYTES};
 use super::messages::process;
 use super::readiness::Epoll;
 use super::ws;
+use crate::metrics::stats::ShardStats;
 use crate::protocol::close::CloseReason;
 use crate::protocol::encode::{put_seq_prefix, seq_prefix_len, PLAIN_PREFIX};
 use crate::shard::run::ShardCell;
-use crate::shard::session::{reads, Out, Phase, ResumePlan, Session, PING_PAYLOAD_BYTES};
+use crate::shard::session::{reads, writes, Out, Phase, ResumePlan, Session, PING_PAYLOAD_BYTES};
 use crate::shard::Shard;
 
 /// Read/write rounds in one poll before the task yields to its neighbours.
@@ -43,8 +44,25 @@ pub(super) enum SessionEnd {
 }
 
 /// Drives one session: write what is queued, read what has come, until the
-/// socket would block both ways or the session ends (`Ready`).
+/// socket would block both ways or the session ends (`Ready`). What is
+/// queued for the session meanwhile (its replies) this poll writes itself,
+/// so it is not listed for the write pass.
 pub(super) fn poll_session(
+    cx: &mut Context<'_>,
+    shard: &ShardCell,
+    scratch: &Rc<RefCell<Scratch>>,
+    stream: &mut TcpStream,
+    slot: u32,
+    gen: u32,
+    epoch: u32,
+) -> Poll<SessionEnd> {
+    writes::set_polling(Some(slot));
+    let polled = poll_session_inner(cx, shard, scratch, stream, slot, gen, epoch);
+    writes::set_polling(None);
+    polled
+}
+
+fn poll_session_inner(
     cx: &mut Context<'_>,
     shard: &ShardCell,
     scratch: &Rc<RefCell<Scratch>>,
@@ -258,23 +276,7 @@ fn flush(
             }
             return Ok(false);
         }
-        wbuf.clear();
-        while wbuf.len() < WRITE_BATCH_BYTES {
-            let Some(out) = session.out.pop_front() else {
-                break;
-            };
-            session.out_bytes = session.out_bytes.saturating_sub(encode_out(wbuf, &out));
-            // Kept once written: a resume replays from here.
-            session.written(out);
-            counters.frames_out += 1;
-        }
-        if session.out.is_empty() {
-            session.out_bytes = 0;
-            // A queue that grew for a burst gives its memory back when drained.
-            if session.out.capacity() > 64 {
-                session.out = Default::default();
-            }
-        }
+        fill_batch(session, wbuf, counters);
         match Pin::new(&mut *stream).poll_write(cx, wbuf) {
             Poll::Ready(Ok(n)) => {
                 counters.writes += 1;
@@ -290,6 +292,111 @@ fn flush(
             }
         }
     }
+}
+
+/// Moves the session's queued frames into `wbuf`, a batch's worth at most,
+/// each kept for a resume once taken.
+fn fill_batch(session: &mut Session, wbuf: &mut Vec<u8>, counters: &mut ShardStats) {
+    wbuf.clear();
+    while wbuf.len() < WRITE_BATCH_BYTES {
+        let Some(out) = session.out.pop_front() else {
+            break;
+        };
+        session.out_bytes = session.out_bytes.saturating_sub(encode_out(wbuf, &out));
+        // Kept once written: a resume replays from here.
+        session.written(out);
+        counters.frames_out += 1;
+    }
+    if session.out.is_empty() {
+        session.out_bytes = 0;
+        // A queue that grew for a burst gives its memory back when drained.
+        if session.out.capacity() > 64 {
+            session.out = Default::default();
+        }
+    }
+}
+
+/// The shard's write pass: one task that, each time sessions were listed
+/// for writing (`writes`), writes each one's queued frames straight to its
+/// socket, one `send` per session for all the frames queued in the turn.
+/// A session's task would do the same write, but waking and polling
+/// thousands of tasks a second costs more than the write itself on a
+/// chat shard. Whatever the socket does not take at once goes to the
+/// session's `unsent` and its task, which waits for the socket to drain
+/// as before; so does a session whose task has something to see first
+/// (`Session::writes_directly`).
+pub(super) async fn write_pass(shard: ShardCell) {
+    let mut listed = Vec::new();
+    let mut wbuf = Vec::with_capacity(WRITE_BATCH_BYTES + 1024);
+    loop {
+        futures_lite::future::poll_fn(|cx| writes::poll_take(cx, &mut listed)).await;
+        let mut sh = shard.borrow_mut();
+        let sh = &mut *sh;
+        for &slot in &listed {
+            if let Some(session) = sh.sessions.by_slot(slot) {
+                write_listed(session, &mut wbuf, &mut sh.counters.stats);
+            }
+        }
+        listed.clear();
+    }
+}
+
+/// Writes one listed session's queue to its socket, or leaves it to its task.
+fn write_listed(session: &mut Session, wbuf: &mut Vec<u8>, counters: &mut ShardStats) {
+    session.reads &= !reads::WRITE_LISTED;
+    if session.out.is_empty() {
+        // Its task wrote it first.
+        return;
+    }
+    if !session.writes_directly() {
+        session.wake();
+        return;
+    }
+    while !session.out.is_empty() {
+        fill_batch(session, wbuf, counters);
+        match send_now(session.write_fd, wbuf) {
+            Ok(n) => {
+                counters.writes += 1;
+                counters.writes_direct += 1;
+                counters.bytes_out += n as u64;
+                if n < wbuf.len() {
+                    session.unsent.extend_from_slice(&wbuf[n..]);
+                    session.wake();
+                    return;
+                }
+            }
+            Err(_) => {
+                // Full (or failing): the task writes it when the socket
+                // drains, or ends the connection on the error.
+                session.unsent.extend_from_slice(wbuf);
+                session.wake();
+                return;
+            }
+        }
+    }
+}
+
+/// One non-blocking `send` of `buf` to `fd` (through `syscall(2)`, as
+/// glommio's sends are: glommio patch 10).
+fn send_now(fd: i32, buf: &[u8]) -> std::io::Result<usize> {
+    let to = std::ptr::null::<libc::sockaddr>();
+    // SAFETY: `buf` is a live slice; `fd` is the session's socket, open
+    // while `write_fd` names it (cleared before the connection ends).
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            buf.as_ptr(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            to,
+            0 as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 /// Appends one queued frame to `wbuf`; returns what it was charged in the queue.

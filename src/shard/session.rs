@@ -103,8 +103,14 @@ pub struct Session {
     pub close_seen_ms: u64,
     /// Give up on writing the close frame: end the connection now.
     pub abort: bool,
-    /// The connection task, woken when frames are queued or a close is asked.
+    /// The connection task, woken when a close is asked, or when frames are
+    /// queued and the write pass cannot write them (`want_write`).
     pub waker: Option<Waker>,
+    /// The connection's socket while its task serves it (-1: none), for the
+    /// net layer's write pass (`writes`), and this session's slot, listed
+    /// there.
+    pub write_fd: i32,
+    pub slot: u32,
     pub opened_ms: u64,
     pub heard_ms: u64,
     pub pinged_ms: u64,
@@ -161,7 +167,7 @@ pub struct Session {
 
 /// Bytes of one session's record in the slab, which every idle session
 /// pays (README, "Idle memory"); pinned by a test.
-pub const SESSION_BYTES_MAX: usize = 472;
+pub const SESSION_BYTES_MAX: usize = 480;
 
 /// The bits of `Session::reads`: a quiet session's reads park on the
 /// shard's `epoll` instance instead of holding a poll request on the ring
@@ -184,6 +190,76 @@ pub mod reads {
     /// once they are answered and written, as it would have at once had
     /// they all been answered on this shard (or after `close_grace_ms`).
     pub const ENDED: u8 = 16;
+    /// (The write side, kept in the same byte.) The session's slot is in
+    /// the shard's write list (`writes`), its queue not yet written.
+    pub const WRITE_LISTED: u8 = 32;
+}
+
+/// The shard's write list: sessions with frames queued that the net
+/// layer's write pass (`net/flusher.rs`) writes straight to their sockets,
+/// one `send` per session for everything queued in the turn, instead of
+/// waking each session's task to do it. One list per shard thread; the
+/// pass is one task, woken when the list stops being empty.
+pub mod writes {
+    use std::cell::RefCell;
+    use std::task::{Context, Poll, Waker};
+
+    #[derive(Default)]
+    struct List {
+        slots: Vec<u32>,
+        pass: Option<Waker>,
+        /// The slot whose connection task is polling now (`u32::MAX`: none):
+        /// what is queued for it meanwhile that task writes itself.
+        polling: Option<u32>,
+    }
+
+    thread_local! {
+        static LIST: RefCell<List> = RefCell::new(List::default());
+    }
+
+    /// While `slot`'s connection task polls (`None`: it is done), frames
+    /// queued for that session are not listed: the task writes them before
+    /// it next waits.
+    pub fn set_polling(slot: Option<u32>) {
+        LIST.with(|l| l.borrow_mut().polling = slot);
+    }
+
+    /// Whether `slot`'s own task is polling.
+    pub fn is_polling(slot: u32) -> bool {
+        LIST.with(|l| l.borrow().polling == Some(slot))
+    }
+
+    /// Lists a session's slot (its `WRITE_LISTED` bit says it is listed).
+    pub fn list(slot: u32) {
+        let pass = LIST.with(|l| {
+            let mut l = l.borrow_mut();
+            l.slots.push(slot);
+            if l.slots.len() == 1 {
+                l.pass.take()
+            } else {
+                None
+            }
+        });
+        if let Some(pass) = pass {
+            pass.wake();
+        }
+    }
+
+    /// Ready with the listed slots (moved into `into`, which must be empty)
+    /// once there are any; the pass's task is woken when there are.
+    pub fn poll_take(cx: &Context<'_>, into: &mut Vec<u32>) -> Poll<()> {
+        LIST.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.slots.is_empty() {
+                if !l.pass.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    l.pass = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            std::mem::swap(&mut l.slots, into);
+            Poll::Ready(())
+        })
+    }
 }
 
 /// Where a `resume` on a connection of this shard is going.
@@ -232,6 +308,8 @@ impl Session {
             close_seen_ms: 0,
             abort: false,
             waker: None,
+            write_fd: -1,
+            slot: 0,
             opened_ms: now_ms,
             heard_ms: now_ms,
             pinged_ms: 0,
@@ -279,8 +357,34 @@ impl Session {
         if self.out_bytes + self.unsent.len() > outbound_bytes_max {
             return false;
         }
-        self.wake();
+        self.want_write();
         true
+    }
+
+    /// Has the queued frames written: listed for the shard's write pass,
+    /// which writes them straight to the socket once this turn's work is
+    /// done (one `send` for all of them), when the connection can take
+    /// them so; otherwise by waking the connection's task.
+    fn want_write(&mut self) {
+        if !self.writes_directly() {
+            self.wake();
+        } else if self.reads & reads::WRITE_LISTED == 0 && !writes::is_polling(self.slot) {
+            self.reads |= reads::WRITE_LISTED;
+            writes::list(self.slot);
+        }
+    }
+
+    /// Whether the write pass may write this session's queue to its socket:
+    /// a connection is being served, with nothing half-written before it,
+    /// and nothing for its task to see first (a close, a client stream that
+    /// ended, a resume being looked up).
+    pub fn writes_directly(&self) -> bool {
+        self.write_fd >= 0
+            && self.unsent.is_empty()
+            && self.close.is_none()
+            && !self.abort
+            && self.reads & reads::ENDED == 0
+            && self.resuming.is_none()
     }
 
     /// Queues a body in the sequence.
@@ -443,6 +547,7 @@ impl Session {
     /// Forgets everything that belonged to the connection, not the session.
     fn drop_connection_state(&mut self) {
         self.waker = None;
+        self.write_fd = -1;
         self.pending.clear();
         self.close = None;
         self.close_queued = false;
