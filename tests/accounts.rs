@@ -261,6 +261,28 @@ fn a_tell_answer_names_its_target_as_they_write_their_name() {
     assert_eq!(gus.event("tell", "again")["from"], "teller");
 }
 
+/// A login over the HTTP API for a name no account has is answered by the
+/// shard itself (the account filter rules the name out), at once: not held
+/// until the shard's next once-a-second sweep drains its own queue, as it
+/// was when the API path left that answer queued.
+#[test]
+fn an_api_login_for_a_name_no_account_has_is_answered_at_once() {
+    let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &[]);
+    let wrong = r#"{"name":"nobody","password":"not the password"}"#;
+    let mut prompt = 0;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let (status, body) = http_post_json(server.addr, "/api/login", wrong);
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"], "bad_credentials");
+        // Held for the sweep, two of three would take most of a second.
+        if started.elapsed() < std::time::Duration::from_millis(500) {
+            prompt += 1;
+        }
+    }
+    assert!(prompt >= 2, "{prompt} of 3 logins answered within 500 ms");
+}
+
 #[test]
 fn the_http_api_registers_logs_in_and_its_token_opens_a_websocket_session() {
     let (server, _dir) = ServerProc::start_with_map(CHEAP_AUTH, &[]);

@@ -137,6 +137,37 @@ fn a_wrong_token_fails_cleanly_and_the_connection_can_log_in() {
     }
 }
 
+/// A resume of an account whose session has ended is refused only after
+/// the directory has been asked whose it is (the connection reads nothing
+/// meanwhile); the connection then reads again and can log in. (As a
+/// browser page does when it reloads: its resume fails, and it logs in
+/// with its account token on the same connection.)
+#[test]
+fn a_resume_refused_after_the_lookup_leaves_the_connection_reading() {
+    let map = format!("{RESUMABLE}[auth]\nargon2_memory_kib = 64\nargon2_iterations = 1\n");
+    let (server, _dir) = ServerProc::start_with_map(&map, &["--shards", "2", "--no-ambient"]);
+    for round in 0..4 {
+        let creds = format!(r#"{{"name":"keeper{round}","password":"correct horse"}}"#);
+        let (status, body) = http_post_json(server.addr, "/api/register", &creds);
+        assert_eq!(status, 201, "{body}");
+        let token = body["token"].as_str().expect("token").to_string();
+        let mut gone = Client::connect(server.addr);
+        gone.send(json!({"type":"login","token":token}));
+        gone.recv_until(|f| f["type"] == "welcome");
+        gone.cmd("quit");
+        let (mut c, first) = resume(&server, &token, 1);
+        assert_eq!(
+            (first["type"].as_str(), first["code"].as_str()),
+            (Some("error"), Some("resume_failed")),
+            "{first}"
+        );
+        c.last_seq = 0;
+        c.send(json!({"type":"login","token":token}));
+        let welcome = c.recv_until(|f| f["type"] == "welcome");
+        assert_eq!(welcome["name"], format!("keeper{round}"));
+    }
+}
+
 #[test]
 fn guessing_tokens_is_rate_limited() {
     let (server, _dir) = ServerProc::start_with_map(RESUMABLE, &["--no-ambient"]);

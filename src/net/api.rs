@@ -108,7 +108,7 @@ async fn account(shard: &ShardCell, endpoint: Endpoint, c: Credentials, ip: IpAd
     };
     let status = {
         let mut sh = shard.borrow_mut();
-        match endpoint {
+        let status = match endpoint {
             Endpoint::Register => {
                 sh.create_account(&c.name, c.password, ip, then);
                 201
@@ -117,7 +117,11 @@ async fn account(shard: &ShardCell, endpoint: Endpoint, c: Credentials, ip: IpAd
                 sh.check_password(&c.name, c.password, ip, then);
                 200
             }
-        }
+        };
+        // An answer the shard could give itself (a name no account has) is
+        // posted to its own queue: given now, not at the next sweep.
+        sh.drain_local();
+        status
     };
     // The answer is lost only when the shard stops before it comes.
     match rx.await.unwrap_or(Err(AccountError::Unavailable)) {

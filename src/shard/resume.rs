@@ -335,6 +335,9 @@ impl Shard {
         self.counters.stats.resumes_failed += 1;
         if let Some(session) = self.sessions.by_slot(slot) {
             session.resuming = None;
+            // Its task stopped reading while the resume was looked up: it
+            // reads again (the refusal itself goes by the write pass).
+            session.wake();
         }
         self.send_error(slot, "resume_failed", message);
     }
