@@ -208,8 +208,8 @@ pub mod writes {
     struct List {
         slots: Vec<u32>,
         pass: Option<Waker>,
-        /// The slot whose connection task is polling now (`u32::MAX`: none):
-        /// what is queued for it meanwhile that task writes itself.
+        /// The slot whose connection task is polling now: what is queued
+        /// for it meanwhile that task writes itself.
         polling: Option<u32>,
     }
 
@@ -224,25 +224,28 @@ pub mod writes {
         LIST.with(|l| l.borrow_mut().polling = slot);
     }
 
-    /// Whether `slot`'s own task is polling.
-    pub fn is_polling(slot: u32) -> bool {
-        LIST.with(|l| l.borrow().polling == Some(slot))
-    }
-
-    /// Lists a session's slot (its `WRITE_LISTED` bit says it is listed).
-    pub fn list(slot: u32) {
-        let pass = LIST.with(|l| {
+    /// Lists a session's slot (its `WRITE_LISTED` bit then says it is
+    /// listed), unless its own task is polling: whether it was listed.
+    pub fn list(slot: u32) -> bool {
+        let (listed, pass) = LIST.with(|l| {
             let mut l = l.borrow_mut();
-            l.slots.push(slot);
-            if l.slots.len() == 1 {
-                l.pass.take()
-            } else {
-                None
+            if l.polling == Some(slot) {
+                return (false, None);
             }
+            l.slots.push(slot);
+            (
+                true,
+                if l.slots.len() == 1 {
+                    l.pass.take()
+                } else {
+                    None
+                },
+            )
         });
         if let Some(pass) = pass {
             pass.wake();
         }
+        listed
     }
 
     /// Ready with the listed slots (moved into `into`, which must be empty)
@@ -368,9 +371,8 @@ impl Session {
     fn want_write(&mut self) {
         if !self.writes_directly() {
             self.wake();
-        } else if self.reads & reads::WRITE_LISTED == 0 && !writes::is_polling(self.slot) {
+        } else if self.reads & reads::WRITE_LISTED == 0 && writes::list(self.slot) {
             self.reads |= reads::WRITE_LISTED;
-            writes::list(self.slot);
         }
     }
 
