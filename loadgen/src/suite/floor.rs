@@ -43,6 +43,19 @@ pub struct FloorRun {
     pub args: Vec<String>,
     pub bound: Duration,
     pub pause_after: bool,
+    /// The echo run made just before this one whose p99 this one's must be
+    /// under: otherwise the machine took this run's CPU away in its window,
+    /// and it is made once more (its first attempt's files keep the
+    /// [`FIRST_ATTEMPT`] suffix). Only the polling echo has one.
+    pub again_unless_under: Option<String>,
+}
+
+/// The suffix of a floor run's first attempt when it was made twice.
+pub const FIRST_ATTEMPT: &str = "-first";
+
+/// An echo run's p99 reply latency, µs.
+pub fn echo_p99(report: &serde_json::Value) -> Option<f64> {
+    super::format::num(report, "latency_us.p99")
 }
 
 /// The one-way runs, then the hiccups: with `--split-cores` the sender is
@@ -63,6 +76,7 @@ pub fn machine_runs(options: &Options, run_dir: &Path) -> Vec<FloorRun> {
         args,
         bound: ONE_WAY_BOUND,
         pause_after: false,
+        again_unless_under: None,
     });
     runs
 }
@@ -104,6 +118,7 @@ fn one_way(
         args,
         bound: ONE_WAY_BOUND,
         pause_after: true,
+        again_unless_under: None,
     }
 }
 
@@ -211,6 +226,7 @@ pub fn walk_runs(
             args,
             bound: RTT_BOUND,
             pause_after: true,
+            again_unless_under: None,
         }
     })
     .collect())
@@ -271,7 +287,7 @@ fn pinned_runs(base: &[String], options: &Options, run_dir: &Path) -> Vec<FloorR
         ),
         None => (0, usize::from(options.nproc > 1)),
     };
-    let mut runs = Vec::new();
+    let mut runs: Vec<FloorRun> = Vec::new();
     for (mode, spin) in [("sleeping", false), ("polling", true)] {
         let name = format!("rtt-{mode}");
         let mut args = base.to_vec();
@@ -285,11 +301,15 @@ fn pinned_runs(base: &[String], options: &Options, run_dir: &Path) -> Vec<FloorR
         if spin {
             args.push("--spin".into());
         }
+        // The polling echo never sleeps and has a CPU of its own: its p99
+        // is under the sleeping one's unless its window was disturbed.
+        let again_unless_under = spin.then(|| runs.last().map(|r| r.name.clone())).flatten();
         runs.push(FloorRun {
             name,
             args,
             bound: RTT_BOUND,
             pause_after: true,
+            again_unless_under,
         });
     }
     runs
@@ -325,6 +345,7 @@ fn shape_runs(base: &[String], options: &Options, run_dir: &Path) -> Vec<FloorRu
                 args,
                 bound: RTT_BOUND,
                 pause_after: true,
+                again_unless_under: None,
             }
         })
         .collect()
@@ -403,6 +424,14 @@ mod tests {
              --receiver-core 0 --sender-core 1 --json /t/floor-rtt-polling.json --spin"
         );
         assert!(!runs[0].args.contains(&"--spin".to_string()));
+        // Only the polling echo is made again, when its p99 is not under
+        // the sleeping echo's made just before it.
+        let again: Vec<(&str, Option<&str>)> = runs
+            .iter()
+            .map(|r| (r.name.as_str(), r.again_unless_under.as_deref()))
+            .filter(|(_, under)| under.is_some())
+            .collect();
+        assert_eq!(again, [("rtt-polling", Some("rtt-sleeping"))]);
         let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,

@@ -22,6 +22,9 @@ pub struct FloorReports {
     pub hiccups: Option<Value>,
     pub rtt_sleeping: Option<Value>,
     pub rtt_polling: Option<Value>,
+    /// The polling echo's first attempt, when its window was disturbed and
+    /// it was made once more (`rtt_polling` is then the second).
+    pub rtt_polling_first: Option<Value>,
     /// The single send paced as `single_paced`, over chat's players.
     pub single_paced_chat_shape: Option<Value>,
     /// The single send flat out as `single_max`, over chat's players.
@@ -46,6 +49,7 @@ impl FloorReports {
             hiccups: r("hiccups"),
             rtt_sleeping: r("rtt-sleeping"),
             rtt_polling: r("rtt-polling"),
+            rtt_polling_first: r(&format!("rtt-polling{}", floor::FIRST_ATTEMPT)),
             single_paced_chat_shape: r(floor::CHAT_SHAPE),
             single_max_chat_shape: r(floor::CHAT_SHAPE_MAX),
             rtt_shape: floor::shape_threads(options)

@@ -7,7 +7,7 @@
 //! above [`STEAL_RETRY_PCT`]) is run once more. Every command is written
 //! down as it is run.
 
-use super::floor::FloorRun;
+use super::floor::{self, FloorRun};
 use super::format::num;
 use super::ladder::sustained;
 use super::options::Options;
@@ -107,9 +107,45 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// One floor measurement within its bound; a failed one is reported,
-    /// not fatal.
+    /// One floor measurement within its bound, made once more when its
+    /// window was disturbed ([`FloorRun::again_unless_under`]); a failed
+    /// one is reported, not fatal.
     pub fn floor(&mut self, run: &FloorRun) -> Result<(), Interrupted> {
+        self.floor_once(run)?;
+        let Some(under) = &run.again_unless_under else {
+            return Ok(());
+        };
+        let p99 = |name: &str| {
+            read_json(&self.run_dir.join(format!("floor-{name}.json")))
+                .as_ref()
+                .and_then(floor::echo_p99)
+        };
+        let (Some(mine), Some(bound)) = (p99(&run.name), p99(under)) else {
+            return Ok(());
+        };
+        if mine < bound {
+            return Ok(());
+        }
+        println!(
+            "suite:     floor {}: p99 {:.2} ms, no lower than {under}'s {:.2} ms (its window \
+             was disturbed): running it once more",
+            run.name,
+            mine / 1000.0,
+            bound / 1000.0
+        );
+        for ext in ["json", "txt"] {
+            let from = self.run_dir.join(format!("floor-{}.{ext}", run.name));
+            let to = self
+                .run_dir
+                .join(format!("floor-{}{}.{ext}", run.name, floor::FIRST_ATTEMPT));
+            if let Err(e) = std::fs::rename(&from, &to) {
+                eprintln!("suite:     could not keep {}: {e}", from.display());
+            }
+        }
+        self.floor_once(run)
+    }
+
+    fn floor_once(&mut self, run: &FloorRun) -> Result<(), Interrupted> {
         println!("suite: floor {}", run.name);
         let cmd = CommandLine::confined(self.bin.join("floor"), run.args.clone(), None);
         self.commands.add_command(&cmd, "");
