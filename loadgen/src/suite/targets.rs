@@ -620,7 +620,7 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         LADDER_RATIO_SPLIT_MIN,
         &KERNEL_CEILING,
     );
-    let split = against_relay(split, &f.chat_ladder, LADDER_RATIO_SPLIT_MIN);
+    let split = against_relay(split, &f.chat_ladder);
     out.push(ceiling_beside(
         split,
         &f.chat_ladder,
@@ -653,7 +653,7 @@ pub fn lines(f: &TargetFigures, judging: Judging) -> Vec<TargetLine> {
         LADDER_RATIO_SHARED_MIN,
         &MACHINE_CEILING,
     );
-    let shared = against_relay(shared, &f.chat_ladder, LADDER_RATIO_SHARED_MIN);
+    let shared = against_relay(shared, &f.chat_ladder);
     out.push(ceiling_beside(
         shared,
         &f.chat_ladder,
@@ -791,11 +791,12 @@ fn against_ceiling(
 /// A ladder line beside the floor's chat relay's own climb: a server that
 /// does nothing but one `send` per delivery, with no hop between threads,
 /// run as the two servers are, on the same cores, in the same run. Its
-/// highest held rate over the baseline's is the most any server's could
-/// read on this machine then; when even that is under `min`, a line not
-/// reached is out of reach. Otherwise mudshard's share of the relay's rate
-/// is shown beside.
-fn against_relay(mut line: TargetLine, ladder: &Measured<LadderFigures>, min: f64) -> TargetLine {
+/// highest held rate and mudshard's share of it are shown beside; it
+/// judges nothing. It is no ceiling: a server can spend less per delivery
+/// than it does (run AO: mudshard, writing each session's queued frames in
+/// one pass per executor turn, held 1,875 says/s where the relay held
+/// 1,750), so a line it misses is not thereby out of reach.
+fn against_relay(mut line: TargetLine, ladder: &Measured<LadderFigures>) -> TargetLine {
     let Ok(LadderFigures {
         mudshard,
         relay: Some((relay, relay_ratio)),
@@ -809,8 +810,8 @@ fn against_relay(mut line: TargetLine, ladder: &Measured<LadderFigures>, min: f6
         return line;
     };
     let best = match relay_ratio {
-        LadderRatio::Exact(r) => Some((*r, format!("{r:.2}×"))),
-        LadderRatio::AtMost(r) => Some((*r, format!("≤ {r:.2}×"))),
+        LadderRatio::Exact(r) => Some(format!("{r:.2}×")),
+        LadderRatio::AtMost(r) => Some(format!("≤ {r:.2}×")),
         LadderRatio::AtLeast(r) => {
             let _ = write!(
                 line.measured,
@@ -820,7 +821,7 @@ fn against_relay(mut line: TargetLine, ladder: &Measured<LadderFigures>, min: f6
         }
         LadderRatio::Unknown(_) => None,
     };
-    let Some((r, ratio_text)) = best else {
+    let Some(ratio_text) = best else {
         return line;
     };
     let mut beside = format!(
@@ -832,13 +833,6 @@ fn against_relay(mut line: TargetLine, ladder: &Measured<LadderFigures>, min: f6
     }
     beside.push(')');
     line.measured += &beside;
-    if r < min && line.verdict == Verdict::NotReached(None) {
-        line.verdict = Verdict::OutOfReach(format!(
-            "{RELAY}, a server that only writes each delivery with one send, held {} msgs/s \
-             in this run: {ratio_text} the baseline's",
-            number(relay)
-        ));
-    }
     line
 }
 
@@ -1254,15 +1248,14 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          shared, loadgen's own receive runs on the same cores, so the shared line is also held \
          against the machine's ceiling: its cores over the CPU a delivery takes when the server \
          costs only that send and loadgen what it cost per delivery at mudshard's highest held \
-         step; out of reach, likewise, when the target asks for all of it or more. Both \
-         ladder lines are also held against the floor's chat relay (`floor --chat-relay`), \
-         which climbs chat's ladder right after the baseline at each step, on the baseline's \
-         port and the servers' cores, with as many threads as mudshard has shards: a server \
-         that does nothing but write each delivery to its listener's socket with one `send` \
-         from the thread that read the say, with no world, no queue and no hop between \
-         threads. Its highest held rate over the baseline's is the most any server's could \
-         read in this run; a line not reached is out of reach when even that is under the \
-         target.\n",
+         step; out of reach, likewise, when the target asks for all of it or more. Beside \
+         both ladder lines stands the floor's chat relay (`floor --chat-relay`), which climbs \
+         chat's ladder right after the baseline at each step, on the baseline's port and the \
+         servers' cores, with as many threads as mudshard has shards: a server that does \
+         nothing but write each delivery to its listener's socket with one `send` from the \
+         thread that read the say, with no world, no queue and no hop between threads. It \
+         judges nothing: it is no ceiling, since a server can spend less per delivery than \
+         it does.\n",
         shape_paragraph(options),
         if mode == Mode::Quick {
             " This is a smoke run: small counts and short windows, so the lines are shown but \
@@ -1844,7 +1837,7 @@ mod tests {
     }
 
     #[test]
-    fn a_ladder_miss_is_out_of_reach_when_the_relay_itself_misses_in_the_same_run() {
+    fn a_ladder_line_shows_the_relay_beside_it_and_is_judged_without_it() {
         let mut f = figures();
         let ladder = |relay: Option<(Option<f64>, LadderRatio)>| {
             Ok(LadderFigures {
@@ -1855,13 +1848,12 @@ mod tests {
             })
         };
         let shared = |f: &TargetFigures| lines(f, FULL_SHARED)[6].clone();
-        // The relay held 1.4× the baseline's: nothing could hold 1.5×.
+        // The relay held 1.4× the baseline's: shown beside, but no ceiling
+        // (a server can spend less per delivery than it does), so
+        // mudshard's 1.2× is a plain miss all the same.
         f.chat_ladder = ladder(Some((Some(70_000.0), LadderRatio::Exact(1.4))));
         let line = shared(&f);
-        assert!(
-            matches!(&line.verdict, Verdict::OutOfReach(why) if why.contains("70,000 msgs/s") && why.contains("1.40×")),
-            "{line:?}"
-        );
+        assert_eq!(line.verdict, Verdict::NotReached(None), "{line:?}");
         assert!(
             line.measured.contains(
                 "(the floor's chat relay held 70,000 msgs/s, 1.40× the baseline's; mudshard held \

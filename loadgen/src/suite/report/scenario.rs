@@ -377,8 +377,8 @@ fn ladder(w: &mut String, results: &Results<'_>, name: &str) {
             w,
             "The floor's chat relay (`floor --chat-relay`: one `send` per delivery from the \
              thread that read the say, nothing else) held {} msgs/s, {relay_ratio} the \
-             baseline's: the most a server could hold in this run, as the targets' ladder \
-             lines use it.\n",
+             baseline's: a reference beside the targets' ladder lines, not a ceiling (a server \
+             can spend less per delivery than it does).\n",
             at(&ladder.relay)
         );
     }
