@@ -748,8 +748,11 @@ const MACHINE_CEILING: Ceiling = Ceiling {
 /// a server writes each delivery with a send of its own and holds no more
 /// than the ceiling; at it, the CPU is full, with no room for the server's
 /// own work or for a latency bound. The line is out of reach when the
-/// target asks the server to hold that much or more; otherwise the share of
-/// the ceiling it asks for, and mudshard's, are shown beside it.
+/// target asks the server to hold that much or more, unless a server on the
+/// same ladder held more than the ceiling (run AQ: the relay held 175,000
+/// msgs/s over a kernel's ceiling of 172,079), which then bounds nothing;
+/// otherwise the share of the ceiling it asks for, and mudshard's, are
+/// shown beside it.
 fn against_ceiling(
     mut line: TargetLine,
     ladder: &Measured<LadderFigures>,
@@ -775,9 +778,22 @@ fn against_ceiling(
     if let Some(held) = ladder.mudshard {
         let _ = write!(beside, "; mudshard held {:.0}%", share(held));
     }
+    // A ceiling some server passed in this same run bounds nothing here:
+    // the flat-out send it comes from was measured in other minutes of a
+    // noisy machine, or the server spent less per delivery than one send.
+    let passed = passed_by(ladder)
+        .filter(|(_, held)| *held >= ceiling.value)
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((who, held)) = passed {
+        let _ = write!(
+            beside,
+            "; {who} held {:.0}% in this run, so it bounds nothing here",
+            share(held)
+        );
+    }
     beside.push(')');
     line.measured += &beside;
-    if needed >= ceiling.value && line.verdict == Verdict::NotReached(None) {
+    if needed >= ceiling.value && passed.is_none() && line.verdict == Verdict::NotReached(None) {
         line.verdict = Verdict::OutOfReach(format!(
             "{}, {}, and {min}× the baseline's rate is {:.0}% of it",
             kind.bound,
@@ -786,6 +802,19 @@ fn against_ceiling(
         ));
     }
     line
+}
+
+/// Each server's highest held rate on the ladder, named: mudshard, the
+/// baseline and the floor's chat relay, as far as each held a step.
+fn passed_by(ladder: &LadderFigures) -> impl Iterator<Item = (&'static str, f64)> {
+    let relay = ladder.relay.as_ref().and_then(|(held, _)| *held);
+    [
+        ("mudshard", ladder.mudshard),
+        ("the baseline", ladder.baseline),
+        (RELAY, relay),
+    ]
+    .into_iter()
+    .filter_map(|(who, held)| Some((who, held?)))
 }
 
 /// A ladder line beside the floor's chat relay's own climb: a server that
@@ -1248,7 +1277,9 @@ pub fn render(lines: &[TargetLine], options: &Options) -> String {
          shared, loadgen's own receive runs on the same cores, so the shared line is also held \
          against the machine's ceiling: its cores over the CPU a delivery takes when the server \
          costs only that send and loadgen what it cost per delivery at mudshard's highest held \
-         step; out of reach, likewise, when the target asks for all of it or more. Beside \
+         step; out of reach, likewise, when the target asks for all of it or more. A ceiling \
+         that any server on the same ladder held more than (mudshard, the baseline or the \
+         relay below) bounds nothing in that run and calls no line out of reach. Beside \
          both ladder lines stands the floor's chat relay (`floor --chat-relay`), which climbs \
          chat's ladder right after the baseline at each step, on the baseline's port and the \
          servers' cores, with as many threads as mudshard has shards: a server that does \
@@ -1885,6 +1916,65 @@ mod tests {
             relay: Some((Some(70_000.0), LadderRatio::Exact(1.4))),
         });
         assert_eq!(shared(&f).verdict, Verdict::Reached);
+    }
+
+    #[test]
+    fn a_ceiling_a_server_passed_in_the_same_run_calls_nothing_out_of_reach() {
+        let mut f = figures();
+        // 1.5 × the baseline's 60,000 is 100% of the kernel's ceiling.
+        f.floor_single_max_chat_shape = op(90_000.0);
+        f.chat_ladder = Ok(LadderFigures {
+            mudshard: Some(72_000.0),
+            baseline: Some(60_000.0),
+            ratio: LadderRatio::Exact(1.2),
+            relay: None,
+        });
+        assert!(matches!(
+            lines(&f, FULL_SHARED)[6].verdict,
+            Verdict::OutOfReach(ref why) if why.contains("100% of it")
+        ));
+        // The relay held more than that ceiling on the same ladder: the
+        // ceiling bounds nothing, and the miss is a miss.
+        f.chat_ladder = Ok(LadderFigures {
+            mudshard: Some(72_000.0),
+            baseline: Some(60_000.0),
+            ratio: LadderRatio::Exact(1.2),
+            relay: Some((Some(95_000.0), LadderRatio::Exact(95.0 / 60.0))),
+        });
+        let shared = &lines(&f, FULL_SHARED)[6];
+        assert_eq!(shared.verdict, Verdict::NotReached(None), "{shared:?}");
+        assert!(
+            shared.measured.contains(
+                "mudshard held 80%; the floor's chat relay held 106% in this run, \
+                 so it bounds nothing here)"
+            ),
+            "{shared:?}"
+        );
+        // mudshard itself past the ceiling, the ratio still short of the
+        // target: likewise a miss, named after the server that passed it.
+        f.chat_ladder = Ok(LadderFigures {
+            mudshard: Some(91_000.0),
+            baseline: Some(64_000.0),
+            ratio: LadderRatio::Exact(91.0 / 64.0),
+            relay: None,
+        });
+        let shared = &lines(&f, FULL_SHARED)[6];
+        assert_eq!(shared.verdict, Verdict::NotReached(None), "{shared:?}");
+        assert!(
+            shared.measured.contains("mudshard held 101% in this run"),
+            "{shared:?}"
+        );
+        // Below the ceiling, every server: the ceiling decides again.
+        f.chat_ladder = Ok(LadderFigures {
+            mudshard: Some(72_000.0),
+            baseline: Some(60_000.0),
+            ratio: LadderRatio::Exact(1.2),
+            relay: Some((Some(85_000.0), LadderRatio::Exact(85.0 / 60.0))),
+        });
+        assert!(matches!(
+            lines(&f, FULL_SHARED)[6].verdict,
+            Verdict::OutOfReach(_)
+        ));
     }
 
     #[test]
