@@ -345,6 +345,11 @@ fn bind_listeners(listen: SocketAddr, shards: usize) -> Result<(SocketAddr, Vec<
         // session's queue): Linux copies TCP_NODELAY from the listener to
         // every connection accepted from it, with no `setsockopt` of its own.
         socket.set_nodelay(true).map_err(|e| e.to_string())?;
+        // A connection already queued is then taken with one `accept`,
+        // which gives the peer's address too; an empty queue waits on the
+        // shard's ring (`glommio::net::TcpListener::accept_with_peer`).
+        // Linux does not copy O_NONBLOCK to the accepted socket.
+        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
         socket
             .bind(&addr.into())
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

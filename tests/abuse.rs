@@ -79,6 +79,76 @@ fn request_heads_over_their_bounds_get_414_or_431_and_normal_ones_are_served() {
     }
 }
 
+/// A TCP connection to `addr` from `127.0.0.{from}`, connected, nothing sent.
+fn connect_from(from: u8, addr: SocketAddr) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    let local = SocketAddr::from(([127, 0, 0, from], 0));
+    socket.bind(&local.into()).expect("bind 127.0.0.x");
+    socket.connect(&addr.into()).expect("connect");
+    socket.into()
+}
+
+/// Sends the upgrade head on `stream` and reads the status line's code (0
+/// when no answer came).
+fn upgrade_status(stream: &mut TcpStream) -> u16 {
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    stream
+        .write_all(upgrade_head(None).as_bytes())
+        .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn each_address_is_capped_apart_whether_its_connections_come_one_by_one_or_all_at_once() {
+    let (server, _dir) = ServerProc::start_with_map(
+        "[limits]\nconnections_per_ip_max = 2\n",
+        &["--shards", "2", "--no-ambient"],
+    );
+    // One at a time, to an idle server: each is taken by the accept waiting
+    // on a shard's ring, which gives the peer's address.
+    let mut one_by_one: Vec<TcpStream> = Vec::new();
+    for from in 10..=13u8 {
+        let mut stream = connect_from(from, server.addr);
+        assert_eq!(upgrade_status(&mut stream), 101, "from 127.0.0.{from}");
+        one_by_one.push(stream);
+    }
+    // Sixteen queued on the listeners at once, two from each of eight
+    // addresses: a shard takes the first through its ring and the rest
+    // straight from the queue, one `accept` each, which gives the peer's
+    // address too. Each must be counted under its own address.
+    let mut held: Vec<(u8, TcpStream)> = (0..2)
+        .flat_map(|_| 2..=9u8)
+        .map(|from| (from, connect_from(from, server.addr)))
+        .collect();
+    for (from, stream) in &mut held {
+        assert_eq!(upgrade_status(stream), 101, "from 127.0.0.{from}");
+    }
+    for from in 2..=9u8 {
+        let mut third = connect_from(from, server.addr);
+        assert_eq!(
+            upgrade_status(&mut third),
+            503,
+            "a third connection from 127.0.0.{from}"
+        );
+    }
+    // A second from one of the first four is let in beside them all.
+    let mut other = connect_from(10, server.addr);
+    assert_eq!(upgrade_status(&mut other), 101);
+}
+
 #[test]
 fn an_address_over_its_connection_cap_gets_503_until_one_of_its_connections_ends() {
     // Two shards: the kernel spreads the connections over both, and the cap

@@ -47,8 +47,12 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
             }
         }));
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
+        let (stream, peer) = match listener.accept_with_peer().await {
+            Ok(accepted) => accepted,
+            // Reset before it was looked at: there is no one left to serve.
+            Err(glommio::GlommioError::IoError(e)) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(shard = shard.borrow().id, error = %e, "accept failed");
                 Timer::new(Duration::from_millis(ACCEPT_RETRY_MS)).await;
@@ -56,10 +60,6 @@ pub async fn listen(shard: ShardCell, listener_fd: RawFd, per_ip: Arc<Connection
             }
         };
         let at = Instant::now();
-        // Reset before it was looked at: there is no one left to serve.
-        let Ok(peer) = stream.peer_addr() else {
-            continue;
-        };
         let Some(permit) = per_ip.admit(peer.ip()) else {
             let max = {
                 let mut sh = shard.borrow_mut();

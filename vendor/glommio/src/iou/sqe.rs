@@ -523,6 +523,17 @@ impl SockAddrStorage {
         let len = mem::size_of::<nix::sys::socket::sockaddr_storage>();
         SockAddrStorage { storage, len }
     }
+
+    /// mudshard patch: the address the kernel wrote here (IPv4 or IPv6),
+    /// once the accept it was given to has completed. The kernel writes a
+    /// `socklen_t` over the first bytes of `len`.
+    pub(crate) fn socket_addr(&self) -> Option<std::net::SocketAddr> {
+        let len = self.len as libc::socklen_t;
+        // SAFETY: read only after the accept completed; `socket_addr` checks
+        // the family and that the length covers the address it reads.
+        let storage = unsafe { &*(self.storage.as_ptr() as *const libc::sockaddr_storage) };
+        crate::sys::socket_addr(storage, len)
+    }
 }
 
 #[derive(Copy, Clone, Eq, PartialEq, Ord, PartialOrd, Hash)]

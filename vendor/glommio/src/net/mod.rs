@@ -27,6 +27,20 @@ fn yolo_accept(fd: RawFd) -> Option<io::Result<RawFd>> {
     }
 }
 
+/// mudshard patch: an accept on a listener that is already non-blocking,
+/// with no flags to flip around it, returning the peer's address.
+fn yolo_accept_nonblocking(
+    fd: RawFd,
+) -> Option<io::Result<(RawFd, Option<std::net::SocketAddr>)>> {
+    match sys::accept_syscall_with_peer(fd) {
+        Ok(x) => Some(Ok(x)),
+        Err(err) => match err.kind() {
+            io::ErrorKind::WouldBlock => None,
+            _ => Some(Err(err)),
+        },
+    }
+}
+
 fn yolo_send(fd: RawFd, buf: &[u8]) -> Option<io::Result<usize>> {
     match sys::send_syscall(fd, buf.as_ptr(), buf.len(), MsgFlags::MSG_DONTWAIT.bits()) {
         Ok(x) => Some(Ok(x)),

@@ -7,7 +7,7 @@ use super::stream::GlommioStream;
 use crate::{
     net::{
         stream::{Buffered, NonBuffered, Preallocated, RxBuf},
-        yolo_accept,
+        yolo_accept, yolo_accept_nonblocking,
     },
     reactor::Reactor,
     GlommioError,
@@ -75,6 +75,9 @@ type Result<T> = crate::Result<T, ()>;
 pub struct TcpListener {
     reactor: Weak<Reactor>,
     listener: net::TcpListener,
+    /// mudshard patch: the listener was handed over with `O_NONBLOCK` set:
+    /// an accept needs no flipping of its flags around it.
+    nonblocking: bool,
 }
 
 impl FromRawFd for TcpListener {
@@ -82,10 +85,12 @@ impl FromRawFd for TcpListener {
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let sk = Socket::from_raw_fd(fd);
         let listener = sk.into();
+        let nonblocking = libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK != 0;
 
         TcpListener {
             reactor: Rc::downgrade(&crate::executor().reactor()),
             listener,
+            nonblocking,
         }
     }
 }
@@ -132,6 +137,7 @@ impl TcpListener {
         Ok(TcpListener {
             reactor: Rc::downgrade(&crate::executor().reactor()),
             listener,
+            nonblocking: false,
         })
     }
 
@@ -164,19 +170,46 @@ impl TcpListener {
     /// [`TcpStream`]: struct.TcpStream.html
     /// [`Send`]: https://doc.rust-lang.org/std/marker/trait.Send.html
     pub async fn shared_accept(&self) -> Result<AcceptedTcpStream> {
+        Ok(self.shared_accept_with_peer().await?.0)
+    }
+
+    /// mudshard patch: [`shared_accept`](TcpListener::shared_accept), with
+    /// the peer's address when the accept that found the connection gave
+    /// it: on a listener made non-blocking before it was handed to
+    /// [`from_raw_fd`](FromRawFd::from_raw_fd), a connection already queued
+    /// is taken with one `accept`, which also returns the peer's address,
+    /// where [`shared_accept`](TcpListener::shared_accept) on a blocking
+    /// listener makes three `fcntl` calls around it (setting `O_NONBLOCK`
+    /// and back). When none is queued the ring's accept waits for one, as
+    /// upstream, and gives the address too. `None` on a blocking listener
+    /// (upstream's path), or for an address that is neither IPv4 nor IPv6.
+    pub async fn shared_accept_with_peer(
+        &self,
+    ) -> Result<(AcceptedTcpStream, Option<SocketAddr>)> {
         let reactor = self.reactor.upgrade().unwrap();
         let raw_fd = self.listener.as_raw_fd();
+        if self.nonblocking {
+            if let Some(r) = yolo_accept_nonblocking(raw_fd) {
+                return match r {
+                    Ok((fd, peer)) => Ok((AcceptedTcpStream { fd }, peer)),
+                    Err(err) => Err(GlommioError::IoError(err)),
+                };
+            }
+            let source = reactor.accept(raw_fd);
+            let fd = source.collect_rw().await?;
+            return Ok((AcceptedTcpStream { fd: fd as RawFd }, source.accepted_peer()));
+        }
         if let Some(r) = yolo_accept(raw_fd) {
             match r {
                 Ok(fd) => {
-                    return Ok(AcceptedTcpStream { fd });
+                    return Ok((AcceptedTcpStream { fd }, None));
                 }
                 Err(err) => return Err(GlommioError::IoError(err)),
             }
         }
         let source = reactor.accept(self.listener.as_raw_fd());
         let fd = source.collect_rw().await?;
-        Ok(AcceptedTcpStream { fd: fd as RawFd })
+        Ok((AcceptedTcpStream { fd: fd as RawFd }, None))
     }
 
     /// Accepts a new incoming TCP connection in this executor
@@ -206,6 +239,20 @@ impl TcpListener {
     pub async fn accept(&self) -> Result<TcpStream> {
         let a = self.shared_accept().await?;
         Ok(a.bind_to_executor())
+    }
+
+    /// mudshard patch: [`accept`](TcpListener::accept) with the peer's
+    /// address, from the accept itself when it gave one (see
+    /// [`shared_accept_with_peer`](TcpListener::shared_accept_with_peer)),
+    /// else from `getpeername`.
+    pub async fn accept_with_peer(&self) -> Result<(TcpStream, SocketAddr)> {
+        let (a, peer) = self.shared_accept_with_peer().await?;
+        let stream = a.bind_to_executor();
+        let peer = match peer {
+            Some(peer) => peer,
+            None => stream.peer_addr()?,
+        };
+        Ok((stream, peer))
     }
 
     /// Creates a stream of incoming connections

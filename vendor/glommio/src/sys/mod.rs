@@ -108,6 +108,54 @@ pub(crate) fn accept_syscall(fd: RawFd) -> io::Result<RawFd> {
     syscall!(accept(fd, addr.as_mut_ptr() as *mut _, &mut length))
 }
 
+/// mudshard patch: `accept`, keeping the peer's address it returns (an
+/// address of a family other than IPv4 or IPv6 is `None`).
+pub(crate) fn accept_syscall_with_peer(
+    fd: RawFd,
+) -> io::Result<(RawFd, Option<std::net::SocketAddr>)> {
+    let mut addr: MaybeUninit<libc::sockaddr_storage> = MaybeUninit::zeroed();
+    let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let fd = syscall!(accept(fd, addr.as_mut_ptr() as *mut _, &mut length))?;
+    // SAFETY: zeroed, then written by the kernel up to `length` bytes.
+    let addr = unsafe { addr.assume_init() };
+    Ok((fd, socket_addr(&addr, length)))
+}
+
+pub(crate) fn socket_addr(
+    addr: &libc::sockaddr_storage,
+    length: libc::socklen_t,
+) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    let length = length as usize;
+    match addr.ss_family as libc::c_int {
+        libc::AF_INET if length >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says so, and the length covers it.
+            let a = unsafe { &*(addr as *const _ as *const libc::sockaddr_in) };
+            Some(
+                SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    u16::from_be(a.sin_port),
+                )
+                .into(),
+            )
+        }
+        libc::AF_INET6 if length >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the family says so, and the length covers it.
+            let a = unsafe { &*(addr as *const _ as *const libc::sockaddr_in6) };
+            Some(
+                SocketAddrV6::new(
+                    Ipv6Addr::from(a.sin6_addr.s6_addr),
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )
+                .into(),
+            )
+        }
+        _ => None,
+    }
+}
+
 pub(crate) fn direct_io_ify(fd: RawFd, flags: libc::c_int) -> io::Result<()> {
     syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT))?;
     Ok(())

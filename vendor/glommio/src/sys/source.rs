@@ -294,6 +294,15 @@ impl Source {
         self.inner.borrow_mut().wakers.waiters.push(waker)
     }
 
+    /// mudshard patch: the peer's address a completed accept wrote, if the
+    /// source is an accept.
+    pub(crate) fn accepted_peer(&self) -> Option<std::net::SocketAddr> {
+        match &self.inner.borrow().source_type {
+            SourceType::Accept(addr) => addr.socket_addr(),
+            _ => None,
+        }
+    }
+
     pub(super) fn is_installed(&self) -> Option<bool> {
         match &self.inner.borrow().source_type {
             SourceType::ForeignNotifier(_, installed) => Some(*installed),
