@@ -125,33 +125,14 @@ pub(crate) fn socket_addr(
     addr: &libc::sockaddr_storage,
     length: libc::socklen_t,
 ) -> Option<std::net::SocketAddr> {
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-    let length = length as usize;
-    match addr.ss_family as libc::c_int {
-        libc::AF_INET if length >= std::mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says so, and the length covers it.
-            let a = unsafe { &*(addr as *const _ as *const libc::sockaddr_in) };
-            Some(
-                SocketAddrV4::new(
-                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                    u16::from_be(a.sin_port),
-                )
-                .into(),
-            )
-        }
-        libc::AF_INET6 if length >= std::mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: the family says so, and the length covers it.
-            let a = unsafe { &*(addr as *const _ as *const libc::sockaddr_in6) };
-            Some(
-                SocketAddrV6::new(
-                    Ipv6Addr::from(a.sin6_addr.s6_addr),
-                    u16::from_be(a.sin6_port),
-                    a.sin6_flowinfo,
-                    a.sin6_scope_id,
-                )
-                .into(),
-            )
-        }
+    use nix::sys::socket::{SockaddrLike, SockaddrStorage};
+    // SAFETY: `addr` is a whole `sockaddr_storage`; nix checks the family
+    // and that `length` covers the address it reads.
+    let storage =
+        unsafe { SockaddrStorage::from_raw(addr as *const _ as *const libc::sockaddr, Some(length)) }?;
+    match (storage.as_sockaddr_in(), storage.as_sockaddr_in6()) {
+        (Some(v4), _) => Some(std::net::SocketAddrV4::from(*v4).into()),
+        (_, Some(v6)) => Some(std::net::SocketAddrV6::from(*v6).into()),
         _ => None,
     }
 }
