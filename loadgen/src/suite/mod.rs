@@ -15,8 +15,11 @@
 //! floor's runs), `runner` (the runs, ladder stops, steal retries),
 //! `ladder` (what a step sustained), `results` (lookups for the report),
 //! `scaling` and `targets` (the two derived tables), `machine` (metadata),
-//! `report` (the markdown), `format` (how a figure is written).
+//! `report` (the markdown), `format` (how a figure is written), and
+//! `cluster` (the cross-host benchmark, `--only cluster`, with its own
+//! report).
 
+pub mod cluster;
 pub mod floor;
 pub mod format;
 pub mod ladder;
@@ -38,7 +41,6 @@ use plan::{ScenarioFile, VariantRules};
 use process::{Interrupt, Interrupted};
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -110,7 +112,8 @@ pub fn run(args: SuiteArgs) -> Result<(), SuiteError> {
         ..options
     };
     if options.only == ["cluster"] {
-        return Err(run_cluster(&options, &root).into());
+        let bin = binaries(&root, &options)?;
+        return cluster::run(&options, &root, &bin, &interrupt);
     }
     let scenario_dir = root.join("bench").join("scenarios");
     if !scenario_dir.is_dir() {
@@ -178,10 +181,16 @@ pub fn run(args: SuiteArgs) -> Result<(), SuiteError> {
             commands: &runner.commands.lines,
         },
     );
+    Ok(write_report(&out, &text, &run_dir)?)
+}
+
+/// Writes the report (making its directory) and says where it and the
+/// run's raw reports are.
+fn write_report(out: &Path, text: &str, run_dir: &Path) -> Result<(), String> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    std::fs::write(&out, text)
+    std::fs::write(out, text)
         .map_err(|e| format!("could not write the report {}: {e}", out.display()))?;
     println!(
         "suite: report written to {} (raw reports in {})",
@@ -291,22 +300,4 @@ fn default_out(root: &Path, options: &Options) -> PathBuf {
         name += "-quick";
     }
     root.join("bench/reports").join(format!("{name}.md"))
-}
-
-/// `--only cluster`: the cross-host benchmark has its own script (Redis and
-/// two hosts per server kind, and its own report). Returns only on failure.
-fn run_cluster(options: &Options, root: &Path) -> String {
-    let script = root.join("scripts/bench-cluster.sh");
-    let mut cmd = std::process::Command::new(&script);
-    if options.mode == Mode::Quick {
-        cmd.arg("--quick");
-    }
-    if !options.build {
-        cmd.arg("--no-build");
-    }
-    if let Some(out) = &options.out {
-        cmd.arg("--out").arg(out);
-    }
-    let err = cmd.exec();
-    format!("cannot run {}: {err}", script.display())
 }

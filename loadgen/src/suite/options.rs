@@ -38,10 +38,14 @@ pub struct SuiteArgs {
     pub quick: bool,
     /// Run only these scenarios (idle, chat, rtt, walk, churn); may be
     /// repeated. `--only cluster` alone runs the cross-host benchmark
-    /// (scripts/bench-cluster.sh: Redis and two hosts per server kind) with
-    /// its own report
+    /// (Redis and two hosts per server kind, bench/scenarios/cluster.toml)
+    /// with its own report
     #[arg(long, value_name = "SCENARIO[,SCENARIO…]", value_delimiter = ',')]
     pub only: Vec<String>,
+    /// With `--only cluster`: climb past the latency ladder's top
+    /// ([throughput] of bench/scenarios/cluster.toml)
+    #[arg(long, conflicts_with = "quick")]
+    pub throughput: bool,
     /// Write the report here instead of
     /// bench/reports/<date>-<host>[-split][-quick].md
     #[arg(long, value_name = "FILE")]
@@ -56,7 +60,7 @@ pub struct SuiteArgs {
     #[arg(long, value_name = "S:L", value_parser = SplitCores::parse)]
     pub split_cores: Option<SplitCores>,
     /// Use the release binaries already built (scripts/bench.sh builds them
-    /// otherwise; passed on to scripts/bench-cluster.sh)
+    /// otherwise)
     #[arg(long)]
     pub no_build: bool,
     /// Skip the machine floor (bench/floor: what the kernel alone charges
@@ -146,10 +150,31 @@ impl Mode {
     }
 }
 
+/// The cross-host benchmark's section of `cluster.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterMode {
+    Full,
+    Quick,
+    /// Past the latency ladder's top.
+    Throughput,
+}
+
+impl ClusterMode {
+    pub fn section(self) -> &'static str {
+        match self {
+            ClusterMode::Full => "full",
+            ClusterMode::Quick => "quick",
+            ClusterMode::Throughput => "throughput",
+        }
+    }
+}
+
 /// The checked options of one suite run.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub mode: Mode,
+    /// `--throughput` (with `--only cluster` alone).
+    pub throughput: bool,
     /// The scenarios asked for with `--only`, as given (empty: the suite).
     pub only: Vec<String>,
     pub out: Option<PathBuf>,
@@ -194,14 +219,18 @@ impl Options {
         let addr = |var: &str, default: &str| -> Result<SocketAddrV4, String> {
             loopback(&env(var).unwrap_or_else(|| default.to_string()))
         };
-        let only = args
+        let only: Vec<String> = args
             .only
             .iter()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
+        if args.throughput && only != ["cluster"] {
+            return Err("--throughput is for the cross-host benchmark: --only cluster".into());
+        }
         Ok(Options {
             mode: if args.quick { Mode::Quick } else { Mode::Full },
+            throughput: args.throughput,
             only,
             out: args.out,
             shards,
@@ -215,6 +244,15 @@ impl Options {
             baseline_addr: addr("BASELINE_ADDR", BASELINE_ADDR_DEFAULT)?,
             nproc,
         })
+    }
+
+    /// The cross-host benchmark's section.
+    pub fn cluster_mode(&self) -> ClusterMode {
+        match (self.throughput, self.mode) {
+            (true, _) => ClusterMode::Throughput,
+            (false, Mode::Quick) => ClusterMode::Quick,
+            (false, Mode::Full) => ClusterMode::Full,
+        }
     }
 
     /// Threads for loadgen: one per loadgen core with `--split-cores`,
@@ -288,6 +326,29 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn throughput_is_the_cross_host_benchmarks_alone() {
+        let o = |argv: &[&str]| Options::check(args(argv), no_env, 2);
+        let cluster = o(&["--only", "cluster", "--throughput"]).expect("valid");
+        assert_eq!(cluster.cluster_mode(), ClusterMode::Throughput);
+        assert_eq!(
+            o(&["--only", "cluster", "--quick"])
+                .expect("valid")
+                .cluster_mode(),
+            ClusterMode::Quick
+        );
+        assert_eq!(
+            o(&["--only", "cluster"]).expect("valid").cluster_mode(),
+            ClusterMode::Full
+        );
+        let err = o(&["--only", "chat", "--throughput"]).unwrap_err();
+        assert!(err.contains("--only cluster"), "{err}");
+        assert!(o(&["--throughput"]).is_err());
+        let mut all = vec!["suite"];
+        all.extend(["--only", "cluster", "--throughput", "--quick"]);
+        assert!(SuiteArgs::try_parse_from(all).is_err());
     }
 
     #[test]

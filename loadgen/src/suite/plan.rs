@@ -366,9 +366,7 @@ pub fn select(dir: &Path, only: &[String]) -> Result<Vec<String>, String> {
             );
         }
         if name == "cluster" {
-            return Err("cluster runs alone: scripts/bench.sh --only cluster \
-                        (scripts/bench-cluster.sh)"
-                .to_string());
+            return Err("cluster runs alone: scripts/bench.sh --only cluster".to_string());
         }
         if name.contains('/') || !dir.join(format!("{name}.toml")).is_file() {
             return Err(format!(

@@ -137,7 +137,7 @@ pub enum StartError {
         status: String,
         output: String,
     },
-    /// It did not print its address within the bound (it was stopped).
+    /// It did not say it was ready within the bound (it was stopped).
     Silent(Duration),
     Interrupted(Interrupted),
 }
@@ -155,7 +155,7 @@ impl std::fmt::Display for StartError {
             }
             StartError::Silent(bound) => write!(
                 f,
-                "did not print '{LISTENING_PREFIX}' within {} s",
+                "did not say it was ready ('{LISTENING_PREFIX}' from a server) within {} s",
                 bound.as_secs()
             ),
             StartError::Interrupted(Interrupted(s)) => write!(f, "interrupted (signal {s})"),
@@ -180,6 +180,21 @@ impl Server {
         bound: Duration,
         interrupt: &Interrupt,
     ) -> Result<Server, StartError> {
+        Server::start_when(cmd, log, bound, interrupt, |l| {
+            l.starts_with(LISTENING_PREFIX)
+        })
+    }
+
+    /// Starts `cmd` (output to `log`) and waits, at most `bound`, for a
+    /// line for which `ready` holds (`listening_on` is what follows
+    /// [`LISTENING_PREFIX`] in it, if anything).
+    pub fn start_when(
+        cmd: Command,
+        log: &Path,
+        bound: Duration,
+        interrupt: &Interrupt,
+        ready: impl Fn(&str) -> bool,
+    ) -> Result<Server, StartError> {
         let child = spawn_logged(cmd, log).map_err(StartError::Spawn)?;
         let pid = child.id();
         // Held from here so that every return below stops it.
@@ -191,8 +206,12 @@ impl Server {
         let until = Instant::now() + bound;
         loop {
             let text = std::fs::read_to_string(log).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.starts_with(LISTENING_PREFIX)) {
-                server.listening_on = line[LISTENING_PREFIX.len()..].trim().to_string();
+            if let Some(line) = text.lines().find(|l| ready(l)) {
+                server.listening_on = line
+                    .strip_prefix(LISTENING_PREFIX)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
                 return Ok(server);
             }
             if let Some(status) = server.exited() {
