@@ -5,7 +5,9 @@
 # missing first (a C compiler for the bundled SQLite and mimalloc;
 # redis-server for the cluster tests, tests/cluster.rs; headless Chromium,
 # node and npm for the browser client's test, tests/browser.rs, and for the
-# independent client that loadgen is checked against, tests/crosscheck.rs).
+# independent client that loadgen is checked against, tests/crosscheck.rs;
+# node and redis-server also for the cross-host benchmark's own test,
+# loadgen/tests/suite_cluster.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
