@@ -8,12 +8,15 @@
 //! that dies at start, one that never says where it listens; Ctrl-C in the
 //! middle of a run.
 
+mod suite_support;
+
 use loadgen::suite::process::{run_bounded, Interrupt, RunEnd, Server, StartError};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use suite_support::{alive, line_with};
 
 const FAKE_SERVER: &str = r#"#!/bin/sh
 # A fake server: records its pid, says where it listens, waits to be stopped.
@@ -245,21 +248,6 @@ impl Drop for FakeRepo {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie still answers kill(0): look at its state.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
-        .unwrap_or(false)
-}
-
-fn line_with<'a>(report: &'a str, start: &str) -> &'a str {
-    report
-        .lines()
-        .find(|l| l.starts_with(start))
-        .unwrap_or_else(|| panic!("no line starting {start:?} in:\n{report}"))
 }
 
 #[test]

@@ -9,12 +9,15 @@
 //! disturbed once more, plays the mixed step, stops everything by pid and
 //! writes the report, whose lines are then read back.
 
+mod suite_support;
+
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use suite_support::{alive, line_with};
 
 const FAKE_HOST: &str = r#"#!/usr/bin/env node
 // A fake host: listens where it is told (--listen, or the listen line of
@@ -205,20 +208,6 @@ impl Drop for FakeRepo {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
-        .unwrap_or(false)
-}
-
-fn line_with<'a>(report: &'a str, start: &str) -> &'a str {
-    report
-        .lines()
-        .find(|l| l.starts_with(start))
-        .unwrap_or_else(|| panic!("no line starting {start:?} in:\n{report}"))
 }
 
 /// The ports of the `redis-server`s the report's commands started.
