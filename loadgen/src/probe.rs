@@ -15,22 +15,28 @@ const HEALTHZ_BYTES_MAX: u64 = 64 * 1024;
 
 /// Asks the server at `addr` for its pid via `GET /healthz` (JSON with `"pid"`).
 pub fn healthz_pid(addr: SocketAddr) -> Option<u32> {
+    let body = http_get(addr, "/healthz", HEALTHZ_BYTES_MAX)?;
+    let body: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    body.get("pid")?
+        .as_u64()
+        .and_then(|pid| u32::try_from(pid).ok())
+}
+
+/// The body of `GET path` from the server at `addr` (at most `bytes_max`
+/// of response read, within [`HEALTHZ_TIMEOUT_MS`] per step); `None` on
+/// any failure.
+pub fn http_get(addr: SocketAddr, path: &str, bytes_max: u64) -> Option<Vec<u8>> {
     let timeout = Duration::from_millis(HEALTHZ_TIMEOUT_MS);
     let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     stream.set_write_timeout(Some(timeout)).ok()?;
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = Vec::new();
-    stream
-        .take(HEALTHZ_BYTES_MAX)
-        .read_to_end(&mut response)
-        .ok()?;
+    stream.take(bytes_max).read_to_end(&mut response).ok()?;
     let at = memchr::memmem::find(&response, b"\r\n\r\n")?;
-    let body: serde_json::Value = serde_json::from_slice(&response[at + 4..]).ok()?;
-    body.get("pid")?
-        .as_u64()
-        .and_then(|pid| u32::try_from(pid).ok())
+    response.drain(..at + 4);
+    Some(response)
 }
 
 /// The resident memory of `pid` in KiB (`VmRSS`).

@@ -673,17 +673,8 @@ fn free_port() -> Result<u16, String> {
 
 /// The body of `GET path` from a server on loopback; `None` on any failure.
 fn http_get(addr: &str, path: &str) -> Option<String> {
-    let addr: SocketAddr = addr.parse().ok()?;
-    let bound = Duration::from_secs(2);
-    let mut stream = TcpStream::connect_timeout(&addr, bound).ok()?;
-    stream.set_read_timeout(Some(bound)).ok()?;
-    stream.set_write_timeout(Some(bound)).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = Vec::new();
-    stream.take(16 << 20).read_to_end(&mut response).ok()?;
-    let at = memchr::memmem::find(&response, b"\r\n\r\n")?;
-    String::from_utf8(response[at + 4..].to_vec()).ok()
+    let body = crate::probe::http_get(addr.parse().ok()?, path, 16 << 20)?;
+    String::from_utf8(body).ok()
 }
 
 /// A counter without labels from a `/metrics` page.
